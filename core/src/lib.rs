@@ -1,0 +1,11 @@
+//! Shared model of Interchange: topology, record headers, Avro contracts, Kafka settings, registry, telemetry, shutdown.
+
+pub mod error;
+pub mod headers;
+pub mod kafka;
+pub mod registry;
+pub mod shutdown;
+pub mod telemetry;
+pub mod topology;
+
+pub use error::{CoreError, ErrorClass};

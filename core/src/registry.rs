@@ -1,0 +1,180 @@
+//! Confluent-compatible schema registry client for `hub schemas check|register`.
+//!
+//! Encoding and decoding records goes through `schema_registry_converter`; it has no calls for
+//! compatibility checks or subject config, so the admin side speaks the REST API directly.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::error::CoreError;
+
+const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
+
+/// What the registry says of a schema under a subject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Compatibility {
+    /// The subject has no version yet.
+    NewSubject,
+    /// The exact schema is already registered.
+    Registered { id: i64, version: i64 },
+    /// A new version that passes the subject's compatibility rule.
+    Compatible,
+    /// A new version the rule refuses, with the registry's reasons.
+    Incompatible { messages: Vec<String> },
+}
+
+/// A registry at `url` (for Apicurio, its `/apis/ccompat/v7` base).
+#[derive(Debug, Clone)]
+pub struct Registry {
+    url: String,
+    http: reqwest::Client,
+    basic_auth: Option<(String, String)>,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    #[serde(default)]
+    message: String,
+}
+
+impl Registry {
+    /// A client for `url`, with `user:password` basic auth when given.
+    pub fn new(url: &str, basic_auth: Option<&str>) -> Result<Self, CoreError> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| CoreError::RegistryUnreachable { url: url.to_owned(), reason: e.to_string() })?;
+        let basic_auth = basic_auth.map(|auth| {
+            let (user, password) = auth.split_once(':').unwrap_or((auth, ""));
+            (user.to_owned(), password.to_owned())
+        });
+        Ok(Self { url: url.trim_end_matches('/').to_owned(), http, basic_auth })
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<(StatusCode, serde_json::Value), CoreError> {
+        let url = format!("{}{path}", self.url);
+        let mut request = self.http.request(method, &url).header("Accept", CONTENT_TYPE);
+        if let Some((user, password)) = &self.basic_auth {
+            request = request.basic_auth(user, Some(password));
+        }
+        if let Some(body) = body {
+            request = request.header("Content-Type", CONTENT_TYPE).body(body.to_string());
+        }
+        let unreachable = |e: reqwest::Error| CoreError::RegistryUnreachable { url: url.clone(), reason: e.to_string() };
+        let response = request.send().await.map_err(unreachable)?;
+        let status = response.status();
+        let text = response.text().await.map_err(unreachable)?;
+        let value = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+        Ok((status, value))
+    }
+
+    fn refused(subject: &str, status: StatusCode, body: &serde_json::Value) -> CoreError {
+        let message = serde_json::from_value::<ErrorBody>(body.clone())
+            .map(|b| b.message)
+            .ok()
+            .filter(|m| !m.is_empty())
+            .unwrap_or_else(|| body.to_string());
+        CoreError::Registry { subject: subject.to_owned(), status: status.as_u16(), message }
+    }
+
+    /// Every subject the registry holds.
+    pub async fn subjects(&self) -> Result<Vec<String>, CoreError> {
+        let (status, body) = self.call(Method::GET, "/subjects", None).await?;
+        if !status.is_success() {
+            return Err(Self::refused("*", status, &body));
+        }
+        Ok(serde_json::from_value(body).unwrap_or_default())
+    }
+
+    /// Sets the subject's compatibility rule (`BACKWARD`, `FULL`, ...).
+    pub async fn set_compatibility(&self, subject: &str, level: &str) -> Result<(), CoreError> {
+        let body = json!({ "compatibility": level });
+        let (status, body) = self.call(Method::PUT, &format!("/config/{}", enc(subject)), Some(body)).await?;
+        if !status.is_success() {
+            return Err(Self::refused(subject, status, &body));
+        }
+        Ok(())
+    }
+
+    /// The subject's compatibility rule, if one is set on it.
+    pub async fn compatibility(&self, subject: &str) -> Result<Option<String>, CoreError> {
+        let (status, body) = self.call(Method::GET, &format!("/config/{}", enc(subject)), None).await?;
+        if status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !status.is_success() {
+            return Err(Self::refused(subject, status, &body));
+        }
+        let level = body.get("compatibilityLevel").or_else(|| body.get("compatibility"));
+        Ok(level.and_then(|l| l.as_str()).map(str::to_owned))
+    }
+
+    /// Tests `schema` against the subject without registering it.
+    pub async fn check(&self, subject: &str, schema: &str) -> Result<Compatibility, CoreError> {
+        let body = json!({ "schema": schema, "schemaType": "AVRO" });
+        let (status, found) = self.call(Method::POST, &format!("/subjects/{}", enc(subject)), Some(body.clone())).await?;
+        if status.is_success() {
+            let id = found.get("id").and_then(serde_json::Value::as_i64).unwrap_or(-1);
+            let version = found.get("version").and_then(serde_json::Value::as_i64).unwrap_or(-1);
+            return Ok(Compatibility::Registered { id, version });
+        }
+        let (status, versions) = self.call(Method::GET, &format!("/subjects/{}/versions", enc(subject)), None).await?;
+        if status == StatusCode::NOT_FOUND || versions.as_array().is_some_and(Vec::is_empty) {
+            return Ok(Compatibility::NewSubject);
+        }
+        if !status.is_success() {
+            return Err(Self::refused(subject, status, &versions));
+        }
+        let path = format!("/compatibility/subjects/{}/versions/latest?verbose=true", enc(subject));
+        let (status, verdict) = self.call(Method::POST, &path, Some(body)).await?;
+        if !status.is_success() {
+            return Err(Self::refused(subject, status, &verdict));
+        }
+        if verdict.get("is_compatible").and_then(serde_json::Value::as_bool) == Some(true) {
+            return Ok(Compatibility::Compatible);
+        }
+        let messages = verdict
+            .get("messages")
+            .and_then(serde_json::Value::as_array)
+            .map(|m| m.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned)).collect())
+            .unwrap_or_default();
+        Ok(Compatibility::Incompatible { messages })
+    }
+
+    /// Registers `schema` under the subject and returns its global id.
+    pub async fn register(&self, subject: &str, schema: &str) -> Result<i64, CoreError> {
+        let body = json!({ "schema": schema, "schemaType": "AVRO" });
+        let (status, answer) = self.call(Method::POST, &format!("/subjects/{}/versions", enc(subject)), Some(body)).await?;
+        if status == StatusCode::CONFLICT {
+            let message = Self::refused(subject, status, &answer).to_string();
+            return Err(CoreError::Incompatible { subject: subject.to_owned(), messages: vec![message] });
+        }
+        if !status.is_success() {
+            return Err(Self::refused(subject, status, &answer));
+        }
+        answer
+            .get("id")
+            .and_then(serde_json::Value::as_i64)
+            .ok_or_else(|| Self::refused(subject, status, &answer))
+    }
+}
+
+/// Percent-encodes a subject for a path segment (record full names hold only safe characters,
+/// but topic prefixes may not).
+fn enc(subject: &str) -> String {
+    subject
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -1,0 +1,334 @@
+//! Stage one of the topology: the serde shape of `topology.toml`, unchecked.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// `topology.toml` as written. [`RawTopology::validate`](super::validate) turns it into a
+/// [`Topology`](super::Topology) or the complete list of what is wrong with it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTopology {
+    /// Folder of the `.avsc` contracts, relative to the topology file.
+    #[serde(default = "default_schemas_dir")]
+    pub schemas_dir: String,
+    #[serde(default)]
+    pub defaults: RawDefaults,
+    #[serde(default, rename = "topic")]
+    pub topics: Vec<RawTopic>,
+    #[serde(default, rename = "route")]
+    pub routes: Vec<RawRoute>,
+    #[serde(default, rename = "processor")]
+    pub processors: Vec<RawProcessor>,
+    #[serde(default, rename = "sink")]
+    pub sinks: Vec<RawSink>,
+    #[serde(default, rename = "partner")]
+    pub partners: Vec<RawPartner>,
+}
+
+fn default_schemas_dir() -> String {
+    "schemas".to_owned()
+}
+
+/// Values a topic takes when it does not set them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDefaults {
+    #[serde(default = "default_replication_factor")]
+    pub replication_factor: i32,
+    #[serde(default = "default_min_isr")]
+    pub min_insync_replicas: i32,
+}
+
+impl Default for RawDefaults {
+    fn default() -> Self {
+        Self { replication_factor: default_replication_factor(), min_insync_replicas: default_min_isr() }
+    }
+}
+
+fn default_replication_factor() -> i32 {
+    3
+}
+
+fn default_min_isr() -> i32 {
+    2
+}
+
+/// Kafka's `cleanup.policy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CleanupPolicy {
+    Delete,
+    Compact,
+    #[serde(rename = "compact,delete")]
+    CompactDelete,
+}
+
+impl CleanupPolicy {
+    /// The value of Kafka's `cleanup.policy` topic config.
+    pub fn as_kafka(self) -> &'static str {
+        match self {
+            Self::Delete => "delete",
+            Self::Compact => "compact",
+            Self::CompactDelete => "compact,delete",
+        }
+    }
+
+    /// Parses Kafka's `cleanup.policy` value (order and spaces ignored).
+    pub fn from_kafka(value: &str) -> Option<Self> {
+        let mut parts: Vec<&str> = value.split(',').map(str::trim).filter(|p| !p.is_empty()).collect();
+        parts.sort_unstable();
+        match parts.as_slice() {
+            ["delete"] => Some(Self::Delete),
+            ["compact"] => Some(Self::Compact),
+            ["compact", "delete"] => Some(Self::CompactDelete),
+            _ => None,
+        }
+    }
+
+    /// Whether the log keeps the latest record per key.
+    pub fn is_compacted(self) -> bool {
+        matches!(self, Self::Compact | Self::CompactDelete)
+    }
+}
+
+/// One `[[topic]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTopic {
+    pub name: String,
+    #[serde(default)]
+    pub doc: String,
+    pub partitions: i32,
+    pub replication_factor: Option<i32>,
+    pub min_insync_replicas: Option<i32>,
+    /// Name of the field records are keyed by; topics read together must share it.
+    pub key: String,
+    pub cleanup_policy: CleanupPolicy,
+    /// `retention.ms`; absent means the broker default (infinite for compacted topics).
+    #[serde(default, with = "humantime_serde")]
+    pub retention: Option<Duration>,
+    /// Schema names (file stems under `schemas_dir`) of the values this topic carries.
+    pub schemas: Vec<String>,
+    /// Any other topic-level Kafka config, passed through as is.
+    #[serde(default)]
+    pub configs: BTreeMap<String, String>,
+}
+
+/// One `[[route]]` of the ingest edge.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    pub path: String,
+    pub topic: String,
+    pub schema: String,
+    /// Partners allowed to call this route.
+    pub partners: Vec<String>,
+}
+
+/// One `[[processor]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProcessor {
+    pub name: String,
+    #[serde(default)]
+    pub doc: String,
+    /// Topics consumed and co-partitioned with `state`.
+    pub inputs: Vec<String>,
+    /// Compacted topic holding the processor's state, keyed like the inputs.
+    pub state: String,
+    /// Compacted topics read whole by every instance (lookup tables); not co-partitioned.
+    #[serde(default)]
+    pub lookups: Vec<String>,
+    pub outputs: Vec<String>,
+    pub dead_letter: String,
+    #[serde(default = "default_commit_interval", with = "humantime_serde")]
+    pub commit_interval: Duration,
+    #[serde(default = "default_max_batch")]
+    pub max_batch: usize,
+    pub params: ProcessorParams,
+}
+
+fn default_commit_interval() -> Duration {
+    Duration::from_millis(100)
+}
+
+fn default_max_batch() -> usize {
+    500
+}
+
+/// The closed set of processor kinds; one `match` builds each runtime.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ProcessorParams {
+    /// The reference order saga.
+    OrderSaga {
+        /// Partner that receives dispatches.
+        erp_partner: String,
+        #[serde(default)]
+        discount_percent: u8,
+        /// Order total (decimal string) from which the discount applies.
+        #[serde(default = "default_discount_min_total")]
+        discount_min_total: String,
+        /// How long a dispatched order may wait for its result before it is compensated.
+        #[serde(with = "humantime_serde")]
+        dispatch_deadline: Duration,
+    },
+}
+
+fn default_discount_min_total() -> String {
+    "0".to_owned()
+}
+
+/// One `[[sink]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSink {
+    pub name: String,
+    pub input: String,
+    /// Topic that delivery results are written to, if the kind reports any.
+    pub results: Option<String>,
+    pub dead_letter: String,
+    pub params: SinkParams,
+}
+
+/// The closed set of sink kinds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SinkParams {
+    /// Delivers commands to a partner's HTTP API.
+    Http {
+        partner: String,
+        /// Schema names of the commands on `input` this sink delivers.
+        commands: Vec<String>,
+    },
+    /// Projects the state topic into the CQL read model.
+    CqlProjector {
+        keyspace: String,
+        #[serde(with = "humantime_serde")]
+        timeline_ttl: Duration,
+    },
+}
+
+/// Where a secret comes from; never written inline in the topology.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum SecretRef {
+    /// An environment variable.
+    Env(String),
+    /// A file whose contents (trimmed) are the secret; mounted Kubernetes secrets.
+    File(String),
+}
+
+/// One `[[partner]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPartner {
+    pub name: String,
+    #[serde(default)]
+    pub doc: String,
+    pub inbound: Option<RawInbound>,
+    pub outbound: Option<RawOutbound>,
+}
+
+/// How a partner authenticates when calling the ingest edge.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInbound {
+    /// Comma-separated API keys (several for rotation).
+    pub api_keys: Option<SecretRef>,
+    pub jwt: Option<RawJwt>,
+    /// Standard Webhooks secrets (`whsec_...`, comma-separated for rotation).
+    pub webhook_secrets: Option<SecretRef>,
+    #[serde(default = "default_tolerance", with = "humantime_serde")]
+    pub webhook_tolerance: Duration,
+    pub rate_limit: Option<RateLimit>,
+}
+
+fn default_tolerance() -> Duration {
+    Duration::from_secs(300)
+}
+
+/// JWT bearer tokens accepted from a partner.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawJwt {
+    pub issuer: String,
+    pub audience: String,
+    /// HS256 shared secret.
+    pub hs256_secret: Option<SecretRef>,
+    /// RS256 public key (PEM).
+    pub rs256_public_key: Option<SecretRef>,
+}
+
+/// A sustained rate and a burst.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    pub per_second: u32,
+    pub burst: u32,
+}
+
+/// How the hub calls a partner.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOutbound {
+    pub base_url: String,
+    #[serde(default = "default_path")]
+    pub path: String,
+    #[serde(default = "default_method")]
+    pub method: String,
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    #[serde(default = "default_concurrency")]
+    pub concurrency: u32,
+    pub rate_limit: RateLimit,
+    #[serde(default)]
+    pub retry: RetryPolicy,
+    pub auth: Option<OutboundAuth>,
+    /// Secret that signs webhooks to this partner (Standard Webhooks).
+    pub signing_secret: Option<SecretRef>,
+}
+
+fn default_path() -> String {
+    "/".to_owned()
+}
+
+fn default_method() -> String {
+    "POST".to_owned()
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_concurrency() -> u32 {
+    16
+}
+
+/// Exponential backoff with full jitter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryPolicy {
+    #[serde(with = "humantime_serde")]
+    pub initial_backoff: Duration,
+    #[serde(with = "humantime_serde")]
+    pub max_backoff: Duration,
+    pub max_attempts: u32,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self { initial_backoff: Duration::from_secs(1), max_backoff: Duration::from_secs(16), max_attempts: 5 }
+    }
+}
+
+/// Credentials the hub presents to a partner.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum OutboundAuth {
+    Bearer { token: SecretRef },
+    ApiKey { header: String, key: SecretRef },
+    OauthClientCredentials { token_url: String, client_id: String, client_secret: SecretRef, scope: Option<String> },
+}

@@ -1,0 +1,463 @@
+//! Turns a [`RawTopology`] into a [`Topology`], collecting every error instead of stopping at the first.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use super::error::TopologyError;
+use super::model::{Contract, Partner, Processor, Route, Sink, Topic, Topology};
+use super::raw::{ProcessorParams, RawTopology, SinkParams};
+
+/// Topic configs that have their own field in `[[topic]]`.
+const MANAGED_CONFIGS: [&str; 3] = ["cleanup.policy", "retention.ms", "min.insync.replicas"];
+
+/// Where the topology came from and how to name its topics.
+#[derive(Debug, Clone)]
+pub struct ValidateOptions<'a> {
+    /// The topology file; schema paths are relative to its folder.
+    pub source: &'a Path,
+    /// Put before every topic name.
+    pub topic_prefix: &'a str,
+}
+
+struct Checker<'a> {
+    raw: &'a RawTopology,
+    opts: &'a ValidateOptions<'a>,
+    errors: Vec<TopologyError>,
+}
+
+impl RawTopology {
+    /// Checks every reference, co-partitioning, compaction and contract, and reports all errors at once.
+    pub fn validate(&self, opts: &ValidateOptions<'_>) -> Result<Topology, Vec<TopologyError>> {
+        let mut checker = Checker { raw: self, opts, errors: Vec::new() };
+        checker.duplicates();
+        let topics = checker.topics();
+        let contracts = checker.contracts(&topics);
+        let routes = checker.routes(&topics);
+        let processors = checker.processors(&topics);
+        let sinks = checker.sinks(&topics);
+        let partners = checker.partners();
+        if !checker.errors.is_empty() {
+            return Err(checker.errors);
+        }
+        Ok(Topology {
+            source: opts.source.to_path_buf(),
+            topic_prefix: opts.topic_prefix.to_owned(),
+            topics,
+            contracts,
+            routes,
+            processors,
+            sinks,
+            partners,
+        })
+    }
+}
+
+fn invalid(owner: String, field: &'static str, value: impl ToString, reason: impl Into<String>) -> TopologyError {
+    TopologyError::Invalid { owner, field, value: value.to_string(), reason: reason.into() }
+}
+
+impl Checker<'_> {
+    fn duplicates(&mut self) {
+        let raw = self.raw;
+        let lists: [(&'static str, Vec<&str>); 5] = [
+            ("topic", raw.topics.iter().map(|t| t.name.as_str()).collect()),
+            ("route", raw.routes.iter().map(|r| r.path.as_str()).collect()),
+            ("processor", raw.processors.iter().map(|p| p.name.as_str()).collect()),
+            ("sink", raw.sinks.iter().map(|s| s.name.as_str()).collect()),
+            ("partner", raw.partners.iter().map(|p| p.name.as_str()).collect()),
+        ];
+        for (kind, names) in lists {
+            let mut seen = BTreeSet::new();
+            let mut reported = BTreeSet::new();
+            for name in names {
+                if !seen.insert(name) && reported.insert(name) {
+                    self.errors.push(TopologyError::Duplicate { kind, name: name.to_owned() });
+                }
+            }
+        }
+    }
+
+    fn topics(&mut self) -> Vec<Topic> {
+        let defaults = &self.raw.defaults;
+        let mut out = Vec::new();
+        for raw in &self.raw.topics {
+            let owner = format!("topic {:?}", raw.name);
+            let name = format!("{}{}", self.opts.topic_prefix, raw.name);
+            if let Err(reason) = check_topic_name(&name) {
+                self.errors.push(invalid(owner.clone(), "name", &name, reason));
+            }
+            if raw.partitions < 1 {
+                self.errors.push(invalid(owner.clone(), "partitions", raw.partitions, "must be at least 1"));
+            }
+            let rf = raw.replication_factor.unwrap_or(defaults.replication_factor);
+            let min_isr = raw.min_insync_replicas.unwrap_or(defaults.min_insync_replicas);
+            if rf < 1 {
+                self.errors.push(invalid(owner.clone(), "replication_factor", rf, "must be at least 1"));
+            }
+            if min_isr < 1 || min_isr > rf {
+                self.errors.push(invalid(
+                    owner.clone(),
+                    "min_insync_replicas",
+                    min_isr,
+                    format!("must be between 1 and the replication factor ({rf})"),
+                ));
+            }
+            if raw.key.trim().is_empty() {
+                self.errors.push(invalid(owner.clone(), "key", &raw.key, "must name the field records are keyed by"));
+            }
+            if raw.schemas.is_empty() {
+                self.errors.push(invalid(owner.clone(), "schemas", "[]", "a topic carries at least one contract"));
+            }
+            for key in raw.configs.keys().filter(|k| MANAGED_CONFIGS.contains(&k.as_str())) {
+                self.errors.push(invalid(
+                    owner.clone(),
+                    "configs",
+                    key,
+                    "set by its own field (cleanup_policy, retention, min_insync_replicas)",
+                ));
+            }
+            out.push(Topic {
+                name,
+                declared_name: raw.name.clone(),
+                doc: raw.doc.clone(),
+                partitions: raw.partitions,
+                replication_factor: rf,
+                min_insync_replicas: min_isr,
+                key: raw.key.clone(),
+                cleanup_policy: raw.cleanup_policy,
+                retention: raw.retention,
+                schemas: raw.schemas.clone(),
+                configs: raw.configs.clone(),
+            });
+        }
+        out
+    }
+
+    fn contracts(&mut self, topics: &[Topic]) -> BTreeMap<String, Contract> {
+        let base = self.opts.source.parent().unwrap_or(Path::new(".")).join(&self.raw.schemas_dir);
+        let mut contracts = BTreeMap::new();
+        let mut failed = BTreeSet::new();
+        for topic in topics {
+            for name in &topic.schemas {
+                if contracts.contains_key(name) {
+                    continue;
+                }
+                let path = base.join(format!("{name}.avsc"));
+                let text = match std::fs::read_to_string(&path) {
+                    Ok(text) => text,
+                    Err(_) => {
+                        self.errors.push(TopologyError::SchemaMissing {
+                            topic: topic.declared_name.clone(),
+                            schema: name.clone(),
+                            path,
+                        });
+                        continue;
+                    }
+                };
+                if failed.contains(name) {
+                    continue;
+                }
+                match Contract::parse(name, &path, &text) {
+                    Ok(contract) => {
+                        contracts.insert(name.clone(), contract);
+                    }
+                    Err(reason) => {
+                        failed.insert(name.clone());
+                        self.errors.push(TopologyError::SchemaInvalid { schema: name.clone(), path, reason });
+                    }
+                }
+            }
+        }
+        contracts
+    }
+
+    fn resolve(&mut self, topics: &[Topic], owner: &str, field: &'static str, declared: &str) -> Option<Topic> {
+        let found = topics.iter().find(|t| t.declared_name == declared).cloned();
+        if found.is_none() {
+            self.errors.push(TopologyError::UnknownTopic {
+                owner: owner.to_owned(),
+                field,
+                topic: declared.to_owned(),
+            });
+        }
+        found
+    }
+
+    fn partner_ref(&mut self, owner: &str, field: &'static str, partner: &str, must_be_callable: bool) {
+        match self.raw.partners.iter().find(|p| p.name == partner) {
+            None => self.errors.push(TopologyError::UnknownPartner {
+                owner: owner.to_owned(),
+                field,
+                partner: partner.to_owned(),
+            }),
+            Some(p) if must_be_callable && p.outbound.is_none() => self.errors.push(
+                TopologyError::PartnerNotCallable { owner: owner.to_owned(), partner: partner.to_owned() },
+            ),
+            Some(p) if !must_be_callable && p.inbound.is_none() => self.errors.push(invalid(
+                owner.to_owned(),
+                field,
+                partner,
+                "partner has no [partner.inbound] section, so it cannot authenticate",
+            )),
+            Some(_) => {}
+        }
+    }
+
+    fn schema_on_topic(&mut self, owner: &str, topic: &Topic, schema: &str) {
+        if !topic.schemas.iter().any(|s| s == schema) {
+            self.errors.push(TopologyError::SchemaNotOnTopic {
+                owner: owner.to_owned(),
+                topic: topic.declared_name.clone(),
+                schema: schema.to_owned(),
+                carried: topic.schemas.clone(),
+            });
+        }
+    }
+
+    fn routes(&mut self, topics: &[Topic]) -> Vec<Route> {
+        let mut out = Vec::new();
+        for raw in &self.raw.routes {
+            let owner = format!("route {:?}", raw.path);
+            if !raw.path.starts_with('/') {
+                self.errors.push(invalid(owner.clone(), "path", &raw.path, "must start with '/'"));
+            }
+            let topic = self.resolve(topics, &owner, "topic", &raw.topic);
+            if let Some(topic) = &topic {
+                self.schema_on_topic(&owner, topic, &raw.schema);
+            }
+            if raw.partners.is_empty() {
+                self.errors.push(invalid(owner.clone(), "partners", "[]", "name at least one partner"));
+            }
+            for partner in &raw.partners {
+                self.partner_ref(&owner, "partners", partner, false);
+            }
+            if let Some(topic) = topic {
+                out.push(Route {
+                    path: raw.path.clone(),
+                    topic: topic.name,
+                    schema: raw.schema.clone(),
+                    partners: raw.partners.clone(),
+                });
+            }
+        }
+        out
+    }
+
+    fn processors(&mut self, topics: &[Topic]) -> Vec<Processor> {
+        let mut out = Vec::new();
+        for raw in &self.raw.processors {
+            let owner = format!("processor {:?}", raw.name);
+            let inputs: Vec<Option<Topic>> =
+                raw.inputs.iter().map(|t| self.resolve(topics, &owner, "inputs", t)).collect();
+            let state = self.resolve(topics, &owner, "state", &raw.state);
+            let lookups: Vec<Option<Topic>> =
+                raw.lookups.iter().map(|t| self.resolve(topics, &owner, "lookups", t)).collect();
+            let outputs: Vec<Option<Topic>> =
+                raw.outputs.iter().map(|t| self.resolve(topics, &owner, "outputs", t)).collect();
+            let dead_letter = self.resolve(topics, &owner, "dead_letter", &raw.dead_letter);
+            if raw.inputs.is_empty() {
+                self.errors.push(invalid(owner.clone(), "inputs", "[]", "a processor reads at least one topic"));
+            }
+            if raw.max_batch == 0 {
+                self.errors.push(invalid(owner.clone(), "max_batch", 0, "must be at least 1"));
+            }
+            if let Some(state) = &state {
+                if !state.cleanup_policy.is_compacted() {
+                    self.errors.push(TopologyError::NotCompacted {
+                        owner: owner.clone(),
+                        field: "state",
+                        topic: state.declared_name.clone(),
+                    });
+                }
+            }
+            for lookup in lookups.iter().flatten() {
+                if !lookup.cleanup_policy.is_compacted() {
+                    self.errors.push(TopologyError::NotCompacted {
+                        owner: owner.clone(),
+                        field: "lookups",
+                        topic: lookup.declared_name.clone(),
+                    });
+                }
+            }
+            let partitioned: Vec<&Topic> = inputs.iter().flatten().chain(state.iter()).collect();
+            if partitioned.iter().any(|t| t.partitions != partitioned[0].partitions) {
+                self.errors.push(TopologyError::NotCoPartitioned {
+                    processor: raw.name.clone(),
+                    partitions: partitioned.iter().map(|t| (t.declared_name.clone(), t.partitions)).collect(),
+                });
+            }
+            if partitioned.iter().any(|t| t.key != partitioned[0].key) {
+                self.errors.push(TopologyError::KeyMismatch {
+                    processor: raw.name.clone(),
+                    keys: partitioned.iter().map(|t| (t.declared_name.clone(), t.key.clone())).collect(),
+                });
+            }
+            match &raw.params {
+                ProcessorParams::OrderSaga { erp_partner, discount_percent, discount_min_total, .. } => {
+                    self.partner_ref(&owner, "params.erp_partner", erp_partner, true);
+                    if *discount_percent > 100 {
+                        self.errors.push(invalid(owner.clone(), "params.discount_percent", discount_percent, "at most 100"));
+                    }
+                    if !is_decimal(discount_min_total) {
+                        self.errors.push(invalid(
+                            owner.clone(),
+                            "params.discount_min_total",
+                            discount_min_total,
+                            "must be a decimal amount such as \"500.00\"",
+                        ));
+                    }
+                }
+            }
+            let name = |t: Option<Topic>| t.map(|t| t.name).unwrap_or_default();
+            out.push(Processor {
+                name: raw.name.clone(),
+                doc: raw.doc.clone(),
+                inputs: inputs.into_iter().map(name).collect(),
+                state: name(state),
+                lookups: lookups.into_iter().map(name).collect(),
+                outputs: outputs.into_iter().map(name).collect(),
+                dead_letter: name(dead_letter),
+                commit_interval: raw.commit_interval,
+                max_batch: raw.max_batch,
+                params: raw.params.clone(),
+            });
+        }
+        out
+    }
+
+    fn sinks(&mut self, topics: &[Topic]) -> Vec<Sink> {
+        let mut out = Vec::new();
+        for raw in &self.raw.sinks {
+            let owner = format!("sink {:?}", raw.name);
+            let input = self.resolve(topics, &owner, "input", &raw.input);
+            let results = raw.results.as_ref().map(|r| self.resolve(topics, &owner, "results", r));
+            let dead_letter = self.resolve(topics, &owner, "dead_letter", &raw.dead_letter);
+            match &raw.params {
+                SinkParams::Http { partner, commands } => {
+                    self.partner_ref(&owner, "params.partner", partner, true);
+                    if commands.is_empty() {
+                        self.errors.push(invalid(owner.clone(), "params.commands", "[]", "name the commands it delivers"));
+                    }
+                    if let Some(input) = &input {
+                        for command in commands {
+                            self.schema_on_topic(&owner, input, command);
+                        }
+                    }
+                    if raw.results.is_none() {
+                        self.errors.push(invalid(owner.clone(), "results", "", "an http sink reports delivery results"));
+                    }
+                }
+                SinkParams::CqlProjector { keyspace, .. } => {
+                    let valid = keyspace.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                        && keyspace.chars().next().is_some_and(|c| c.is_ascii_alphabetic());
+                    if !valid {
+                        self.errors.push(invalid(owner.clone(), "params.keyspace", keyspace, "not a CQL identifier"));
+                    }
+                }
+            }
+            let name = |t: Option<Topic>| t.map(|t| t.name).unwrap_or_default();
+            out.push(Sink {
+                name: raw.name.clone(),
+                input: name(input),
+                results: results.map(name),
+                dead_letter: name(dead_letter),
+                params: raw.params.clone(),
+            });
+        }
+        out
+    }
+
+    fn partners(&mut self) -> Vec<Partner> {
+        let mut out = Vec::new();
+        for raw in &self.raw.partners {
+            let owner = format!("partner {:?}", raw.name);
+            if let Some(inbound) = &raw.inbound {
+                if inbound.api_keys.is_none() && inbound.jwt.is_none() {
+                    self.errors.push(invalid(owner.clone(), "inbound", "", "set api_keys or jwt"));
+                }
+                if let Some(jwt) = &inbound.jwt {
+                    if jwt.hs256_secret.is_some() == jwt.rs256_public_key.is_some() {
+                        self.errors.push(invalid(
+                            owner.clone(),
+                            "inbound.jwt",
+                            "",
+                            "set exactly one of hs256_secret and rs256_public_key",
+                        ));
+                    }
+                }
+            }
+            if let Some(outbound) = &raw.outbound {
+                match reqwest::Url::parse(&outbound.base_url) {
+                    Ok(url) if matches!(url.scheme(), "http" | "https") => {}
+                    Ok(_) => self.errors.push(invalid(owner.clone(), "outbound.base_url", &outbound.base_url, "must be http or https")),
+                    Err(e) => self.errors.push(invalid(owner.clone(), "outbound.base_url", &outbound.base_url, e.to_string())),
+                }
+                if !["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&outbound.method.as_str()) {
+                    self.errors.push(invalid(owner.clone(), "outbound.method", &outbound.method, "not an HTTP method the hub sends"));
+                }
+                if outbound.concurrency == 0 {
+                    self.errors.push(invalid(owner.clone(), "outbound.concurrency", 0, "must be at least 1"));
+                }
+                if outbound.rate_limit.per_second == 0 || outbound.rate_limit.burst == 0 {
+                    self.errors.push(invalid(
+                        owner.clone(),
+                        "outbound.rate_limit",
+                        format!("{:?}", outbound.rate_limit),
+                        "per_second and burst must be at least 1",
+                    ));
+                }
+                let retry = outbound.retry;
+                if retry.max_attempts == 0 || retry.initial_backoff > retry.max_backoff {
+                    self.errors.push(invalid(
+                        owner.clone(),
+                        "outbound.retry",
+                        format!("{retry:?}"),
+                        "max_attempts must be at least 1 and initial_backoff at most max_backoff",
+                    ));
+                }
+            }
+            out.push(Partner {
+                name: raw.name.clone(),
+                doc: raw.doc.clone(),
+                inbound: raw.inbound.clone(),
+                outbound: raw.outbound.clone(),
+            });
+        }
+        out
+    }
+}
+
+/// Kafka's rules for topic names.
+fn check_topic_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() || name == "." || name == ".." {
+        return Err("not a legal topic name");
+    }
+    if name.len() > 249 {
+        return Err("longer than 249 characters");
+    }
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) {
+        return Err("only ASCII letters, digits, '.', '_' and '-' are legal");
+    }
+    Ok(())
+}
+
+fn is_decimal(text: &str) -> bool {
+    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
+    !whole.is_empty() && whole.chars().all(|c| c.is_ascii_digit()) && frac.chars().all(|c| c.is_ascii_digit())
+}
+
+impl Contract {
+    /// Parses one `.avsc`; the top level must be a named record.
+    pub fn parse(name: &str, path: &Path, text: &str) -> Result<Contract, String> {
+        let schema = apache_avro::Schema::parse_str(text).map_err(|e| e.to_string())?;
+        let full_name = match &schema {
+            apache_avro::Schema::Record(record) => record.name.fullname(None),
+            _ => return Err("the top level must be a record".to_owned()),
+        };
+        if !full_name.contains('.') {
+            return Err(format!("record {full_name} has no namespace"));
+        }
+        let canonical = schema.canonical_form();
+        Ok(Contract { name: name.to_owned(), path: path.to_path_buf(), full_name, schema, canonical })
+    }
+}

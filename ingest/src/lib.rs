@@ -1,0 +1,1 @@
+//! HTTP ingest edge (issue 3).

@@ -1,0 +1,1 @@
+//! Stateful processors (issue 4).

@@ -1,0 +1,1 @@
+//! Sink connectors (issue 5).

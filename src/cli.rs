@@ -1,0 +1,110 @@
+//! Command-line surface of `hub`: global connection options and one subcommand per role or tool.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Interchange: a Kafka-native integration hub.
+///
+/// Every option can also be set through the environment variable shown; flags win.
+#[derive(Debug, Parser)]
+#[command(name = "hub", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every subcommand shares: where the topology and the services are.
+#[derive(Debug, Clone, Args)]
+pub struct Global {
+    /// The topology file.
+    #[arg(long, env = "HUB_TOPOLOGY", default_value = "topology.toml", global = true)]
+    pub topology: PathBuf,
+    /// Put before every topic name (and so every subject): isolates environments sharing a cluster.
+    #[arg(long, env = "HUB_TOPIC_PREFIX", default_value = "", global = true)]
+    pub topic_prefix: String,
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "HUB_BOOTSTRAP_SERVERS", default_value = "127.0.0.1:9092", global = true)]
+    pub bootstrap_servers: String,
+    /// A Java-style .properties file of librdkafka settings (security.protocol, sasl.*, ssl.*).
+    #[arg(long, env = "HUB_KAFKA_CONFIG", global = true)]
+    pub kafka_config: Option<PathBuf>,
+    /// One librdkafka property, key=value; repeatable, applied after --kafka-config
+    /// (env: comma-separated list).
+    #[arg(short = 'X', long = "kafka-property", env = "HUB_KAFKA_PROPERTIES", value_delimiter = ',', global = true)]
+    pub kafka_properties: Vec<String>,
+    /// Confluent-compatible schema registry base URL (Apicurio: .../apis/ccompat/v7).
+    #[arg(long, env = "HUB_REGISTRY_URL", default_value = "http://127.0.0.1:8081/apis/ccompat/v7", global = true)]
+    pub registry_url: String,
+    /// Registry basic auth as user:password.
+    #[arg(long, env = "HUB_REGISTRY_BASIC_AUTH", hide_env_values = true, global = true)]
+    pub registry_basic_auth: Option<String>,
+    /// Redis URL (idempotency keys, shared rate limits).
+    #[arg(long, env = "HUB_REDIS_URL", default_value = "redis://127.0.0.1:6379", global = true)]
+    pub redis_url: String,
+    /// CQL contact points, comma-separated host:port.
+    #[arg(long, env = "HUB_CQL_NODES", default_value = "127.0.0.1:9042", global = true)]
+    pub cql_nodes: String,
+    /// Log format: auto (JSON unless stderr is a terminal), json or text.
+    #[arg(long, env = "HUB_LOG_FORMAT", value_enum, default_value_t = LogFormatArg::Auto, global = true)]
+    pub log_format: LogFormatArg,
+    /// Log filter, RUST_LOG syntax.
+    #[arg(long, env = "RUST_LOG", default_value = "info", global = true)]
+    pub log_filter: String,
+}
+
+/// `--log-format` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormatArg {
+    Auto,
+    Json,
+    Text,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run every role in one process (ingest, processors, sinks).
+    Run,
+    /// Run the HTTP ingest edge.
+    Ingest,
+    /// Run the stateful processors.
+    Process,
+    /// Run the sink connectors.
+    Sink,
+    /// Check, apply or describe the topics of the topology.
+    #[command(subcommand)]
+    Topology(TopologyCommand),
+    /// Check or register the Avro contracts with the schema registry.
+    #[command(subcommand)]
+    Schemas(SchemasCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TopologyCommand {
+    /// Validate the topology and its contracts offline; lists every error at once.
+    Check,
+    /// Create missing topics, raise partition counts and fix configs; refuses unsafe changes.
+    Apply(ApplyArgs),
+    /// Show declared against actual for every topic.
+    Describe(ApplyArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ApplyArgs {
+    /// Lower replication factor and min.insync.replicas to the broker count (development clusters).
+    #[arg(long, env = "HUB_ALLOW_FEWER_REPLICAS")]
+    pub allow_fewer_replicas: bool,
+    /// Print the plan without changing anything.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SchemasCommand {
+    /// Test every contract against the registry without registering.
+    Check,
+    /// Register every contract under its subject with BACKWARD compatibility.
+    Register,
+}

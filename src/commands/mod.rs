@@ -1,0 +1,37 @@
+//! One function per subcommand; each returns the process exit code.
+
+mod schemas;
+mod topology;
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use interchange_core::kafka::KafkaSettings;
+use interchange_core::topology::Topology;
+
+use crate::cli::{Cli, Command, Global};
+
+/// Runs the parsed command line.
+pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    let global = cli.global;
+    match cli.command {
+        Command::Topology(cmd) => topology::run(&global, cmd).await,
+        Command::Schemas(cmd) => schemas::run(&global, cmd).await,
+        Command::Run | Command::Ingest | Command::Process | Command::Sink => {
+            // Loaded so a role never starts on a broken topology.
+            load(&global)?;
+            anyhow::bail!("this role is not built yet: see the open issues for ingest (3), processors (4) and sinks (5)")
+        }
+    }
+}
+
+/// Loads and validates the topology, printing every error.
+pub fn load(global: &Global) -> anyhow::Result<Topology> {
+    Topology::load(&global.topology, &global.topic_prefix).map_err(anyhow::Error::new)
+}
+
+/// Kafka settings from the global options.
+pub fn kafka(global: &Global) -> anyhow::Result<KafkaSettings> {
+    KafkaSettings::new(&global.bootstrap_servers, global.kafka_config.as_deref(), &global.kafka_properties)
+        .context("Kafka settings")
+}

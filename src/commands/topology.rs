@@ -1,0 +1,127 @@
+//! `hub topology check|apply|describe`.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use interchange_core::kafka::admin::{plan, Admin, PlanOptions};
+use interchange_core::topology::Topology;
+
+use super::{kafka, load};
+use crate::cli::{ApplyArgs, Global, TopologyCommand};
+
+pub async fn run(global: &Global, cmd: TopologyCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        TopologyCommand::Check => Ok(check(global)),
+        TopologyCommand::Apply(args) => apply(global, &args).await,
+        TopologyCommand::Describe(args) => describe(global, &args).await,
+    }
+}
+
+fn check(global: &Global) -> ExitCode {
+    match Topology::load(&global.topology, &global.topic_prefix) {
+        Ok(t) => {
+            println!(
+                "{}: ok: {} topics, {} contracts, {} routes, {} processors, {} sinks, {} partners",
+                global.topology.display(),
+                t.topics.len(),
+                t.contracts.len(),
+                t.routes.len(),
+                t.processors.len(),
+                t.sinks.len(),
+                t.partners.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprint!("{}: {errors}", global.topology.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn apply(global: &Global, args: &ApplyArgs) -> anyhow::Result<ExitCode> {
+    let topology = load(global)?;
+    let admin = Admin::new(&kafka(global)?)?;
+    let names: Vec<String> = topology.topics.iter().map(|t| t.name.clone()).collect();
+    let cluster = admin.cluster_state(&names).await.context("reading the cluster")?;
+    let plan = plan(&topology, &cluster, PlanOptions { allow_fewer_replicas: args.allow_fewer_replicas });
+    for note in &plan.notes {
+        println!("note: {note}");
+    }
+    if !plan.refusals.is_empty() {
+        eprintln!("refused, nothing changed ({} unsafe change(s)):", plan.refusals.len());
+        for refusal in &plan.refusals {
+            eprintln!("  - {refusal}");
+        }
+        return Ok(ExitCode::FAILURE);
+    }
+    if plan.changes.is_empty() {
+        println!("no change: all {} topics match {}", topology.topics.len(), global.topology.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    for change in &plan.changes {
+        println!("{}{change}", if args.dry_run { "would " } else { "" });
+    }
+    if args.dry_run {
+        return Ok(ExitCode::SUCCESS);
+    }
+    admin.apply(&plan.changes).await.context("applying the topology")?;
+    println!("applied {} change(s)", plan.changes.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn describe(global: &Global, args: &ApplyArgs) -> anyhow::Result<ExitCode> {
+    let topology = load(global)?;
+    let admin = Admin::new(&kafka(global)?)?;
+    let names: Vec<String> = topology.topics.iter().map(|t| t.name.clone()).collect();
+    let cluster = admin.cluster_state(&names).await.context("reading the cluster")?;
+    let plan = plan(&topology, &cluster, PlanOptions { allow_fewer_replicas: args.allow_fewer_replicas });
+    println!("cluster: {} broker(s) at {}", cluster.brokers, global.bootstrap_servers);
+    println!(
+        "{:<32} {:>11} {:>9} {:>16} {:>14} {:>9}  status",
+        "topic", "partitions", "replicas", "cleanup.policy", "retention.ms", "min.isr"
+    );
+    for topic in &topology.topics {
+        let desired = topic.kafka_configs();
+        let actual = cluster.topics.get(&topic.name);
+        let pair = |declared: String, actual: Option<String>| match actual {
+            Some(a) if a == declared => declared,
+            Some(a) => format!("{declared}/{a}"),
+            None => format!("{declared}/-"),
+        };
+        let config = |key: &str| {
+            (
+                desired.get(key).cloned().unwrap_or_else(|| "default".to_owned()),
+                actual.and_then(|a| a.configs.get(key).cloned()),
+            )
+        };
+        let (policy, actual_policy) = config("cleanup.policy");
+        let (retention, actual_retention) = config("retention.ms");
+        let (min_isr, actual_min_isr) = config("min.insync.replicas");
+        let status = match actual {
+            None => "missing".to_owned(),
+            Some(_) => {
+                let touched = plan.changes.iter().any(|c| format!("{c}").contains(&format!(" {}", topic.name)))
+                    || plan.refusals.iter().any(|r| format!("{r}").starts_with(&topic.name));
+                if touched { "drift".to_owned() } else { "ok".to_owned() }
+            }
+        };
+        println!(
+            "{:<32} {:>11} {:>9} {:>16} {:>14} {:>9}  {status}",
+            topic.name,
+            pair(topic.partitions.to_string(), actual.map(|a| a.partitions.to_string())),
+            pair(topic.replication_factor.to_string(), actual.map(|a| a.replication_factor.to_string())),
+            pair(policy, actual_policy),
+            pair(retention, actual_retention),
+            pair(min_isr, actual_min_isr),
+        );
+    }
+    println!("(declared/actual where they differ; run `hub topology apply` to reconcile)");
+    for change in &plan.changes {
+        println!("pending: {change}");
+    }
+    for refusal in &plan.refusals {
+        println!("unsafe: {refusal}");
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,36 @@
+//! `hub`: the single binary of Interchange.
+
+mod cli;
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use interchange_core::telemetry::{self, LogFormat};
+
+use crate::cli::{Cli, Command, LogFormatArg};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let format = match cli.global.log_format {
+        LogFormatArg::Auto => LogFormat::Auto,
+        LogFormatArg::Json => LogFormat::Json,
+        LogFormatArg::Text => LogFormat::Text,
+    };
+    let role = match &cli.command {
+        Command::Run => "all",
+        Command::Ingest => "ingest",
+        Command::Process => "processor",
+        Command::Sink => "sink",
+        Command::Topology(_) | Command::Schemas(_) => "tool",
+    };
+    telemetry::init(format, &cli.global.log_filter, role);
+    match commands::dispatch(cli).await {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
