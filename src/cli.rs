@@ -31,9 +31,8 @@ pub struct Global {
     /// A Java-style .properties file of librdkafka settings (security.protocol, sasl.*, ssl.*).
     #[arg(long, env = "HUB_KAFKA_CONFIG", global = true)]
     pub kafka_config: Option<PathBuf>,
-    /// One librdkafka property, key=value; repeatable, applied after --kafka-config
-    /// (env: comma-separated list).
-    #[arg(short = 'X', long = "kafka-property", env = "HUB_KAFKA_PROPERTIES", value_delimiter = ',', global = true)]
+    /// One librdkafka property, key=value (as kcat's -X); repeatable, applied after --kafka-config.
+    #[arg(short = 'X', long = "kafka-property", global = true)]
     pub kafka_properties: Vec<String>,
     /// Confluent-compatible schema registry base URL (Apicurio: .../apis/ccompat/v7).
     #[arg(long, env = "HUB_REGISTRY_URL", default_value = "http://127.0.0.1:8081/apis/ccompat/v7", global = true)]

@@ -330,3 +330,7 @@ impl Admin {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "admin_tests.rs"]
+mod tests;

@@ -24,3 +24,6 @@ impl Topology {
         raw.validate(&ValidateOptions { source: path, topic_prefix }).map_err(TopologyErrors)
     }
 }
+
+#[cfg(test)]
+mod tests;

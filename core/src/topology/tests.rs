@@ -1,0 +1,126 @@
+//! Validation of the shipped topology and of broken copies of it.
+
+use std::path::{Path, PathBuf};
+
+use super::*;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn shipped_text() -> String {
+    std::fs::read_to_string(repo().join("topology.toml")).expect("read topology.toml")
+}
+
+/// Writes `text` as a topology next to a copy of the shipped schemas; returns (dir, topology path).
+fn write_copy(text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let schemas = dir.path().join("schemas");
+    std::fs::create_dir(&schemas).expect("mkdir");
+    for entry in std::fs::read_dir(repo().join("schemas")).expect("schemas") {
+        let entry = entry.expect("entry");
+        std::fs::copy(entry.path(), schemas.join(entry.file_name())).expect("copy");
+    }
+    let path = dir.path().join("topology.toml");
+    std::fs::write(&path, text).expect("write");
+    (dir, path)
+}
+
+fn replace_once(text: &str, from: &str, to: &str) -> String {
+    assert_eq!(text.matches(from).count(), 1, "planting needs exactly one {from:?}");
+    text.replacen(from, to, 1)
+}
+
+#[test]
+fn the_shipped_topology_is_valid() {
+    let topology = Topology::load(&repo().join("topology.toml"), "").expect("valid");
+    assert_eq!(topology.topics.len(), 7);
+    assert_eq!(topology.contracts.len(), 9);
+    let state = topology.topic("orders.state").expect("state topic");
+    assert!(state.cleanup_policy.is_compacted());
+    let saga = &topology.processors[0];
+    for input in &saga.inputs {
+        let topic = topology.topics.iter().find(|t| &t.name == input).expect("input");
+        assert_eq!(topic.partitions, state.partitions, "{input} co-partitioned with the state");
+    }
+}
+
+#[test]
+fn the_prefix_goes_before_every_topic_and_subject() {
+    let topology = Topology::load(&repo().join("topology.toml"), "test1.").expect("valid");
+    assert!(topology.topics.iter().all(|t| t.name.starts_with("test1.")));
+    assert_eq!(topology.routes[0].topic, "test1.orders.inbound");
+    let subjects: Vec<String> = topology.subjects().into_iter().map(|(s, _)| s).collect();
+    assert!(subjects.contains(&"test1.orders.state-value".to_owned()), "{subjects:?}");
+    assert!(subjects.contains(&"test1.orders.commands-io.interchange.orders.DispatchCommand".to_owned()), "{subjects:?}");
+}
+
+#[test]
+fn every_planted_error_is_reported_at_once() {
+    let mut text = shipped_text();
+    // 1. an unknown topic in a processor
+    text = replace_once(&text, r#"inputs = ["orders.inbound", "orders.results"]"#, r#"inputs = ["orders.inbund", "orders.results"]"#);
+    // 2. inputs not co-partitioned
+    text = replace_once(
+        &text,
+        "name = \"orders.results\"\ndoc = \"Outcome of each delivery attempt series, written by the sinks.\"\npartitions = 12",
+        "name = \"orders.results\"\ndoc = \"Outcome of each delivery attempt series, written by the sinks.\"\npartitions = 6",
+    );
+    // 3. a state topic that is not compacted
+    text = replace_once(&text, "key = \"correlation_id\"\ncleanup_policy = \"compact\"", "key = \"correlation_id\"\ncleanup_policy = \"delete\"");
+    // 4. an unknown partner
+    text = replace_once(&text, "partner = \"acme-erp\"\ncommands", "partner = \"acme-erq\"\ncommands");
+    // 5. a missing schema file
+    text = replace_once(&text, r#"schemas = ["inventory_level"]"#, r#"schemas = ["inventory_level", "stock_moved"]"#);
+    let (dir, path) = write_copy(&text);
+    // 6. a schema that does not parse
+    std::fs::write(dir.path().join("schemas/dead_letter.avsc"), r#"{"type": "record", "name": "X", "fields": [{"name": "a"}]}"#)
+        .expect("write");
+
+    let errors = Topology::load(&path, "").expect_err("broken").0;
+    let has = |pred: &dyn Fn(&TopologyError) -> bool| errors.iter().any(pred);
+    assert!(has(&|e| matches!(e, TopologyError::UnknownTopic { topic, field: "inputs", .. } if topic == "orders.inbund")), "{errors:#?}");
+    assert!(has(&|e| matches!(e, TopologyError::NotCoPartitioned { processor, partitions } if processor == "order-saga" && partitions.contains(&("orders.results".to_owned(), 6)))), "{errors:#?}");
+    assert!(has(&|e| matches!(e, TopologyError::NotCompacted { field: "state", topic, .. } if topic == "orders.state")), "{errors:#?}");
+    assert!(has(&|e| matches!(e, TopologyError::UnknownPartner { partner, .. } if partner == "acme-erq")), "{errors:#?}");
+    assert!(has(&|e| matches!(e, TopologyError::SchemaMissing { schema, topic, .. } if schema == "stock_moved" && topic == "inventory.levels")), "{errors:#?}");
+    assert!(has(&|e| matches!(e, TopologyError::SchemaInvalid { schema, .. } if schema == "dead_letter")), "{errors:#?}");
+    assert_eq!(errors.len(), 6, "exactly the planted errors: {errors:#?}");
+}
+
+#[test]
+fn duplicates_bad_values_and_key_mismatch_are_reported() {
+    let mut text = shipped_text();
+    text = replace_once(&text, "name = \"orders.dlq\"", "name = \"orders.events\"");
+    text = replace_once(&text, "partitions = 6\nkey = \"sku\"", "partitions = 0\nkey = \"sku\"");
+    text = replace_once(
+        &text,
+        "doc = \"Outcome of each delivery attempt series, written by the sinks.\"\npartitions = 12\nkey = \"correlation_id\"",
+        "doc = \"Outcome of each delivery attempt series, written by the sinks.\"\npartitions = 12\nkey = \"order_id\"",
+    );
+    text = replace_once(&text, "base_url = \"http://127.0.0.1:18082\"", "base_url = \"ftp://erp\"");
+    let (_dir, path) = write_copy(&text);
+    let errors = Topology::load(&path, "").expect_err("broken").0;
+    let has = |pred: &dyn Fn(&TopologyError) -> bool| errors.iter().any(pred);
+    assert!(has(&|e| matches!(e, TopologyError::Duplicate { kind: "topic", name } if name == "orders.events")), "{errors:#?}");
+    assert!(has(&|e| matches!(e, TopologyError::Invalid { field: "partitions", .. })), "{errors:#?}");
+    assert!(has(&|e| matches!(e, TopologyError::KeyMismatch { processor, .. } if processor == "order-saga")), "{errors:#?}");
+    assert!(has(&|e| matches!(e, TopologyError::Invalid { field: "outbound.base_url", .. })), "{errors:#?}");
+}
+
+#[test]
+fn a_syntax_error_names_the_file_and_position() {
+    let (_dir, path) = write_copy("[[topic]\nname = 1");
+    let errors = Topology::load(&path, "").expect_err("broken").0;
+    assert_eq!(errors.len(), 1);
+    let text = errors[0].to_string();
+    assert!(text.contains("topology.toml") && text.contains("line 1"), "{text}");
+}
+
+#[test]
+fn unknown_fields_are_refused() {
+    let text = replace_once(&shipped_text(), "max_batch = 500", "max_batch = 500\nmax_batchh = 1");
+    let (_dir, path) = write_copy(&text);
+    let errors = Topology::load(&path, "").expect_err("typo").0;
+    assert!(errors[0].to_string().contains("max_batchh"), "{errors:?}");
+}
