@@ -17,7 +17,7 @@ cassandra_ready() { python3 "$STACK_D/probe.py" cql "$(cassandra_addr)" >/dev/nu
 cassandra_prepare() {
   local dir
   dir="$(statedir cassandra)"
-  mkdir -p "$dir/conf" "$dir/data" "$dir/logs"
+  mkdir -p "$dir/conf/triggers" "$dir/data" "$dir/logs"
   cat >"$dir/conf/cassandra.yaml" <<EOF
 # Written by scripts/stack on each start: a single test node, everything on $HOST.
 cluster_name: interchange-stack
@@ -91,7 +91,8 @@ cassandra_exec() {
     -Dcassandra-foreground=yes -Dcassandra.config="file://$dir/conf/cassandra.yaml" \
     -Dcassandra.storagedir="$dir/data" -Dcassandra.logdir="$dir/logs" \
     -Dlogback.configurationFile="$dir/conf/logback.xml" \
-    -Dcassandra.jmx.local.port="$CASSANDRA_JMX_PORT" \
+    -Dcassandra.jmx.local.port="$CASSANDRA_JMX_PORT" -Dcom.sun.management.jmxremote.rmi.port="$CASSANDRA_JMX_PORT" \
+    -Dcassandra.triggers_dir="$dir/conf/triggers" \
     -Dcassandra.skip_wait_for_gossip_to_settle=0 -Dcassandra.unsafesystem=true \
     -Dcassandra.initial_token=0 -Dcassandra.superuser_setup_delay_ms=0 \
     -cp "$dir/conf:$libs/*" org.apache.cassandra.service.CassandraDaemon

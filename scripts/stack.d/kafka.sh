@@ -63,6 +63,11 @@ logger.request.name = kafka.request.logger
 logger.request.level = WARN
 logger.clients.name = org.apache.kafka.clients
 logger.clients.level = WARN
+# The full config dumps (~400 lines each, several per start)
+logger.config.name = org.apache.kafka.common.config.AbstractConfig
+logger.config.level = WARN
+logger.kafkaconfig.name = kafka.server.KafkaConfig
+logger.kafkaconfig.level = WARN
 EOF
 }
 
@@ -84,6 +89,14 @@ kafka_exec() {
 # Runs a Kafka CLI class with the broker's classpath, e.g.
 #   kafka_cli org.apache.kafka.tools.TopicCommand --bootstrap-server 127.0.0.1:9092 --list
 kafka_cli() {
-  "$JAVA" -Xmx256m -Dlog4j2.configurationFile="$(statedir kafka)/log4j2.properties" \
-    -cp "$(kafka_home)/libs/*" "$@"
+  local conf
+  conf="$(statedir kafka)/tools-log4j2.properties"
+  if [[ ! -f "$conf" ]]; then
+    mkdir -p "$(dirname "$conf")"
+    printf '%s\n' 'status = warn' 'appender.err.type = Console' 'appender.err.name = STDERR' \
+      'appender.err.target = SYSTEM_ERR' 'appender.err.layout.type = PatternLayout' \
+      'appender.err.layout.pattern = [%d] %p %m (%c)%n' 'rootLogger.level = WARN' \
+      'rootLogger.appenderRef.err.ref = STDERR' >"$conf"
+  fi
+  "$JAVA" -Xmx256m -Dlog4j2.configurationFile="$conf" -cp "$(kafka_home)/libs/*" "$@"
 }

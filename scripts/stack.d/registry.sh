@@ -6,6 +6,9 @@
 # /usr/lib/jvm (Temurin 25 on our machines), or STACK_REGISTRY_JAVA_HOME.
 
 REGISTRY_VERSION="${STACK_REGISTRY_VERSION:-3.3.3}"
+# Confluent-like defaults: global compatibility BACKWARD (Apicurio's own default is none), and a
+# reformatted copy of a subject's schema is found as the same schema (canonical hash), not a new version.
+REGISTRY_COMPATIBILITY="${STACK_REGISTRY_COMPATIBILITY:-BACKWARD}"
 
 registry_version() { echo "$REGISTRY_VERSION"; }
 registry_home() { echo "$CACHE/apicurio-registry-$REGISTRY_VERSION"; }
@@ -62,5 +65,7 @@ registry_exec() {
     -Dquarkus.management.host="$HOST" -Dquarkus.management.port="$REGISTRY_MGMT_PORT" \
     -Dapicurio.storage.snapshot.location="$dir" -Dapicurio.import.work-dir="$dir" \
     -Djava.io.tmpdir="$dir" \
+    -Dapicurio.rules.global.compatibility="$REGISTRY_COMPATIBILITY" \
+    -Dapicurio.ccompat.use-canonical-hash=true \
     -jar quarkus-run.jar
 }

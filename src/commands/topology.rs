@@ -89,11 +89,13 @@ async fn describe(global: &Global, args: &ApplyArgs) -> anyhow::Result<ExitCode>
             Some(a) => format!("{declared}/{a}"),
             None => format!("{declared}/-"),
         };
+        // Undeclared configs take the broker default: show what the cluster has.
         let config = |key: &str| {
-            (
-                desired.get(key).cloned().unwrap_or_else(|| "default".to_owned()),
-                actual.and_then(|a| a.configs.get(key).cloned()),
-            )
+            let actual = actual.and_then(|a| a.configs.get(key).cloned());
+            match desired.get(key) {
+                Some(declared) => (declared.clone(), actual),
+                None => (actual.clone().unwrap_or_else(|| "default".to_owned()), actual),
+            }
         };
         let (policy, actual_policy) = config("cleanup.policy");
         let (retention, actual_retention) = config("retention.ms");

@@ -327,7 +327,44 @@ impl Admin {
                 }
             }
         }
-        Ok(())
+        self.wait_visible(changes).await
+    }
+
+    /// Waits until the broker reports every created topic, raised partition count and changed
+    /// config (they propagate through the metadata log), so whatever runs after `apply` sees them.
+    async fn wait_visible(&self, changes: &[Change]) -> Result<(), CoreError> {
+        let mut expected: BTreeMap<String, (Option<i32>, BTreeMap<String, String>)> = BTreeMap::new();
+        for change in changes {
+            match change {
+                Change::Create { topic, partitions, configs, .. } => {
+                    expected.insert(topic.clone(), (Some(*partitions), configs.clone()));
+                }
+                Change::AddPartitions { topic, to, .. } => expected.entry(topic.clone()).or_default().0 = Some(*to),
+                Change::AlterConfigs { topic, set, .. } => {
+                    let entry = expected.entry(topic.clone()).or_default();
+                    entry.1.extend(set.iter().map(|(k, _, v)| (k.clone(), v.clone())));
+                }
+            }
+        }
+        let names: Vec<String> = expected.keys().cloned().collect();
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        loop {
+            let state = self.cluster_state(&names).await?;
+            let pending = expected.iter().find(|(name, (partitions, configs))| {
+                let Some(actual) = state.topics.get(*name) else { return true };
+                partitions.is_some_and(|p| p != actual.partitions)
+                    || configs.iter().any(|(k, v)| !actual.configs.get(k).is_some_and(|a| same_value(k, a, v)))
+            });
+            let Some((topic, _)) = pending else { return Ok(()) };
+            if tokio::time::Instant::now() >= deadline {
+                return Err(CoreError::KafkaTopic {
+                    operation: "wait for the change to show",
+                    topic: topic.clone(),
+                    code: rdkafka::types::RDKafkaErrorCode::OperationTimedOut,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 }
 

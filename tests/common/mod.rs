@@ -1,0 +1,84 @@
+//! Helpers shared by the integration tests: running `hub`, isolated topic prefixes, broken copies.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A service address from the environment (set by `scripts/stack env`), or the stack default.
+pub fn service(var: &str, default: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| default.to_owned())
+}
+
+pub fn bootstrap() -> String {
+    service("HUB_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+}
+
+pub fn registry_url() -> String {
+    service("HUB_REGISTRY_URL", "http://127.0.0.1:8081/apis/ccompat/v7")
+}
+
+/// A topic prefix no other test run uses, so tests share one broker and registry.
+pub fn unique_prefix(test: &str) -> String {
+    format!("it-{test}-{}.", uuid::Uuid::new_v4().simple().to_string().get(..8).unwrap_or("x"))
+}
+
+/// `hub` with the given arguments, pointed at the local stack.
+pub fn hub(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hub"))
+        .args(args)
+        .env("HUB_BOOTSTRAP_SERVERS", bootstrap())
+        .env("HUB_REGISTRY_URL", registry_url())
+        .env("HUB_LOG_FORMAT", "text")
+        .env("RUST_LOG", "warn")
+        .current_dir(repo())
+        .output()
+        .expect("run hub")
+}
+
+/// Stdout and stderr of a run, for assertions and failure messages.
+pub fn text(output: &Output) -> (String, String) {
+    (String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+/// A copy of topology.toml with `edits` (from, to) applied, each of which must match exactly once,
+/// and a copy of schemas/ beside it.
+pub struct TopologyCopy {
+    pub dir: tempfile::TempDir,
+    pub path: PathBuf,
+}
+
+impl TopologyCopy {
+    pub fn new(edits: &[(&str, &str)]) -> Self {
+        let mut text = std::fs::read_to_string(repo().join("topology.toml")).expect("topology.toml");
+        for (from, to) in edits {
+            assert_eq!(text.matches(from).count(), 1, "edit needs exactly one {from:?}");
+            text = text.replacen(from, to, 1);
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        copy_dir(&repo().join("schemas"), &dir.path().join("schemas"));
+        let path = dir.path().join("topology.toml");
+        std::fs::write(&path, text).expect("write topology");
+        Self { dir, path }
+    }
+
+    pub fn schema_path(&self, name: &str) -> PathBuf {
+        self.dir.path().join("schemas").join(format!("{name}.avsc"))
+    }
+
+    pub fn arg(&self) -> &str {
+        self.path.to_str().expect("utf-8 path")
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy");
+    }
+}
