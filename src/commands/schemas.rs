@@ -18,7 +18,7 @@ pub async fn run(global: &Global, cmd: SchemasCommand) -> anyhow::Result<ExitCod
     let mut verdicts = Vec::new();
     let mut refused = 0;
     for (subject, contract) in &subjects {
-        let verdict = registry.check(subject, &contract.canonical).await?;
+        let verdict = registry.check(subject, &contract.text).await?;
         match &verdict {
             Compatibility::NewSubject => println!("{subject}: new subject ({})", contract.full_name),
             Compatibility::Registered { id, version } => println!("{subject}: unchanged (id {id}, version {version})"),
@@ -49,7 +49,7 @@ pub async fn run(global: &Global, cmd: SchemasCommand) -> anyhow::Result<ExitCod
         if matches!(verdict, Compatibility::Registered { .. }) {
             continue;
         }
-        let id = registry.register(subject, &contract.canonical).await?;
+        let id = registry.register(subject, &contract.text).await?;
         registered += 1;
         println!("{subject}: registered (id {id})");
     }

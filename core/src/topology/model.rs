@@ -104,8 +104,8 @@ pub struct Contract {
     /// Record full name (`namespace.Name`).
     pub full_name: String,
     pub schema: apache_avro::Schema,
-    /// The schema's canonical JSON, as registered.
-    pub canonical: String,
+    /// The schema's JSON (compact, every attribute kept), as registered.
+    pub text: String,
 }
 
 /// An ingest route.

@@ -457,7 +457,11 @@ impl Contract {
         if !full_name.contains('.') {
             return Err(format!("record {full_name} has no namespace"));
         }
-        let canonical = schema.canonical_form();
-        Ok(Contract { name: name.to_owned(), path: path.to_path_buf(), full_name, schema, canonical })
+        // The registered text keeps docs, defaults and logical types (Avro's Parsing Canonical Form
+        // drops them, and with them the defaults that make evolution compatible); only the
+        // formatting is normalised.
+        let json: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let text = json.to_string();
+        Ok(Contract { name: name.to_owned(), path: path.to_path_buf(), full_name, schema, text })
     }
 }
