@@ -86,6 +86,7 @@ async fn an_incompatible_edit_is_refused_and_a_compatible_one_registers() {
     let (ok, out, err) = run(&prefix, Some(&breaking), "register");
     assert!(!ok, "register refuses an incompatible edit:\n{out}{err}");
     assert!(err.contains("INCOMPATIBLE"), "{err}");
+    assert!(err.contains("HTTP 409") && err.contains("warehouse"), "the registry's reason is shown:\n{err}");
     let (_, versions) = get_json(&format!("/subjects/{subject}/versions")).await;
     assert_eq!(versions, serde_json::json!([1]), "nothing was registered");
 

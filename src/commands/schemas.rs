@@ -29,11 +29,26 @@ pub async fn run(global: &Global, cmd: SchemasCommand) -> anyhow::Result<ExitCod
                 for message in messages {
                     eprintln!("    {message}");
                 }
+                if messages.is_empty() {
+                    eprintln!("    (the registry's compatibility check gave no details)");
+                }
             }
         }
         verdicts.push(verdict);
     }
     if refused > 0 {
+        if matches!(cmd, SchemasCommand::Register) {
+            // Some registries (Apicurio) give no reasons from the compatibility endpoint: ask the
+            // registry to register the refused ones, which it rejects with its reason.
+            for ((subject, contract), verdict) in subjects.iter().zip(&verdicts) {
+                if matches!(verdict, Compatibility::Incompatible { .. }) {
+                    match registry.register(subject, &contract.text).await {
+                        Err(error) => eprintln!("{error}"),
+                        Ok(id) => eprintln!("{subject}: the registry accepted it after all (id {id})"),
+                    }
+                }
+            }
+        }
         eprintln!("{refused} contract(s) incompatible; nothing registered");
         return Ok(ExitCode::FAILURE);
     }
@@ -43,9 +58,8 @@ pub async fn run(global: &Global, cmd: SchemasCommand) -> anyhow::Result<ExitCod
     }
     let mut registered = 0;
     for ((subject, contract), verdict) in subjects.iter().zip(verdicts) {
-        if registry.compatibility(subject).await?.as_deref() != Some(COMPATIBILITY) {
-            registry.set_compatibility(subject, COMPATIBILITY).await?;
-        }
+        // Always set on the subject itself: a registry's global default may differ or change.
+        registry.set_compatibility(subject, COMPATIBILITY).await?;
         if matches!(verdict, Compatibility::Registered { .. }) {
             continue;
         }
