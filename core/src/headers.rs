@@ -96,7 +96,7 @@ mod tests {
     #[test]
     fn a_missing_required_header_is_named() {
         let kafka = OwnedHeaders::new().insert(Header { key: EVENT_ID, value: Some("e") });
-        let err = EventHeaders::from_kafka(&kafka).unwrap_err();
+        let err = EventHeaders::from_kafka(&kafka).expect_err("missing header");
         assert_eq!(err, HeaderError { name: CORRELATION_ID, problem: "missing" });
     }
 }

@@ -104,7 +104,7 @@ mod tests {
 
     #[test]
     fn override_without_equals_is_refused() {
-        let err = KafkaSettings::new("b:9092", None, &["oops".to_owned()]).unwrap_err();
+        let err = KafkaSettings::new("b:9092", None, &["oops".to_owned()]).expect_err("no equals sign");
         assert!(err.to_string().contains("oops"), "{err}");
     }
 }
