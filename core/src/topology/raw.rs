@@ -332,3 +332,21 @@ pub enum OutboundAuth {
     ApiKey { header: String, key: SecretRef },
     OauthClientCredentials { token_url: String, client_id: String, client_secret: SecretRef, scope: Option<String> },
 }
+
+impl SecretRef {
+    /// Reads the secret: the variable's value, or the file's contents trimmed. The error names
+    /// where it looked, never the value.
+    pub fn resolve(&self) -> Result<String, String> {
+        match self {
+            Self::Env(name) => std::env::var(name).map_err(|_| format!("environment variable {name} is not set")),
+            Self::File(path) => std::fs::read_to_string(path)
+                .map(|s| s.trim().to_owned())
+                .map_err(|e| format!("cannot read secret file {path}: {e}")),
+        }
+    }
+
+    /// Reads a comma-separated list of secrets (several keys for rotation), empty items dropped.
+    pub fn resolve_list(&self) -> Result<Vec<String>, String> {
+        Ok(self.resolve()?.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
+    }
+}
