@@ -67,7 +67,7 @@ pub enum Command {
     /// Run every role in one process (ingest, processors, sinks).
     Run,
     /// Run the HTTP ingest edge.
-    Ingest,
+    Ingest(IngestArgs),
     /// Run the stateful processors.
     Process,
     /// Run the sink connectors.
@@ -78,6 +78,13 @@ pub enum Command {
     /// Check or register the Avro contracts with the schema registry.
     #[command(subcommand)]
     Schemas(SchemasCommand),
+}
+
+/// `hub ingest` options.
+#[derive(Debug, Clone, Args)]
+pub struct IngestArgs {
+    #[command(flatten)]
+    pub edge: interchange_ingest::IngestConfig,
 }
 
 #[derive(Debug, Subcommand)]

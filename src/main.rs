@@ -20,7 +20,7 @@ async fn main() -> ExitCode {
     };
     let role = match &cli.command {
         Command::Run => "all",
-        Command::Ingest => "ingest",
+        Command::Ingest(_) => "ingest",
         Command::Process => "processor",
         Command::Sink => "sink",
         Command::Topology(_) | Command::Schemas(_) => "tool",

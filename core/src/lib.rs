@@ -3,6 +3,7 @@
 pub mod error;
 pub mod headers;
 pub mod kafka;
+pub mod metrics;
 pub mod registry;
 pub mod shutdown;
 pub mod telemetry;

@@ -1,1 +1,24 @@
-//! HTTP ingest edge (issue 3).
+//! Interchange's HTTP ingest edge: verified, rate-limited, de-duplicated, durable webhooks into Kafka.
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod contract;
+pub mod envelope;
+pub mod error;
+pub mod handlers;
+pub mod health;
+pub mod idempotency;
+pub mod limits;
+pub mod metrics;
+pub mod openapi;
+pub mod pipeline;
+pub mod problem;
+pub mod produce;
+pub mod server;
+pub mod shared;
+
+pub use app::{build, Services};
+pub use config::IngestConfig;
+pub use error::IngestError;
+pub use server::run;

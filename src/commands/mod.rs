@@ -1,5 +1,6 @@
 //! One function per subcommand; each returns the process exit code.
 
+mod ingest;
 mod schemas;
 mod topology;
 
@@ -17,7 +18,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Topology(cmd) => topology::run(&global, cmd).await,
         Command::Schemas(cmd) => schemas::run(&global, cmd).await,
-        Command::Run | Command::Ingest | Command::Process | Command::Sink => {
+        Command::Ingest(args) => ingest::run(&global, &args).await,
+        Command::Run | Command::Process | Command::Sink => {
             // Loaded so a role never starts on a broken topology.
             load(&global)?;
             anyhow::bail!("this role is not built yet: see the open issues for ingest (3), processors (4) and sinks (5)")

@@ -1,0 +1,2 @@
+#[path = "../ingest/src/auth/mod.rs"]
+pub mod auth;

@@ -1,0 +1,2 @@
+#[path = "../ingest/src/contract.rs"]
+pub mod contract;

@@ -1,0 +1,17 @@
+//! Every metric name of the hub, in one place: `hub_<component>_<name>_<unit>`. Labels are
+//! bounded (route, partner, topic, outcome, status class); never a correlation id.
+
+/// Edge requests by route, partner, status class (`2xx`, `4xx`, `5xx`).
+pub const INGEST_REQUESTS: &str = "hub_ingest_requests";
+/// Edge request duration by route and status class, seconds.
+pub const INGEST_REQUEST_DURATION: &str = "hub_ingest_request_duration_seconds";
+/// Time from handing a record to the producer to the broker's acknowledgement, seconds.
+pub const INGEST_PRODUCE_DURATION: &str = "hub_ingest_produce_duration_seconds";
+/// Idempotency-Key outcomes by partner: `new`, `replayed`, `conflict`, `mismatch`, `released`.
+pub const INGEST_IDEMPOTENCY: &str = "hub_ingest_idempotency";
+/// Requests refused by a rate limit, by scope (`partner`, `ip`) and where (`local`, `shared`).
+pub const INGEST_RATE_LIMITED: &str = "hub_ingest_rate_limited";
+/// Shared-store (Redis) failures by operation, while the edge falls back or refuses.
+pub const INGEST_REDIS_ERRORS: &str = "hub_ingest_redis_errors";
+/// Requests refused because the edge was at its concurrency limit.
+pub const INGEST_SHED: &str = "hub_ingest_shed";

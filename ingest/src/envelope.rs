@@ -1,0 +1,110 @@
+//! Correlation id and W3C trace context of a request: accepted when valid, started otherwise.
+
+use axum::http::HeaderMap;
+use rand::Rng;
+
+/// Request header carrying the correlation id.
+pub const CORRELATION_HEADER: &str = "x-correlation-id";
+
+/// Why a correlation id was refused.
+pub const CORRELATION_RULE: &str = "1 to 128 characters of A-Z a-z 0-9 . _ : -, starting with a letter or digit";
+
+/// The client's correlation id, a new UUIDv7 when absent, or `Err` when present but invalid.
+pub fn correlation_id(headers: &HeaderMap) -> Result<String, ()> {
+    match headers.get(CORRELATION_HEADER) {
+        None => Ok(uuid::Uuid::now_v7().to_string()),
+        Some(value) => {
+            let text = value.to_str().map_err(|_| ())?;
+            if valid_correlation_id(text) { Ok(text.to_owned()) } else { Err(()) }
+        }
+    }
+}
+
+/// Whether `text` is a usable correlation id.
+pub fn valid_correlation_id(text: &str) -> bool {
+    let mut chars = text.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
+    first_ok && text.len() <= 128 && text.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'))
+}
+
+/// A W3C trace context for the records this request produces: the caller's trace with a new
+/// span id of the edge, or a new trace when there is no valid `traceparent`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceContext {
+    pub traceparent: String,
+    pub tracestate: Option<String>,
+}
+
+impl TraceContext {
+    /// From the request headers.
+    pub fn from_headers(headers: &HeaderMap) -> Self {
+        let incoming = headers.get("traceparent").and_then(|v| v.to_str().ok()).and_then(parse_traceparent);
+        let mut rng = rand::rng();
+        let span_id = format!("{:016x}", rng.random::<u64>().max(1));
+        match incoming {
+            Some((trace_id, flags)) => Self {
+                traceparent: format!("00-{trace_id}-{span_id}-{flags}"),
+                tracestate: headers.get("tracestate").and_then(|v| v.to_str().ok()).map(str::to_owned),
+            },
+            None => {
+                let trace_id = format!("{:032x}", rng.random::<u128>().max(1));
+                Self { traceparent: format!("00-{trace_id}-{span_id}-01"), tracestate: None }
+            }
+        }
+    }
+
+    /// The trace id (for logs).
+    pub fn trace_id(&self) -> &str {
+        self.traceparent.get(3..35).unwrap_or("")
+    }
+}
+
+/// Trace id and flags of a valid version-00 traceparent.
+fn parse_traceparent(text: &str) -> Option<(String, String)> {
+    let parts: Vec<&str> = text.trim().split('-').collect();
+    let [version, trace_id, parent_id, flags] = parts.as_slice() else { return None };
+    let hex = |s: &str, n: usize| s.len() == n && s.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c));
+    let ok = *version == "00"
+        && hex(trace_id, 32)
+        && hex(parent_id, 16)
+        && hex(flags, 2)
+        && trace_id.chars().any(|c| c != '0')
+        && parent_id.chars().any(|c| c != '0');
+    ok.then(|| ((*trace_id).to_owned(), (*flags).to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn correlation_ids_are_validated_or_generated() {
+        let mut headers = HeaderMap::new();
+        assert!(correlation_id(&headers).is_ok_and(|id| uuid::Uuid::parse_str(&id).is_ok()));
+        headers.insert(CORRELATION_HEADER, "order-42:eu.1".parse().expect("header"));
+        assert_eq!(correlation_id(&headers), Ok("order-42:eu.1".to_owned()));
+        headers.insert(CORRELATION_HEADER, "bad id/with spaces".parse().expect("header"));
+        assert_eq!(correlation_id(&headers), Err(()));
+        assert!(!valid_correlation_id(&"a".repeat(129)));
+        assert!(!valid_correlation_id("-leading"));
+    }
+
+    #[test]
+    fn a_valid_traceparent_continues_the_trace_with_a_new_span() {
+        let mut headers = HeaderMap::new();
+        headers.insert("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".parse().expect("h"));
+        let ctx = TraceContext::from_headers(&headers);
+        assert_eq!(ctx.trace_id(), "0af7651916cd43dd8448eb211c80319c");
+        assert!(!ctx.traceparent.contains("b7ad6b7169203331"));
+        assert!(ctx.traceparent.ends_with("-01"));
+    }
+
+    #[test]
+    fn an_invalid_traceparent_starts_a_new_trace() {
+        let mut headers = HeaderMap::new();
+        headers.insert("traceparent", "00-00000000000000000000000000000000-b7ad6b7169203331-01".parse().expect("h"));
+        let ctx = TraceContext::from_headers(&headers);
+        assert_eq!(ctx.traceparent.len(), 55);
+        assert_ne!(ctx.trace_id(), "00000000000000000000000000000000");
+    }
+}

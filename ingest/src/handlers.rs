@@ -1,0 +1,310 @@
+//! HTTP handlers of the ingest routes: admission (limits, body, identity), then the pipeline.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::sync::SemaphorePermit;
+
+use crate::app::{AppState, RouteSpec};
+use crate::envelope::{self, TraceContext, CORRELATION_RULE};
+use crate::limits::{retry_after_secs, Verdict};
+use crate::metrics::{status_class, LimitLabels, OperationLabels, RequestLabels, RouteLabels};
+use crate::pipeline::{accept_all, valid_idempotency_key, Answer, Incoming};
+use crate::problem::Problem;
+
+/// Who is calling, and the body they sent, once admitted.
+struct Admitted<'a> {
+    _permit: SemaphorePermit<'a>,
+    partner: String,
+    body: Vec<u8>,
+}
+
+fn client_ip(peer: SocketAddr, headers: &HeaderMap, trust_forwarded_for: bool) -> IpAddr {
+    if trust_forwarded_for {
+        let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+        if let Some(ip) = forwarded.and_then(|v| v.split(',').next()).and_then(|v| v.trim().parse().ok()) {
+            return ip;
+        }
+    }
+    peer.ip()
+}
+
+fn limited(app: &AppState, scope: &'static str, verdict: Verdict, error: Option<crate::error::IngestError>) -> Result<(), Problem> {
+    if let Some(error) = error {
+        app.metrics.redis_errors.get_or_create(&OperationLabels { operation: "rate_limit" }).inc();
+        tracing::debug!(%error, "shared rate limit unavailable; local limit applies");
+    }
+    match verdict {
+        Verdict::Allowed => Ok(()),
+        Verdict::Limited { retry_after, shared } => {
+            let decided_by = if shared { "shared" } else { "local" };
+            app.metrics.rate_limited.get_or_create(&LimitLabels { scope, decided_by }).inc();
+            Err(Problem::new(StatusCode::TOO_MANY_REQUESTS, "rate-limited", format!("{scope} rate limit exceeded"))
+                .retry_after(retry_after_secs(retry_after)))
+        }
+    }
+}
+
+async fn admit<'a>(
+    app: &'a AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    body: Body,
+    route: &RouteSpec,
+) -> Result<Admitted<'a>, Problem> {
+    let Ok(permit) = app.permits.try_acquire() else {
+        app.metrics.shed.inc();
+        return Err(Problem::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", "the edge is at its concurrency limit").retry_after(1));
+    };
+    let (verdict, error) = app.limits.check_ip(client_ip(peer, headers, app.trust_forwarded_for)).await;
+    limited(app, "ip", verdict, error)?;
+    let too_large = || {
+        Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "body-too-large", format!("the body is larger than {} bytes", app.body_limit))
+    };
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > app.body_limit) {
+        return Err(too_large());
+    }
+    let body = axum::body::to_bytes(body, app.body_limit).await.map_err(|_| too_large())?.to_vec();
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let identity = app.auth.authenticate(headers, &body, i64::try_from(now).unwrap_or(i64::MAX)).map_err(|e| {
+        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::UNAUTHORIZED);
+        let mut problem = Problem::new(status, e.problem_type(), e.to_string());
+        problem.title = "Unauthorized".to_owned();
+        problem
+    })?;
+    if !route.partners.iter().any(|p| p == &identity.partner) {
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "route-not-allowed",
+            format!("partner {:?} may not post to {}", identity.partner, route.path),
+        ));
+    }
+    let (verdict, error) = app.limits.check_partner(&identity.partner).await;
+    limited(app, "partner", verdict, error)?;
+    Ok(Admitted { _permit: permit, partner: identity.partner, body })
+}
+
+fn record(app: &AppState, route: &RouteSpec, partner: &str, status: StatusCode, started: Instant) {
+    let labels = RequestLabels { route: route.path.clone(), partner: partner.to_owned(), status_class: status_class(status.as_u16()) };
+    app.metrics.requests.get_or_create(&labels).inc();
+    app.metrics.duration.get_or_create(&RouteLabels { route: route.path.clone() }).observe(started.elapsed().as_secs_f64());
+}
+
+fn answer_response(answer: Answer) -> Response {
+    let mut response = (answer.status, axum::Json(answer.response.body.clone())).into_response();
+    let headers = response.headers_mut();
+    let mut set = |name: &'static str, value: &str| {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(name, value);
+        }
+    };
+    if let Some(location) = &answer.response.location {
+        set("location", location);
+    }
+    set("x-correlation-id", &answer.response.correlation_id);
+    set("x-event-id", &answer.response.event_id);
+    if answer.replayed {
+        set("idempotent-replayed", "true");
+    }
+    response
+}
+
+fn malformed(error: &serde_json::Error) -> Problem {
+    Problem::new(StatusCode::BAD_REQUEST, "malformed-json", format!("the body is not valid JSON: {error}"))
+}
+
+/// `POST <route>`: one event.
+pub async fn accept(
+    State(app): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+    route: Arc<RouteSpec>,
+) -> Response {
+    let started = Instant::now();
+    let admitted = match admit(&app, peer, &headers, body, &route).await {
+        Ok(admitted) => admitted,
+        Err(problem) => {
+            record(&app, &route, "-", problem.status_code(), started);
+            return problem.into_response();
+        }
+    };
+    let partner = admitted.partner.clone();
+    let result = single(&app, &route, &headers, admitted).await;
+    let response = match result {
+        Ok(answer) => answer_response(answer),
+        Err(problem) => problem.into_response(),
+    };
+    record(&app, &route, &partner, response.status(), started);
+    response
+}
+
+async fn single(app: &Arc<AppState>, route: &Arc<RouteSpec>, headers: &HeaderMap, admitted: Admitted<'_>) -> Result<Answer, Problem> {
+    let correlation_id = envelope::correlation_id(headers).map_err(|()| {
+        Problem::new(StatusCode::BAD_REQUEST, "invalid-correlation-id", format!("X-Correlation-Id must be {CORRELATION_RULE}"))
+    })?;
+    let idempotency_key = match headers.get("idempotency-key") {
+        None => None,
+        Some(value) => match value.to_str() {
+            Ok(key) if valid_idempotency_key(key) => Some(key.to_owned()),
+            _ => {
+                return Err(Problem::new(StatusCode::BAD_REQUEST, "invalid-idempotency-key", "Idempotency-Key must be 1 to 255 visible ASCII characters")
+                    .correlated(&correlation_id))
+            }
+        },
+    };
+    let data: Value = serde_json::from_slice(&admitted.body).map_err(|e| malformed(&e).correlated(&correlation_id))?;
+    let incoming = Incoming {
+        partner: admitted.partner.clone(),
+        correlation_id,
+        trace: TraceContext::from_headers(headers),
+        idempotency_key,
+        raw: admitted.body,
+        data,
+    };
+    let mut answers = accept_all(app, route, vec![incoming]).await;
+    answers.pop().unwrap_or_else(|| Err(Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "no answer")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchBody {
+    events: Vec<BatchEvent>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchEvent {
+    idempotency_key: Option<String>,
+    correlation_id: Option<String>,
+    data: Value,
+}
+
+/// `POST <route>:batch`: many events, a status for each, in order.
+pub async fn batch(
+    State(app): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+    route: Arc<RouteSpec>,
+) -> Response {
+    let started = Instant::now();
+    let admitted = match admit(&app, peer, &headers, body, &route).await {
+        Ok(admitted) => admitted,
+        Err(problem) => {
+            record(&app, &route, "-", problem.status_code(), started);
+            return problem.into_response();
+        }
+    };
+    let partner = admitted.partner.clone();
+    let response = match batch_inner(&app, &route, &headers, admitted).await {
+        Ok(body) => (StatusCode::OK, axum::Json(body)).into_response(),
+        Err(problem) => problem.into_response(),
+    };
+    record(&app, &route, &partner, response.status(), started);
+    response
+}
+
+async fn batch_inner(app: &Arc<AppState>, route: &Arc<RouteSpec>, headers: &HeaderMap, admitted: Admitted<'_>) -> Result<Value, Problem> {
+    let parsed: BatchBody = serde_json::from_slice(&admitted.body).map_err(|e| {
+        if e.is_data() {
+            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-batch", format!("expected {{\"events\": [{{\"data\": {{...}}}}]}}: {e}"))
+        } else {
+            malformed(&e)
+        }
+    })?;
+    if parsed.events.is_empty() || parsed.events.len() > app.max_batch {
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-batch",
+            format!("a batch holds 1 to {} events, this one {}", app.max_batch, parsed.events.len()),
+        ));
+    }
+    let trace = TraceContext::from_headers(headers);
+    let mut slots: Vec<Option<Problem>> = Vec::new();
+    let mut incoming = Vec::new();
+    for event in parsed.events {
+        let correlation_id = match event.correlation_id {
+            None => uuid::Uuid::now_v7().to_string(),
+            Some(id) if envelope::valid_correlation_id(&id) => id,
+            Some(_) => {
+                slots.push(Some(Problem::new(StatusCode::BAD_REQUEST, "invalid-correlation-id", format!("correlation_id must be {CORRELATION_RULE}"))));
+                continue;
+            }
+        };
+        if event.idempotency_key.as_deref().is_some_and(|k| !valid_idempotency_key(k)) {
+            slots.push(Some(Problem::new(StatusCode::BAD_REQUEST, "invalid-idempotency-key", "idempotency_key must be 1 to 255 visible ASCII characters")));
+            continue;
+        }
+        slots.push(None);
+        incoming.push(Incoming {
+            partner: admitted.partner.clone(),
+            correlation_id,
+            trace: trace.clone(),
+            idempotency_key: event.idempotency_key,
+            raw: serde_json::to_vec(&event.data).unwrap_or_default(),
+            data: event.data,
+        });
+    }
+    let mut answers = accept_all(app, route, incoming).await.into_iter();
+    let (mut accepted, mut duplicates, mut rejected) = (0, 0, 0);
+    let mut results = Vec::new();
+    for (index, slot) in slots.into_iter().enumerate() {
+        let outcome = match slot {
+            Some(problem) => Err(problem),
+            None => answers.next().unwrap_or_else(|| Err(Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "no answer"))),
+        };
+        results.push(match outcome {
+            Ok(answer) => {
+                let status = if answer.replayed { duplicates += 1; "duplicate" } else { accepted += 1; "accepted" };
+                json!({
+                    "index": index, "status": status, "http_status": answer.status.as_u16(),
+                    "event_id": answer.response.event_id, "correlation_id": answer.response.correlation_id,
+                    "location": answer.response.location,
+                })
+            }
+            Err(problem) => {
+                rejected += 1;
+                json!({ "index": index, "status": "rejected", "http_status": problem.status, "problem": problem })
+            }
+        });
+    }
+    Ok(json!({ "accepted": accepted, "duplicates": duplicates, "rejected": rejected, "results": results }))
+}
+
+/// Anything else: 404 as problem+json.
+pub async fn not_found(request: Request) -> Response {
+    Problem::new(StatusCode::NOT_FOUND, "not-found", format!("no route {} {}", request.method(), request.uri().path())).into_response()
+}
+
+/// Security headers on every response and a request id on every request.
+pub async fn common_headers(State(app): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| envelope::valid_correlation_id(v))
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+    let span = tracing::info_span!("request", request_id = %request_id, method = %request.method(), path = %request.uri().path());
+    let mut response = tracing::Instrument::instrument(next.run(request), span).await;
+    let headers = response.headers_mut();
+    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    if app.tls {
+        headers.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000; includeSubDomains"));
+    }
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        headers.insert("x-request-id", value);
+    }
+    response
+}

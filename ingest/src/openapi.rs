@@ -1,0 +1,195 @@
+//! The OpenAPI 3.1 document of the edge, generated from the topology's routes and contracts.
+//!
+//! Routes are data (topology.toml), so the document is built from the same `RouteSpec`s the
+//! router is built from, and request bodies are the Avro contracts turned into JSON Schema:
+//! it cannot drift from what the edge serves. (utoipa documents handlers fixed at compile time.)
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::{json, Map, Value};
+
+use crate::app::RouteSpec;
+use crate::pipeline::ENVELOPE_FIELDS;
+
+fn problem_response(description: &str) -> Value {
+    json!({ "description": description, "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } } })
+}
+
+/// JSON Schema of an Avro type, following named types defined earlier in the document.
+fn json_schema(avro: &Value, named: &mut HashMap<String, Value>) -> Value {
+    match avro {
+        Value::String(name) => match name.as_str() {
+            "null" => json!({ "type": "null" }),
+            "boolean" => json!({ "type": "boolean" }),
+            "int" => json!({ "type": "integer", "format": "int32" }),
+            "long" => json!({ "type": "integer", "format": "int64" }),
+            "float" | "double" => json!({ "type": "number" }),
+            "string" => json!({ "type": "string" }),
+            "bytes" => json!({ "type": "string", "contentEncoding": "base64" }),
+            other => named.get(other).cloned().unwrap_or_else(|| json!({})),
+        },
+        Value::Array(branches) => {
+            json!({ "anyOf": branches.iter().map(|b| json_schema(b, named)).collect::<Vec<_>>() })
+        }
+        Value::Object(o) => {
+            let doc = o.get("doc").cloned();
+            let mut schema = match (o.get("type").and_then(Value::as_str), o.get("logicalType").and_then(Value::as_str)) {
+                (_, Some("decimal")) => {
+                    let scale = o.get("scale").and_then(Value::as_u64).unwrap_or(0);
+                    json!({ "type": "string", "pattern": format!("^-?[0-9]+(\\.[0-9]{{1,{scale}}})?$"), "examples": ["129.90"] })
+                }
+                (_, Some("timestamp-millis" | "timestamp-micros")) => {
+                    json!({ "oneOf": [{ "type": "string", "format": "date-time" }, { "type": "integer", "description": "epoch milliseconds" }] })
+                }
+                (_, Some("uuid")) => json!({ "type": "string", "format": "uuid" }),
+                (Some("record"), _) => record(o, named),
+                (Some("enum"), _) => {
+                    let symbols = o.get("symbols").cloned().unwrap_or_else(|| json!([]));
+                    let schema = json!({ "type": "string", "enum": symbols });
+                    if let Some(name) = o.get("name").and_then(Value::as_str) {
+                        named.insert(name.to_owned(), schema.clone());
+                    }
+                    schema
+                }
+                (Some("array"), _) => json!({ "type": "array", "items": json_schema(o.get("items").unwrap_or(&Value::Null), named) }),
+                (Some("map"), _) => {
+                    json!({ "type": "object", "additionalProperties": json_schema(o.get("values").unwrap_or(&Value::Null), named) })
+                }
+                (Some(t), _) => json_schema(&Value::String(t.to_owned()), named),
+                (None, _) => json!({}),
+            };
+            if let (Some(doc), Value::Object(s)) = (doc, &mut schema) {
+                s.entry("description").or_insert(doc);
+            }
+            schema
+        }
+        _ => json!({}),
+    }
+}
+
+fn record(o: &Map<String, Value>, named: &mut HashMap<String, Value>) -> Value {
+    let mut properties = Map::new();
+    let mut required = Vec::new();
+    for field in o.get("fields").and_then(Value::as_array).into_iter().flatten() {
+        let Some(name) = field.get("name").and_then(Value::as_str) else { continue };
+        if ENVELOPE_FIELDS.contains(&name) {
+            continue;
+        }
+        let mut schema = json_schema(field.get("type").unwrap_or(&Value::Null), named);
+        if let (Some(doc), Value::Object(s)) = (field.get("doc"), &mut schema) {
+            s.insert("description".to_owned(), doc.clone());
+        }
+        if field.get("default").is_none() {
+            required.push(json!(name));
+        }
+        properties.insert(name.to_owned(), schema);
+    }
+    let schema = json!({ "type": "object", "properties": properties, "required": required, "additionalProperties": false });
+    if let Some(name) = o.get("name").and_then(Value::as_str) {
+        named.insert(name.to_owned(), schema.clone());
+    }
+    schema
+}
+
+/// The statuses every ingest route can answer, with their descriptions.
+pub const ROUTE_STATUSES: [(&str, &str); 9] = [
+    ("400", "Malformed JSON, or an invalid X-Correlation-Id or Idempotency-Key"),
+    ("401", "Missing or invalid credentials or signature"),
+    ("403", "The partner may not use this route"),
+    ("409", "A request with the same Idempotency-Key is in flight"),
+    ("413", "The body is larger than the limit"),
+    ("422", "The body breaks the contract, or the Idempotency-Key was used with another body"),
+    ("429", "Rate limit exceeded; see Retry-After"),
+    ("500", "The event could not be written; it was not accepted"),
+    ("503", "Broker, idempotency store or capacity unavailable; not accepted, see Retry-After"),
+];
+
+fn route_paths(route: &RouteSpec, max_batch: usize, paths: &mut Map<String, Value>) {
+    let mut named = HashMap::new();
+    let body = json_schema(&route.schema_json, &mut named);
+    let mut errors = Map::new();
+    for (status, description) in ROUTE_STATUSES {
+        errors.insert(status.to_owned(), problem_response(description));
+    }
+    let headers = json!([
+        { "name": "X-Correlation-Id", "in": "header", "schema": { "type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$" } },
+        { "name": "Idempotency-Key", "in": "header", "schema": { "type": "string", "maxLength": 255 } },
+        { "name": "traceparent", "in": "header", "schema": { "type": "string" } },
+    ]);
+    let mut single = errors.clone();
+    single.insert("202".to_owned(), json!({
+        "description": "Durably written: the broker acknowledged the record (acks=all)",
+        "headers": { "Location": { "schema": { "type": "string" } }, "X-Correlation-Id": { "schema": { "type": "string" } }, "X-Event-Id": { "schema": { "type": "string" } } },
+        "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Accepted" } } },
+    }));
+    paths.insert(route.path.clone(), json!({ "post": {
+        "summary": format!("Submit one {} event", route.contract),
+        "operationId": format!("submit_{}", route.contract),
+        "security": [{ "apiKey": [] }, { "bearer": [] }],
+        "parameters": headers,
+        "requestBody": { "required": true, "content": { "application/json": { "schema": body } } },
+        "responses": single,
+    }}));
+    let mut batch = errors;
+    batch.insert("200".to_owned(), json!({
+        "description": "Each event's outcome, in request order",
+        "content": { "application/json": { "schema": { "$ref": "#/components/schemas/BatchResult" } } },
+    }));
+    paths.insert(format!("{}:batch", route.path), json!({ "post": {
+        "summary": format!("Submit up to {max_batch} {} events", route.contract),
+        "operationId": format!("submit_{}_batch", route.contract),
+        "security": [{ "apiKey": [] }, { "bearer": [] }],
+        "requestBody": { "required": true, "content": { "application/json": { "schema": {
+            "type": "object", "required": ["events"], "additionalProperties": false,
+            "properties": { "events": { "type": "array", "minItems": 1, "maxItems": max_batch, "items": {
+                "type": "object", "required": ["data"], "additionalProperties": false,
+                "properties": { "idempotency_key": { "type": "string" }, "correlation_id": { "type": "string" }, "data": body },
+            }}},
+        }}}},
+        "responses": batch,
+    }}));
+}
+
+/// The whole document.
+pub fn document(routes: &[Arc<RouteSpec>], max_batch: usize) -> Value {
+    let mut paths = Map::new();
+    for route in routes {
+        route_paths(route, max_batch, &mut paths);
+    }
+    let plain = |description: &str| json!({ "get": { "summary": description, "responses": {
+        "200": { "description": "OK" }, "503": problem_response("Not ready") } } });
+    paths.insert("/healthz".to_owned(), plain("Liveness"));
+    paths.insert("/readyz".to_owned(), plain("Readiness: broker, registry and Redis reachable, not shutting down"));
+    paths.insert("/metrics".to_owned(), json!({ "get": { "summary": "Prometheus metrics", "responses": { "200": { "description": "OpenMetrics text" } } } }));
+    paths.insert("/openapi.json".to_owned(), json!({ "get": { "summary": "This document", "responses": { "200": { "description": "OpenAPI 3.1" } } } }));
+    json!({
+        "openapi": "3.1.0",
+        "info": { "title": "Interchange ingest edge", "version": env!("CARGO_PKG_VERSION"),
+                  "description": "Partners post events; 202 means the broker acknowledged the record." },
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "apiKey": { "type": "apiKey", "in": "header", "name": "X-Api-Key" },
+                "bearer": { "type": "http", "scheme": "bearer", "bearerFormat": "JWT" },
+            },
+            "schemas": {
+                "Problem": { "type": "object", "description": "RFC 9457 problem details", "required": ["type", "title", "status", "detail"], "properties": {
+                    "type": { "type": "string", "format": "uri" }, "title": { "type": "string" }, "status": { "type": "integer" },
+                    "detail": { "type": "string" }, "correlation_id": { "type": "string" },
+                    "errors": { "type": "array", "items": { "type": "object", "required": ["pointer", "expected", "detail"], "properties": {
+                        "pointer": { "type": "string", "description": "RFC 6901 JSON pointer" }, "expected": { "type": "string" }, "detail": { "type": "string" } } } } } },
+                "Accepted": { "type": "object", "required": ["status", "event_id", "correlation_id", "topic", "partition", "offset", "links"], "properties": {
+                    "status": { "const": "accepted" }, "event_id": { "type": "string", "format": "uuid" }, "correlation_id": { "type": "string" },
+                    "topic": { "type": "string" }, "partition": { "type": "integer" }, "offset": { "type": "integer" },
+                    "links": { "type": "object", "properties": { "status": { "type": "string" } } } } },
+                "BatchResult": { "type": "object", "required": ["accepted", "duplicates", "rejected", "results"], "properties": {
+                    "accepted": { "type": "integer" }, "duplicates": { "type": "integer" }, "rejected": { "type": "integer" },
+                    "results": { "type": "array", "items": { "type": "object", "required": ["index", "status", "http_status"], "properties": {
+                        "index": { "type": "integer" }, "status": { "enum": ["accepted", "duplicate", "rejected"] }, "http_status": { "type": "integer" },
+                        "event_id": { "type": "string" }, "correlation_id": { "type": "string" }, "location": { "type": "string" },
+                        "problem": { "$ref": "#/components/schemas/Problem" } } } } } },
+            },
+        },
+    })
+}

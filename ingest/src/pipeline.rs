@@ -1,0 +1,262 @@
+//! One event through the edge after authentication: contract, idempotency, encode, produce.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use axum::http::StatusCode;
+use interchange_core::headers::EventHeaders;
+use serde_json::{json, Value};
+
+use crate::app::{AppState, RouteSpec};
+use crate::contract::{json_to_avro, Violation};
+use crate::envelope::TraceContext;
+use crate::idempotency::{fingerprint, Reservation, StoredResponse};
+use crate::metrics::OutcomeLabels;
+use crate::problem::Problem;
+use crate::produce::wire_format;
+
+/// Fields of a contract the edge fills in itself; a body may not set them.
+pub const ENVELOPE_FIELDS: [&str; 4] = ["event_id", "correlation_id", "partner", "received_at"];
+
+/// One event to accept, as it came in.
+#[derive(Debug)]
+pub struct Incoming {
+    pub partner: String,
+    pub correlation_id: String,
+    pub trace: TraceContext,
+    pub idempotency_key: Option<String>,
+    /// Exact bytes the idempotency fingerprint covers.
+    pub raw: Vec<u8>,
+    pub data: Value,
+}
+
+/// How an accepted event is answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub response: StoredResponse,
+    pub replayed: bool,
+}
+
+/// Checks an Idempotency-Key's shape.
+pub fn valid_idempotency_key(key: &str) -> bool {
+    !key.is_empty() && key.len() <= 255 && key.chars().all(|c| c.is_ascii_graphic())
+}
+
+fn now_millis() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)
+}
+
+/// Validated, encoded and ready to produce.
+struct Encoded {
+    event_id: String,
+    payload: Vec<u8>,
+}
+
+fn encode(route: &RouteSpec, incoming: &Incoming, unknown: crate::contract::UnknownFields) -> Result<Encoded, Problem> {
+    let Value::Object(mut object) = incoming.data.clone() else {
+        return Err(Problem::contract(vec![Violation {
+            pointer: String::new(),
+            expected: "a JSON object".to_owned(),
+            detail: "the body must be a JSON object".to_owned(),
+        }]));
+    };
+    let mut violations = Vec::new();
+    let event_id = uuid::Uuid::new_v4().to_string();
+    for field in ENVELOPE_FIELDS {
+        if object.contains_key(field) {
+            violations.push(Violation {
+                pointer: format!("/{field}"),
+                expected: "absent".to_owned(),
+                detail: "set by the edge (send the correlation id as X-Correlation-Id)".to_owned(),
+            });
+        }
+        if route.fields.iter().any(|f| f == field) {
+            let value = match field {
+                "event_id" => json!(event_id),
+                "correlation_id" => json!(incoming.correlation_id),
+                "partner" => json!(incoming.partner),
+                _ => json!(now_millis()),
+            };
+            object.insert(field.to_owned(), value);
+        }
+    }
+    let record = json_to_avro(&route.schema, &Value::Object(object), unknown);
+    let record = match (record, violations.is_empty()) {
+        (Ok(record), true) => record,
+        (Ok(_), false) => return Err(Problem::contract(violations)),
+        (Err(more), _) => {
+            violations.extend(more);
+            return Err(Problem::contract(violations));
+        }
+    };
+    let payload = wire_format(&route.schema, route.schema_id, record)
+        .map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "encoding-failed", e))?;
+    Ok(Encoded { event_id, payload })
+}
+
+/// Runs events through reservation and produce. All sends are enqueued in input order before
+/// any is awaited, so events with the same correlation id keep their order on the partition.
+pub async fn accept_all(app: &Arc<AppState>, route: &Arc<RouteSpec>, events: Vec<Incoming>) -> Vec<Result<Answer, Problem>> {
+    let mut staged: Vec<Result<(Incoming, Encoded, Option<(String, String)>), Result<Answer, Problem>>> = Vec::new();
+    for incoming in events {
+        let encoded = match encode(route, &incoming, app.unknown_fields) {
+            Ok(encoded) => encoded,
+            Err(problem) => {
+                staged.push(Err(Err(problem.correlated(&incoming.correlation_id))));
+                continue;
+            }
+        };
+        let reservation = match reserve(app, route, &incoming).await {
+            Ok(reservation) => reservation,
+            Err(problem) => {
+                staged.push(Err(Err(problem.correlated(&incoming.correlation_id))));
+                continue;
+            }
+        };
+        match reservation {
+            Reserved::Proceed(token) => staged.push(Ok((incoming, encoded, token))),
+            Reserved::Done(answer) => staged.push(Err(answer)),
+        }
+    }
+    let sends = staged.iter().map(|item| async move {
+        let Ok((incoming, encoded, _)) = item else { return None };
+        let headers = EventHeaders {
+            correlation_id: incoming.correlation_id.clone(),
+            event_id: encoded.event_id.clone(),
+            event_type: route.contract.clone(),
+            traceparent: Some(incoming.trace.traceparent.clone()),
+            tracestate: incoming.trace.tracestate.clone(),
+            producer_role: "ingest".to_owned(),
+        };
+        let started = Instant::now();
+        let result = app.produce.send(&route.topic, &incoming.correlation_id, &encoded.payload, &headers).await;
+        app.metrics.produce.observe(started.elapsed().as_secs_f64());
+        Some(result)
+    });
+    let outcomes = futures::future::join_all(sends).await;
+    let mut answers = Vec::with_capacity(staged.len());
+    for (item, outcome) in staged.into_iter().zip(outcomes) {
+        let (incoming, encoded, token) = match item {
+            Ok(ready) => ready,
+            Err(done) => {
+                answers.push(done);
+                continue;
+            }
+        };
+        answers.push(finish(app, route, incoming, encoded, token, outcome).await);
+    }
+    answers
+}
+
+enum Reserved {
+    /// Go ahead; with (key, token, fingerprint) when an Idempotency-Key was reserved.
+    Proceed(Option<(String, String)>),
+    Done(Result<Answer, Problem>),
+}
+
+async fn reserve(app: &AppState, route: &RouteSpec, incoming: &Incoming) -> Result<Reserved, Problem> {
+    let Some(key) = &incoming.idempotency_key else { return Ok(Reserved::Proceed(None)) };
+    let Some(store) = &app.idempotency else {
+        return Err(Problem::new(StatusCode::SERVICE_UNAVAILABLE, "idempotency-unavailable", "no idempotency store"));
+    };
+    let print = fingerprint(&route.path, &incoming.raw);
+    let outcome = |o: &'static str| OutcomeLabels { partner: incoming.partner.clone(), outcome: o };
+    match store.reserve(&incoming.partner, key, &print).await {
+        Ok(Reservation::New { token }) => {
+            app.metrics.idempotency.get_or_create(&outcome("new")).inc();
+            Ok(Reserved::Proceed(Some((token, print))))
+        }
+        Ok(Reservation::Replay(response)) => {
+            app.metrics.idempotency.get_or_create(&outcome("replayed")).inc();
+            let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::ACCEPTED);
+            Ok(Reserved::Done(Ok(Answer { status, response, replayed: true })))
+        }
+        Ok(Reservation::Mismatch) => {
+            app.metrics.idempotency.get_or_create(&outcome("mismatch")).inc();
+            Err(Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency-key-reused",
+                "this Idempotency-Key was used with a different body",
+            ))
+        }
+        Ok(Reservation::InFlight) => {
+            app.metrics.idempotency.get_or_create(&outcome("conflict")).inc();
+            Err(Problem::new(
+                StatusCode::CONFLICT,
+                "idempotency-key-in-flight",
+                "a request with this Idempotency-Key is still being processed; retry shortly",
+            )
+            .retry_after(1))
+        }
+        Err(error) => {
+            app.metrics.redis_errors.get_or_create(&crate::metrics::OperationLabels { operation: "idempotency" }).inc();
+            tracing::warn!(%error, "idempotency store unavailable");
+            Err(Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "idempotency-unavailable",
+                "the idempotency store is unavailable, so the request cannot be accepted safely; retry later",
+            )
+            .retry_after(1))
+        }
+    }
+}
+
+async fn finish(
+    app: &AppState,
+    route: &RouteSpec,
+    incoming: Incoming,
+    encoded: Encoded,
+    token: Option<(String, String)>,
+    outcome: Option<Result<crate::produce::Landed, crate::error::IngestError>>,
+) -> Result<Answer, Problem> {
+    let key = incoming.idempotency_key.as_deref();
+    match outcome {
+        Some(Ok(landed)) => {
+            let location = format!("{}/{}", route.path, incoming.correlation_id);
+            let body = json!({
+                "status": "accepted",
+                "event_id": encoded.event_id,
+                "correlation_id": incoming.correlation_id,
+                "topic": route.topic,
+                "partition": landed.partition,
+                "offset": landed.offset,
+                "links": { "status": location },
+            });
+            let response = StoredResponse {
+                status: StatusCode::ACCEPTED.as_u16(),
+                body,
+                location: Some(location),
+                correlation_id: incoming.correlation_id.clone(),
+                event_id: encoded.event_id.clone(),
+            };
+            if let (Some(key), Some((token, print)), Some(store)) = (key, &token, &app.idempotency) {
+                if let Err(error) = store.complete(&incoming.partner, key, token, print, &response).await {
+                    // The record is durable; a retry within the pending TTL gets 409, then is accepted again.
+                    app.metrics.redis_errors.get_or_create(&crate::metrics::OperationLabels { operation: "idempotency" }).inc();
+                    tracing::warn!(%error, "could not store the idempotent response");
+                }
+            }
+            Ok(Answer { status: StatusCode::ACCEPTED, response, replayed: false })
+        }
+        Some(Err(error)) => {
+            if let (Some(key), Some((token, _)), Some(store)) = (key, &token, &app.idempotency) {
+                if store.release(&incoming.partner, key, token).await.is_ok() {
+                    app.metrics
+                        .idempotency
+                        .get_or_create(&OutcomeLabels { partner: incoming.partner.clone(), outcome: "released" })
+                        .inc();
+                }
+            }
+            tracing::warn!(%error, correlation_id = %incoming.correlation_id, "produce failed");
+            let problem = if error.is_unavailable() {
+                Problem::new(StatusCode::SERVICE_UNAVAILABLE, "broker-unavailable", "the broker did not acknowledge the event; it was not accepted, retry later")
+                    .retry_after(app.retry_after_unavailable)
+            } else {
+                Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "produce-failed", "the event could not be written; it was not accepted")
+            };
+            Err(problem.correlated(&incoming.correlation_id))
+        }
+        None => Err(Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "event was not sent")),
+    }
+}

@@ -1,0 +1,27 @@
+//! `hub ingest`: the HTTP edge.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use interchange_core::shutdown;
+use interchange_ingest::Services;
+
+use super::{kafka, load};
+use crate::cli::{Global, IngestArgs};
+
+pub async fn run(global: &Global, args: &IngestArgs) -> anyhow::Result<ExitCode> {
+    let topology = load(global)?;
+    let services = Services {
+        kafka: kafka(global)?,
+        registry_url: global.registry_url.clone(),
+        registry_basic_auth: global.registry_basic_auth.clone(),
+        redis_url: global.redis_url.clone(),
+    };
+    let app = interchange_ingest::build(&topology, &services, &args.edge).await.context("starting the ingest edge")?;
+    let listener = tokio::net::TcpListener::bind(args.edge.listen)
+        .await
+        .with_context(|| format!("binding {}", args.edge.listen))?;
+    let shutdown = shutdown::on_signal();
+    interchange_ingest::run(listener, app, &args.edge, shutdown).await?;
+    Ok(ExitCode::SUCCESS)
+}
