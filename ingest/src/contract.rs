@@ -6,8 +6,7 @@
 //! inverse and produces the same JSON shape that [`json_to_avro`] accepts.
 
 use apache_avro::schema::{
-    DecimalSchema, EnumSchema, InnerDecimalSchema, Name, RecordField, RecordSchema,
-    ResolvedSchema, UnionSchema,
+    DecimalSchema, EnumSchema, InnerDecimalSchema, Name, RecordField, RecordSchema, ResolvedSchema, UnionSchema,
 };
 use apache_avro::types::Value;
 use apache_avro::{Decimal, Schema, Uuid};
@@ -37,22 +36,17 @@ pub struct Violation {
     pub pointer: String,
     /// What the contract expects there, e.g. "int (32-bit)".
     pub expected: String,
-    /// What is wrong, as a sentence fragment, e.g. "expected an integer, found a string".
+    /// What is wrong, e.g. "expected an integer, found a string".
     pub detail: String,
 }
 
 /// Converts a JSON body into an Avro value of `schema`, or lists every violation.
-pub fn json_to_avro(
-    schema: &Schema,
-    json: &Json,
-    unknown: UnknownFields,
-) -> Result<Value, Vec<Violation>> {
+pub fn json_to_avro(schema: &Schema, json: &Json, unknown: UnknownFields) -> Result<Value, Vec<Violation>> {
     let names = named_schemas(schema);
-    let converter = Converter { names: &names, unknown, avro_default: false };
-    let mut violations = Vec::new();
-    match converter.convert(schema, json, "", &mut violations) {
-        Some(value) if violations.is_empty() => Ok(value),
-        _ => Err(violations),
+    let mut converter = Converter { names: &names, unknown, avro_default: false, out: Vec::new() };
+    match converter.convert(schema, json, "") {
+        Some(value) if converter.out.is_empty() => Ok(value),
+        _ => Err(converter.out),
     }
 }
 
@@ -61,17 +55,14 @@ pub fn json_to_avro(
 /// digits, timestamps as RFC 3339 UTC strings, uuids as strings, enums as symbols,
 /// unions as the plain inner value or null, maps as objects, bytes as base64).
 pub fn avro_to_json(schema: &Schema, value: &Value) -> Json {
-    let names = named_schemas(schema);
-    Reader { names: &names }.to_json(Some(schema), value)
+    to_json(&named_schemas(schema), Some(schema), value)
 }
 
 type Names<'s> = HashMap<Name, &'s Schema>;
 
 /// Every named type (record, enum, fixed) of the schema by full name, so `Schema::Ref` resolves.
 fn named_schemas(schema: &Schema) -> Names<'_> {
-    ResolvedSchema::new(schema)
-        .map(|resolved| resolved.get_names().clone())
-        .unwrap_or_default()
+    ResolvedSchema::new(schema).map(|resolved| resolved.get_names().clone()).unwrap_or_default()
 }
 
 fn resolve<'s>(names: &Names<'s>, schema: &'s Schema) -> Option<&'s Schema> {
@@ -98,10 +89,9 @@ fn kind(json: &Json) -> &'static str {
     }
 }
 
-/// Records a violation; always `None` so callers can `return fail(...)`.
-fn fail<T>(out: &mut Vec<Violation>, at: &str, expected: impl Into<String>, detail: impl Into<String>) -> Option<T> {
-    out.push(Violation { pointer: at.to_owned(), expected: expected.into(), detail: detail.into() });
-    None
+/// "expected a string, found a number".
+fn found(wanted: &str, json: &Json) -> String {
+    format!("expected {wanted}, found {}", kind(json))
 }
 
 /// Nanoseconds per unit of an Avro time logical type.
@@ -112,33 +102,46 @@ const NANOS: i128 = 1;
 const UNIX_EPOCH_JULIAN_DAY: i32 = 2_440_588;
 const NANOS_PER_DAY: i128 = 86_400 * 1_000_000_000;
 
+/// One walk of a body along a contract; `out` collects the violations.
 struct Converter<'n, 's> {
     names: &'n Names<'s>,
     unknown: UnknownFields,
     /// Converting a field's Avro default: bytes are ISO-8859-1 strings (Avro spec), not base64.
     avro_default: bool,
+    out: Vec<Violation>,
 }
 
 impl<'s> Converter<'_, 's> {
-    fn convert(&self, schema: &'s Schema, json: &'s Json, at: &str, out: &mut Vec<Violation>) -> Option<Value> {
+    /// Records a violation; always `None` so callers can `return self.fail(...)`.
+    fn fail<T>(&mut self, at: &str, expected: impl Into<String>, detail: String) -> Option<T> {
+        let (pointer, expected) = (at.to_owned(), expected.into());
+        self.out.push(Violation { pointer, expected, detail });
+        None
+    }
+
+    fn convert(&mut self, schema: &'s Schema, json: &Json, at: &str) -> Option<Value> {
         let Some(schema) = resolve(self.names, schema) else {
-            return fail(out, at, "a known named type", "unsupported type: unresolved reference");
+            let detail = format!("unsupported type: unresolved reference {schema}");
+            return self.fail(at, "a known named type", detail);
         };
         match schema {
-            Schema::Record(record) => self.record(record, json, at, out),
-            Schema::Array(array) => self.array(&array.items, json, at, out),
-            Schema::Map(map) => self.map(&map.types, json, at, out),
-            Schema::Union(union) => self.union(union, json, at, out),
-            _ => self.scalar(schema, json, at, out),
+            Schema::Record(record) => self.record(record, json, at),
+            Schema::Array(array) => self.array(&array.items, json, at),
+            Schema::Map(map) => self.map(&map.types, json, at),
+            Schema::Union(union) => self.union(union, json, at),
+            Schema::Decimal(decimal) => self.decimal(decimal, json, at),
+            _ => match self.scalar(schema, json) {
+                Ok(value) => Some(value),
+                Err(detail) => self.fail(at, self.expected(schema), detail),
+            },
         }
     }
 
-    fn scalar(&self, schema: &Schema, json: &Json, at: &str, out: &mut Vec<Violation>) -> Option<Value> {
-        let expected = self.expected(schema);
-        let result = match schema {
+    fn scalar(&self, schema: &Schema, json: &Json) -> Result<Value, String> {
+        match schema {
             Schema::Null => json.is_null().then_some(Value::Null).ok_or_else(|| found("null", json)),
             Schema::Boolean => json.as_bool().map(Value::Boolean).ok_or_else(|| found("a boolean", json)),
-            Schema::Int => integer(json).and_then(|i| narrow(i, "32-bit")).map(Value::Int),
+            Schema::Int => integer(json).and_then(narrow).map(Value::Int),
             Schema::Long => integer(json).map(Value::Long),
             Schema::Float => float(json).map(Value::Float),
             Schema::Double => json.as_f64().map(Value::Double).ok_or_else(|| found("a number", json)),
@@ -146,60 +149,58 @@ impl<'s> Converter<'_, 's> {
             Schema::Bytes => self.bytes(json).map(Value::Bytes),
             Schema::Fixed(fixed) => self.fixed(fixed.size, json).map(|b| Value::Fixed(fixed.size, b)),
             Schema::Enum(enumeration) => symbol(enumeration, json),
-            Schema::Decimal(decimal) => return self.decimal(decimal, json, at, out),
-            Schema::Uuid(_) => text(json).and_then(|s| {
-                Uuid::parse_str(s).map(Value::Uuid).map_err(|e| format!("{s:?} is not a UUID: {e}"))
-            }),
+            Schema::Uuid(_) => text(json)
+                .and_then(|s| Uuid::parse_str(s).map(Value::Uuid).map_err(|e| format!("{s:?} is not a UUID: {e}"))),
             Schema::Date => date(json).map(Value::Date),
-            Schema::TimeMillis => time_of_day(json, MILLIS).and_then(|t| narrow(t, "32-bit")).map(Value::TimeMillis),
+            Schema::TimeMillis => time_of_day(json, MILLIS).and_then(narrow).map(Value::TimeMillis),
             Schema::TimeMicros => time_of_day(json, MICROS).map(Value::TimeMicros),
             Schema::TimestampMillis => instant(json, MILLIS).map(Value::TimestampMillis),
             Schema::TimestampMicros => instant(json, MICROS).map(Value::TimestampMicros),
             Schema::TimestampNanos => instant(json, NANOS).map(Value::TimestampNanos),
-            Schema::LocalTimestampMillis => integer(json).map(Value::LocalTimestampMillis),
-            Schema::LocalTimestampMicros => integer(json).map(Value::LocalTimestampMicros),
-            Schema::LocalTimestampNanos => integer(json).map(Value::LocalTimestampNanos),
             _ => Err(format!("unsupported type: {schema}")),
-        };
-        result.map_or_else(|detail| fail(out, at, expected, detail), Some)
+        }
     }
 
-    fn record(&self, record: &'s RecordSchema, json: &'s Json, at: &str, out: &mut Vec<Violation>) -> Option<Value> {
+    fn record(&mut self, record: &'s RecordSchema, json: &Json, at: &str) -> Option<Value> {
         let Json::Object(object) = json else {
-            return fail(out, at, self.expected_record(record), found("an object", json));
+            return self.fail(at, expected_record(record), found("an object", json));
         };
-        let before = out.len();
+        let before = self.out.len();
         let mut fields = Vec::with_capacity(record.fields.len());
         for field in &record.fields {
             let at = child(at, &field.name);
-            if let Some(value) = self.field(field, object.get(&field.name), &at, out) {
+            if let Some(value) = self.field(field, object.get(&field.name), &at) {
                 fields.push((field.name.clone(), value));
             }
         }
         if self.unknown == UnknownFields::Reject {
-            self.unknown_fields(record, object, at, out);
+            self.unknown_fields(record, object, at);
         }
-        (out.len() == before).then_some(Value::Record(fields))
+        (self.out.len() == before).then_some(Value::Record(fields))
     }
 
-    fn field(&self, field: &'s RecordField, json: Option<&'s Json>, at: &str, out: &mut Vec<Violation>) -> Option<Value> {
+    /// A present value converts; a missing one (or null where null is not allowed) takes the default.
+    fn field(&mut self, field: &'s RecordField, json: Option<&Json>, at: &str) -> Option<Value> {
         match (json, &field.default) {
             (Some(json), _) if !json.is_null() || self.accepts_null(&field.schema) => {
-                self.convert(&field.schema, json, at, out)
+                self.convert(&field.schema, json, at)
             }
             (_, Some(default)) => {
-                let defaults = Converter { names: self.names, unknown: UnknownFields::Ignore, avro_default: true };
-                defaults.convert(&field.schema, default, at, out)
+                let (unknown, avro_default) = (UnknownFields::Ignore, true);
+                let mut defaults = Converter { names: self.names, unknown, avro_default, out: vec![] };
+                let value = defaults.convert(&field.schema, default, at);
+                self.out.append(&mut defaults.out);
+                value
             }
-            _ => fail(out, at, self.expected(&field.schema), "required field is missing"),
+            _ => self.fail(at, self.expected(&field.schema), "required field is missing".into()),
         }
     }
 
-    fn unknown_fields(&self, record: &RecordSchema, object: &Map<String, Json>, at: &str, out: &mut Vec<Violation>) {
+    fn unknown_fields(&mut self, record: &RecordSchema, object: &Map<String, Json>, at: &str) {
         for key in object.keys() {
             if !record.fields.iter().any(|field| &field.name == key) {
                 let expected = format!("only the fields of record {}", record.name.name());
-                out.push(Violation { pointer: child(at, key), expected, detail: "unknown field".to_owned() });
+                self.fail::<()>(&child(at, key), expected, "unknown field".into());
             }
         }
     }
@@ -212,74 +213,69 @@ impl<'s> Converter<'_, 's> {
         }
     }
 
-    fn array(&self, items: &'s Schema, json: &'s Json, at: &str, out: &mut Vec<Violation>) -> Option<Value> {
+    fn array(&mut self, items: &'s Schema, json: &Json, at: &str) -> Option<Value> {
         let Json::Array(elements) = json else {
-            return fail(out, at, "array", found("an array", json));
+            return self.fail(at, "array", found("an array", json));
         };
         let converted: Vec<Option<Value>> = elements
             .iter()
             .enumerate()
-            .map(|(index, element)| self.convert(items, element, &child(at, &index.to_string()), out))
+            .map(|(index, element)| self.convert(items, element, &child(at, &index.to_string())))
             .collect();
         converted.into_iter().collect::<Option<Vec<_>>>().map(Value::Array)
     }
 
-    fn map(&self, values: &'s Schema, json: &'s Json, at: &str, out: &mut Vec<Violation>) -> Option<Value> {
+    fn map(&mut self, values: &'s Schema, json: &Json, at: &str) -> Option<Value> {
         let Json::Object(object) = json else {
-            return fail(out, at, "object (map)", found("an object", json));
+            return self.fail(at, "object (map)", found("an object", json));
         };
         let converted: Vec<Option<(String, Value)>> = object
             .iter()
-            .map(|(key, value)| self.convert(values, value, &child(at, key), out).map(|v| (key.clone(), v)))
+            .map(|(key, value)| Some((key.clone(), self.convert(values, value, &child(at, key))?)))
             .collect();
         converted.into_iter().collect::<Option<HashMap<_, _>>>().map(Value::Map)
     }
 
-    fn union(&self, union: &'s UnionSchema, json: &'s Json, at: &str, out: &mut Vec<Violation>) -> Option<Value> {
+    /// Null takes the null branch; otherwise the first branch that converts cleanly wins.
+    fn union(&mut self, union: &'s UnionSchema, json: &Json, at: &str) -> Option<Value> {
+        let branch = |index: usize, value: Value| Some(Value::Union(u32::try_from(index).ok()?, Box::new(value)));
         let variants = union.variants();
-        let is_null = |s: &Schema| matches!(s, Schema::Null);
-        if json.is_null() {
-            if let Some(index) = variants.iter().position(is_null) {
-                return Some(Value::Union(u32::try_from(index).ok()?, Box::new(Value::Null)));
-            }
+        let null_index = variants.iter().position(|s| matches!(s, Schema::Null));
+        if let (Json::Null, Some(index)) = (json, null_index) {
+            return branch(index, Value::Null);
         }
-        let mut candidates = variants.iter().enumerate().filter(|(_, s)| !is_null(s));
-        let only = match (candidates.next(), candidates.next()) {
-            (Some(only), None) => Some(only),
-            _ => None,
-        };
-        if let Some((index, variant)) = only {
-            // ["null", X]: X's own violations are the most precise answer.
-            let mut inner = Vec::new();
-            let value = self.convert(variant, json, at, &mut inner);
-            if inner.is_empty() {
-                return Some(Value::Union(u32::try_from(index).ok()?, Box::new(value?)));
-            }
-            let nullable = variants.len() > 1;
-            out.extend(inner.into_iter().map(|mut v| {
-                if nullable && v.pointer == at {
-                    v.expected = format!("{} or null", v.expected);
+        let others: Vec<(usize, &'s Schema)> =
+            variants.iter().enumerate().filter(|(i, _)| Some(*i) != null_index).collect();
+        for &(index, variant) in &others {
+            let outer = std::mem::take(&mut self.out);
+            let value = self.convert(variant, json, at);
+            let inner = std::mem::replace(&mut self.out, outer);
+            match value {
+                Some(value) if inner.is_empty() => return branch(index, value),
+                // ["null", X] or [X]: X's own violations are the most precise answer.
+                _ if others.len() == 1 => {
+                    let nullable = null_index.is_some();
+                    self.out.extend(inner.into_iter().map(|mut v| {
+                        if nullable && v.pointer == at {
+                            v.expected = format!("{} or null", v.expected);
+                        }
+                        v
+                    }));
+                    return None;
                 }
-                v
-            }));
-            return None;
-        }
-        for (index, variant) in variants.iter().enumerate().filter(|(_, s)| !is_null(s)) {
-            let mut scratch = Vec::new();
-            if let Some(value) = self.convert(variant, json, at, &mut scratch) {
-                if scratch.is_empty() {
-                    return Some(Value::Union(u32::try_from(index).ok()?, Box::new(value)));
-                }
+                _ => {}
             }
         }
-        fail(out, at, self.expected_union(union), format!("no type of the union accepts {}", kind(json)))
+        let detail = format!("no type of the union accepts {}", kind(json));
+        self.fail(at, self.expected_union(union), detail)
     }
 
     fn bytes(&self, json: &Json) -> Result<Vec<u8>, String> {
         let s = text(json)?;
         if self.avro_default {
             // Avro's JSON encoding of bytes: each char is one byte (ISO-8859-1).
-            return s.chars().map(|c| u8::try_from(u32::from(c)).map_err(|_| "byte out of range".to_owned())).collect();
+            let byte = |c: char| u8::try_from(u32::from(c)).map_err(|_| format!("{c:?} is not a byte"));
+            return s.chars().map(byte).collect();
         }
         BASE64.decode(s).map_err(|e| format!("not valid base64: {e}"))
     }
@@ -293,21 +289,10 @@ impl<'s> Converter<'_, 's> {
         }
     }
 
-    fn decimal(&self, schema: &DecimalSchema, json: &Json, at: &str, out: &mut Vec<Violation>) -> Option<Value> {
-        if self.avro_default {
-            return match self.bytes(json) {
-                Ok(bytes) => Some(Value::Decimal(Decimal::from(bytes))),
-                Err(detail) => fail(out, at, self.expected(&Schema::Bytes), detail),
-            };
-        }
-        let literal = match json {
-            Json::String(s) => s.clone(),
-            Json::Number(n) => n.to_string(),
-            other => return fail(out, at, decimal_expected(schema), found("a decimal string or number", other)),
-        };
-        let unscaled = match unscaled_decimal(&literal, schema) {
+    fn decimal(&mut self, schema: &DecimalSchema, json: &Json, at: &str) -> Option<Value> {
+        let unscaled = match self.unscaled(schema, json) {
             Ok(unscaled) => unscaled,
-            Err((expected, detail)) => return fail(out, at, expected, detail),
+            Err((expected, detail)) => return self.fail(at, expected, detail),
         };
         let length = match &schema.inner {
             InnerDecimalSchema::Bytes => bytes_needed(unscaled).max(bytes_for_precision(schema.precision)),
@@ -315,35 +300,42 @@ impl<'s> Converter<'_, 's> {
         };
         match twos_complement(unscaled, length) {
             Some(bytes) => Some(Value::Decimal(Decimal::from(bytes))),
-            None => fail(out, at, decimal_expected(schema), format!("{literal} does not fit in {length} bytes")),
+            None => self.fail(at, decimal_expected(schema), format!("{json} does not fit in {length} bytes")),
+        }
+    }
+
+    /// The unscaled value: from a decimal literal, or from a default's two's-complement bytes.
+    fn unscaled(&self, schema: &DecimalSchema, json: &Json) -> Result<i128, (String, String)> {
+        let wrong = |detail| (decimal_expected(schema), detail);
+        match json {
+            _ if self.avro_default => {
+                let bytes = self.bytes(json).map_err(wrong)?;
+                from_twos_complement(&bytes).ok_or_else(|| wrong("more than 128 bits".to_owned()))
+            }
+            Json::String(s) => unscaled_decimal(s, schema),
+            Json::Number(n) => unscaled_decimal(&n.to_string(), schema),
+            other => Err(wrong(found("a decimal string or number", other))),
         }
     }
 
     fn expected(&self, schema: &Schema) -> String {
         match resolve(self.names, schema) {
-            Some(Schema::Record(record)) => self.expected_record(record),
+            Some(Schema::Record(record)) => expected_record(record),
             Some(Schema::Union(union)) => self.expected_union(union),
             Some(schema) => expected(schema),
             None => "a known named type".to_owned(),
         }
     }
 
-    fn expected_record(&self, record: &RecordSchema) -> String {
-        format!("object (record {})", record.name.name())
-    }
-
+    /// "null, int or string".
     fn expected_union(&self, union: &UnionSchema) -> String {
-        let names: Vec<String> = union.variants().iter().map(|s| type_name(resolve(self.names, s).unwrap_or(s))).collect();
+        let names: Vec<String> =
+            union.variants().iter().map(|s| type_name(resolve(self.names, s).unwrap_or(s))).collect();
         match names.split_last() {
             Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
             _ => names.concat(),
         }
     }
-}
-
-/// "expected a string, found a number".
-fn found(wanted: &str, json: &Json) -> String {
-    format!("expected {wanted}, found {}", kind(json))
 }
 
 fn text(json: &Json) -> Result<&str, String> {
@@ -352,19 +344,14 @@ fn text(json: &Json) -> Result<&str, String> {
 
 fn integer(json: &Json) -> Result<i64, String> {
     match json {
-        Json::Number(n) => n.as_i64().ok_or_else(|| {
-            if n.is_u64() {
-                format!("{n} is out of the 64-bit range")
-            } else {
-                format!("expected an integer, found {n}")
-            }
-        }),
+        Json::Number(n) if n.is_u64() => n.as_i64().ok_or_else(|| format!("{n} is out of the 64-bit range")),
+        Json::Number(n) => n.as_i64().ok_or_else(|| format!("expected an integer, found {n}")),
         other => Err(found("an integer", other)),
     }
 }
 
-fn narrow(value: i64, range: &str) -> Result<i32, String> {
-    i32::try_from(value).map_err(|_| format!("{value} is out of the {range} range"))
+fn narrow(value: i64) -> Result<i32, String> {
+    i32::try_from(value).map_err(|_| format!("{value} is out of the 32-bit range"))
 }
 
 fn float(json: &Json) -> Result<f32, String> {
@@ -386,67 +373,68 @@ fn symbol(schema: &EnumSchema, json: &Json) -> Result<Value, String> {
 }
 
 /// An RFC 3339 string (any offset) or an integer count of `unit` nanoseconds since the epoch.
+/// Finer digits than the unit are truncated (toward the past).
 fn instant(json: &Json, unit: i128) -> Result<i64, String> {
-    if let Json::String(s) = json {
-        let parsed = OffsetDateTime::parse(s, &Rfc3339).map_err(|e| format!("{s:?} is not an RFC 3339 timestamp: {e}"))?;
-        let count = parsed.unix_timestamp_nanos().div_euclid(unit);
-        return i64::try_from(count).map_err(|_| format!("{s:?} is out of range"));
-    }
-    integer(json).map_err(|_| found("a timestamp string or an integer", json))
+    let Json::String(s) = json else {
+        return integer(json).map_err(|_| found("a timestamp string or an integer", json));
+    };
+    let parsed = OffsetDateTime::parse(s, &Rfc3339).map_err(|e| format!("{s:?} is not an RFC 3339 timestamp: {e}"))?;
+    let count = parsed.unix_timestamp_nanos().div_euclid(unit);
+    i64::try_from(count).map_err(|_| format!("{s:?} is out of range"))
 }
 
 /// "YYYY-MM-DD" or an integer count of days since 1970-01-01.
 fn date(json: &Json) -> Result<i32, String> {
-    if let Json::String(s) = json {
-        let parsed = time::Date::parse(s, format_description!("[year]-[month]-[day]"))
-            .map_err(|e| format!("{s:?} is not a YYYY-MM-DD date: {e}"))?;
-        return Ok(parsed.to_julian_day() - UNIX_EPOCH_JULIAN_DAY);
-    }
-    integer(json).map_err(|_| found("a date string or an integer", json)).and_then(|d| narrow(d, "32-bit"))
+    let Json::String(s) = json else {
+        return integer(json).map_err(|_| found("a date string or an integer", json)).and_then(narrow);
+    };
+    let parsed = time::Date::parse(s, format_description!("[year]-[month]-[day]"))
+        .map_err(|e| format!("{s:?} is not a YYYY-MM-DD date: {e}"))?;
+    Ok(parsed.to_julian_day() - UNIX_EPOCH_JULIAN_DAY)
 }
 
 /// "HH:MM:SS[.fraction]" or an integer count of `unit` nanoseconds after midnight.
 fn time_of_day(json: &Json, unit: i128) -> Result<i64, String> {
-    let count = if let Json::String(s) = json {
+    let nanos = if let Json::String(s) = json {
         let format = format_description!("[hour]:[minute]:[second][optional [.[subsecond]]]");
         let parsed = time::Time::parse(s, format).map_err(|e| format!("{s:?} is not a HH:MM:SS time: {e}"))?;
         let (h, m, sec, nano) = parsed.as_hms_nano();
         let seconds = i128::from(h) * 3600 + i128::from(m) * 60 + i128::from(sec);
-        (seconds * 1_000_000_000 + i128::from(nano)) / unit
+        seconds * 1_000_000_000 + i128::from(nano)
     } else {
         let count = integer(json).map_err(|_| found("a time string or an integer", json))?;
-        if !(0..NANOS_PER_DAY / unit).contains(&i128::from(count)) {
-            return Err(format!("{count} is not within one day"));
-        }
-        i128::from(count)
+        i128::from(count) * unit
     };
-    i64::try_from(count).map_err(|_| "time out of range".to_owned())
+    if !(0..NANOS_PER_DAY).contains(&nanos) {
+        return Err(format!("{json} is not within one day"));
+    }
+    i64::try_from(nanos / unit).map_err(|_| "time out of range".to_owned())
 }
 
 fn decimal_expected(schema: &DecimalSchema) -> String {
-    format!("decimal with at most {} digits, {} after the point", schema.precision, schema.scale)
+    let (precision, scale) = (schema.precision, schema.scale);
+    format!("decimal with at most {precision} digits, {scale} after the point")
 }
 
 /// The unscaled value of a plain decimal literal ("-12.34"), refusing rounding and overflow.
 fn unscaled_decimal(literal: &str, schema: &DecimalSchema) -> Result<i128, (String, String)> {
-    let garbage = || {
-        let detail = format!("{literal:?} is not a plain decimal number (digits, optional '-' and '.', no exponent)");
-        (decimal_expected(schema), detail)
-    };
     let (negative, unsigned) = match literal.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, literal),
     };
     let (whole, fraction) = unsigned.split_once('.').unwrap_or((unsigned, ""));
-    let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    if whole.is_empty() || !all_digits(whole) || !all_digits(fraction) || (unsigned.contains('.') && fraction.is_empty()) {
-        return Err(garbage());
+    let digits_only = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    let dangling_point = unsigned.contains('.') && fraction.is_empty();
+    if whole.is_empty() || dangling_point || !digits_only(whole) || !digits_only(fraction) {
+        let detail = format!("{literal:?} is not a plain decimal number (digits, optional '-' and '.', no exponent)");
+        return Err((decimal_expected(schema), detail));
     }
     // Trailing zeros beyond the scale change nothing; other extra digits would need rounding.
     let fraction = fraction.trim_end_matches('0');
     if fraction.len() > schema.scale {
         let expected = format!("decimal with at most {} fraction digits", schema.scale);
-        return Err((expected, format!("{literal} has {} fraction digits; amounts are not rounded", fraction.len())));
+        let detail = format!("{literal} has {} fraction digits; amounts are not rounded", fraction.len());
+        return Err((expected, detail));
     }
     let digits = format!("{whole}{fraction:0<width$}", width = schema.scale);
     let digits = digits.trim_start_matches('0');
@@ -467,10 +455,8 @@ fn bytes_needed(value: i128) -> usize {
 /// Bytes apache-avro requires for `precision` digits when it resolves a decimal
 /// (its `max_prec_for_len` check): shorter encodings fail reader-schema resolution.
 fn bytes_for_precision(precision: usize) -> usize {
-    (1..=16_i32)
-        .find(|&n| (2.0_f64.powi(8 * n - 1) - 1.0).log10().floor() >= precision as f64)
-        .and_then(|n| usize::try_from(n).ok())
-        .unwrap_or(16)
+    let digits = |n: i32| (2.0_f64.powi(8 * n - 1) - 1.0).log10().floor();
+    (1..=16_i32).find(|&n| digits(n) >= precision as f64).and_then(|n| usize::try_from(n).ok()).unwrap_or(16)
 }
 
 /// `value` as exactly `length` big-endian two's-complement bytes, if it fits.
@@ -491,9 +477,9 @@ fn twos_complement(value: i128, length: usize) -> Option<Vec<u8>> {
 fn from_twos_complement(bytes: &[u8]) -> Option<i128> {
     let negative = bytes.first().is_some_and(|b| b & 0x80 != 0);
     let fill = if negative { 0xFF } else { 0x00 };
-    let start = bytes.len().saturating_sub(16);
-    let (extra, tail) = bytes.split_at(start);
-    if extra.iter().any(|&b| b != fill) || tail.first().is_some_and(|b| (b & 0x80 != 0) != negative) {
+    let (extra, tail) = bytes.split_at(bytes.len().saturating_sub(16));
+    let sign_lost = tail.first().is_some_and(|b| (b & 0x80 != 0) != negative);
+    if sign_lost || extra.iter().any(|&b| b != fill) {
         return None;
     }
     let mut buffer = [fill; 16];
@@ -501,7 +487,11 @@ fn from_twos_complement(bytes: &[u8]) -> Option<i128> {
     Some(i128::from_be_bytes(buffer))
 }
 
-/// What the contract expects for a non-composite schema, for violations.
+fn expected_record(record: &RecordSchema) -> String {
+    format!("object (record {})", record.name.name())
+}
+
+/// What the contract expects for a schema that is not a record or union, for violations.
 fn expected(schema: &Schema) -> String {
     let text = match schema {
         Schema::Null => "null",
@@ -512,8 +502,6 @@ fn expected(schema: &Schema) -> String {
         Schema::Double => "double",
         Schema::Bytes => "bytes (base64 string)",
         Schema::String => "string",
-        Schema::Array(_) => "array",
-        Schema::Map(_) => "object (map)",
         Schema::Enum(e) => return format!("one of {}", e.symbols.join(", ")),
         Schema::Fixed(f) => return format!("{} bytes (base64 string)", f.size),
         Schema::Decimal(d) => return decimal_expected(d),
@@ -524,9 +512,6 @@ fn expected(schema: &Schema) -> String {
         Schema::TimestampMillis => "RFC 3339 timestamp or epoch milliseconds",
         Schema::TimestampMicros => "RFC 3339 timestamp or epoch microseconds",
         Schema::TimestampNanos => "RFC 3339 timestamp or epoch nanoseconds",
-        Schema::LocalTimestampMillis => "local timestamp as milliseconds",
-        Schema::LocalTimestampMicros => "local timestamp as microseconds",
-        Schema::LocalTimestampNanos => "local timestamp as nanoseconds",
         other => return type_name(other),
     };
     text.to_owned()
@@ -540,84 +525,65 @@ fn type_name(schema: &Schema) -> String {
         Schema::Fixed(f) => format!("fixed {}", f.name.name()),
         Schema::Ref { name } => name.name().to_owned(),
         Schema::Decimal(d) => format!("decimal({}, {})", d.precision, d.scale),
-        Schema::Uuid(_) => "uuid".to_owned(),
-        Schema::Date => "date".to_owned(),
+        Schema::Map(_) => "object (map)".to_owned(),
         Schema::TimestampMillis => "timestamp-millis".to_owned(),
         Schema::TimestampMicros => "timestamp-micros".to_owned(),
         other => other.to_string().to_lowercase(),
     }
 }
 
-struct Reader<'n, 's> {
-    names: &'n Names<'s>,
-}
-
-impl Reader<'_, '_> {
-    fn to_json(&self, schema: Option<&Schema>, value: &Value) -> Json {
-        let schema = schema.and_then(|s| match s {
-            Schema::Ref { name } => self.names.get(name).copied(),
-            other => Some(other),
-        });
-        match (value, schema) {
-            (Value::Null, _) => Json::Null,
-            (Value::Boolean(b), _) => Json::Bool(*b),
-            (Value::Int(i), _) => Json::from(*i),
-            (Value::Long(i), Some(Schema::TimestampMillis)) | (Value::TimestampMillis(i), _) => timestamp(*i, MILLIS),
-            (Value::Long(i), Some(Schema::TimestampMicros)) | (Value::TimestampMicros(i), _) => timestamp(*i, MICROS),
-            (Value::Long(i), Some(Schema::TimestampNanos)) | (Value::TimestampNanos(i), _) => timestamp(*i, NANOS),
-            (Value::Long(i) | Value::TimeMicros(i), _) => Json::from(*i),
-            (Value::LocalTimestampMillis(i) | Value::LocalTimestampMicros(i) | Value::LocalTimestampNanos(i), _) => {
-                Json::from(*i)
-            }
-            (Value::Float(f), _) => serde_json::Number::from_f64(f64::from(*f)).map_or(Json::Null, Json::Number),
-            (Value::Double(f), _) => serde_json::Number::from_f64(*f).map_or(Json::Null, Json::Number),
-            (Value::Bytes(b) | Value::Fixed(_, b), Some(Schema::Decimal(d))) => decimal_text(b, d.scale),
-            (Value::Decimal(d), _) => decimal_text(&<Vec<u8>>::try_from(d).unwrap_or_default(), decimal_scale(schema)),
-            (Value::BigDecimal(d), _) => Json::String(d.to_string()),
-            (Value::Bytes(b) | Value::Fixed(_, b), _) => Json::String(BASE64.encode(b)),
-            (Value::String(s) | Value::Enum(_, s), _) => Json::String(s.clone()),
-            (Value::Uuid(u), _) => Json::String(u.hyphenated().to_string()),
-            (Value::Date(d), _) => date_text(*d),
-            (Value::TimeMillis(t), _) => Json::from(*t),
-            (Value::Duration(d), _) => serde_json::json!({
-                "months": u32::from(d.months()), "days": u32::from(d.days()), "millis": u32::from(d.millis())
-            }),
-            (Value::Union(index, inner), _) => {
-                let variant = match schema {
-                    Some(Schema::Union(u)) => usize::try_from(*index).ok().and_then(|i| u.variants().get(i)),
-                    _ => None,
-                };
-                self.to_json(variant, inner)
-            }
-            (Value::Array(items), _) => {
-                let item_schema = match schema {
-                    Some(Schema::Array(a)) => Some(a.items.as_ref()),
-                    _ => None,
-                };
-                Json::Array(items.iter().map(|v| self.to_json(item_schema, v)).collect())
-            }
-            (Value::Map(entries), _) => {
-                let value_schema = match schema {
-                    Some(Schema::Map(m)) => Some(m.types.as_ref()),
-                    _ => None,
-                };
-                Json::Object(entries.iter().map(|(k, v)| (k.clone(), self.to_json(value_schema, v))).collect())
-            }
-            (Value::Record(fields), _) => {
-                let field_schema = |name: &str| match schema {
-                    Some(Schema::Record(r)) => r.fields.iter().find(|f| f.name == name).map(|f| &f.schema),
-                    _ => None,
-                };
-                Json::Object(fields.iter().map(|(k, v)| (k.clone(), self.to_json(field_schema(k), v))).collect())
-            }
+/// `value` as JSON; `schema` (when known) gives decimal scales and union branches.
+fn to_json(names: &Names, schema: Option<&Schema>, value: &Value) -> Json {
+    let schema = schema.and_then(|s| resolve(names, s));
+    match value {
+        Value::Null => Json::Null,
+        Value::Boolean(b) => Json::Bool(*b),
+        Value::Int(i) | Value::TimeMillis(i) => Json::from(*i),
+        Value::Date(days) => date_text(*days),
+        Value::Long(i) | Value::TimeMicros(i) => Json::from(*i),
+        Value::LocalTimestampMillis(i) | Value::LocalTimestampMicros(i) => Json::from(*i),
+        Value::LocalTimestampNanos(i) => Json::from(*i),
+        Value::TimestampMillis(i) => timestamp(*i, MILLIS),
+        Value::TimestampMicros(i) => timestamp(*i, MICROS),
+        Value::TimestampNanos(i) => timestamp(*i, NANOS),
+        Value::Float(f) => serde_json::Number::from_f64(f64::from(*f)).map_or(Json::Null, Json::Number),
+        Value::Double(f) => serde_json::Number::from_f64(*f).map_or(Json::Null, Json::Number),
+        Value::Bytes(b) | Value::Fixed(_, b) => match schema {
+            Some(Schema::Decimal(d)) => decimal_text(b, d.scale),
+            _ => Json::String(BASE64.encode(b)),
+        },
+        Value::Decimal(d) => {
+            let scale = if let Some(Schema::Decimal(d)) = schema { d.scale } else { 0 };
+            decimal_text(&<Vec<u8>>::try_from(d).unwrap_or_default(), scale)
         }
-    }
-}
-
-fn decimal_scale(schema: Option<&Schema>) -> usize {
-    match schema {
-        Some(Schema::Decimal(d)) => d.scale,
-        _ => 0,
+        Value::BigDecimal(d) => Json::String(d.to_string()),
+        Value::String(s) | Value::Enum(_, s) => Json::String(s.clone()),
+        Value::Uuid(u) => Json::String(u.hyphenated().to_string()),
+        Value::Duration(_) => Json::Null,
+        Value::Union(index, inner) => {
+            let variant = match schema {
+                Some(Schema::Union(u)) => usize::try_from(*index).ok().and_then(|i| u.variants().get(i)),
+                _ => None,
+            };
+            to_json(names, variant, inner)
+        }
+        Value::Array(items) => {
+            let items_schema = if let Some(Schema::Array(a)) = schema { Some(&*a.items) } else { None };
+            Json::Array(items.iter().map(|v| to_json(names, items_schema, v)).collect())
+        }
+        Value::Map(entries) => {
+            let values_schema = if let Some(Schema::Map(m)) = schema { Some(&*m.types) } else { None };
+            let entry = |(k, v): (&String, &Value)| (k.clone(), to_json(names, values_schema, v));
+            Json::Object(entries.iter().map(entry).collect())
+        }
+        Value::Record(fields) => {
+            let field_schema = |name: &str| match schema {
+                Some(Schema::Record(r)) => r.fields.iter().find(|f| f.name == name).map(|f| &f.schema),
+                _ => None,
+            };
+            let entry = |(k, v): &(String, Value)| (k.clone(), to_json(names, field_schema(k), v));
+            Json::Object(fields.iter().map(entry).collect())
+        }
     }
 }
 
@@ -629,24 +595,25 @@ fn decimal_text(bytes: &[u8], scale: usize) -> Json {
     let digits = format!("{:0>width$}", unscaled.unsigned_abs(), width = scale + 1);
     let (whole, fraction) = digits.split_at(digits.len() - scale);
     let sign = if unscaled < 0 { "-" } else { "" };
-    if scale == 0 {
-        Json::String(format!("{sign}{whole}"))
-    } else {
-        Json::String(format!("{sign}{whole}.{fraction}"))
-    }
+    let point = if scale == 0 { "" } else { "." };
+    Json::String(format!("{sign}{whole}{point}{fraction}"))
 }
 
-/// RFC 3339 UTC text of `count` units of `unit` nanoseconds since the epoch; the number if out of range.
+/// RFC 3339 UTC text of `count` units (of `unit` nanoseconds) since the epoch, with the unit's
+/// digits ("2024-01-01T00:00:00.000Z" for milliseconds); the plain number if out of range.
 fn timestamp(count: i64, unit: i128) -> Json {
-    let format = match unit {
-        MILLIS => format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"),
-        MICROS => format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"),
-        _ => format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:9]Z"),
+    let digits = match unit {
+        MILLIS => 3,
+        MICROS => 6,
+        _ => 9,
     };
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(count) * unit)
-        .ok()
-        .and_then(|t| t.to_offset(UtcOffset::UTC).format(format).ok())
-        .map_or_else(|| Json::from(count), Json::String)
+    let format = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
+    let instant =
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(count) * unit).map(|t| t.to_offset(UtcOffset::UTC));
+    match instant.map(|t| (t.format(format), i128::from(t.nanosecond()) / unit)) {
+        Ok((Ok(head), fraction)) => Json::String(format!("{head}.{fraction:0digits$}Z")),
+        _ => Json::from(count),
+    }
 }
 
 fn date_text(days: i32) -> Json {

@@ -71,6 +71,8 @@ pub enum Reservation {
 #[derive(Debug, Clone)]
 pub struct Idempotency {
     shared: Shared,
+    complete_script: redis::Script,
+    release_script: redis::Script,
     prefix: String,
     pending_ttl: Duration,
     done_ttl: Duration,
@@ -92,7 +94,14 @@ fn ms(d: Duration) -> u64 {
 impl Idempotency {
     /// Keys live `pending_ttl` while in flight and `done_ttl` once answered.
     pub fn new(shared: Shared, prefix: &str, pending_ttl: Duration, done_ttl: Duration) -> Self {
-        Self { shared, prefix: prefix.to_owned(), pending_ttl, done_ttl }
+        Self {
+            shared,
+            complete_script: redis::Script::new(COMPLETE),
+            release_script: redis::Script::new(RELEASE),
+            prefix: prefix.to_owned(),
+            pending_ttl,
+            done_ttl,
+        }
     }
 
     fn key(&self, partner: &str, key: &str) -> String {
@@ -148,7 +157,7 @@ impl Idempotency {
         let entry = Entry { t: token.to_owned(), h: fingerprint.to_owned(), r: Some(response.clone()) };
         let value = serde_json::to_string(&entry).map_err(|e| IngestError::Internal(e.to_string()))?;
         let mut conn = self.shared.conn();
-        let mut invocation = redis::Script::new(COMPLETE).key(self.key(partner, key));
+        let mut invocation = self.complete_script.key(self.key(partner, key));
         invocation.arg(token).arg(value).arg(ms(self.done_ttl));
         let _: i64 = self.shared.call("idempotency_complete", async move { invocation.invoke_async(&mut conn).await }).await?;
         Ok(())
@@ -157,7 +166,7 @@ impl Idempotency {
     /// Gives the key back after a failed produce, so the partner's retry succeeds.
     pub async fn release(&self, partner: &str, key: &str, token: &str) -> Result<(), IngestError> {
         let mut conn = self.shared.conn();
-        let mut invocation = redis::Script::new(RELEASE).key(self.key(partner, key));
+        let mut invocation = self.release_script.key(self.key(partner, key));
         invocation.arg(token);
         let _: i64 = self.shared.call("idempotency_release", async move { invocation.invoke_async(&mut conn).await }).await?;
         Ok(())

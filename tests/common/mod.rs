@@ -1,6 +1,9 @@
 //! Helpers shared by the integration tests: running `hub`, isolated topic prefixes, broken copies.
 #![allow(dead_code)]
 
+pub mod edge;
+pub mod kafka;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

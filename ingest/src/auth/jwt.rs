@@ -135,7 +135,8 @@ fn invalid(reason: &'static str) -> AuthError {
 /// The header and payload of a compact JWS, before any verification.
 fn unverified_parts(token: &str) -> Result<(UnverifiedHeader, UnverifiedPayload), AuthError> {
     let mut parts = token.split('.');
-    let (Some(header), Some(payload), Some(_signature), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(header), Some(payload), Some(_signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(invalid("malformed"));
     };

@@ -102,7 +102,9 @@ pub enum AuthConfigError {
 /// contain a key, a token or a secret.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
-    #[error("no credentials: send `Authorization: Bearer <token>`, `Authorization: ApiKey <key>` or `X-Api-Key: <key>`")]
+    #[error(
+        "no credentials: send `Authorization: Bearer <token>`, `Authorization: ApiKey <key>` or `X-Api-Key: <key>`"
+    )]
     MissingCredentials,
     #[error("malformed credentials: {0}")]
     MalformedCredentials(&'static str),
@@ -218,9 +220,9 @@ enum Credential<'a> {
 /// Reads the request's credential; `Authorization` wins over `X-Api-Key`.
 fn credential(headers: &HeaderMap) -> Result<Credential<'_>, AuthError> {
     if let Some(value) = single_header(headers, AUTHORIZATION.as_str())? {
-        let (scheme, rest) = value
-            .split_once(' ')
-            .ok_or(AuthError::MalformedCredentials("the Authorization header must be `Bearer <token>` or `ApiKey <key>`"))?;
+        let (scheme, rest) = value.split_once(' ').ok_or(AuthError::MalformedCredentials(
+            "the Authorization header must be `Bearer <token>` or `ApiKey <key>`",
+        ))?;
         let rest = rest.trim();
         if rest.is_empty() {
             return Err(AuthError::MalformedCredentials("the Authorization header has an empty credential"));
@@ -247,9 +249,8 @@ fn single_header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a st
     if values.next().is_some() {
         return Err(AuthError::MalformedCredentials("a credential header is sent more than once"));
     }
-    let value = first
-        .to_str()
-        .map_err(|_| AuthError::MalformedCredentials("a credential header is not visible ASCII"))?;
+    let value =
+        first.to_str().map_err(|_| AuthError::MalformedCredentials("a credential header is not visible ASCII"))?;
     Ok(Some(value.trim()))
 }
 

@@ -79,15 +79,18 @@ fn same_key_twice_for_one_partner_is_kept_once() {
 #[test]
 fn other_config_errors_name_the_partner() {
     let empty = PartnerAuthConfig { api_keys: vec![" ".into()], ..partner("blank") };
-    assert_eq!(Authenticator::new(vec![empty]).expect_err("empty"), AuthConfigError::EmptyApiKey {
-        partner: "blank".into()
-    });
-    assert_eq!(Authenticator::new(vec![partner("mute")]).expect_err("none"), AuthConfigError::NoCredentials {
-        partner: "mute".into()
-    });
+    assert_eq!(
+        Authenticator::new(vec![empty]).expect_err("empty"),
+        AuthConfigError::EmptyApiKey { partner: "blank".into() }
+    );
+    assert_eq!(
+        Authenticator::new(vec![partner("mute")]).expect_err("none"),
+        AuthConfigError::NoCredentials { partner: "mute".into() }
+    );
     let mut configs = partners();
     configs.push(PartnerAuthConfig { api_keys: vec!["x".into()], ..partner("acme") });
-    assert_eq!(Authenticator::new(configs).expect_err("dup"), AuthConfigError::DuplicatePartner {
-        partner: "acme".into()
-    });
+    assert_eq!(
+        Authenticator::new(configs).expect_err("dup"),
+        AuthConfigError::DuplicatePartner { partner: "acme".into() }
+    );
 }

@@ -5,8 +5,13 @@ use base64::Engine;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 
-use super::{authenticator, headers, partner, partners, AUDIENCE, HS_ISSUER, HS_SECRET, NOW, RS_ISSUER, RS_PRIVATE_PEM, RS_PUBLIC_PEM};
-use crate::auth::{AuthConfigError, AuthError, AuthMethod, Authenticator, Identity, JwtConfig, JwtKey, PartnerAuthConfig};
+use super::{
+    authenticator, headers, partner, partners, AUDIENCE, HS_ISSUER, HS_SECRET, NOW, RS_ISSUER, RS_PRIVATE_PEM,
+    RS_PUBLIC_PEM,
+};
+use crate::auth::{
+    AuthConfigError, AuthError, AuthMethod, Authenticator, Identity, JwtConfig, JwtKey, PartnerAuthConfig,
+};
 
 fn claims(issuer: &str) -> Value {
     json!({ "iss": issuer, "aud": AUDIENCE, "sub": "svc-orders", "iat": NOW, "exp": NOW + 600 })
@@ -108,8 +113,8 @@ fn tampered_token_is_refused() {
     let header = token.split('.').next().expect("header");
     refused(&format!("{header}.{other_payload}.{signature}"), "bad signature");
     // Signed with another secret.
-    let forged = encode(&Header::new(Algorithm::HS256), &claims(HS_ISSUER), &EncodingKey::from_secret(&[7; 32]))
-        .expect("sign");
+    let forged =
+        encode(&Header::new(Algorithm::HS256), &claims(HS_ISSUER), &EncodingKey::from_secret(&[7; 32])).expect("sign");
     refused(&forged, "bad signature");
 }
 
@@ -123,14 +128,16 @@ fn alg_none_is_refused() {
 #[test]
 fn algorithm_confusion_is_refused() {
     // HS256 signed with the RS256 partner's public key PEM as the HMAC secret.
-    let token = encode(&Header::new(Algorithm::HS256), &claims(RS_ISSUER), &EncodingKey::from_secret(RS_PUBLIC_PEM.as_bytes()))
-        .expect("sign");
+    let token =
+        encode(&Header::new(Algorithm::HS256), &claims(RS_ISSUER), &EncodingKey::from_secret(RS_PUBLIC_PEM.as_bytes()))
+            .expect("sign");
     refused(&token, "algorithm not allowed");
     // An RS256 token for the HS256 partner.
     refused(&rs256(&claims(HS_ISSUER)), "algorithm not allowed");
     // The partner's algorithm family, but not its one algorithm.
-    let hs512 = encode(&Header::new(Algorithm::HS512), &claims(HS_ISSUER), &EncodingKey::from_secret(HS_SECRET.as_bytes()))
-        .expect("sign");
+    let hs512 =
+        encode(&Header::new(Algorithm::HS512), &claims(HS_ISSUER), &EncodingKey::from_secret(HS_SECRET.as_bytes()))
+            .expect("sign");
     refused(&hs512, "algorithm not allowed");
 }
 
@@ -144,18 +151,24 @@ fn malformed_tokens_are_refused() {
 }
 
 fn jwt_partner(name: &str, issuer: &str, key: JwtKey) -> PartnerAuthConfig {
-    PartnerAuthConfig { jwt: Some(JwtConfig { issuer: issuer.into(), audience: AUDIENCE.into(), key }), ..partner(name) }
+    PartnerAuthConfig {
+        jwt: Some(JwtConfig { issuer: issuer.into(), audience: AUDIENCE.into(), key }),
+        ..partner(name)
+    }
 }
 
 #[test]
 fn same_issuer_for_two_partners_is_a_config_error() {
     let mut configs = partners();
     configs.push(jwt_partner("copycat", HS_ISSUER, JwtKey::Hs256(HS_SECRET.into())));
-    assert_eq!(Authenticator::new(configs).expect_err("shared issuer"), AuthConfigError::DuplicateIssuer {
-        partner: "copycat".into(),
-        other: "globex".into(),
-        issuer: HS_ISSUER.into(),
-    });
+    assert_eq!(
+        Authenticator::new(configs).expect_err("shared issuer"),
+        AuthConfigError::DuplicateIssuer {
+            partner: "copycat".into(),
+            other: "globex".into(),
+            issuer: HS_ISSUER.into(),
+        }
+    );
 }
 
 #[test]

@@ -22,7 +22,9 @@ fn signed(timestamp: i64, signature: &str, body: &[u8]) -> Result<(), AuthError>
         ("webhook-timestamp", &ts),
         ("webhook-signature", signature),
     ]);
-    authenticator().authenticate(&h, body, NOW).map(|id| assert_eq!((id.partner.as_str(), id.method), ("hooli", AuthMethod::ApiKey)))
+    authenticator()
+        .authenticate(&h, body, NOW)
+        .map(|id| assert_eq!((id.partner.as_str(), id.method), ("hooli", AuthMethod::ApiKey)))
 }
 
 #[test]
@@ -116,7 +118,12 @@ fn tolerance_comes_from_the_config() {
     let at = |ts: i64| {
         let ts_text = ts.to_string();
         let signature = sign(WHSEC_NEW, ts, BODY);
-        let h = headers(&[("x-api-key", "k"), ("webhook-id", MSG_ID), ("webhook-timestamp", &ts_text), ("webhook-signature", &signature)]);
+        let h = headers(&[
+            ("x-api-key", "k"),
+            ("webhook-id", MSG_ID),
+            ("webhook-timestamp", &ts_text),
+            ("webhook-signature", &signature),
+        ]);
         auth.authenticate(&h, BODY, NOW).map(|_| ())
     };
     assert_eq!(at(NOW - 10), Ok(()));
@@ -126,7 +133,8 @@ fn tolerance_comes_from_the_config() {
 #[test]
 fn bad_secrets_are_config_errors() {
     for secret in ["C2FVsBQIhrscChlQIMV+b5sSYspob7oD", "whsec_not base64!", "whsec_"] {
-        let config = PartnerAuthConfig { api_keys: vec!["k".into()], webhook_secrets: vec![secret.into()], ..partner("p") };
+        let config =
+            PartnerAuthConfig { api_keys: vec!["k".into()], webhook_secrets: vec![secret.into()], ..partner("p") };
         let err = Authenticator::new(vec![config]).expect_err(secret);
         assert!(matches!(&err, AuthConfigError::BadWebhookSecret { partner, .. } if partner == "p"), "{err:?}");
         assert!(!err.to_string().contains("C2FVsBQ"));

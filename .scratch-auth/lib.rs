@@ -1,2 +1,0 @@
-#[path = "../ingest/src/auth/mod.rs"]
-pub mod auth;

@@ -1,2 +1,0 @@
-#[path = "../ingest/src/contract.rs"]
-pub mod contract;
