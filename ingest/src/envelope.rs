@@ -9,13 +9,17 @@ pub const CORRELATION_HEADER: &str = "x-correlation-id";
 /// Why a correlation id was refused.
 pub const CORRELATION_RULE: &str = "1 to 128 characters of A-Z a-z 0-9 . _ : -, starting with a letter or digit";
 
+/// A correlation id header that breaks [`CORRELATION_RULE`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvalidCorrelationId;
+
 /// The client's correlation id, a new UUIDv7 when absent, or `Err` when present but invalid.
-pub fn correlation_id(headers: &HeaderMap) -> Result<String, ()> {
+pub fn correlation_id(headers: &HeaderMap) -> Result<String, InvalidCorrelationId> {
     match headers.get(CORRELATION_HEADER) {
         None => Ok(uuid::Uuid::now_v7().to_string()),
         Some(value) => {
-            let text = value.to_str().map_err(|_| ())?;
-            if valid_correlation_id(text) { Ok(text.to_owned()) } else { Err(()) }
+            let text = value.to_str().map_err(|_| InvalidCorrelationId)?;
+            if valid_correlation_id(text) { Ok(text.to_owned()) } else { Err(InvalidCorrelationId) }
         }
     }
 }
@@ -84,7 +88,7 @@ mod tests {
         headers.insert(CORRELATION_HEADER, "order-42:eu.1".parse().expect("header"));
         assert_eq!(correlation_id(&headers), Ok("order-42:eu.1".to_owned()));
         headers.insert(CORRELATION_HEADER, "bad id/with spaces".parse().expect("header"));
-        assert_eq!(correlation_id(&headers), Err(()));
+        assert_eq!(correlation_id(&headers), Err(InvalidCorrelationId));
         assert!(!valid_correlation_id(&"a".repeat(129)));
         assert!(!valid_correlation_id("-leading"));
     }

@@ -149,7 +149,7 @@ pub async fn accept(
 }
 
 async fn single(app: &Arc<AppState>, route: &Arc<RouteSpec>, headers: &HeaderMap, admitted: Admitted<'_>) -> Result<Answer, Problem> {
-    let correlation_id = envelope::correlation_id(headers).map_err(|()| {
+    let correlation_id = envelope::correlation_id(headers).map_err(|_| {
         Problem::new(StatusCode::BAD_REQUEST, "invalid-correlation-id", format!("X-Correlation-Id must be {CORRELATION_RULE}"))
     })?;
     let idempotency_key = match headers.get("idempotency-key") {

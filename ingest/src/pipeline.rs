@@ -98,29 +98,29 @@ fn encode(route: &RouteSpec, incoming: &Incoming, unknown: crate::contract::Unkn
 /// Runs events through reservation and produce. All sends are enqueued in input order before
 /// any is awaited, so events with the same correlation id keep their order on the partition.
 pub async fn accept_all(app: &Arc<AppState>, route: &Arc<RouteSpec>, events: Vec<Incoming>) -> Vec<Result<Answer, Problem>> {
-    let mut staged: Vec<Result<(Incoming, Encoded, Option<(String, String)>), Result<Answer, Problem>>> = Vec::new();
+    let mut staged: Vec<Staged> = Vec::new();
     for incoming in events {
         let encoded = match encode(route, &incoming, app.unknown_fields) {
             Ok(encoded) => encoded,
             Err(problem) => {
-                staged.push(Err(Err(problem.correlated(&incoming.correlation_id))));
+                staged.push(Staged::Done(Err(problem.correlated(&incoming.correlation_id))));
                 continue;
             }
         };
         let reservation = match reserve(app, route, &incoming).await {
             Ok(reservation) => reservation,
             Err(problem) => {
-                staged.push(Err(Err(problem.correlated(&incoming.correlation_id))));
+                staged.push(Staged::Done(Err(problem.correlated(&incoming.correlation_id))));
                 continue;
             }
         };
         match reservation {
-            Reserved::Proceed(token) => staged.push(Ok((incoming, encoded, token))),
-            Reserved::Done(answer) => staged.push(Err(answer)),
+            Reserved::Proceed(token) => staged.push(Staged::Ready(incoming, encoded, token)),
+            Reserved::Done(answer) => staged.push(Staged::Done(answer)),
         }
     }
     let sends = staged.iter().map(|item| async move {
-        let Ok((incoming, encoded, _)) = item else { return None };
+        let Staged::Ready(incoming, encoded, _) = item else { return None };
         let headers = EventHeaders {
             correlation_id: incoming.correlation_id.clone(),
             event_id: encoded.event_id.clone(),
@@ -138,8 +138,8 @@ pub async fn accept_all(app: &Arc<AppState>, route: &Arc<RouteSpec>, events: Vec
     let mut answers = Vec::with_capacity(staged.len());
     for (item, outcome) in staged.into_iter().zip(outcomes) {
         let (incoming, encoded, token) = match item {
-            Ok(ready) => ready,
-            Err(done) => {
+            Staged::Ready(incoming, encoded, token) => (incoming, encoded, token),
+            Staged::Done(done) => {
                 answers.push(done);
                 continue;
             }
@@ -147,6 +147,13 @@ pub async fn accept_all(app: &Arc<AppState>, route: &Arc<RouteSpec>, events: Vec
         answers.push(finish(app, route, incoming, encoded, token, outcome).await);
     }
     answers
+}
+
+/// An event after validation and reservation: ready to send (with its idempotency token and
+/// fingerprint), or already answered.
+enum Staged {
+    Ready(Incoming, Encoded, Option<(String, String)>),
+    Done(Result<Answer, Problem>),
 }
 
 enum Reserved {
