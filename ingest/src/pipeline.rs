@@ -99,7 +99,30 @@ fn encode(route: &RouteSpec, incoming: &Incoming, unknown: crate::contract::Unkn
 /// any is awaited, so events with the same correlation id keep their order on the partition.
 pub async fn accept_all(app: &Arc<AppState>, route: &Arc<RouteSpec>, events: Vec<Incoming>) -> Vec<Result<Answer, Problem>> {
     let mut staged: Vec<Staged> = Vec::new();
+    // Repeats of an Idempotency-Key inside one batch answer like their first occurrence.
+    let mut keys_seen: std::collections::HashMap<String, (usize, String)> = std::collections::HashMap::new();
     for incoming in events {
+        if let Some(key) = &incoming.idempotency_key {
+            let print = fingerprint(&route.path, &incoming.raw);
+            match keys_seen.get(key) {
+                Some((first, seen)) if *seen == print => {
+                    staged.push(Staged::SameAs(*first));
+                    continue;
+                }
+                Some(_) => {
+                    staged.push(Staged::Done(Err(Problem::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "idempotency-key-reused",
+                        "this Idempotency-Key was used with a different body",
+                    )
+                    .correlated(&incoming.correlation_id))));
+                    continue;
+                }
+                None => {
+                    keys_seen.insert(key.clone(), (staged.len(), print));
+                }
+            }
+        }
         let encoded = match encode(route, &incoming, app.unknown_fields) {
             Ok(encoded) => encoded,
             Err(problem) => {
@@ -135,12 +158,21 @@ pub async fn accept_all(app: &Arc<AppState>, route: &Arc<RouteSpec>, events: Vec
         Some(result)
     });
     let outcomes = futures::future::join_all(sends).await;
-    let mut answers = Vec::with_capacity(staged.len());
+    let mut answers: Vec<Result<Answer, Problem>> = Vec::with_capacity(staged.len());
     for (item, outcome) in staged.into_iter().zip(outcomes) {
         let (incoming, encoded, token) = match item {
             Staged::Ready(incoming, encoded, token) => (incoming, encoded, token),
             Staged::Done(done) => {
                 answers.push(done);
+                continue;
+            }
+            Staged::SameAs(first) => {
+                let same = match answers.get(first) {
+                    Some(Ok(answer)) => Ok(Answer { replayed: true, ..answer.clone() }),
+                    Some(Err(problem)) => Err(problem.clone()),
+                    None => Err(Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "no earlier answer")),
+                };
+                answers.push(same);
                 continue;
             }
         };
@@ -154,6 +186,8 @@ pub async fn accept_all(app: &Arc<AppState>, route: &Arc<RouteSpec>, events: Vec
 enum Staged {
     Ready(Incoming, Encoded, Option<(String, String)>),
     Done(Result<Answer, Problem>),
+    /// The same Idempotency-Key and body as the event at this earlier index of the batch.
+    SameAs(usize),
 }
 
 enum Reserved {

@@ -98,19 +98,29 @@ impl Edge {
         edge
     }
 
-    /// Polls /readyz until 200, or panics with the edge's log.
+    /// Polls /readyz until 200, or panics with the edge's log. Plain std I/O: callable from
+    /// sync and async tests alike.
     pub fn wait_ready(&self, limit: Duration) {
         let deadline = Instant::now() + limit;
-        let client = reqwest::blocking::Client::new();
         while Instant::now() < deadline {
-            if let Ok(response) = client.get(format!("{}/readyz", self.base)).timeout(Duration::from_secs(2)).send() {
-                if response.status().as_u16() == 200 {
-                    return;
-                }
+            if self.status("/readyz") == Some(200) {
+                return;
             }
             std::thread::sleep(Duration::from_millis(200));
         }
         panic!("edge not ready:\n{}", std::fs::read_to_string(&self.log).unwrap_or_default());
+    }
+
+    /// Status code of `GET path`, or None when the edge does not answer.
+    pub fn status(&self, path: &str) -> Option<u16> {
+        use std::io::{Read, Write};
+        let addr = self.base.trim_start_matches("http://");
+        let mut stream = std::net::TcpStream::connect(addr).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
+        let mut head = [0_u8; 12];
+        stream.read_exact(&mut head).ok()?;
+        std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
     }
 
     pub fn url(&self, path: &str) -> String {
