@@ -78,6 +78,15 @@ pub enum Command {
     /// Check or register the Avro contracts with the schema registry.
     #[command(subcommand)]
     Schemas(SchemasCommand),
+    /// Load generators that measure the hub on the local stack against baselines.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Drive the ingest edge with realistic orders; compare with the HTTP and Kafka ceilings.
+    Ingest(crate::bench::IngestBenchArgs),
 }
 
 /// `hub ingest` options.

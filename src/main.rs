@@ -1,5 +1,6 @@
 //! `hub`: the single binary of Interchange.
 
+mod bench;
 mod cli;
 mod commands;
 
@@ -23,7 +24,7 @@ async fn main() -> ExitCode {
         Command::Ingest(_) => "ingest",
         Command::Process => "processor",
         Command::Sink => "sink",
-        Command::Topology(_) | Command::Schemas(_) => "tool",
+        Command::Topology(_) | Command::Schemas(_) | Command::Bench(_) => "tool",
     };
     telemetry::init(format, &cli.global.log_filter, role);
     match commands::dispatch(cli).await {

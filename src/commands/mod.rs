@@ -19,6 +19,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Topology(cmd) => topology::run(&global, cmd).await,
         Command::Schemas(cmd) => schemas::run(&global, cmd).await,
         Command::Ingest(args) => ingest::run(&global, &args).await,
+        Command::Bench(crate::cli::BenchCommand::Ingest(args)) => crate::bench::ingest(&global, &args).await,
         Command::Run | Command::Process | Command::Sink => {
             // Loaded so a role never starts on a broken topology.
             load(&global)?;
