@@ -389,3 +389,108 @@ async fn metrics_count_what_happened() {
     assert_eq!(value(r#"hub_ingest_requests_total{route="/api/v1/orders",partner="acme-shop",status_class="4xx"}"#), 1.0);
     assert_eq!(value("hub_ingest_produce_duration_seconds_count"), 3.0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_edge_terminates_tls_itself() {
+    let s = setup("tls");
+    let dir = s.topology.dir.path();
+    let (cert, key, ca) = (dir.join("edge.crt"), dir.join("edge.key"), dir.join("ca.crt"));
+    let ext = dir.join("ext.cnf");
+    std::fs::write(&ext, "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n").expect("ext");
+    let openssl = |args: &[&str]| {
+        let output = std::process::Command::new("openssl").args(args).current_dir(dir).output().expect("openssl");
+        assert!(output.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    };
+    openssl(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=interchange-test-ca",
+              "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign",
+              "-keyout", "ca.key", "-out", "ca.crt"]);
+    openssl(&["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "edge.key", "-out", "edge.csr"]);
+    openssl(&["x509", "-req", "-in", "edge.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "1",
+              "-extfile", "ext.cnf", "-out", "edge.crt"]);
+    let edge = Edge::spawn(
+        &s.topology,
+        &s.prefix,
+        &["--tls-cert", cert.to_str().expect("path"), "--tls-key", key.to_str().expect("path")],
+        "https",
+    );
+    let root = reqwest::Certificate::from_pem(&std::fs::read(&ca).expect("ca")).expect("pem");
+    let client = reqwest::Client::builder().tls_certs_only([root]).build().expect("client");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match client.get(edge.url("/readyz")).send().await {
+            Ok(r) if r.status() == StatusCode::OK => break,
+            _ if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(200)).await,
+            other => panic!("TLS edge not ready: {other:?}\n{}", edge.log_text()),
+        }
+    }
+    let body = serde_json::to_vec(&order("T-1")).expect("json");
+    let mut request = client.post(edge.url("/api/v1/orders")).header("x-api-key", SHOP_KEY).body(body.clone());
+    for (name, value) in signature_headers(&body, now_unix()) {
+        request = request.header(name, value);
+    }
+    let response = request.send().await.expect("answer over TLS");
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    assert!(response.headers()["strict-transport-security"].to_str().expect("hsts").starts_with("max-age="));
+    // Plain HTTP to the TLS port is not served.
+    assert_ne!(edge.status("/readyz"), Some(200));
+    assert_eq!(kafka::count(&s.topic), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_drains_in_flight_requests_and_exits_cleanly() {
+    let s = setup("drain");
+    let mut edge = Edge::start(&s.topology, &s.prefix, &["--drain-deadline", "10s"]);
+    let bodies: Vec<Vec<u8>> = (0..40).map(|i| serde_json::to_vec(&order(&format!("S-{i}"))).expect("json")).collect();
+    let client = reqwest::Client::new();
+    let requests = bodies.iter().map(|body| {
+        let mut request = client.post(edge.url("/api/v1/orders")).header("x-api-key", SHOP_KEY).body(body.clone());
+        for (name, value) in signature_headers(body, now_unix()) {
+            request = request.header(name, value);
+        }
+        request.send()
+    });
+    let pid = edge.child.id().to_string();
+    let term = async {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let killed = std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+        assert!(killed.success());
+    };
+    let (responses, ()) = tokio::join!(futures::future::join_all(requests), term);
+    let accepted = responses.iter().filter(|r| r.as_ref().is_ok_and(|r| r.status() == StatusCode::ACCEPTED)).count();
+    let refused_cleanly = responses
+        .iter()
+        .filter(|r| match r {
+            Ok(r) => r.status() != StatusCode::ACCEPTED,
+            Err(e) => e.is_connect() || e.is_request(),
+        })
+        .count();
+    assert_eq!(accepted + refused_cleanly, bodies.len());
+    let exit = edge.child.wait().expect("edge exits");
+    assert!(exit.success(), "exit {exit:?}\n{}", edge.log_text());
+    assert!(edge.log_text().contains("ingest edge stopped"), "{}", edge.log_text());
+    assert_eq!(kafka::count(&s.topic), accepted as i64, "every 202 given before shutdown is on the topic");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_repeats_of_a_key_write_one_record() {
+    let s = setup("inflight");
+    let edge = Edge::start(&s.topology, &s.prefix, &[]);
+    let body = serde_json::to_vec(&order("F-1")).expect("json");
+    let statuses_and_ids = futures::future::join_all((0..12).map(|_| {
+        let (edge, body) = (&edge, &body);
+        async move {
+            let response = post_shop(edge, "/api/v1/orders", body, &[("idempotency-key", "same-key")]).await;
+            let id = response.headers().get("x-event-id").map(|v| v.to_str().unwrap_or("").to_owned());
+            (response.status(), id)
+        }
+    }))
+    .await;
+    let accepted: Vec<&Option<String>> = statuses_and_ids.iter().filter(|(s, _)| *s == StatusCode::ACCEPTED).map(|(_, id)| id).collect();
+    assert!(!accepted.is_empty());
+    assert!(accepted.iter().all(|id| *id == accepted[0]), "every 202 carries the one event id");
+    assert!(
+        statuses_and_ids.iter().all(|(s, _)| *s == StatusCode::ACCEPTED || *s == StatusCode::CONFLICT),
+        "{statuses_and_ids:?}"
+    );
+    assert_eq!(kafka::count(&s.topic), 1);
+}

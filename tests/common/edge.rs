@@ -74,6 +74,13 @@ fn free_port() -> u16 {
 impl Edge {
     /// Starts an edge for `prefix` with extra `args`, and waits until /readyz says ready.
     pub fn start(topology: &TopologyCopy, prefix: &str, args: &[&str]) -> Edge {
+        let edge = Self::spawn(topology, prefix, args, "http");
+        edge.wait_ready(Duration::from_secs(60));
+        edge
+    }
+
+    /// Starts an edge without waiting; `scheme` is the base URL's (`https` with TLS args).
+    pub fn spawn(topology: &TopologyCopy, prefix: &str, args: &[&str], scheme: &str) -> Edge {
         let port = free_port();
         let log = topology.dir.path().join(format!("edge-{port}.log"));
         let file = std::fs::File::create(&log).expect("log file");
@@ -93,9 +100,7 @@ impl Edge {
             .stderr(file)
             .spawn()
             .expect("spawn hub ingest");
-        let edge = Edge { child, base: format!("http://127.0.0.1:{port}"), log };
-        edge.wait_ready(Duration::from_secs(60));
-        edge
+        Edge { child, base: format!("{scheme}://127.0.0.1:{port}"), log }
     }
 
     /// Polls /readyz until 200, or panics with the edge's log. Plain std I/O: callable from
