@@ -64,8 +64,8 @@ pub enum LogFormatArg {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run every role in one process (ingest, processors, sinks).
-    Run,
+    /// Run every role in one process (today: the ingest edge; processors and sinks to come).
+    Run(IngestArgs),
     /// Run the HTTP ingest edge.
     Ingest(IngestArgs),
     /// Run the stateful processors.

@@ -20,7 +20,7 @@ async fn main() -> ExitCode {
         LogFormatArg::Text => LogFormat::Text,
     };
     let role = match &cli.command {
-        Command::Run => "all",
+        Command::Run(_) => "all",
         Command::Ingest(_) => "ingest",
         Command::Process => "processor",
         Command::Sink => "sink",
