@@ -7,7 +7,6 @@
 pub mod app;
 pub mod auth;
 pub mod config;
-pub mod contract;
 pub mod envelope;
 pub mod error;
 pub mod handlers;
@@ -22,6 +21,8 @@ pub mod produce;
 pub mod server;
 pub mod shared;
 
+/// JSON to Avro conversion lives in core (processors use it too).
+pub use interchange_core::contract;
 pub use app::{build, Services};
 pub use config::IngestConfig;
 pub use error::IngestError;

@@ -43,9 +43,12 @@ pub struct Prepared {
     pub headers: HeaderMap,
 }
 
+/// Lines per order: the shape of the integration tests' order, with enough lines to weigh ~1 KB.
+const ORDER_LINES: usize = 13;
+
 /// A realistic order of about 1 KB, the shape partners send to the orders route.
 pub fn order(order_id: &str) -> Value {
-    let items: Vec<Value> = (0..6)
+    let items: Vec<Value> = (0..ORDER_LINES)
         .map(|i| {
             json!({
                 "sku": format!("SKU-{:05}", 100 + i),
@@ -133,7 +136,7 @@ mod tests {
     #[test]
     fn order_is_about_one_kilobyte() {
         let size = serde_json::to_vec(&order("BENCH-0000000-0000001")).map(|b| b.len()).unwrap_or(0);
-        assert!((600..1400).contains(&size), "order is {size} bytes");
+        assert!((900..1200).contains(&size), "order is {size} bytes");
     }
 
     #[test]
