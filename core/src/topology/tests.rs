@@ -35,7 +35,7 @@ fn replace_once(text: &str, from: &str, to: &str) -> String {
 fn the_shipped_topology_is_valid() {
     let topology = Topology::load(&repo().join("topology.toml"), "").expect("valid");
     assert_eq!(topology.topics.len(), 7);
-    assert_eq!(topology.contracts.len(), 9);
+    assert_eq!(topology.contracts.len(), 10);
     let state = topology.topic("orders.state").expect("state topic");
     assert!(state.cleanup_policy.is_compacted());
     let saga = &topology.processors[0];
