@@ -1,1 +1,3 @@
-//! Stateful processors (issue 4).
+//! Interchange's stateful processors: pure sagas driven by a Kafka exactly-once runtime.
+
+pub mod saga;

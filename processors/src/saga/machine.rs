@@ -1,0 +1,320 @@
+//! The order saga as a pure function: `apply(state, event, now) -> Outcome`. No I/O, no clock.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+
+use super::model::*;
+
+/// Tunables of the saga, from the processor's `params` in topology.toml.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Params {
+    pub erp_partner: String,
+    pub discount_percent: u8,
+    pub discount_min_total: Money,
+    pub dispatch_deadline_ms: i64,
+    /// Transitions kept in the state's history.
+    pub history_limit: usize,
+    /// Event ids kept for duplicate detection.
+    pub applied_limit: usize,
+}
+
+/// Stock levels, as the inventory lookup table has them.
+pub trait Inventory {
+    fn available(&self, sku: &str) -> Option<i64>;
+}
+
+impl<S: std::hash::BuildHasher> Inventory for std::collections::HashMap<String, i64, S> {
+    fn available(&self, sku: &str) -> Option<i64> {
+        self.get(sku).copied()
+    }
+}
+
+/// A record the runtime must write because of a transition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Dispatch(DispatchCommand),
+    Notify(NotificationCommand),
+    ReleaseStock(StockReleaseCommand),
+    Validated(OrderValidated),
+    Rejected(OrderRejected),
+}
+
+/// The new state and what to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    pub state: OrderState,
+    pub actions: Vec<Action>,
+}
+
+/// What applying an event did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Changed(Transition),
+    /// Nothing to write: a repeat, a late result, a result the saga does not wait for.
+    Unchanged { reason: &'static str },
+}
+
+/// Events the saga refuses; the runtime dead-letters them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    #[error("{event_type} for an order this processor has never seen")]
+    NoSuchOrder { event_type: &'static str },
+    #[error("order {order_id} already exists (a second order_received with another event id)")]
+    AlreadyExists { order_id: String },
+}
+
+/// Namespace of the ids the saga derives (deterministic, so a redone transaction writes the same ids).
+const ID_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6a1f_0c3e_8d2b_4f57_9b1e_5c0a_d4e2_7f13);
+
+/// An id derived from the event that caused it: identical on every redo.
+pub fn derive_id(event_id: &str, what: &str) -> String {
+    uuid::Uuid::new_v5(&ID_NAMESPACE, format!("{event_id}/{what}").as_bytes()).to_string()
+}
+
+/// The event id of a deadline timer; stable across restarts.
+pub fn deadline_event_id(correlation_id: &str, deadline: Millis) -> String {
+    derive_id(correlation_id, &format!("deadline/{}", deadline.0))
+}
+
+/// Applies `event` (with id `event_id`, at event time `now`) to the order's current `state`.
+pub fn apply(
+    state: Option<&OrderState>,
+    event: &Event,
+    event_id: &str,
+    now: Millis,
+    params: &Params,
+    inventory: &dyn Inventory,
+) -> Result<Outcome, Rejection> {
+    if state.is_some_and(|s| s.applied_event_ids.iter().any(|id| id == event_id)) {
+        return Ok(Outcome::Unchanged { reason: "event already applied" });
+    }
+    match (state, event) {
+        (None, Event::Received(order)) => Ok(Outcome::Changed(receive(order, event_id, now, params, inventory))),
+        (Some(s), Event::Received(_)) => Err(Rejection::AlreadyExists { order_id: s.order_id.clone() }),
+        (None, other) => Err(Rejection::NoSuchOrder { event_type: other.kind() }),
+        (Some(s), _) if s.status.is_terminal() => Ok(Outcome::Unchanged { reason: "order already finished" }),
+        (Some(s), Event::Delivered(result)) => Ok(delivered(s, result, event_id, now, params)),
+        (Some(s), Event::DeadlineExpired { deadline }) => {
+            if s.status == Status::Validated && s.deadline == Some(*deadline) && now >= *deadline {
+                let detail = format!("no delivery result by {}", deadline.0);
+                Ok(Outcome::Changed(compensate(s, event, event_id, now, params, "DEADLINE_EXPIRED", &detail)))
+            } else {
+                Ok(Outcome::Unchanged { reason: "deadline no longer pending" })
+            }
+        }
+    }
+}
+
+/// Moves `state` to `to`, recording the step.
+fn step(state: &mut OrderState, to: Status, event: &Event, event_id: &str, now: Millis, detail: Option<String>, params: &Params) {
+    state.history.push(TransitionRecord {
+        from: state.status.as_str().to_owned(),
+        to: to.as_str().to_owned(),
+        event_id: event_id.to_owned(),
+        event_type: event.kind().to_owned(),
+        at: now,
+        detail,
+    });
+    if state.history.len() > params.history_limit {
+        let excess = state.history.len() - params.history_limit;
+        state.history.drain(..excess);
+    }
+    state.status = to;
+    state.version += 1;
+    state.updated_at = now;
+}
+
+fn remember(state: &mut OrderState, event_id: &str, params: &Params) {
+    state.applied_event_ids.push(event_id.to_owned());
+    if state.applied_event_ids.len() > params.applied_limit {
+        let excess = state.applied_event_ids.len() - params.applied_limit;
+        state.applied_event_ids.drain(..excess);
+    }
+}
+
+fn notify(state: &OrderState, event_id: &str, event_type: &str, now: Millis, reason: Option<&str>) -> Action {
+    let payload = json!({
+        "type": event_type,
+        "order_id": state.order_id,
+        "correlation_id": state.correlation_id,
+        "status": state.status.as_str(),
+        "total": state.total.to_string(),
+        "currency": state.currency,
+        "partner_reference": state.partner_reference,
+        "reason": reason,
+    });
+    Action::Notify(NotificationCommand {
+        command_id: derive_id(event_id, event_type),
+        correlation_id: state.correlation_id.clone(),
+        order_id: state.order_id.clone(),
+        partner: state.partner.clone(),
+        callback_url: state.callback_url.clone(),
+        event_type: event_type.to_owned(),
+        status: state.status,
+        payload_json: payload.to_string(),
+        issued_at: now,
+    })
+}
+
+fn rejected(state: &OrderState, event_id: &str, reason: &str, detail: &str, now: Millis) -> Action {
+    Action::Rejected(OrderRejected {
+        event_id: derive_id(event_id, "rejected"),
+        correlation_id: state.correlation_id.clone(),
+        order_id: state.order_id.clone(),
+        reason: reason.to_owned(),
+        detail: detail.to_owned(),
+        rejected_at: now,
+    })
+}
+
+/// Why an order cannot be taken as it is, if it cannot.
+fn invalid(order: &OrderReceived) -> Option<String> {
+    if order.items.is_empty() {
+        return Some("an order needs at least one line".to_owned());
+    }
+    if let Some(line) = order.items.iter().find(|l| l.quantity < 1) {
+        return Some(format!("line {} has quantity {}", line.sku, line.quantity));
+    }
+    if let Some(line) = order.items.iter().find(|l| l.unit_price.0 < 0) {
+        return Some(format!("line {} has a negative price", line.sku));
+    }
+    if order.currency.len() != 3 || !order.currency.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Some(format!("currency {:?} is not an ISO 4217 code", order.currency));
+    }
+    None
+}
+
+/// SKUs whose published level is below what the order needs.
+fn short_of_stock(order: &OrderReceived, inventory: &dyn Inventory) -> Vec<String> {
+    let mut needed: BTreeMap<&str, i64> = BTreeMap::new();
+    for line in &order.items {
+        *needed.entry(&line.sku).or_default() += i64::from(line.quantity);
+    }
+    needed
+        .into_iter()
+        .filter(|(sku, qty)| inventory.available(sku).unwrap_or(0) < *qty)
+        .map(|(sku, _)| sku.to_owned())
+        .collect()
+}
+
+fn receive(order: &OrderReceived, event_id: &str, now: Millis, params: &Params, inventory: &dyn Inventory) -> Transition {
+    let subtotal = Money(order.items.iter().map(|l| l.unit_price.0.saturating_mul(i64::from(l.quantity))).sum());
+    let discount =
+        if subtotal >= params.discount_min_total { subtotal.percent(params.discount_percent) } else { Money::default() };
+    let event = Event::Received(order.clone());
+    let mut state = OrderState {
+        correlation_id: order.correlation_id.clone(),
+        order_id: order.order_id.clone(),
+        partner: order.partner.clone(),
+        status: Status::Unknown,
+        version: 0,
+        items: order.items.clone(),
+        currency: order.currency.clone(),
+        subtotal,
+        discount,
+        total: Money(subtotal.0 - discount.0),
+        dispatch_command_id: None,
+        partner_reference: None,
+        failure_reason: None,
+        deadline: None,
+        callback_url: order.callback_url.clone(),
+        applied_event_ids: Vec::new(),
+        history: Vec::new(),
+        created_at: now,
+        updated_at: now,
+    };
+    remember(&mut state, event_id, params);
+    step(&mut state, Status::Received, &event, event_id, now, None, params);
+    let refusal = match invalid(order) {
+        Some(why) => Some(("INVALID", why)),
+        None => {
+            let short = short_of_stock(order, inventory);
+            (!short.is_empty()).then(|| ("OUT_OF_STOCK", format!("not enough stock of {}", short.join(", "))))
+        }
+    };
+    if let Some((reason, detail)) = refusal {
+        state.failure_reason = Some(detail.clone());
+        step(&mut state, Status::Rejected, &event, event_id, now, Some(detail.clone()), params);
+        let actions = vec![rejected(&state, event_id, reason, &detail, now), notify(&state, event_id, "order.rejected", now, Some(&detail))];
+        return Transition { state, actions };
+    }
+    let command_id = derive_id(event_id, "dispatch");
+    let deadline = Millis(now.0.saturating_add(params.dispatch_deadline_ms));
+    state.dispatch_command_id = Some(command_id.clone());
+    state.deadline = Some(deadline);
+    step(&mut state, Status::Validated, &event, event_id, now, None, params);
+    let actions = vec![
+        Action::Validated(OrderValidated {
+            event_id: derive_id(event_id, "validated"),
+            correlation_id: state.correlation_id.clone(),
+            order_id: state.order_id.clone(),
+            subtotal: state.subtotal,
+            discount: state.discount,
+            total: state.total,
+            currency: state.currency.clone(),
+            validated_at: now,
+        }),
+        Action::Dispatch(DispatchCommand {
+            command_id,
+            correlation_id: state.correlation_id.clone(),
+            order_id: state.order_id.clone(),
+            partner: params.erp_partner.clone(),
+            items: state.items.clone(),
+            total: state.total,
+            currency: state.currency.clone(),
+            deadline,
+            issued_at: now,
+        }),
+    ];
+    Transition { state, actions }
+}
+
+fn delivered(state: &OrderState, result: &DeliveryResult, event_id: &str, now: Millis, params: &Params) -> Outcome {
+    if result.command_type != "dispatch_command" {
+        return Outcome::Unchanged { reason: "result of a command the saga does not wait for" };
+    }
+    if state.status != Status::Validated || state.dispatch_command_id.as_deref() != Some(result.command_id.as_str()) {
+        return Outcome::Unchanged { reason: "result of a dispatch the saga is not waiting for" };
+    }
+    let event = Event::Delivered(result.clone());
+    if result.outcome == "DELIVERED" {
+        let mut next = state.clone();
+        remember(&mut next, event_id, params);
+        next.partner_reference.clone_from(&result.partner_reference);
+        next.deadline = None;
+        step(&mut next, Status::SentToPartner, &event, event_id, now, None, params);
+        step(&mut next, Status::Completed, &event, event_id, now, None, params);
+        let actions = vec![notify(&next, event_id, "order.completed", now, None)];
+        return Outcome::Changed(Transition { state: next, actions });
+    }
+    let detail = format!(
+        "{} refused the dispatch ({} after {} attempt(s){}{})",
+        result.partner,
+        result.outcome,
+        result.attempts,
+        result.http_status.map(|s| format!(", HTTP {s}")).unwrap_or_default(),
+        result.detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default(),
+    );
+    Outcome::Changed(compensate(state, &event, event_id, now, params, "PARTNER_REFUSED", &detail))
+}
+
+/// Releases the stock and tells the client: COMPENSATING, then COMPENSATED.
+fn compensate(state: &OrderState, event: &Event, event_id: &str, now: Millis, params: &Params, reason: &str, detail: &str) -> Transition {
+    let mut next = state.clone();
+    remember(&mut next, event_id, params);
+    next.deadline = None;
+    next.failure_reason = Some(detail.to_owned());
+    step(&mut next, Status::Compensating, event, event_id, now, Some(detail.to_owned()), params);
+    let release = Action::ReleaseStock(StockReleaseCommand {
+        command_id: derive_id(event_id, "release"),
+        correlation_id: next.correlation_id.clone(),
+        order_id: next.order_id.clone(),
+        items: next.items.iter().map(|l| StockLine { sku: l.sku.clone(), quantity: l.quantity }).collect(),
+        reason: reason.to_owned(),
+        issued_at: now,
+    });
+    step(&mut next, Status::Compensated, event, event_id, now, None, params);
+    let actions = vec![release, rejected(&next, event_id, reason, detail, now), notify(&next, event_id, "order.failed", now, Some(detail))];
+    Transition { state: next, actions }
+}

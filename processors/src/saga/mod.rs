@@ -1,0 +1,13 @@
+//! The reference order saga: received, validated, sent to partner, completed; compensated on a
+//! refused dispatch or an expired deadline.
+
+mod machine;
+mod model;
+
+pub use machine::{apply, deadline_event_id, derive_id, Action, Inventory, Outcome, Params, Rejection, Transition};
+pub use model::*;
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod prop_tests;

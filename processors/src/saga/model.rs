@@ -1,0 +1,296 @@
+//! The order saga's records, shaped like their Avro contracts (as JSON: decimals as strings).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// An amount with two decimals, held as cents so arithmetic is exact.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Money(pub i64);
+
+impl Money {
+    /// Parses "129.90", "5", "-0.01" (at most two decimals).
+    pub fn parse(text: &str) -> Option<Money> {
+        let (negative, digits) = text.strip_prefix('-').map_or((false, text), |rest| (true, rest));
+        let (whole, frac) = digits.split_once('.').unwrap_or((digits, ""));
+        if whole.is_empty() || frac.len() > 2 || !whole.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let whole: i64 = whole.parse().ok()?;
+        let frac: i64 = format!("{frac:0<2}").parse().ok()?;
+        let cents = whole.checked_mul(100)?.checked_add(frac)?;
+        Some(Money(if negative { -cents } else { cents }))
+    }
+
+    /// `self × percent / 100`, rounded half away from zero to the cent.
+    pub fn percent(self, percent: u8) -> Money {
+        let scaled = i128::from(self.0) * i128::from(percent);
+        let rounded = (scaled + if scaled >= 0 { 50 } else { -50 }) / 100;
+        Money(i64::try_from(rounded).unwrap_or(i64::MAX))
+    }
+}
+
+impl fmt::Display for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sign = if self.0 < 0 { "-" } else { "" };
+        write!(f, "{sign}{}.{:02}", self.0.unsigned_abs() / 100, self.0.unsigned_abs() % 100)
+    }
+}
+
+impl Serialize for Money {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Money {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Money::parse(&text).ok_or_else(|| serde::de::Error::custom(format!("not an amount with two decimals: {text:?}")))
+    }
+}
+
+/// Milliseconds since the Unix epoch; read from an integer or an RFC 3339 string.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Millis(pub i64);
+
+impl<'de> Deserialize<'de> for Millis {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(i64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Int(ms) => Ok(Millis(ms)),
+            Raw::Text(text) => {
+                let at = time::OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339)
+                    .map_err(|e| serde::de::Error::custom(format!("{text:?}: {e}")))?;
+                let ms = at.unix_timestamp_nanos() / 1_000_000;
+                Ok(Millis(i64::try_from(ms).map_err(serde::de::Error::custom)?))
+            }
+        }
+    }
+}
+
+/// One ordered SKU.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Line {
+    pub sku: String,
+    pub quantity: i32,
+    pub unit_price: Money,
+}
+
+/// `order_received`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderReceived {
+    pub event_id: String,
+    pub correlation_id: String,
+    pub order_id: String,
+    pub partner: String,
+    pub customer_id: String,
+    pub items: Vec<Line>,
+    pub currency: String,
+    #[serde(default = "unknown")]
+    pub channel: String,
+    #[serde(default)]
+    pub callback_url: Option<String>,
+    pub received_at: Millis,
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+}
+
+fn unknown() -> String {
+    "UNKNOWN".to_owned()
+}
+
+/// `delivery_result`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryResult {
+    pub event_id: String,
+    pub command_id: String,
+    pub correlation_id: String,
+    pub partner: String,
+    pub command_type: String,
+    /// DELIVERED, REFUSED, EXHAUSTED (UNKNOWN for symbols this version does not know).
+    pub outcome: String,
+    #[serde(default)]
+    pub http_status: Option<i32>,
+    #[serde(default)]
+    pub partner_reference: Option<String>,
+    pub attempts: i32,
+    #[serde(default)]
+    pub detail: Option<String>,
+    pub completed_at: Millis,
+}
+
+/// What can happen to an order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Received(OrderReceived),
+    Delivered(DeliveryResult),
+    /// The dispatch deadline passed without a result (fired by the runtime from the state).
+    DeadlineExpired { deadline: Millis },
+}
+
+impl Event {
+    /// The contract name (`event-type` header) of the event.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Received(_) => "order_received",
+            Self::Delivered(_) => "delivery_result",
+            Self::DeadlineExpired { .. } => "deadline_expired",
+        }
+    }
+}
+
+/// Where the saga stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Status {
+    Unknown,
+    Received,
+    Validated,
+    SentToPartner,
+    Completed,
+    Rejected,
+    Compensating,
+    Compensated,
+}
+
+impl Status {
+    /// No event moves an order out of a terminal status.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Completed | Self::Rejected | Self::Compensated)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unknown => "UNKNOWN",
+            Self::Received => "RECEIVED",
+            Self::Validated => "VALIDATED",
+            Self::SentToPartner => "SENT_TO_PARTNER",
+            Self::Completed => "COMPLETED",
+            Self::Rejected => "REJECTED",
+            Self::Compensating => "COMPENSATING",
+            Self::Compensated => "COMPENSATED",
+        }
+    }
+}
+
+/// One step in the order's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransitionRecord {
+    pub from: String,
+    pub to: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub at: Millis,
+    #[serde(default)]
+    pub detail: Option<String>,
+}
+
+/// `order_state`: the compacted record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderState {
+    pub correlation_id: String,
+    pub order_id: String,
+    pub partner: String,
+    pub status: Status,
+    pub version: i64,
+    pub items: Vec<Line>,
+    pub currency: String,
+    pub subtotal: Money,
+    pub discount: Money,
+    pub total: Money,
+    #[serde(default)]
+    pub dispatch_command_id: Option<String>,
+    #[serde(default)]
+    pub partner_reference: Option<String>,
+    #[serde(default)]
+    pub failure_reason: Option<String>,
+    #[serde(default)]
+    pub deadline: Option<Millis>,
+    #[serde(default)]
+    pub callback_url: Option<String>,
+    #[serde(default)]
+    pub applied_event_ids: Vec<String>,
+    #[serde(default)]
+    pub history: Vec<TransitionRecord>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+/// `dispatch_command`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DispatchCommand {
+    pub command_id: String,
+    pub correlation_id: String,
+    pub order_id: String,
+    pub partner: String,
+    pub items: Vec<Line>,
+    pub total: Money,
+    pub currency: String,
+    pub deadline: Millis,
+    pub issued_at: Millis,
+}
+
+/// `notification_command`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationCommand {
+    pub command_id: String,
+    pub correlation_id: String,
+    pub order_id: String,
+    pub partner: String,
+    pub callback_url: Option<String>,
+    pub event_type: String,
+    pub status: Status,
+    pub payload_json: String,
+    pub issued_at: Millis,
+}
+
+/// One SKU to release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StockLine {
+    pub sku: String,
+    pub quantity: i32,
+}
+
+/// `stock_release_command`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StockReleaseCommand {
+    pub command_id: String,
+    pub correlation_id: String,
+    pub order_id: String,
+    pub items: Vec<StockLine>,
+    pub reason: String,
+    pub issued_at: Millis,
+}
+
+/// `order_validated`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderValidated {
+    pub event_id: String,
+    pub correlation_id: String,
+    pub order_id: String,
+    pub subtotal: Money,
+    pub discount: Money,
+    pub total: Money,
+    pub currency: String,
+    pub validated_at: Millis,
+}
+
+/// `order_rejected`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderRejected {
+    pub event_id: String,
+    pub correlation_id: String,
+    pub order_id: String,
+    /// OUT_OF_STOCK, INVALID, PARTNER_REFUSED, DEADLINE_EXPIRED.
+    pub reason: String,
+    pub detail: String,
+    pub rejected_at: Millis,
+}

@@ -1,0 +1,103 @@
+//! Random event sequences against the saga's invariants.
+
+use std::collections::HashMap;
+
+use proptest::prelude::*;
+
+use super::*;
+
+fn params() -> Params {
+    Params {
+        erp_partner: "erp".into(),
+        discount_percent: 10,
+        discount_min_total: Money(1_000),
+        dispatch_deadline_ms: 100,
+        history_limit: 64,
+        applied_limit: 64,
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    Receive { id: u8, qty: i32 },
+    Result { id: u8, outcome: u8, right_command: bool, dispatch: bool },
+    Deadline { late: bool },
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        (0..4_u8, -1..4_i32).prop_map(|(id, qty)| Step::Receive { id, qty }),
+        (0..6_u8, 0..3_u8, any::<bool>(), any::<bool>())
+            .prop_map(|(id, outcome, right_command, dispatch)| Step::Result { id, outcome, right_command, dispatch }),
+        any::<bool>().prop_map(|late| Step::Deadline { late }),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn invariants_hold_for_any_sequence(steps in proptest::collection::vec(step(), 1..24), stock_level in 0..4_i64) {
+        let inventory: HashMap<String, i64> = [("SKU".to_owned(), stock_level)].into_iter().collect();
+        let p = params();
+        let mut state: Option<OrderState> = None;
+        let mut applied: Vec<String> = Vec::new();
+        let mut dispatched = false;
+        let mut now = 0_i64;
+        for s in steps {
+            now += 7;
+            let (event, id) = match s {
+                Step::Receive { id, qty } => {
+                    let order = OrderReceived {
+                        event_id: format!("recv-{id}"), correlation_id: "c".into(), order_id: "o".into(), partner: "p".into(),
+                        customer_id: "x".into(), items: vec![Line { sku: "SKU".into(), quantity: qty, unit_price: Money(700) }],
+                        currency: "EUR".into(), channel: "WEB".into(), callback_url: None, received_at: Millis(now), attributes: Default::default(),
+                    };
+                    (Event::Received(order), format!("recv-{id}"))
+                }
+                Step::Result { id, outcome, right_command, dispatch } => {
+                    let command_id = match (&state, right_command) {
+                        (Some(s), true) => s.dispatch_command_id.clone().unwrap_or_default(),
+                        _ => "other".into(),
+                    };
+                    let r = DeliveryResult {
+                        event_id: format!("res-{id}"), command_id, correlation_id: "c".into(), partner: "erp".into(),
+                        command_type: if dispatch { "dispatch_command".into() } else { "notification_command".into() },
+                        outcome: ["DELIVERED", "REFUSED", "EXHAUSTED"][usize::from(outcome)].into(),
+                        http_status: None, partner_reference: None, attempts: 1, detail: None, completed_at: Millis(now),
+                    };
+                    (Event::Delivered(r), format!("res-{id}"))
+                }
+                Step::Deadline { late } => {
+                    let deadline = state.as_ref().and_then(|s| s.deadline).unwrap_or(Millis(0));
+                    if late { now = now.max(deadline.0); }
+                    let id = deadline_event_id("c", deadline);
+                    (Event::DeadlineExpired { deadline }, id)
+                }
+            };
+            let before = state.clone();
+            match apply(state.as_ref(), &event, &id, Millis(now), &p, &inventory) {
+                Ok(Outcome::Changed(t)) => {
+                    // Terminal states are terminal.
+                    prop_assert!(!before.as_ref().is_some_and(|b| b.status.is_terminal()), "left a terminal state: {before:?} -> {:?}", t.state.status);
+                    // No event applied twice.
+                    prop_assert!(!applied.contains(&id), "event {id} applied twice");
+                    applied.push(id.clone());
+                    prop_assert!(t.state.version > before.as_ref().map_or(0, |b| b.version));
+                    for action in &t.actions {
+                        match action {
+                            Action::Dispatch(_) => {
+                                prop_assert!(!dispatched, "dispatched twice");
+                                dispatched = true;
+                            }
+                            // Compensation only after a dispatch.
+                            Action::ReleaseStock(_) => prop_assert!(dispatched, "compensated before any dispatch"),
+                            _ => {}
+                        }
+                    }
+                    prop_assert_eq!(t.state.total.0, t.state.subtotal.0 - t.state.discount.0);
+                    state = Some(t.state);
+                }
+                Ok(Outcome::Unchanged { .. }) | Err(_) => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! Every transition and every rejection of the saga, asserted on the actions.
+
+use std::collections::HashMap;
+
+use super::*;
+
+fn params() -> Params {
+    Params {
+        erp_partner: "acme-erp".into(),
+        discount_percent: 5,
+        discount_min_total: Money(50_000),
+        dispatch_deadline_ms: 300_000,
+        history_limit: 16,
+        applied_limit: 32,
+    }
+}
+
+fn stock(levels: &[(&str, i64)]) -> HashMap<String, i64> {
+    levels.iter().map(|(s, q)| ((*s).to_owned(), *q)).collect()
+}
+
+fn order(lines: &[(&str, i32, &str)]) -> OrderReceived {
+    OrderReceived {
+        event_id: "e-1".into(),
+        correlation_id: "c-1".into(),
+        order_id: "A-1".into(),
+        partner: "acme-shop".into(),
+        customer_id: "cust-1".into(),
+        items: lines.iter().map(|(sku, q, p)| Line { sku: (*sku).into(), quantity: *q, unit_price: Money::parse(p).expect("price") }).collect(),
+        currency: "BRL".into(),
+        channel: "WEB".into(),
+        callback_url: Some("https://shop.example/hook".into()),
+        received_at: Millis(1_000),
+        attributes: Default::default(),
+    }
+}
+
+fn changed(outcome: Result<Outcome, Rejection>) -> Transition {
+    match outcome {
+        Ok(Outcome::Changed(t)) => t,
+        other => panic!("expected a change, got {other:?}"),
+    }
+}
+
+fn validated() -> Transition {
+    let o = order(&[("SKU-1", 2, "300.00"), ("SKU-2", 1, "10.50")]);
+    changed(apply(None, &Event::Received(o), "e-1", Millis(1_000), &params(), &stock(&[("SKU-1", 5), ("SKU-2", 1)])))
+}
+
+fn result(state: &OrderState, outcome: &str) -> DeliveryResult {
+    DeliveryResult {
+        event_id: format!("r-{outcome}"),
+        command_id: state.dispatch_command_id.clone().expect("dispatched"),
+        correlation_id: state.correlation_id.clone(),
+        partner: "acme-erp".into(),
+        command_type: "dispatch_command".into(),
+        outcome: outcome.into(),
+        http_status: Some(if outcome == "DELIVERED" { 201 } else { 422 }),
+        partner_reference: (outcome == "DELIVERED").then(|| "ERP-77".into()),
+        attempts: 1,
+        detail: None,
+        completed_at: Millis(2_000),
+    }
+}
+
+#[test]
+fn money_parses_prints_and_takes_percentages() {
+    assert_eq!(Money::parse("129.90"), Some(Money(12_990)));
+    assert_eq!(Money::parse("5"), Some(Money(500)));
+    assert_eq!(Money::parse("-0.01"), Some(Money(-1)));
+    assert_eq!(Money::parse("1.234"), None);
+    assert_eq!(Money(12_990).to_string(), "129.90");
+    assert_eq!(Money(-1).to_string(), "-0.01");
+    assert_eq!(Money(61_050).percent(5), Money(3_053));
+}
+
+#[test]
+fn a_valid_order_in_stock_is_validated_discounted_and_dispatched() {
+    let t = validated();
+    assert_eq!(t.state.status, Status::Validated);
+    assert_eq!(t.state.subtotal, Money(61_050));
+    assert_eq!(t.state.discount, Money(3_053));
+    assert_eq!(t.state.total, Money(57_997));
+    assert_eq!(t.state.version, 2);
+    assert_eq!(t.state.deadline, Some(Millis(301_000)));
+    let history: Vec<(&str, &str)> = t.state.history.iter().map(|h| (h.from.as_str(), h.to.as_str())).collect();
+    assert_eq!(history, [("UNKNOWN", "RECEIVED"), ("RECEIVED", "VALIDATED")]);
+    assert_eq!(t.actions.len(), 2);
+    let Action::Validated(v) = &t.actions[0] else { panic!("{:?}", t.actions) };
+    assert_eq!((v.subtotal, v.discount, v.total), (Money(61_050), Money(3_053), Money(57_997)));
+    let Action::Dispatch(d) = &t.actions[1] else { panic!("{:?}", t.actions) };
+    assert_eq!(d.partner, "acme-erp");
+    assert_eq!(d.total, Money(57_997));
+    assert_eq!(Some(&d.command_id), t.state.dispatch_command_id.as_ref());
+    assert_eq!(d.command_id, derive_id("e-1", "dispatch"), "ids are derived, so a redo writes the same command");
+}
+
+#[test]
+fn no_discount_below_the_minimum() {
+    let o = order(&[("SKU-1", 1, "100.00")]);
+    let t = changed(apply(None, &Event::Received(o), "e-1", Millis(1), &params(), &stock(&[("SKU-1", 1)])));
+    assert_eq!((t.state.discount, t.state.total), (Money(0), Money(10_000)));
+}
+
+#[test]
+fn out_of_stock_is_rejected_and_notified() {
+    let o = order(&[("SKU-1", 2, "1.00"), ("SKU-1", 2, "1.00"), ("SKU-9", 1, "1.00")]);
+    let t = changed(apply(None, &Event::Received(o), "e-1", Millis(1), &params(), &stock(&[("SKU-1", 3)])));
+    assert_eq!(t.state.status, Status::Rejected);
+    assert_eq!(t.state.failure_reason.as_deref(), Some("not enough stock of SKU-1, SKU-9"));
+    let [Action::Rejected(r), Action::Notify(n)] = t.actions.as_slice() else { panic!("{:?}", t.actions) };
+    assert_eq!(r.reason, "OUT_OF_STOCK");
+    assert_eq!((n.event_type.as_str(), n.status), ("order.rejected", Status::Rejected));
+    assert_eq!(n.callback_url.as_deref(), Some("https://shop.example/hook"));
+    let payload: serde_json::Value = serde_json::from_str(&n.payload_json).expect("json");
+    assert_eq!(payload["status"], "REJECTED");
+}
+
+#[test]
+fn invalid_orders_are_rejected() {
+    for (lines, currency, why) in [
+        (vec![], "BRL", "at least one line"),
+        (vec![("SKU-1", 0, "1.00")], "BRL", "quantity 0"),
+        (vec![("SKU-1", 1, "-1.00")], "BRL", "negative price"),
+        (vec![("SKU-1", 1, "1.00")], "reais", "ISO 4217"),
+    ] {
+        let mut o = order(&lines);
+        o.currency = currency.into();
+        let t = changed(apply(None, &Event::Received(o), "e-1", Millis(1), &params(), &stock(&[("SKU-1", 9)])));
+        assert_eq!(t.state.status, Status::Rejected);
+        assert!(t.state.failure_reason.as_deref().is_some_and(|r| r.contains(why)), "{:?}", t.state.failure_reason);
+        assert!(matches!(&t.actions[0], Action::Rejected(r) if r.reason == "INVALID"));
+    }
+}
+
+#[test]
+fn a_delivered_dispatch_completes_the_order_and_notifies_the_client() {
+    let v = validated().state;
+    let r = result(&v, "DELIVERED");
+    let t = changed(apply(Some(&v), &Event::Delivered(r), "r-DELIVERED", Millis(2_000), &params(), &stock(&[])));
+    assert_eq!(t.state.status, Status::Completed);
+    assert_eq!(t.state.partner_reference.as_deref(), Some("ERP-77"));
+    assert_eq!(t.state.deadline, None);
+    assert_eq!(t.state.version, 4);
+    let tail: Vec<&str> = t.state.history.iter().skip(2).map(|h| h.to.as_str()).collect();
+    assert_eq!(tail, ["SENT_TO_PARTNER", "COMPLETED"]);
+    let [Action::Notify(n)] = t.actions.as_slice() else { panic!("{:?}", t.actions) };
+    assert_eq!((n.event_type.as_str(), n.status), ("order.completed", Status::Completed));
+}
+
+#[test]
+fn a_refused_dispatch_is_compensated() {
+    let v = validated().state;
+    for outcome in ["REFUSED", "EXHAUSTED"] {
+        let r = result(&v, outcome);
+        let t = changed(apply(Some(&v), &Event::Delivered(r), "r-x", Millis(2_000), &params(), &stock(&[])));
+        assert_eq!(t.state.status, Status::Compensated);
+        let [Action::ReleaseStock(s), Action::Rejected(rej), Action::Notify(n)] = t.actions.as_slice() else { panic!("{:?}", t.actions) };
+        assert_eq!(s.items, vec![StockLine { sku: "SKU-1".into(), quantity: 2 }, StockLine { sku: "SKU-2".into(), quantity: 1 }]);
+        assert_eq!(rej.reason, "PARTNER_REFUSED");
+        assert_eq!((n.event_type.as_str(), n.status), ("order.failed", Status::Compensated));
+        let tail: Vec<&str> = t.state.history.iter().skip(2).map(|h| h.to.as_str()).collect();
+        assert_eq!(tail, ["COMPENSATING", "COMPENSATED"]);
+    }
+}
+
+#[test]
+fn an_expired_deadline_is_compensated_once() {
+    let v = validated().state;
+    let deadline = v.deadline.expect("deadline");
+    let id = deadline_event_id(&v.correlation_id, deadline);
+    let early = apply(Some(&v), &Event::DeadlineExpired { deadline }, &id, Millis(deadline.0 - 1), &params(), &stock(&[]));
+    assert_eq!(early, Ok(Outcome::Unchanged { reason: "deadline no longer pending" }));
+    let t = changed(apply(Some(&v), &Event::DeadlineExpired { deadline }, &id, deadline, &params(), &stock(&[])));
+    assert_eq!(t.state.status, Status::Compensated);
+    assert!(matches!(&t.actions[1], Action::Rejected(r) if r.reason == "DEADLINE_EXPIRED"));
+    let again = apply(Some(&t.state), &Event::DeadlineExpired { deadline }, &id, deadline, &params(), &stock(&[]));
+    assert!(matches!(again, Ok(Outcome::Unchanged { .. })));
+}
+
+#[test]
+fn repeats_late_results_and_other_results_change_nothing() {
+    let v = validated().state;
+    let received = Event::Received(order(&[("SKU-1", 1, "1.00")]));
+    assert_eq!(apply(Some(&v), &received, "e-1", Millis(5), &params(), &stock(&[])), Ok(Outcome::Unchanged { reason: "event already applied" }));
+    let mut notification = result(&v, "DELIVERED");
+    notification.command_type = "notification_command".into();
+    assert!(matches!(apply(Some(&v), &Event::Delivered(notification), "n-1", Millis(5), &params(), &stock(&[])), Ok(Outcome::Unchanged { .. })));
+    let mut stray = result(&v, "DELIVERED");
+    stray.command_id = "someone-else".into();
+    assert!(matches!(apply(Some(&v), &Event::Delivered(stray), "s-1", Millis(5), &params(), &stock(&[])), Ok(Outcome::Unchanged { .. })));
+    let done = changed(apply(Some(&v), &Event::Delivered(result(&v, "DELIVERED")), "r-1", Millis(5), &params(), &stock(&[]))).state;
+    let late = result(&v, "REFUSED");
+    assert_eq!(apply(Some(&done), &Event::Delivered(late), "r-2", Millis(6), &params(), &stock(&[])), Ok(Outcome::Unchanged { reason: "order already finished" }));
+}
+
+#[test]
+fn rejections_are_for_the_dead_letter_topic() {
+    let v = validated().state;
+    let second = Event::Received(order(&[("SKU-1", 1, "1.00")]));
+    assert_eq!(apply(Some(&v), &second, "e-2", Millis(5), &params(), &stock(&[])), Err(Rejection::AlreadyExists { order_id: "A-1".into() }));
+    let orphan = Event::Delivered(result(&v, "DELIVERED"));
+    assert_eq!(apply(None, &orphan, "r-1", Millis(5), &params(), &stock(&[])), Err(Rejection::NoSuchOrder { event_type: "delivery_result" }));
+    assert_eq!(
+        apply(None, &Event::DeadlineExpired { deadline: Millis(1) }, "d", Millis(5), &params(), &stock(&[])),
+        Err(Rejection::NoSuchOrder { event_type: "deadline_expired" })
+    );
+}
+
+#[test]
+fn history_and_applied_ids_are_bounded() {
+    let mut p = params();
+    p.history_limit = 3;
+    p.applied_limit = 1;
+    let o = order(&[("SKU-1", 1, "1.00")]);
+    let v = changed(apply(None, &Event::Received(o), "e-1", Millis(1), &p, &stock(&[("SKU-1", 1)]))).state;
+    let done = changed(apply(Some(&v), &Event::Delivered(result(&v, "DELIVERED")), "r-1", Millis(2), &p, &stock(&[]))).state;
+    assert_eq!(done.history.len(), 3);
+    assert_eq!(done.history[0].to, "VALIDATED");
+    assert_eq!(done.applied_event_ids, ["r-1"]);
+    assert_eq!(done.version, 4, "the version counts every transition, not just the kept ones");
+}
