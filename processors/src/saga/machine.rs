@@ -50,7 +50,7 @@ pub struct Transition {
 /// What applying an event did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    Changed(Transition),
+    Changed(Box<Transition>),
     /// Nothing to write: a repeat, a late result, a result the saga does not wait for.
     Unchanged { reason: &'static str },
 }
@@ -90,7 +90,7 @@ pub fn apply(
         return Ok(Outcome::Unchanged { reason: "event already applied" });
     }
     match (state, event) {
-        (None, Event::Received(order)) => Ok(Outcome::Changed(receive(order, event_id, now, params, inventory))),
+        (None, Event::Received(order)) => Ok(Outcome::Changed(Box::new(receive(order, event_id, now, params, inventory)))),
         (Some(s), Event::Received(_)) => Err(Rejection::AlreadyExists { order_id: s.order_id.clone() }),
         (None, other) => Err(Rejection::NoSuchOrder { event_type: other.kind() }),
         (Some(s), _) if s.status.is_terminal() => Ok(Outcome::Unchanged { reason: "order already finished" }),
@@ -98,7 +98,7 @@ pub fn apply(
         (Some(s), Event::DeadlineExpired { deadline }) => {
             if s.status == Status::Validated && s.deadline == Some(*deadline) && now >= *deadline {
                 let detail = format!("no delivery result by {}", deadline.0);
-                Ok(Outcome::Changed(compensate(s, event, event_id, now, params, "DEADLINE_EXPIRED", &detail)))
+                Ok(Outcome::Changed(Box::new(compensate(s, event, event_id, now, params, "DEADLINE_EXPIRED", &detail))))
             } else {
                 Ok(Outcome::Unchanged { reason: "deadline no longer pending" })
             }
@@ -286,7 +286,7 @@ fn delivered(state: &OrderState, result: &DeliveryResult, event_id: &str, now: M
         step(&mut next, Status::SentToPartner, &event, event_id, now, None, params);
         step(&mut next, Status::Completed, &event, event_id, now, None, params);
         let actions = vec![notify(&next, event_id, "order.completed", now, None)];
-        return Outcome::Changed(Transition { state: next, actions });
+        return Outcome::Changed(Box::new(Transition { state: next, actions }));
     }
     let detail = format!(
         "{} refused the dispatch ({} after {} attempt(s){}{})",
@@ -296,7 +296,7 @@ fn delivered(state: &OrderState, result: &DeliveryResult, event_id: &str, now: M
         result.http_status.map(|s| format!(", HTTP {s}")).unwrap_or_default(),
         result.detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default(),
     );
-    Outcome::Changed(compensate(state, &event, event_id, now, params, "PARTNER_REFUSED", &detail))
+    Outcome::Changed(Box::new(compensate(state, &event, event_id, now, params, "PARTNER_REFUSED", &detail)))
 }
 
 /// Releases the stock and tells the client: COMPENSATING, then COMPENSATED.

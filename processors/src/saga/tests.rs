@@ -37,7 +37,7 @@ fn order(lines: &[(&str, i32, &str)]) -> OrderReceived {
 
 fn changed(outcome: Result<Outcome, Rejection>) -> Transition {
     match outcome {
-        Ok(Outcome::Changed(t)) => t,
+        Ok(Outcome::Changed(t)) => *t,
         other => panic!("expected a change, got {other:?}"),
     }
 }
