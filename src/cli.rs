@@ -64,12 +64,12 @@ pub enum LogFormatArg {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run every role in one process (today: the ingest edge; processors and sinks to come).
-    Run(IngestArgs),
+    /// Run every role in one process (today: the ingest edge and the processors; sinks to come).
+    Run(RunArgs),
     /// Run the HTTP ingest edge.
     Ingest(IngestArgs),
     /// Run the stateful processors.
-    Process,
+    Process(ProcessArgs),
     /// Run the sink connectors.
     Sink,
     /// Check, apply or describe the topics of the topology.
@@ -87,6 +87,22 @@ pub enum Command {
 pub enum BenchCommand {
     /// Drive the ingest edge with realistic orders; compare with the HTTP and Kafka ceilings.
     Ingest(crate::bench::IngestBenchArgs),
+}
+
+/// `hub process` options.
+#[derive(Debug, Clone, Args)]
+pub struct ProcessArgs {
+    #[command(flatten)]
+    pub processor: interchange_processors::ProcessorConfig,
+}
+
+/// `hub run` options: those of every role.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub edge: interchange_ingest::IngestConfig,
+    #[command(flatten)]
+    pub processor: interchange_processors::ProcessorConfig,
 }
 
 /// `hub ingest` options.

@@ -22,7 +22,7 @@ async fn main() -> ExitCode {
     let role = match &cli.command {
         Command::Run(_) => "all",
         Command::Ingest(_) => "ingest",
-        Command::Process => "processor",
+        Command::Process(_) => "processor",
         Command::Sink => "sink",
         Command::Topology(_) | Command::Schemas(_) | Command::Bench(_) => "tool",
     };

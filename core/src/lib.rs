@@ -1,5 +1,6 @@
 //! Shared model of Interchange: topology, record headers, Avro contracts, Kafka settings, registry, telemetry, shutdown.
 
+pub mod avro;
 pub mod contract;
 pub mod error;
 pub mod headers;

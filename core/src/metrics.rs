@@ -15,3 +15,20 @@ pub const INGEST_RATE_LIMITED: &str = "hub_ingest_rate_limited";
 pub const INGEST_REDIS_ERRORS: &str = "hub_ingest_redis_errors";
 /// Requests refused because the edge was at its concurrency limit.
 pub const INGEST_SHED: &str = "hub_ingest_shed";
+
+/// Records a processor handled, by processor and outcome (`changed`, `unchanged`, `dead_letter`, `timer`).
+pub const PROCESSOR_RECORDS: &str = "hub_processor_records";
+/// Transactions by processor and outcome (`committed`, `aborted`).
+pub const PROCESSOR_TRANSACTIONS: &str = "hub_processor_transactions";
+/// Time to commit one transaction, seconds.
+pub const PROCESSOR_COMMIT_DURATION: &str = "hub_processor_commit_duration_seconds";
+/// Input records per transaction.
+pub const PROCESSOR_TRANSACTION_RECORDS: &str = "hub_processor_transaction_records";
+/// Time to restore a partition's state, seconds.
+pub const PROCESSOR_RESTORE_DURATION: &str = "hub_processor_restore_duration_seconds";
+/// States held in memory, by processor.
+pub const PROCESSOR_STATES: &str = "hub_processor_states";
+/// Records sent to the dead-letter topic, by processor and error class.
+pub const PROCESSOR_DEAD_LETTERS: &str = "hub_processor_dead_letters";
+/// Consumer lag per input partition, records.
+pub const PROCESSOR_LAG: &str = "hub_processor_lag_records";

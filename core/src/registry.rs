@@ -149,6 +149,23 @@ impl Registry {
         Ok(Compatibility::Incompatible { messages })
     }
 
+    /// The id of exactly this schema under the subject; an error telling to run
+    /// `hub schemas register` when it is not registered.
+    pub async fn registered_id(&self, subject: &str, schema: &str) -> Result<u32, CoreError> {
+        match self.check(subject, schema).await? {
+            Compatibility::Registered { id, .. } => u32::try_from(id).map_err(|_| CoreError::Registry {
+                subject: subject.to_owned(),
+                status: 200,
+                message: format!("schema id {id} out of range"),
+            }),
+            _ => Err(CoreError::Registry {
+                subject: subject.to_owned(),
+                status: 404,
+                message: "this contract is not registered: run `hub schemas register`".to_owned(),
+            }),
+        }
+    }
+
     /// Registers `schema` under the subject and returns its global id.
     pub async fn register(&self, subject: &str, schema: &str) -> Result<i64, CoreError> {
         let body = json!({ "schema": schema, "schemaType": "AVRO" });

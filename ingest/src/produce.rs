@@ -18,16 +18,7 @@ pub struct Landed {
     pub offset: i64,
 }
 
-/// Confluent wire format: magic byte 0, the schema id big-endian, the Avro body.
-pub fn wire_format(schema: &apache_avro::Schema, schema_id: u32, value: apache_avro::types::Value) -> Result<Vec<u8>, String> {
-    let writer = apache_avro::writer::datum::GenericDatumWriter::builder(schema).build().map_err(|e| e.to_string())?;
-    let body = writer.write_value_to_vec(value).map_err(|e| e.to_string())?;
-    let mut out = Vec::with_capacity(5 + body.len());
-    out.push(0);
-    out.extend_from_slice(&schema_id.to_be_bytes());
-    out.extend_from_slice(&body);
-    Ok(out)
-}
+pub use interchange_core::avro::wire_format;
 
 /// The edge's producer: acks=all, idempotent, murmur2 like the Java client, batched and compressed.
 #[derive(Clone)]

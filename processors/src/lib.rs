@@ -1,3 +1,6 @@
 //! Interchange's stateful processors: pure sagas driven by a Kafka exactly-once runtime.
 
+pub mod runtime;
 pub mod saga;
+
+pub use runtime::{run, ProcessorConfig, ProcessorError, Services};

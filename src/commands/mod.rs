@@ -1,6 +1,7 @@
 //! One function per subcommand; each returns the process exit code.
 
 mod ingest;
+mod process;
 mod schemas;
 mod topology;
 
@@ -20,14 +21,12 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Schemas(cmd) => schemas::run(&global, cmd).await,
         Command::Ingest(args) => ingest::run(&global, &args).await,
         Command::Bench(crate::cli::BenchCommand::Ingest(args)) => crate::bench::ingest(&global, &args).await,
-        Command::Run(args) => {
-            tracing::warn!("processors and sinks are not built yet: `hub run` runs the ingest edge only");
-            ingest::run(&global, &args).await
-        }
-        Command::Process | Command::Sink => {
+        Command::Run(args) => process::run_all(&global, &args).await,
+        Command::Process(args) => process::run(&global, &args).await,
+        Command::Sink => {
             // Loaded so a role never starts on a broken topology.
             load(&global)?;
-            anyhow::bail!("this role is not built yet: see the open issues for processors (4) and sinks (5)")
+            anyhow::bail!("this role is not built yet: see the open issue for sinks (5)")
         }
     }
 }

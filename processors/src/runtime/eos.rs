@@ -1,0 +1,417 @@
+//! The consume-transform-produce loop: batches of input records, their outputs, the state
+//! updates and the consumed offsets commit in one Kafka transaction.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
+use tokio_util::sync::CancellationToken;
+
+use super::config::Mode;
+use super::error::{react, ProcessorError, Reaction};
+use super::metrics::OutcomeLabels;
+use super::restore::restore;
+use super::Shared;
+use crate::saga::{self, Event, Millis};
+
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What the rebalance callbacks saw, for the loop to act on after `poll` returns.
+#[derive(Debug, Default)]
+pub struct Rebalances {
+    revoked: bool,
+    assigned: Option<Vec<(String, i32)>>,
+}
+
+/// Records rebalances; the loop (same thread) handles them before the next record.
+#[derive(Debug, Default, Clone)]
+pub struct RebalanceContext {
+    pub seen: Arc<Mutex<Rebalances>>,
+}
+
+impl ClientContext for RebalanceContext {}
+
+impl ConsumerContext for RebalanceContext {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let (Rebalance::Revoke(_), Ok(mut seen)) = (rebalance, self.seen.lock()) {
+            seen.revoked = true;
+        }
+    }
+
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let (Rebalance::Assign(list), Ok(mut seen)) = (rebalance, self.seen.lock()) {
+            seen.assigned = Some(list.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect());
+        }
+    }
+}
+
+/// The open transaction's bookkeeping.
+#[derive(Debug, Default)]
+struct Batch {
+    open: bool,
+    started: Option<Instant>,
+    records: u64,
+    /// Last offset read per (topic, partition).
+    offsets: HashMap<(String, i32), i64>,
+}
+
+/// The loop's moving parts.
+pub struct Loop<'a> {
+    pub shared: &'a Shared,
+    pub consumer: BaseConsumer<RebalanceContext>,
+    pub producer: BaseProducer,
+    pub store: super::store::Store,
+    pub assigned: Vec<i32>,
+    batch: Batch,
+}
+
+fn now_millis() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)
+}
+
+fn header(message: &OwnedMessage, name: &str) -> Option<String> {
+    message
+        .headers()
+        .and_then(|h| h.iter().find(|x| x.key == name).and_then(|x| x.value).map(|v| String::from_utf8_lossy(v).into_owned()))
+}
+
+impl<'a> Loop<'a> {
+    pub fn new(shared: &'a Shared, consumer: BaseConsumer<RebalanceContext>, producer: BaseProducer) -> Self {
+        Self { shared, consumer, producer, store: super::store::Store::default(), assigned: Vec::new(), batch: Batch::default() }
+    }
+
+    fn eos(&self) -> bool {
+        self.shared.mode == Mode::ExactlyOnce
+    }
+
+    fn labels(&self, outcome: &'static str) -> OutcomeLabels {
+        OutcomeLabels { processor: self.shared.name.clone(), outcome }
+    }
+
+    /// Runs until `shutdown`; the open transaction is committed first.
+    pub fn run(&mut self, shutdown: &CancellationToken) -> Result<(), ProcessorError> {
+        if self.eos() {
+            self.retrying("init transactions", |l| l.producer.init_transactions(CALL_TIMEOUT))?;
+        }
+        while !shutdown.is_cancelled() {
+            let message = self.consumer.poll(Duration::from_millis(50)).map(|r| r.map(|m| m.detach()));
+            self.rebalanced()?;
+            match message {
+                Some(Ok(message)) => self.process(&message)?,
+                Some(Err(error)) => tracing::warn!(%error, "consumer"),
+                None => {}
+            }
+            self.timers()?;
+            let due = self.batch.started.is_some_and(|s| s.elapsed() >= self.shared.commit_interval);
+            if self.batch.open && (self.batch.records >= self.shared.max_batch || due) {
+                self.commit()?;
+            }
+        }
+        self.commit()?;
+        Ok(())
+    }
+
+    /// Calls `f` until it succeeds or fails for good.
+    fn retrying(&mut self, operation: &'static str, mut f: impl FnMut(&mut Self) -> Result<(), KafkaError>) -> Result<(), ProcessorError> {
+        let mut attempt = 0;
+        loop {
+            match f(self) {
+                Ok(()) => return Ok(()),
+                Err(source) if react(&source) == Reaction::Retry && attempt < 10 => {
+                    attempt += 1;
+                    tracing::warn!(%source, operation, attempt, "retrying");
+                    std::thread::sleep(Duration::from_millis(200 * attempt));
+                }
+                Err(source) => return Err(ProcessorError::Kafka { operation, source }),
+            }
+        }
+    }
+
+    /// Acts on rebalances seen during the last poll: abort what is open, drop revoked state,
+    /// restore newly assigned partitions before any of their input is processed.
+    fn rebalanced(&mut self) -> Result<(), ProcessorError> {
+        let seen = match self.consumer.context().seen.lock() {
+            Ok(mut seen) => std::mem::take(&mut *seen),
+            Err(_) => return Err(ProcessorError::Config("rebalance state poisoned".to_owned())),
+        };
+        if seen.revoked {
+            tracing::info!(processor = %self.shared.name, "partitions revoked");
+            self.abort_batch(false)?;
+        }
+        let Some(assigned) = seen.assigned else { return Ok(()) };
+        let partitions: Vec<i32> = {
+            let mut p: Vec<i32> = assigned.iter().map(|(_, p)| *p).collect();
+            p.sort_unstable();
+            p.dedup();
+            p
+        };
+        for held in self.store.partitions() {
+            if !partitions.contains(&held) {
+                self.store.drop_partition(held);
+            }
+        }
+        let fresh: Vec<i32> = partitions.iter().copied().filter(|p| !self.store.partitions().contains(p)).collect();
+        let started = Instant::now();
+        let read = restore(&self.shared.settings, &self.shared.state_topic, &fresh, &self.shared.codec, &mut self.store)?;
+        self.shared.metrics.restore.observe(started.elapsed().as_secs_f64());
+        self.shared.metrics.states.set(i64::try_from(self.store.len()).unwrap_or(i64::MAX));
+        tracing::info!(processor = %self.shared.name, ?partitions, restored = ?fresh, records = read, states = self.store.len(),
+            seconds = started.elapsed().as_secs_f64(), "partitions assigned, state restored");
+        self.assigned = partitions;
+        self.shared.ready.store(true, std::sync::atomic::Ordering::Release);
+        Ok(())
+    }
+
+    fn begin(&mut self) -> Result<(), ProcessorError> {
+        if self.batch.open {
+            return Ok(());
+        }
+        if self.eos() {
+            self.producer.begin_transaction().map_err(|source| ProcessorError::Kafka { operation: "begin transaction", source })?;
+        }
+        self.batch.open = true;
+        self.batch.started = Some(Instant::now());
+        Ok(())
+    }
+
+    /// Produces one record into the open transaction, waiting while the local queue is full.
+    pub fn send(&mut self, topic: &str, key: &str, payload: Option<&[u8]>, headers: OwnedHeaders) -> Result<(), ProcessorError> {
+        let mut record = BaseRecord::to(topic).key(key).headers(headers);
+        if let Some(payload) = payload {
+            record = record.payload(payload);
+        }
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    self.producer.poll(Duration::from_millis(10));
+                }
+                Err((source, _)) => return Err(ProcessorError::Kafka { operation: "produce", source }),
+            }
+        }
+    }
+
+    fn process(&mut self, message: &OwnedMessage) -> Result<(), ProcessorError> {
+        if !self.assigned.contains(&message.partition()) {
+            return Ok(());
+        }
+        self.begin()?;
+        self.batch.records += 1;
+        self.batch.offsets.insert((message.topic().to_owned(), message.partition()), message.offset());
+        let decoded = match message.payload() {
+            None => Err("a record without a value".to_owned()),
+            Some(payload) => match self.shared.codec.decode(payload) {
+                Ok(decoded) => Ok(decoded),
+                Err(super::codec::DecodeError::Unavailable(reason)) => {
+                    // Not the record's fault: redo the batch once the registry answers.
+                    tracing::warn!(reason, "schema registry unavailable; aborting the batch");
+                    std::thread::sleep(Duration::from_secs(1));
+                    return self.abort_batch(true);
+                }
+                Err(error) => Err(error.to_string()),
+            },
+        };
+        let event = decoded.and_then(|(contract, json)| {
+            let event = match contract.as_str() {
+                "order_received" => serde_json::from_value(json).map(Event::Received),
+                "delivery_result" => serde_json::from_value(json).map(Event::Delivered),
+                other => return Err(format!("record type {other} is not an input of this processor")),
+            };
+            event.map_err(|e| format!("does not fit the saga: {e}"))
+        });
+        let event = match event {
+            Ok(event) => event,
+            Err(reason) => return self.dead_letter(message, "PERMANENT", &reason),
+        };
+        let (event_id, correlation_id) = match &event {
+            Event::Received(r) => (r.event_id.clone(), r.correlation_id.clone()),
+            Event::Delivered(d) => (d.event_id.clone(), d.correlation_id.clone()),
+            Event::DeadlineExpired { .. } => (String::new(), String::new()),
+        };
+        let key = message.key().map(|k| String::from_utf8_lossy(k).into_owned());
+        if key.as_deref() != Some(correlation_id.as_str()) {
+            let reason = format!("record key {key:?} is not the correlation id {correlation_id:?}, so it may sit on the wrong partition");
+            return self.dead_letter(message, "PERMANENT", &reason);
+        }
+        let now = message.timestamp().to_millis().map_or_else(|| Millis(now_millis()), Millis);
+        let traceparent = header(message, interchange_core::headers::TRACEPARENT);
+        self.step(message.partition(), &correlation_id, &event, &event_id, now, traceparent, Some(message))
+    }
+
+    /// Applies one event to its order and writes what the transition asks for.
+    #[allow(clippy::too_many_arguments)]
+    fn step(
+        &mut self,
+        partition: i32,
+        key: &str,
+        event: &Event,
+        event_id: &str,
+        now: Millis,
+        traceparent: Option<String>,
+        source: Option<&OwnedMessage>,
+    ) -> Result<(), ProcessorError> {
+        let state = self.store.get(partition, key);
+        let outcome = saga::apply(state, event, event_id, now, &self.shared.params, &self.shared.levels);
+        match outcome {
+            Ok(saga::Outcome::Changed(transition)) => {
+                let label = if source.is_some() { "changed" } else { "timer" };
+                self.shared.metrics.records.get_or_create(&self.labels(label)).inc();
+                super::outputs::write(self, partition, event_id, *transition, traceparent)
+            }
+            Ok(saga::Outcome::Unchanged { reason }) => {
+                tracing::debug!(key, reason, "event changed nothing");
+                self.shared.metrics.records.get_or_create(&self.labels("unchanged")).inc();
+                Ok(())
+            }
+            Err(rejection) => match source {
+                Some(message) => self.dead_letter(message, "PERMANENT", &rejection.to_string()),
+                None => {
+                    tracing::warn!(key, %rejection, "timer refused");
+                    Ok(())
+                }
+            },
+        }
+    }
+
+    fn dead_letter(&mut self, message: &OwnedMessage, class: &'static str, reason: &str) -> Result<(), ProcessorError> {
+        tracing::warn!(topic = message.topic(), partition = message.partition(), offset = message.offset(), reason, "dead-lettering a record");
+        self.shared.metrics.records.get_or_create(&self.labels("dead_letter")).inc();
+        self.shared.metrics.dead_letters.get_or_create(&self.labels(if class == "PERMANENT" { "permanent" } else { "exhausted" })).inc();
+        super::outputs::dead_letter(self, message, class, reason)
+    }
+
+    /// Fires due deadlines through the same transactional path.
+    fn timers(&mut self) -> Result<(), ProcessorError> {
+        let due = self.store.due(Millis(now_millis()), 200);
+        for (partition, key, deadline) in due {
+            if !self.assigned.contains(&partition) {
+                continue;
+            }
+            let id = saga::deadline_event_id(&key, deadline);
+            if self.store.get(partition, &key).is_some_and(|s| s.applied_event_ids.contains(&id)) {
+                continue;
+            }
+            self.begin()?;
+            self.step(partition, &key, &Event::DeadlineExpired { deadline }, &id, Millis(now_millis()), None, None)?;
+        }
+        Ok(())
+    }
+
+    /// Commits the open transaction: outputs, state and offsets together.
+    fn commit(&mut self) -> Result<(), ProcessorError> {
+        if !self.batch.open {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let mut offsets = TopicPartitionList::new();
+        for ((topic, partition), offset) in &self.batch.offsets {
+            offsets
+                .add_partition_offset(topic, *partition, Offset::Offset(offset + 1))
+                .map_err(|source| ProcessorError::Kafka { operation: "offsets", source })?;
+        }
+        let result = if self.eos() { self.commit_transaction(&offsets) } else { self.commit_at_least_once(&offsets) };
+        match result {
+            Ok(()) => {
+                self.store.commit();
+                self.shared.metrics.transactions.get_or_create(&self.labels("committed")).inc();
+                self.shared.metrics.commit.observe(started.elapsed().as_secs_f64());
+                #[allow(clippy::cast_precision_loss)]
+                self.shared.metrics.batch.observe(self.batch.records as f64);
+                self.shared.metrics.states.set(i64::try_from(self.store.len()).unwrap_or(i64::MAX));
+                self.batch = Batch::default();
+                Ok(())
+            }
+            Err(source) => match react(&source) {
+                Reaction::Fatal => Err(ProcessorError::Kafka { operation: "commit", source }),
+                Reaction::Retry | Reaction::AbortAndRewind => {
+                    tracing::warn!(%source, "commit failed; aborting and redoing the batch");
+                    self.abort_batch(true)
+                }
+            },
+        }
+    }
+
+    fn commit_transaction(&mut self, offsets: &TopicPartitionList) -> Result<(), KafkaError> {
+        if offsets.count() > 0 {
+            let metadata = self.consumer.group_metadata().ok_or(KafkaError::Canceled)?;
+            let mut attempt = 0;
+            loop {
+                match self.producer.send_offsets_to_transaction(offsets, &metadata, CALL_TIMEOUT) {
+                    Err(e) if react(&e) == Reaction::Retry && attempt < 5 => attempt += 1,
+                    other => break other?,
+                }
+            }
+        }
+        let mut attempt = 0;
+        loop {
+            match self.producer.commit_transaction(CALL_TIMEOUT) {
+                Err(e) if react(&e) == Reaction::Retry && attempt < 5 => attempt += 1,
+                other => return other,
+            }
+        }
+    }
+
+    fn commit_at_least_once(&mut self, offsets: &TopicPartitionList) -> Result<(), KafkaError> {
+        self.producer.flush(CALL_TIMEOUT)?;
+        if offsets.count() > 0 {
+            self.consumer.commit(offsets, rdkafka::consumer::CommitMode::Sync)?;
+        }
+        Ok(())
+    }
+
+    /// Aborts the open transaction, forgets its state changes and, when `rewind`, moves the
+    /// consumer back to the committed offsets so the batch is redone.
+    fn abort_batch(&mut self, rewind: bool) -> Result<(), ProcessorError> {
+        if self.batch.open {
+            if self.eos() {
+                if let Err(source) = self.producer.abort_transaction(CALL_TIMEOUT) {
+                    if react(&source) == Reaction::Fatal {
+                        return Err(ProcessorError::Kafka { operation: "abort transaction", source });
+                    }
+                    tracing::warn!(%source, "abort failed");
+                }
+            }
+            self.shared.metrics.transactions.get_or_create(&self.labels("aborted")).inc();
+        }
+        self.store.abort();
+        self.batch = Batch::default();
+        if rewind {
+            let assignment = self.consumer.assignment().map_err(|source| ProcessorError::Kafka { operation: "assignment", source })?;
+            let committed = self
+                .consumer
+                .committed_offsets(assignment, CALL_TIMEOUT)
+                .map_err(|source| ProcessorError::Kafka { operation: "committed offsets", source })?;
+            let mut target = TopicPartitionList::new();
+            for ((topic, partition), offset) in committed.to_topic_map() {
+                let offset = if matches!(offset, Offset::Offset(_)) { offset } else { Offset::Beginning };
+                target
+                    .add_partition_offset(&topic, partition, offset)
+                    .map_err(|source| ProcessorError::Kafka { operation: "rewind", source })?;
+            }
+            self.consumer
+                .seek_partitions(target, CALL_TIMEOUT)
+                .map_err(|source| ProcessorError::Kafka { operation: "rewind", source })?;
+        }
+        Ok(())
+    }
+}
+
+/// Headers of a record the processor writes.
+pub fn headers(correlation_id: &str, event_id: &str, event_type: &str, traceparent: Option<&str>) -> OwnedHeaders {
+    let mut h = OwnedHeaders::new_with_capacity(5)
+        .insert(Header { key: interchange_core::headers::CORRELATION_ID, value: Some(correlation_id) })
+        .insert(Header { key: interchange_core::headers::EVENT_ID, value: Some(event_id) })
+        .insert(Header { key: interchange_core::headers::EVENT_TYPE, value: Some(event_type) })
+        .insert(Header { key: interchange_core::headers::PRODUCER_ROLE, value: Some("processor") });
+    if let Some(tp) = traceparent {
+        h = h.insert(Header { key: interchange_core::headers::TRACEPARENT, value: Some(tp) });
+    }
+    h
+}

@@ -1,0 +1,112 @@
+//! A compacted topic read whole by every instance and kept current: the inventory lookup table.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use interchange_core::kafka::KafkaSettings;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use tokio_util::sync::CancellationToken;
+
+use super::codec::Codec;
+use super::error::ProcessorError;
+use crate::saga::Inventory;
+
+/// Stock per SKU, shared between the reader thread and the processor.
+#[derive(Debug, Clone, Default)]
+pub struct Levels {
+    levels: Arc<RwLock<HashMap<String, i64>>>,
+    loaded: Arc<AtomicBool>,
+}
+
+impl Inventory for Levels {
+    fn available(&self, sku: &str) -> Option<i64> {
+        self.levels.read().ok().and_then(|l| l.get(sku).copied())
+    }
+}
+
+impl Levels {
+    /// Whether the table was read to its end once.
+    pub fn loaded(&self) -> bool {
+        self.loaded.load(Ordering::Acquire)
+    }
+
+    fn set(&self, sku: String, available: Option<i64>) {
+        if let Ok(mut levels) = self.levels.write() {
+            match available {
+                Some(n) => levels.insert(sku, n),
+                None => levels.remove(&sku),
+            };
+        }
+    }
+}
+
+/// Reads `topic` from the beginning on a thread of its own until `shutdown`.
+pub fn spawn(
+    settings: &KafkaSettings,
+    topic: String,
+    codec: Arc<Codec>,
+    shutdown: CancellationToken,
+) -> Result<(Levels, std::thread::JoinHandle<()>), ProcessorError> {
+    let mut config = settings.client_config("hub-lookup");
+    config.set("group.id", "hub-lookup-unused").set("enable.auto.commit", "false").set("isolation.level", "read_committed");
+    let consumer: BaseConsumer = config.create().map_err(|source| ProcessorError::Kafka { operation: "lookup consumer", source })?;
+    let metadata = consumer
+        .fetch_metadata(Some(&topic), Duration::from_secs(10))
+        .map_err(|source| ProcessorError::Kafka { operation: "lookup metadata", source })?;
+    let partitions: Vec<i32> = metadata.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
+    let mut assignment = TopicPartitionList::new();
+    let mut ends = HashMap::new();
+    for p in &partitions {
+        let (_, high) = consumer
+            .fetch_watermarks(&topic, *p, Duration::from_secs(10))
+            .map_err(|source| ProcessorError::Kafka { operation: "lookup watermarks", source })?;
+        ends.insert(*p, high);
+        assignment
+            .add_partition_offset(&topic, *p, Offset::Beginning)
+            .map_err(|source| ProcessorError::Kafka { operation: "lookup assign", source })?;
+    }
+    consumer.assign(&assignment).map_err(|source| ProcessorError::Kafka { operation: "lookup assign", source })?;
+    let levels = Levels::default();
+    let shared = levels.clone();
+    let handle = std::thread::Builder::new()
+        .name("hub-lookup".to_owned())
+        .spawn(move || read(&consumer, &topic, &codec, &shared, ends, &shutdown))
+        .map_err(|e| ProcessorError::Config(format!("lookup thread: {e}")))?;
+    Ok((levels, handle))
+}
+
+fn caught_up(consumer: &BaseConsumer, topic: &str, ends: &HashMap<i32, i64>) -> bool {
+    let Ok(position) = consumer.position() else { return false };
+    ends.iter().all(|(p, end)| {
+        *end == 0
+            || position
+                .find_partition(topic, *p)
+                .is_some_and(|e| matches!(e.offset(), Offset::Offset(o) if o >= *end))
+    })
+}
+
+fn read(consumer: &BaseConsumer, topic: &str, codec: &Codec, levels: &Levels, ends: HashMap<i32, i64>, shutdown: &CancellationToken) {
+    while !shutdown.is_cancelled() {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(message)) => {
+                let Some(key) = message.key().map(|k| String::from_utf8_lossy(k).into_owned()) else { continue };
+                match message.payload() {
+                    None => levels.set(key, None),
+                    Some(payload) => match codec.decode(payload) {
+                        Ok((_, json)) => levels.set(key, json.get("available").and_then(serde_json::Value::as_i64)),
+                        Err(error) => tracing::warn!(%error, topic, offset = message.offset(), "unreadable lookup record skipped"),
+                    },
+                }
+            }
+            Some(Err(error)) => tracing::warn!(%error, topic, "lookup consumer"),
+            None => {}
+        }
+        if !levels.loaded() && caught_up(consumer, topic, &ends) {
+            levels.loaded.store(true, Ordering::Release);
+            tracing::info!(topic, "lookup table loaded");
+        }
+    }
+}

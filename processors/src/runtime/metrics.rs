@@ -1,0 +1,50 @@
+//! The processor's Prometheus metrics (names in `interchange_core::metrics`).
+
+use interchange_core::metrics as names;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub processor: String,
+    pub outcome: &'static str,
+}
+
+/// Every metric of the processor role.
+#[derive(Debug, Clone)]
+pub struct ProcessorMetrics {
+    pub records: Family<OutcomeLabels, Counter>,
+    pub transactions: Family<OutcomeLabels, Counter>,
+    pub commit: Histogram,
+    pub batch: Histogram,
+    pub restore: Histogram,
+    pub states: Gauge,
+    pub dead_letters: Family<OutcomeLabels, Counter>,
+}
+
+impl ProcessorMetrics {
+    /// Creates the metrics and registers them.
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = Self {
+            records: Family::default(),
+            transactions: Family::default(),
+            commit: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
+            batch: Histogram::new(exponential_buckets(1.0, 2.0, 14)),
+            restore: Histogram::new(exponential_buckets(0.01, 2.0, 14)),
+            states: Gauge::default(),
+            dead_letters: Family::default(),
+        };
+        registry.register(names::PROCESSOR_RECORDS, "Records handled by outcome", m.records.clone());
+        registry.register(names::PROCESSOR_TRANSACTIONS, "Transactions by outcome", m.transactions.clone());
+        registry.register(names::PROCESSOR_COMMIT_DURATION, "Time to commit a transaction", m.commit.clone());
+        registry.register(names::PROCESSOR_TRANSACTION_RECORDS, "Input records per transaction", m.batch.clone());
+        registry.register(names::PROCESSOR_RESTORE_DURATION, "Time to restore state partitions", m.restore.clone());
+        registry.register(names::PROCESSOR_STATES, "States held in memory", m.states.clone());
+        registry.register(names::PROCESSOR_DEAD_LETTERS, "Records dead-lettered by error class", m.dead_letters.clone());
+        m
+    }
+}

@@ -1,0 +1,217 @@
+//! The processor runtime: restore, lookup tables, the transaction loop, health and metrics.
+
+pub mod codec;
+pub mod config;
+pub mod eos;
+pub mod error;
+pub mod lookup;
+pub mod metrics;
+pub mod outputs;
+pub mod restore;
+pub mod store;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use interchange_core::kafka::KafkaSettings;
+use interchange_core::registry::Registry;
+use interchange_core::topology::{Processor, ProcessorParams, Topology};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::BaseProducer;
+use tokio_util::sync::CancellationToken;
+
+pub use config::{Mode, ProcessorConfig};
+pub use error::ProcessorError;
+
+use crate::saga;
+
+/// What the loop and the health endpoints share.
+pub struct Shared {
+    pub name: String,
+    pub mode: Mode,
+    pub settings: KafkaSettings,
+    pub codec: Arc<codec::Codec>,
+    pub params: saga::Params,
+    pub levels: lookup::Levels,
+    pub state_topic: String,
+    pub dead_letter_topic: String,
+    /// Output topic of each contract the processor writes.
+    pub output_topics: HashMap<String, String>,
+    pub commit_interval: Duration,
+    pub max_batch: u64,
+    pub metrics: metrics::ProcessorMetrics,
+    pub ready: AtomicBool,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+/// Addresses of the services the processor uses.
+#[derive(Debug, Clone)]
+pub struct Services {
+    pub kafka: KafkaSettings,
+    pub registry_url: String,
+    pub registry_basic_auth: Option<String>,
+}
+
+fn saga_params(processor: &Processor, config: &ProcessorConfig) -> Result<saga::Params, ProcessorError> {
+    let ProcessorParams::OrderSaga { erp_partner, discount_percent, discount_min_total, dispatch_deadline } = &processor.params;
+    Ok(saga::Params {
+        erp_partner: erp_partner.clone(),
+        discount_percent: *discount_percent,
+        discount_min_total: saga::Money::parse(discount_min_total)
+            .ok_or_else(|| ProcessorError::Config(format!("discount_min_total {discount_min_total:?}")))?,
+        dispatch_deadline_ms: i64::try_from(dispatch_deadline.as_millis()).unwrap_or(i64::MAX),
+        history_limit: config.history_limit,
+        applied_limit: config.applied_limit,
+    })
+}
+
+/// Runs every processor of the topology until `shutdown`; an error means exit non-zero.
+pub async fn run(topology: &Topology, services: &Services, config: &ProcessorConfig, shutdown: CancellationToken) -> Result<(), ProcessorError> {
+    let processor = topology.processors.first().ok_or_else(|| ProcessorError::Config("the topology has no processor".to_owned()))?;
+    let registry = Registry::new(&services.registry_url, services.registry_basic_auth.as_deref())?;
+    let mut topics: Vec<String> = processor.inputs.clone();
+    topics.extend(processor.outputs.iter().cloned());
+    topics.extend(processor.lookups.iter().cloned());
+    topics.push(processor.state.clone());
+    topics.push(processor.dead_letter.clone());
+    let codec = Arc::new(codec::Codec::new(topology, &services.registry_url, &registry, &topics).await?);
+    let mut output_topics = HashMap::new();
+    for topic in topology.topics.iter().filter(|t| processor.outputs.contains(&t.name)) {
+        for schema in &topic.schemas {
+            output_topics.insert(schema.clone(), topic.name.clone());
+        }
+    }
+    let check_partitions = |name: &str| topology.topics.iter().find(|t| t.name == name).map(|t| t.partitions);
+    let state_partitions = check_partitions(&processor.state);
+    if processor.inputs.iter().any(|i| check_partitions(i) != state_partitions) {
+        return Err(ProcessorError::Config("inputs and state topic are not co-partitioned".to_owned()));
+    }
+    let mut registry_metrics = prometheus_client::registry::Registry::default();
+    let metrics = metrics::ProcessorMetrics::register(&mut registry_metrics);
+    let (levels, lookup_thread) = match processor.lookups.first() {
+        Some(topic) => {
+            let (levels, handle) = lookup::spawn(&services.kafka, topic.clone(), Arc::clone(&codec), shutdown.clone())?;
+            (levels, Some(handle))
+        }
+        None => (lookup::Levels::default(), None),
+    };
+    while !levels.loaded() && lookup_thread.is_some() && !shutdown.is_cancelled() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let shared = Arc::new(Shared {
+        name: processor.name.clone(),
+        mode: config.mode,
+        settings: services.kafka.clone(),
+        codec,
+        params: saga_params(processor, config)?,
+        levels,
+        state_topic: processor.state.clone(),
+        dead_letter_topic: processor.dead_letter.clone(),
+        output_topics,
+        commit_interval: processor.commit_interval,
+        max_batch: u64::try_from(processor.max_batch).unwrap_or(u64::MAX),
+        metrics,
+        ready: AtomicBool::new(false),
+    });
+    let group = format!("{}{}", topology.topic_prefix, processor.name);
+    let consumer = consumer(&services.kafka, &group, config)?;
+    consumer
+        .subscribe(&processor.inputs.iter().map(String::as_str).collect::<Vec<_>>())
+        .map_err(|source| ProcessorError::Kafka { operation: "subscribe", source })?;
+    let transactional_id = format!("{group}-{}", config.instance_id);
+    let producer = producer(&services.kafka, &transactional_id, config)?;
+    let health = tokio::spawn(serve_health(config.listen, Arc::clone(&shared), Arc::new(Mutex::new(registry_metrics)), shutdown.clone()));
+    tracing::info!(processor = %processor.name, %group, %transactional_id, mode = ?config.mode, "processor starting");
+    let loop_shared = Arc::clone(&shared);
+    let loop_shutdown = shutdown.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let mut l = eos::Loop::new(&loop_shared, consumer, producer);
+        let result = l.run(&loop_shutdown);
+        l.consumer.unsubscribe();
+        result
+    })
+    .await
+    .map_err(|e| ProcessorError::Config(format!("processor loop: {e}")))?;
+    shutdown.cancel();
+    health.abort();
+    if let Some(handle) = lookup_thread {
+        let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+    }
+    tracing::info!(processor = %shared.name, "processor stopped");
+    result
+}
+
+fn consumer(settings: &KafkaSettings, group: &str, config: &ProcessorConfig) -> Result<BaseConsumer<eos::RebalanceContext>, ProcessorError> {
+    let mut c = settings.client_config("hub-processor");
+    c.set("group.id", group)
+        .set("isolation.level", "read_committed")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        // Eager assignment: a rebalance aborts the open transaction and every partition
+        // restarts from its committed offset.
+        .set("partition.assignment.strategy", "range")
+        .set("session.timeout.ms", config.session_timeout.as_millis().to_string())
+        .set("heartbeat.interval.ms", (config.session_timeout.as_millis() / 5).max(100).to_string());
+    for (k, v) in &settings.properties {
+        c.set(k, v);
+    }
+    c.create_with_context(eos::RebalanceContext::default()).map_err(|source| ProcessorError::Kafka { operation: "consumer", source })
+}
+
+fn producer(settings: &KafkaSettings, transactional_id: &str, config: &ProcessorConfig) -> Result<BaseProducer, ProcessorError> {
+    let mut p = settings.producer_config("hub-processor");
+    if config.mode == Mode::ExactlyOnce {
+        p.set("transactional.id", transactional_id).set("transaction.timeout.ms", config.transaction_timeout.as_millis().to_string());
+    }
+    for (k, v) in &settings.properties {
+        p.set(k, v);
+    }
+    p.create().map_err(|source| ProcessorError::Kafka { operation: "producer", source })
+}
+
+type HealthState = (Arc<Shared>, Arc<Mutex<prometheus_client::registry::Registry>>);
+
+async fn serve_health(listen: SocketAddr, shared: Arc<Shared>, registry: Arc<Mutex<prometheus_client::registry::Registry>>, shutdown: CancellationToken) {
+    let app = axum::Router::new()
+        .route("/healthz", get(|| async { (StatusCode::OK, "ok") }))
+        .route(
+            "/readyz",
+            get(|State((shared, _)): State<HealthState>| async move {
+                if shared.ready.load(Ordering::Acquire) && shared.levels.loaded() {
+                    (StatusCode::OK, "ready").into_response()
+                } else {
+                    (StatusCode::SERVICE_UNAVAILABLE, "not ready: waiting for partitions or the lookup table").into_response()
+                }
+            }),
+        )
+        .route(
+            "/metrics",
+            get(|State((_, registry)): State<HealthState>| async move {
+                let mut text = String::new();
+                if let Ok(registry) = registry.lock() {
+                    let _ = prometheus_client::encoding::text::encode(&mut text, &registry);
+                }
+                text
+            }),
+        )
+        .with_state((shared, registry));
+    match tokio::net::TcpListener::bind(listen).await {
+        Ok(listener) => {
+            let _ = axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await;
+        }
+        Err(error) => tracing::warn!(%error, %listen, "processor health endpoint not served"),
+    }
+}

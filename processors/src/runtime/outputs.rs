@@ -1,0 +1,91 @@
+//! Turning a transition's actions into records, and dead letters.
+
+use base64::Engine;
+use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
+use rdkafka::Message;
+use serde_json::json;
+
+use super::eos::{headers, Loop};
+use super::error::ProcessorError;
+use crate::saga::{Action, Transition};
+
+fn to_json<T: serde::Serialize>(contract: &str, value: &T) -> Result<serde_json::Value, ProcessorError> {
+    serde_json::to_value(value).map_err(|e| ProcessorError::Encode { contract: contract.to_owned(), reason: e.to_string() })
+}
+
+/// Writes the new state and every action of `transition` into the open transaction, and stages
+/// the state in the store.
+pub fn write(
+    l: &mut Loop<'_>,
+    partition: i32,
+    event_id: &str,
+    transition: Transition,
+    traceparent: Option<String>,
+) -> Result<(), ProcessorError> {
+    let shared = l.shared;
+    let key = transition.state.correlation_id.clone();
+    let tp = traceparent.as_deref();
+    for action in &transition.actions {
+        let (contract, json, id) = match action {
+            Action::Dispatch(c) => ("dispatch_command", to_json("dispatch_command", c)?, c.command_id.as_str()),
+            Action::Notify(c) => ("notification_command", to_json("notification_command", c)?, c.command_id.as_str()),
+            Action::ReleaseStock(c) => ("stock_release_command", to_json("stock_release_command", c)?, c.command_id.as_str()),
+            Action::Validated(e) => ("order_validated", to_json("order_validated", e)?, e.event_id.as_str()),
+            Action::Rejected(e) => ("order_rejected", to_json("order_rejected", e)?, e.event_id.as_str()),
+        };
+        let topic = shared.output_topics.get(contract).ok_or_else(|| ProcessorError::Encode {
+            contract: contract.to_owned(),
+            reason: "no output topic of the processor carries it".to_owned(),
+        })?;
+        let payload = shared.codec.encode(contract, topic, &json)?;
+        l.send(topic, &key, Some(&payload), headers(&key, id, contract, tp))?;
+    }
+    let state = to_json("order_state", &transition.state)?;
+    let payload = shared.codec.encode("order_state", &shared.state_topic, &state)?;
+    l.send(&shared.state_topic, &key, Some(&payload), headers(&key, event_id, "order_state", tp))?;
+    l.store.put(partition, transition.state);
+    Ok(())
+}
+
+/// Writes `message` to the dead-letter topic, whole, with why in the value and in headers.
+pub fn dead_letter(l: &mut Loop<'_>, message: &OwnedMessage, class: &str, reason: &str) -> Result<(), ProcessorError> {
+    let shared = l.shared;
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let mut original = serde_json::Map::new();
+    let mut out = OwnedHeaders::new();
+    if let Some(h) = message.headers() {
+        for header in h.iter() {
+            original.insert(header.key.to_owned(), json!(b64(header.value.unwrap_or_default())));
+            out = out.insert(Header { key: header.key, value: header.value });
+        }
+    }
+    let stage = format!("processor:{}", shared.name);
+    let failed_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    let value = json!({
+        "source_topic": message.topic(),
+        "source_partition": message.partition(),
+        "source_offset": message.offset(),
+        "key": message.key().map(b64),
+        "value": message.payload().map(b64),
+        "headers": original,
+        "stage": stage,
+        "error_class": class,
+        "error": reason,
+        "failed_at": u64::try_from(failed_at).unwrap_or(u64::MAX),
+    });
+    let payload = shared.codec.encode("dead_letter", &shared.dead_letter_topic, &value)?;
+    let (partition, offset) = (message.partition().to_string(), message.offset().to_string());
+    for (key, value) in [
+        ("hub-error-class", class),
+        ("hub-error-message", reason),
+        ("hub-error-stage", stage.as_str()),
+        ("hub-source-topic", message.topic()),
+        ("hub-source-partition", partition.as_str()),
+        ("hub-source-offset", offset.as_str()),
+    ] {
+        out = out.insert(Header { key, value: Some(value) });
+    }
+    let key = message.key().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default();
+    let topic = shared.dead_letter_topic.clone();
+    l.send(&topic, &key, Some(&payload), out)
+}

@@ -1,0 +1,83 @@
+//! Restoring owned partitions from the compacted state topic, read to its end with read_committed.
+
+use std::time::{Duration, Instant};
+
+use interchange_core::kafka::KafkaSettings;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+
+use super::codec::Codec;
+use super::error::ProcessorError;
+use super::store::Store;
+use crate::saga::OrderState;
+
+/// Reads `partitions` of `topic` from the beginning to the end (last write wins, tombstones
+/// delete), whether or not compaction has run. Returns the records read.
+pub fn restore(
+    settings: &KafkaSettings,
+    topic: &str,
+    partitions: &[i32],
+    codec: &Codec,
+    store: &mut Store,
+) -> Result<u64, ProcessorError> {
+    let err = |partition: i32, reason: String| ProcessorError::Restore { topic: topic.to_owned(), partition, reason };
+    if partitions.is_empty() {
+        return Ok(0);
+    }
+    let mut config = settings.client_config("hub-restore");
+    config
+        .set("group.id", "hub-restore-unused")
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .set("fetch.max.bytes", "52428800")
+        .set("max.partition.fetch.bytes", "10485760");
+    let consumer: BaseConsumer = config.create().map_err(|source| ProcessorError::Kafka { operation: "restore consumer", source })?;
+    let mut assignment = TopicPartitionList::new();
+    let mut ends = Vec::new();
+    for p in partitions {
+        store.hold(*p);
+        let (low, high) = consumer.fetch_watermarks(topic, *p, Duration::from_secs(30)).map_err(|e| err(*p, e.to_string()))?;
+        if high > low {
+            assignment.add_partition_offset(topic, *p, Offset::Beginning).map_err(|e| err(*p, e.to_string()))?;
+            ends.push((*p, high));
+        }
+    }
+    if ends.is_empty() {
+        return Ok(0);
+    }
+    consumer.assign(&assignment).map_err(|e| err(-1, e.to_string()))?;
+    let mut read = 0_u64;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        // The end is the high watermark at the start; read_committed skips aborted records and
+        // transaction markers, so the position, not the last offset read, tells when it is reached.
+        let position = consumer.position().map_err(|e| err(-1, e.to_string()))?;
+        let done = ends.iter().all(|(p, end)| {
+            position.find_partition(topic, *p).is_some_and(|e| matches!(e.offset(), Offset::Offset(o) if o >= *end))
+        });
+        if done {
+            return Ok(read);
+        }
+        if Instant::now() > deadline {
+            return Err(err(-1, "not at the end after 10 minutes (an open transaction holding the stable offset?)".to_owned()));
+        }
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(message)) => {
+                read += 1;
+                let Some(key) = message.key().map(|k| String::from_utf8_lossy(k).into_owned()) else { continue };
+                let state = match message.payload() {
+                    None => None,
+                    Some(payload) => {
+                        let (_, json) = codec.decode(payload).map_err(|e| err(message.partition(), e.to_string()))?;
+                        let state: OrderState =
+                            serde_json::from_value(json).map_err(|e| err(message.partition(), e.to_string()))?;
+                        Some(state)
+                    }
+                };
+                store.restore(message.partition(), key, state);
+            }
+            Some(Err(e)) => return Err(err(-1, e.to_string())),
+            None => {}
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! `hub process` (the processors) and `hub run` (every role in one process).
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use interchange_core::shutdown;
+
+use super::{kafka, load};
+use crate::cli::{Global, ProcessArgs, RunArgs};
+
+fn services(global: &Global) -> anyhow::Result<interchange_processors::Services> {
+    Ok(interchange_processors::Services {
+        kafka: kafka(global)?,
+        registry_url: global.registry_url.clone(),
+        registry_basic_auth: global.registry_basic_auth.clone(),
+    })
+}
+
+pub async fn run(global: &Global, args: &ProcessArgs) -> anyhow::Result<ExitCode> {
+    let topology = load(global)?;
+    let shutdown = shutdown::on_signal();
+    interchange_processors::run(&topology, &services(global)?, &args.processor, shutdown).await.context("processor")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Every built role in one process; one failing stops the others.
+pub async fn run_all(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
+    tracing::warn!("sinks are not built yet: `hub run` runs the ingest edge and the processors");
+    let topology = load(global)?;
+    let shutdown = shutdown::on_signal();
+    let edge_services = interchange_ingest::Services {
+        kafka: kafka(global)?,
+        registry_url: global.registry_url.clone(),
+        registry_basic_auth: global.registry_basic_auth.clone(),
+        redis_url: global.redis_url.clone(),
+    };
+    let app = interchange_ingest::build(&topology, &edge_services, &args.edge).await.context("starting the ingest edge")?;
+    let listener = tokio::net::TcpListener::bind(args.edge.listen).await.with_context(|| format!("binding {}", args.edge.listen))?;
+    let edge = {
+        let shutdown = shutdown.clone();
+        async move {
+            let result = interchange_ingest::run(listener, app, &args.edge, shutdown.clone()).await;
+            shutdown.cancel();
+            result.context("ingest edge")
+        }
+    };
+    let processor_services = services(global)?;
+    let processor = {
+        let shutdown = shutdown.clone();
+        let topology = &topology;
+        async move {
+            let result = interchange_processors::run(topology, &processor_services, &args.processor, shutdown.clone()).await;
+            shutdown.cancel();
+            result.context("processor")
+        }
+    };
+    let (edge, processor) = tokio::join!(edge, processor);
+    edge?;
+    processor?;
+    Ok(ExitCode::SUCCESS)
+}
