@@ -1,8 +1,11 @@
 //! Helpers shared by the integration tests: running `hub`, isolated topic prefixes, broken copies.
 #![allow(dead_code)]
 
+pub mod avro;
 pub mod edge;
 pub mod kafka;
+pub mod orders;
+pub mod process;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use apache_avro::Schema;
 use interchange_core::contract::{avro_to_json, json_to_avro, UnknownFields};
 use interchange_core::topology::Topology;
-use schema_registry_converter::blocking::avro::AvroDecoder;
-use schema_registry_converter::blocking::schema_registry::SrSettings;
+use schema_registry_converter::async_impl::avro::AvroDecoder;
+use schema_registry_converter::async_impl::schema_registry::SrSettings;
 
 use super::error::ProcessorError;
 
@@ -21,7 +21,9 @@ struct Output {
 /// Decodes inputs through the registry (any version a producer registered) and encodes outputs
 /// with the exact contracts of the topology.
 pub struct Codec {
+    /// The async decoder, driven from the processor's blocking threads through `runtime`.
     decoder: AvroDecoder,
+    runtime: tokio::runtime::Handle,
     /// Our contracts by record full name, to read into.
     readers: HashMap<String, (String, Schema)>,
     outputs: HashMap<String, Output>,
@@ -73,14 +75,15 @@ impl Codec {
             }
         }
         let settings = SrSettings::new(registry_url.to_owned());
-        Ok(Self { decoder: AvroDecoder::new(settings), readers, outputs })
+        Ok(Self { decoder: AvroDecoder::new(settings), runtime: tokio::runtime::Handle::current(), readers, outputs })
     }
 
     /// The contract name and JSON of a record, converted from its writer schema to ours.
+    /// Call from a blocking thread (schemas are fetched once per id, then cached).
     pub fn decode(&self, payload: &[u8]) -> Result<(String, serde_json::Value), DecodeError> {
         let decoded = self
-            .decoder
-            .decode_with_schema(Some(payload))
+            .runtime
+            .block_on(self.decoder.decode_with_schema(Some(payload)))
             .map_err(|e| if e.retriable { DecodeError::Unavailable(e.error.clone()) } else { DecodeError::NotAvro(e.error.clone()) })?
             .ok_or_else(|| DecodeError::NotAvro("empty payload".to_owned()))?;
         let full_name = decoded.name.as_ref().map(|n| n.fullname(None)).unwrap_or_default();

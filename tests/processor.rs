@@ -1,0 +1,104 @@
+//! The order processor end to end on the real broker and registry: every path of the saga,
+//! poison records, upstream producers, and the state topic as a data team reads it.
+
+mod common;
+
+use std::time::Duration;
+
+use common::edge::{provision, test_topology};
+use common::orders::{counts, wait_terminal};
+use common::process::{produce_orders, publish_inventory, upstream_order, FakeErp, Processor};
+use common::{kafka, unique_prefix, TopologyCopy};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+fn topology_with_deadline(deadline: &str) -> TopologyCopy {
+    let copy = test_topology();
+    let text = std::fs::read_to_string(&copy.path).expect("read").replace("dispatch_deadline = \"5m\"", &format!("dispatch_deadline = \"{deadline}\""));
+    std::fs::write(&copy.path, text).expect("write");
+    copy
+}
+
+fn answer(order_id: &str) -> Option<&'static str> {
+    if order_id.starts_with("REFUSE") {
+        Some("REFUSED")
+    } else if order_id.starts_with("SILENT") {
+        None
+    } else {
+        Some("DELIVERED")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_order_reaches_its_terminal_state_exactly_once() {
+    let topology = topology_with_deadline("3s");
+    let prefix = unique_prefix("saga");
+    provision(&topology, &prefix);
+    let t = |name: &str| format!("{prefix}{name}");
+    publish_inventory(&t("inventory.levels"), &[("SKU-A", 10_000), ("SKU-B", 10_000), ("SKU-LOW", 1)]).await;
+    let erp = FakeErp::start(&t("orders.commands"), &t("orders.results"), answer);
+    let processor = Processor::start(&topology, &prefix, "p1", &[]);
+
+    let mut orders = Vec::new();
+    for (kind, n, sku, qty) in [("OK", 20, "SKU-A", 2), ("LOW", 3, "SKU-LOW", 5), ("REFUSE", 3, "SKU-A", 1), ("SILENT", 3, "SKU-A", 1)] {
+        for i in 0..n {
+            let id = format!("{prefix}{kind}-{i}");
+            orders.push((id.clone(), upstream_order(&id, &format!("{kind}-{i}"), sku, qty)));
+        }
+    }
+    // A poison record (not Avro) ahead of a valid order on the same partition.
+    let poison_key = format!("{prefix}OK-0");
+    let plain: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", common::bootstrap())
+        .set("partitioner", "murmur2_random")
+        .create()
+        .expect("producer");
+    let poison = plain
+        .send(FutureRecord::to(&t("orders.inbound")).key(&poison_key).payload("{\"not\": \"avro\"}"), Duration::from_secs(10))
+        .await
+        .expect("poison produced");
+    produce_orders(&t("orders.inbound"), &orders).await;
+
+    let ids: Vec<String> = orders.iter().map(|(id, _)| id.clone()).collect();
+    let states = wait_terminal(&t("orders.state"), &ids, Duration::from_secs(90)).await;
+    for (id, state) in &states {
+        let expected = match id.trim_start_matches(&prefix).split('-').next() {
+            Some("OK") => "COMPLETED",
+            Some("LOW") => "REJECTED",
+            _ => "COMPENSATED",
+        };
+        assert_eq!(state["status"], expected, "{id}: {state}");
+    }
+    let silent = &states[&format!("{prefix}SILENT-0")];
+    assert!(silent["failure_reason"].as_str().is_some_and(|r| r.contains("no delivery result")), "{silent}");
+    let ok = &states[&format!("{prefix}OK-1")];
+    assert_eq!(ok["partner_reference"], "ERP-OK-1");
+    assert_eq!(ok["subtotal"], "519.90");
+    assert_eq!(ok["discount"], "26.00", "5% from 500.00 up");
+    assert_eq!(ok["total"], "493.90");
+    let steps: Vec<&str> = ok["history"].as_array().expect("history").iter().filter_map(|h| h["to"].as_str()).collect();
+    assert_eq!(steps, ["RECEIVED", "VALIDATED", "SENT_TO_PARTNER", "COMPLETED"]);
+
+    erp.stop().await;
+    let commands = counts(&t("orders.commands"), "read_committed");
+    for id in &ids {
+        let n = |kind: &str| commands.get(&(id.clone(), kind.to_owned())).copied().unwrap_or(0);
+        let low = id.contains("LOW-");
+        assert_eq!(n("dispatch_command"), usize::from(!low), "{id} dispatches");
+        assert_eq!(n("notification_command"), 1, "{id} notifications");
+        let compensated = id.contains("REFUSE-") || id.contains("SILENT-");
+        assert_eq!(n("stock_release_command"), usize::from(compensated), "{id} stock releases");
+    }
+
+    let dead = kafka::read_all(&t("orders.dlq"), "read_committed");
+    assert_eq!(dead.len(), 1, "the poison record, and only it");
+    let header = |name: &str| {
+        dead[0].headers().and_then(|h| h.iter().find(|x| x.key == name).and_then(|x| x.value).map(|v| String::from_utf8_lossy(v).into_owned()))
+    };
+    assert_eq!(header("hub-error-class").as_deref(), Some("PERMANENT"));
+    assert_eq!(header("hub-source-offset"), Some(poison.offset.to_string()));
+    assert_eq!(header("hub-source-topic"), Some(t("orders.inbound")));
+    assert!(header("hub-error-message").is_some_and(|m| m.contains("Avro")), "{:?}", header("hub-error-message"));
+    assert_eq!(dead[0].key(), Some(poison_key.as_bytes()));
+    drop(processor);
+}
