@@ -102,3 +102,27 @@ async fn every_order_reaches_its_terminal_state_exactly_once() {
     assert_eq!(dead[0].key(), Some(poison_key.as_bytes()));
     drop(processor);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_state_topic_that_is_not_compacted_on_the_broker_stops_the_processor() {
+    let topology = test_topology();
+    let prefix = unique_prefix("notcompact");
+    provision(&topology, &prefix);
+    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
+        rdkafka::ClientConfig::new().set("bootstrap.servers", common::bootstrap()).create().expect("admin");
+    let state = format!("{prefix}orders.state");
+    let alter = rdkafka::admin::AlterConfig::new(rdkafka::admin::ResourceSpecifier::Topic(&state))
+        .set("cleanup.policy", "delete")
+        .set("min.insync.replicas", "1");
+    admin.alter_configs(&[alter], &rdkafka::admin::AdminOptions::new()).await.expect("altered");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut processor = Processor::spawn(&topology, &prefix, "p1", &[]);
+    let status = tokio::task::spawn_blocking(move || {
+        let status = processor.child.wait().expect("exits");
+        (status, processor.log_text())
+    })
+    .await
+    .expect("join");
+    assert!(!status.0.success(), "exits non-zero");
+    assert!(status.1.contains("must be compacted"), "{}", status.1);
+}

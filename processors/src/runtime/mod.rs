@@ -93,11 +93,7 @@ pub async fn run(topology: &Topology, services: &Services, config: &ProcessorCon
             output_topics.insert(schema.clone(), topic.name.clone());
         }
     }
-    let check_partitions = |name: &str| topology.topics.iter().find(|t| t.name == name).map(|t| t.partitions);
-    let state_partitions = check_partitions(&processor.state);
-    if processor.inputs.iter().any(|i| check_partitions(i) != state_partitions) {
-        return Err(ProcessorError::Config("inputs and state topic are not co-partitioned".to_owned()));
-    }
+    check_topics(&services.kafka, processor).await?;
     let mut registry_metrics = prometheus_client::registry::Registry::default();
     let metrics = metrics::ProcessorMetrics::register(&mut registry_metrics);
     let (levels, lookup_thread) = match processor.lookups.first() {
@@ -151,6 +147,40 @@ pub async fn run(topology: &Topology, services: &Services, config: &ProcessorCon
     }
     tracing::info!(processor = %shared.name, "processor stopped");
     result
+}
+
+/// The broker's topics, not only the declaration: inputs and state co-partitioned, state and
+/// lookups compacted. A mismatch stops the processor before it reads anything.
+async fn check_topics(settings: &KafkaSettings, processor: &Processor) -> Result<(), ProcessorError> {
+    let admin = interchange_core::kafka::admin::Admin::new(settings)?;
+    let mut names = processor.inputs.clone();
+    names.push(processor.state.clone());
+    names.extend(processor.lookups.iter().cloned());
+    let cluster = admin.cluster_state(&names).await?;
+    let mut problems = Vec::new();
+    for name in &names {
+        if !cluster.topics.contains_key(name) {
+            problems.push(format!("topic {name} does not exist (run `hub topology apply`)"));
+        }
+    }
+    let partitions = |name: &String| cluster.topics.get(name).map(|t| t.partitions);
+    let state = partitions(&processor.state);
+    for input in &processor.inputs {
+        if partitions(input).is_some() && state.is_some() && partitions(input) != state {
+            problems.push(format!("{input} has {:?} partitions but the state topic {} has {state:?}: not co-partitioned", partitions(input), processor.state));
+        }
+    }
+    for compacted in std::iter::once(&processor.state).chain(&processor.lookups) {
+        let policy = cluster.topics.get(compacted).and_then(|t| t.configs.get("cleanup.policy")).cloned().unwrap_or_default();
+        if cluster.topics.contains_key(compacted) && !policy.contains("compact") {
+            problems.push(format!("{compacted} has cleanup.policy={policy}, it must be compacted"));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ProcessorError::Config(problems.join("; ")))
+    }
 }
 
 fn consumer(settings: &KafkaSettings, group: &str, config: &ProcessorConfig) -> Result<BaseConsumer<eos::RebalanceContext>, ProcessorError> {
