@@ -87,6 +87,8 @@ pub enum Command {
 pub enum BenchCommand {
     /// Drive the ingest edge with realistic orders; compare with the HTTP and Kafka ceilings.
     Ingest(crate::bench::IngestBenchArgs),
+    /// Measure the order processor: exactly-once against at-least-once, and state restore.
+    Process(crate::bench::process::ProcessBenchArgs),
 }
 
 /// `hub process` options.

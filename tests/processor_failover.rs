@@ -120,7 +120,7 @@ async fn two_instances_split_the_partitions_and_one_takes_over_from_a_dead_one()
     let b = Processor::start(&topology, &prefix, "b", &[]);
     // Wait for the two-member assignment: each logs its partitions.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let split = |log: &str| log.lines().filter(|l| l.contains("partitions assigned")).last().map(str::to_owned);
+    let split = |log: &str| log.lines().rfind(|l| l.contains("partitions assigned")).map(str::to_owned);
     loop {
         let (la, lb) = (split(&a.log_text()), split(&b.log_text()));
         let partitions = |line: &Option<String>| -> Vec<i64> {

@@ -15,6 +15,7 @@ mod report;
 mod requests;
 mod setup;
 mod stats;
+pub mod process;
 
 use std::process::ExitCode;
 use std::sync::Arc;
