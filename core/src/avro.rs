@@ -14,6 +14,44 @@ pub fn wire_format(schema: &Schema, schema_id: u32, value: Value) -> Result<Vec<
     Ok(out)
 }
 
+/// A contract's encoder, built once at start-up: the schema's names are resolved once instead of
+/// on every record. The schema is leaked to give the writer a `'static` borrow; there is one per
+/// contract and route, for the life of the process.
+pub struct Encoder {
+    schema: &'static Schema,
+    schema_id: u32,
+    writer: apache_avro::writer::datum::GenericDatumWriter<'static>,
+}
+
+impl std::fmt::Debug for Encoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Encoder").field("schema_id", &self.schema_id).finish_non_exhaustive()
+    }
+}
+
+impl Encoder {
+    /// An encoder of `schema` under `schema_id`.
+    pub fn new(schema: Schema, schema_id: u32) -> Result<Self, String> {
+        let schema: &'static Schema = Box::leak(Box::new(schema));
+        let writer = apache_avro::writer::datum::GenericDatumWriter::builder(schema).build().map_err(|e| e.to_string())?;
+        Ok(Self { schema, schema_id, writer })
+    }
+
+    /// The schema.
+    pub fn schema(&self) -> &Schema {
+        self.schema
+    }
+
+    /// Confluent wire format of `value` (validated against the schema).
+    pub fn encode(&self, value: Value) -> Result<Vec<u8>, String> {
+        let mut out = Vec::with_capacity(256);
+        out.push(0);
+        out.extend_from_slice(&self.schema_id.to_be_bytes());
+        self.writer.write_value(&mut out, value).map_err(|e| e.to_string())?;
+        Ok(out)
+    }
+}
+
 /// The schema id of a wire-format payload, if it is one.
 pub fn schema_id(payload: &[u8]) -> Option<u32> {
     match payload {

@@ -74,7 +74,17 @@ fn resolve<'s>(names: &Names<'s>, schema: &'s Schema) -> Option<&'s Schema> {
 
 /// RFC 6901 pointer of `key` under `parent`.
 fn child(parent: &str, key: &str) -> String {
-    format!("{parent}/{}", key.replace('~', "~0").replace('/', "~1"))
+    let mut out = String::with_capacity(parent.len() + key.len() + 1);
+    out.push_str(parent);
+    out.push('/');
+    for c in key.chars() {
+        match c {
+            '~' => out.push_str("~0"),
+            '/' => out.push_str("~1"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// "a string", "an object"...: what a JSON value is, for details.

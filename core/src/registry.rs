@@ -85,6 +85,15 @@ impl Registry {
         CoreError::Registry { subject: subject.to_owned(), status: status.as_u16(), message }
     }
 
+    /// A cheap liveness call (the global compatibility level), for readiness probes.
+    pub async fn ping(&self) -> Result<(), CoreError> {
+        let (status, body) = self.call(Method::GET, "/config", None).await?;
+        if !status.is_success() {
+            return Err(Self::refused("*", status, &body));
+        }
+        Ok(())
+    }
+
     /// Every subject the registry holds.
     pub async fn subjects(&self) -> Result<Vec<String>, CoreError> {
         let (status, body) = self.call(Method::GET, "/subjects", None).await?;

@@ -37,6 +37,8 @@ pub struct RouteSpec {
     pub contract: String,
     pub schema: apache_avro::Schema,
     pub schema_id: u32,
+    /// Encoder of the contract under `schema_id`, built once.
+    pub encoder: interchange_core::avro::Encoder,
     /// Top-level field names of the contract.
     pub fields: Vec<String>,
     pub partners: Vec<String>,
@@ -169,6 +171,7 @@ async fn routes(topology: &Topology, registry: &Registry) -> Result<Vec<Arc<Rout
             contract: contract.name.clone(),
             schema: contract.schema.clone(),
             schema_id,
+            encoder: interchange_core::avro::Encoder::new(contract.schema.clone(), schema_id).map_err(IngestError::Config)?,
             fields,
             partners: route.partners.clone(),
             schema_json: serde_json::from_str(&contract.text).unwrap_or_default(),

@@ -63,7 +63,7 @@ pub async fn openapi(State(app): State<Arc<AppState>>) -> Response {
 pub async fn probe(app: Arc<AppState>, every: Duration, shutdown: CancellationToken) {
     loop {
         let broker = app.produce.broker_reachable(Duration::from_secs(2)).await;
-        let registry = app.registry_client.subjects().await.is_ok();
+        let registry = app.registry_client.ping().await.is_ok();
         let redis = app.shared.ping().await.is_ok();
         app.readiness.broker.store(broker, Ordering::Relaxed);
         app.readiness.registry.store(registry, Ordering::Relaxed);

@@ -13,7 +13,6 @@ use crate::envelope::TraceContext;
 use crate::idempotency::{fingerprint, Reservation, StoredResponse};
 use crate::metrics::OutcomeLabels;
 use crate::problem::Problem;
-use crate::produce::wire_format;
 
 /// Fields of a contract the edge fills in itself; a body may not set them.
 pub const ENVELOPE_FIELDS: [&str; 4] = ["event_id", "correlation_id", "partner", "received_at"];
@@ -53,8 +52,8 @@ struct Encoded {
     payload: Vec<u8>,
 }
 
-fn encode(route: &RouteSpec, incoming: &Incoming, unknown: crate::contract::UnknownFields) -> Result<Encoded, Problem> {
-    let Value::Object(mut object) = incoming.data.clone() else {
+fn encode(route: &RouteSpec, incoming: &mut Incoming, unknown: crate::contract::UnknownFields) -> Result<Encoded, Problem> {
+    let Value::Object(mut object) = std::mem::take(&mut incoming.data) else {
         return Err(Problem::contract(vec![Violation {
             pointer: String::new(),
             expected: "a JSON object".to_owned(),
@@ -90,8 +89,8 @@ fn encode(route: &RouteSpec, incoming: &Incoming, unknown: crate::contract::Unkn
             return Err(Problem::contract(violations));
         }
     };
-    let payload = wire_format(&route.schema, route.schema_id, record)
-        .map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "encoding-failed", e))?;
+    let payload =
+        route.encoder.encode(record).map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "encoding-failed", e))?;
     Ok(Encoded { event_id, payload })
 }
 
@@ -101,7 +100,7 @@ pub async fn accept_all(app: &Arc<AppState>, route: &Arc<RouteSpec>, events: Vec
     let mut staged: Vec<Staged> = Vec::new();
     // Repeats of an Idempotency-Key inside one batch answer like their first occurrence.
     let mut keys_seen: std::collections::HashMap<String, (usize, String)> = std::collections::HashMap::new();
-    for incoming in events {
+    for mut incoming in events {
         if let Some(key) = &incoming.idempotency_key {
             let print = fingerprint(&route.path, &incoming.raw);
             match keys_seen.get(key) {
@@ -123,7 +122,7 @@ pub async fn accept_all(app: &Arc<AppState>, route: &Arc<RouteSpec>, events: Vec
                 }
             }
         }
-        let encoded = match encode(route, &incoming, app.unknown_fields) {
+        let encoded = match encode(route, &mut incoming, app.unknown_fields) {
             Ok(encoded) => encoded,
             Err(problem) => {
                 staged.push(Staged::Done(Err(problem.correlated(&incoming.correlation_id))));

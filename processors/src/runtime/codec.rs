@@ -14,8 +14,8 @@ use super::error::ProcessorError;
 #[derive(Debug)]
 struct Output {
     schema: Schema,
-    /// Schema id by full topic name.
-    ids: HashMap<String, u32>,
+    /// Encoder (with the registered id) by full topic name.
+    encoders: HashMap<String, interchange_core::avro::Encoder>,
 }
 
 /// Decodes inputs through the registry (any version a producer registered) and encodes outputs
@@ -66,11 +66,13 @@ impl Codec {
                     .get(name)
                     .ok_or_else(|| ProcessorError::Config(format!("topic {}: no contract {name}", topic.name)))?;
                 let id = registry.registered_id(&topic.subject(contract), &contract.text).await?;
+                let encoder = interchange_core::avro::Encoder::new(contract.schema.clone(), id)
+                    .map_err(|reason| ProcessorError::Encode { contract: name.clone(), reason })?;
                 outputs
                     .entry(name.clone())
-                    .or_insert_with(|| Output { schema: contract.schema.clone(), ids: HashMap::new() })
-                    .ids
-                    .insert(topic.name.clone(), id);
+                    .or_insert_with(|| Output { schema: contract.schema.clone(), encoders: HashMap::new() })
+                    .encoders
+                    .insert(topic.name.clone(), encoder);
                 readers.insert(contract.full_name.clone(), (name.clone(), contract.schema.clone()));
             }
         }
@@ -98,7 +100,7 @@ impl Codec {
             .outputs
             .get(contract)
             .ok_or_else(|| ProcessorError::Encode { contract: contract.to_owned(), reason: "not a known contract".to_owned() })?;
-        let id = *output.ids.get(topic).ok_or_else(|| ProcessorError::Encode {
+        let encoder = output.encoders.get(topic).ok_or_else(|| ProcessorError::Encode {
             contract: contract.to_owned(),
             reason: format!("not carried by topic {topic}"),
         })?;
@@ -106,7 +108,6 @@ impl Codec {
             contract: contract.to_owned(),
             reason: violations.iter().map(|v| format!("{}: {}", v.pointer, v.detail)).collect::<Vec<_>>().join("; "),
         })?;
-        interchange_core::avro::wire_format(&output.schema, id, value)
-            .map_err(|reason| ProcessorError::Encode { contract: contract.to_owned(), reason })
+        encoder.encode(value).map_err(|reason| ProcessorError::Encode { contract: contract.to_owned(), reason })
     }
 }
