@@ -126,3 +126,39 @@ async fn a_state_topic_that_is_not_compacted_on_the_broker_stops_the_processor()
     assert!(!status.0.success(), "exits non-zero");
     assert!(status.1.contains("must be compacted"), "{}", status.1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pending_deadline_fires_once_after_a_restart() {
+    let topology = topology_with_deadline("4s");
+    let prefix = unique_prefix("deadline");
+    provision(&topology, &prefix);
+    let t = |name: &str| format!("{prefix}{name}");
+    publish_inventory(&t("inventory.levels"), &[("SKU-A", 100), ("SKU-B", 100)]).await;
+    let mut processor = Processor::start(&topology, &prefix, "d1", &[]);
+    let orders: Vec<(String, serde_json::Value)> =
+        (0..5).map(|i| format!("{prefix}SILENT-{i}")).map(|id| (id.clone(), upstream_order(&id, "SILENT", "SKU-A", 1))).collect();
+    produce_orders(&t("orders.inbound"), &orders).await;
+    // Wait until all are validated (dispatched, waiting), then kill the processor before the deadline.
+    let ids: Vec<String> = orders.iter().map(|(id, _)| id.clone()).collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let states = common::orders::latest_states(&t("orders.state")).await;
+        if ids.iter().all(|id| states.get(id).is_some_and(|s| s["status"] == "VALIDATED")) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not validated: {states:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    processor.kill();
+    let restarted = Processor::start(&topology, &prefix, "d1", &[]);
+    let states = wait_terminal(&t("orders.state"), &ids, Duration::from_secs(60)).await;
+    for id in &ids {
+        assert_eq!(states[id]["status"], "COMPENSATED", "{id}");
+    }
+    let commands = counts(&t("orders.commands"), "read_committed");
+    for id in &ids {
+        assert_eq!(commands.get(&(id.clone(), "stock_release_command".to_owned())), Some(&1), "{id}: released once");
+        assert_eq!(commands.get(&(id.clone(), "notification_command".to_owned())), Some(&1), "{id}: notified once");
+    }
+    drop(restarted);
+}

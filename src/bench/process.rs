@@ -201,13 +201,23 @@ async fn restore_time(global: &Global, kafka: &KafkaSettings, registry: &Registr
     let produced = produce(kafka, &state_topic, records).await?;
     eprintln!("  produced {size} states in {:.1} s", produced.as_secs_f64());
     let codec = Arc::new(Codec::new(&topology, &global.registry_url, registry, std::slice::from_ref(&state_topic)).await?);
+    let sample = format!("{}bench-{}", topology.topic_prefix, size / 2);
     let partitions: Vec<i32> = (0..topology.topics.iter().find(|t| t.name == state_topic).map_or(1, |t| t.partitions)).collect();
     let (settings, topic) = (kafka.clone(), state_topic.clone());
     let (seconds, read, held) = tokio::task::spawn_blocking(move || -> anyhow::Result<(f64, u64, usize)> {
         let mut store = Store::default();
         let started = Instant::now();
-        let read = restore::restore(&settings, &topic, &partitions, &codec, &mut store)?;
-        Ok((started.elapsed().as_secs_f64(), read, store.len()))
+        let read = restore::restore(&settings, &topic, &partitions, &mut store)?;
+        let seconds = started.elapsed().as_secs_f64();
+        // A restored state decodes on first use: check one.
+        let held = store.len();
+        let decode = |bytes: &[u8]| -> Result<interchange_processors::saga::OrderState, interchange_processors::ProcessorError> {
+            let (_, json) = codec.decode(bytes).map_err(|e| interchange_processors::ProcessorError::Config(e.to_string()))?;
+            serde_json::from_value(json).map_err(|e| interchange_processors::ProcessorError::Config(e.to_string()))
+        };
+        let found = (0..12).find_map(|p| store.get(p, &sample, &decode).ok().flatten().map(|s| s.status));
+        anyhow::ensure!(found == Some(interchange_processors::saga::Status::Completed), "restored state of {sample} decodes");
+        Ok((seconds, read, held))
     })
     .await??;
     anyhow::ensure!(held == size, "restored {held} states, expected {size}");

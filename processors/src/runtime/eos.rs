@@ -158,7 +158,7 @@ impl<'a> Loop<'a> {
         }
         let fresh: Vec<i32> = partitions.iter().copied().filter(|p| !self.store.partitions().contains(p)).collect();
         let started = Instant::now();
-        let read = restore(&self.shared.settings, &self.shared.state_topic, &fresh, &self.shared.codec, &mut self.store)?;
+        let read = restore(&self.shared.settings, &self.shared.state_topic, &fresh, &mut self.store)?;
         self.shared.metrics.restore.observe(started.elapsed().as_secs_f64());
         self.shared.metrics.states.set(i64::try_from(self.store.len()).unwrap_or(i64::MAX));
         tracing::info!(processor = %self.shared.name, ?partitions, restored = ?fresh, records = read, states = self.store.len(),
@@ -257,8 +257,9 @@ impl<'a> Loop<'a> {
         traceparent: Option<String>,
         source: Option<&OwnedMessage>,
     ) -> Result<(), ProcessorError> {
-        let state = self.store.get(partition, key);
-        let outcome = saga::apply(state, event, event_id, now, &self.shared.params, &self.shared.levels);
+        let shared = self.shared;
+        let state = self.store.get(partition, key, |bytes| decode_state(shared, bytes))?;
+        let outcome = saga::apply(state, event, event_id, now, &shared.params, &shared.levels);
         match outcome {
             Ok(saga::Outcome::Changed(transition)) => {
                 let label = if source.is_some() { "changed" } else { "timer" };
@@ -295,7 +296,8 @@ impl<'a> Loop<'a> {
                 continue;
             }
             let id = saga::deadline_event_id(&key, deadline);
-            if self.store.get(partition, &key).is_some_and(|s| s.applied_event_ids.contains(&id)) {
+            let shared = self.shared;
+            if self.store.get(partition, &key, |bytes| decode_state(shared, bytes))?.is_some_and(|s| s.applied_event_ids.contains(&id)) {
                 continue;
             }
             self.begin()?;
@@ -423,6 +425,16 @@ impl<'a> Loop<'a> {
         }
         Ok(())
     }
+}
+
+/// Decodes a state record restored from the state topic.
+fn decode_state(shared: &Shared, bytes: &[u8]) -> Result<saga::OrderState, ProcessorError> {
+    let (_, json) = shared
+        .codec
+        .decode(bytes)
+        .map_err(|e| ProcessorError::Restore { topic: shared.state_topic.clone(), partition: -1, reason: e.to_string() })?;
+    serde_json::from_value(json)
+        .map_err(|e| ProcessorError::Restore { topic: shared.state_topic.clone(), partition: -1, reason: e.to_string() })
 }
 
 /// Headers of a record the processor writes.

@@ -42,7 +42,12 @@ pub fn write(
     }
     let state = to_json("order_state", &transition.state)?;
     let payload = shared.codec.encode("order_state", &shared.state_topic, &state)?;
-    l.send(&shared.state_topic, &key, Some(&payload), headers(&key, event_id, "order_state", tp))?;
+    let mut state_headers = headers(&key, event_id, "order_state", tp);
+    if let Some(deadline) = super::store::pending_deadline(&transition.state) {
+        let at = deadline.0.to_string();
+        state_headers = state_headers.insert(Header { key: super::store::DEADLINE_HEADER, value: Some(at.as_str()) });
+    }
+    l.send(&shared.state_topic, &key, Some(&payload), state_headers)?;
     l.store.put(partition, transition.state);
     Ok(())
 }

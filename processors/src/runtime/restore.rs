@@ -6,20 +6,15 @@ use interchange_core::kafka::KafkaSettings;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
-use super::codec::Codec;
+use rdkafka::message::Headers;
+
 use super::error::ProcessorError;
-use super::store::Store;
-use crate::saga::OrderState;
+use super::store::{Store, DEADLINE_HEADER};
 
 /// Reads `partitions` of `topic` from the beginning to the end (last write wins, tombstones
-/// delete), whether or not compaction has run. Returns the records read.
-pub fn restore(
-    settings: &KafkaSettings,
-    topic: &str,
-    partitions: &[i32],
-    codec: &Codec,
-    store: &mut Store,
-) -> Result<u64, ProcessorError> {
+/// delete), whether or not compaction has run, keeping each state's bytes (decoded on first
+/// use). Returns the records read.
+pub fn restore(settings: &KafkaSettings, topic: &str, partitions: &[i32], store: &mut Store) -> Result<u64, ProcessorError> {
     let err = |partition: i32, reason: String| ProcessorError::Restore { topic: topic.to_owned(), partition, reason };
     if partitions.is_empty() {
         return Ok(0);
@@ -65,16 +60,14 @@ pub fn restore(
             Some(Ok(message)) => {
                 read += 1;
                 let Some(key) = message.key().map(|k| String::from_utf8_lossy(k).into_owned()) else { continue };
-                let state = match message.payload() {
-                    None => None,
-                    Some(payload) => {
-                        let (_, json) = codec.decode(payload).map_err(|e| err(message.partition(), e.to_string()))?;
-                        let state: OrderState =
-                            serde_json::from_value(json).map_err(|e| err(message.partition(), e.to_string()))?;
-                        Some(state)
-                    }
-                };
-                store.restore(message.partition(), key, state);
+                let deadline = message.headers().and_then(|h| {
+                    h.iter()
+                        .find(|x| x.key == DEADLINE_HEADER)
+                        .and_then(|x| x.value)
+                        .and_then(|v| std::str::from_utf8(v).ok())
+                        .and_then(|v| v.parse::<i64>().ok())
+                });
+                store.restore(message.partition(), key, message.payload().map(<[u8]>::to_vec), deadline);
             }
             Some(Err(e)) => return Err(err(-1, e.to_string())),
             None => {}
