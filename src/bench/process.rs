@@ -215,7 +215,7 @@ async fn restore_time(global: &Global, kafka: &KafkaSettings, registry: &Registr
             let (_, json) = codec.decode(bytes).map_err(|e| interchange_processors::ProcessorError::Config(e.to_string()))?;
             serde_json::from_value(json).map_err(|e| interchange_processors::ProcessorError::Config(e.to_string()))
         };
-        let found = (0..12).find_map(|p| store.get(p, &sample, &decode).ok().flatten().map(|s| s.status));
+        let found = (0..12).find_map(|p| store.get(p, &sample, decode).ok().flatten().map(|s| s.status));
         anyhow::ensure!(found == Some(interchange_processors::saga::Status::Completed), "restored state of {sample} decodes");
         Ok((seconds, read, held))
     })
