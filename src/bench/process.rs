@@ -34,7 +34,7 @@ pub struct ProcessBenchArgs {
     #[arg(long, default_value_t = 50_000)]
     pub orders: usize,
     /// Transaction sizes (max records per transaction) to compare.
-    #[arg(long, value_delimiter = ',', default_value = "100,1000")]
+    #[arg(long, value_delimiter = ',', default_value = "100,500,2000")]
     pub batches: Vec<usize>,
     /// State sizes (orders) to restore.
     #[arg(long, value_delimiter = ',', default_value = "100000,1000000")]

@@ -42,23 +42,19 @@ pub fn restore(settings: &KafkaSettings, topic: &str, partitions: &[i32], store:
     }
     consumer.assign(&assignment).map_err(|e| err(-1, e.to_string()))?;
     let mut read = 0_u64;
+    let mut remaining: std::collections::HashMap<i32, i64> = ends.into_iter().collect();
     let deadline = Instant::now() + Duration::from_secs(600);
-    loop {
-        // The end is the high watermark at the start; read_committed skips aborted records and
-        // transaction markers, so the position, not the last offset read, tells when it is reached.
-        let position = consumer.position().map_err(|e| err(-1, e.to_string()))?;
-        let done = ends.iter().all(|(p, end)| {
-            position.find_partition(topic, *p).is_some_and(|e| matches!(e.offset(), Offset::Offset(o) if o >= *end))
-        });
-        if done {
-            return Ok(read);
-        }
+    while !remaining.is_empty() {
         if Instant::now() > deadline {
             return Err(err(-1, "not at the end after 10 minutes (an open transaction holding the stable offset?)".to_owned()));
         }
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(message)) => {
                 read += 1;
+                let partition = message.partition();
+                if remaining.get(&partition).is_some_and(|end| message.offset() + 1 >= *end) {
+                    remaining.remove(&partition);
+                }
                 let Some(key) = message.key().map(|k| String::from_utf8_lossy(k).into_owned()) else { continue };
                 let deadline = message.headers().and_then(|h| {
                     h.iter()
@@ -67,10 +63,18 @@ pub fn restore(settings: &KafkaSettings, topic: &str, partitions: &[i32], store:
                         .and_then(|v| std::str::from_utf8(v).ok())
                         .and_then(|v| v.parse::<i64>().ok())
                 });
-                store.restore(message.partition(), key, message.payload().map(<[u8]>::to_vec), deadline);
+                store.restore(partition, key, message.payload().map(<[u8]>::to_vec), deadline);
             }
             Some(Err(e)) => return Err(err(-1, e.to_string())),
-            None => {}
+            None => {
+                // Idle: read_committed skips aborted records and transaction markers, so the
+                // position, not the last offset read, tells whether the end is reached.
+                let position = consumer.position().map_err(|e| err(-1, e.to_string()))?;
+                remaining.retain(|p, end| {
+                    !position.find_partition(topic, *p).is_some_and(|e| matches!(e.offset(), Offset::Offset(o) if o >= *end))
+                });
+            }
         }
     }
+    Ok(read)
 }
