@@ -252,7 +252,7 @@ fn unknown_enum_symbols_are_refused_not_defaulted() {
     assert_eq!(pointers(&violations), ["/status", "/deadline"]);
     assert_eq!(
         violations[0].expected,
-        "one of UNKNOWN, RECEIVED, VALIDATED, SENT_TO_PARTNER, COMPLETED, REJECTED, COMPENSATING, FAILED"
+        "one of UNKNOWN, RECEIVED, VALIDATED, SENT_TO_PARTNER, COMPLETED, REJECTED, COMPENSATING, COMPENSATED"
     );
     assert_eq!(violations[0].detail, "unknown symbol \"SHIPPED\"");
     assert_eq!(violations[1].expected, "RFC 3339 timestamp or epoch milliseconds or null");
