@@ -6,4 +6,5 @@
 
 pub mod breaker;
 pub mod ordering;
+pub mod partner;
 pub mod retry;

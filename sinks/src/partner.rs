@@ -1,0 +1,257 @@
+//! One partner's delivery stack, outermost first: concurrency limit, retry policy, rate limit
+//! (every attempt takes a token), circuit breaker, timeout, HTTP client.
+//!
+//! The partner's rate holds in total across sink instances: each instance enforces the share of
+//! it proportional to the partitions it owns (`set_share`, called on every rebalance), so no
+//! shared store sits on the delivery path and a partner's budget follows its backlog.
+
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use interchange_core::topology::{OutboundAuth, Partner};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::breaker::{Breaker, BreakerConfig};
+use crate::retry::{classify, next, retry_after, Attempt, Next};
+
+/// Errors building a partner's stack.
+#[derive(Debug, thiserror::Error)]
+pub enum PartnerError {
+    #[error("partner {partner:?}: {reason}")]
+    Config { partner: String, reason: String },
+}
+
+/// One request to deliver (the same on every attempt).
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// Full URL; the partner's base URL and path unless a command overrides it (callbacks).
+    pub url: String,
+    pub body: Vec<u8>,
+    /// Stable across retries, restarts and replays: the command's id.
+    pub idempotency_key: String,
+    /// Sign as a Standard Webhook with this message id (notifications).
+    pub webhook_id: Option<String>,
+}
+
+/// How a delivery ended after its last attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Delivered,
+    /// A permanent refusal (4xx other than 408/429).
+    Refused,
+    /// Retries ran out on transient failures.
+    Exhausted,
+    /// Shutdown came first: not finished, redelivered after restart.
+    Interrupted,
+}
+
+/// The result of delivering one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub outcome: Outcome,
+    pub attempts: u32,
+    pub status: Option<u16>,
+    /// The partner's id for what it received (JSON `id`/`reference`, or `Location`).
+    pub partner_reference: Option<String>,
+    /// The last failure, with a bounded excerpt of the response.
+    pub detail: Option<String>,
+}
+
+/// A partner's delivery stack.
+pub struct PartnerClient {
+    pub name: String,
+    partner: Partner,
+    http: reqwest::Client,
+    permits: Arc<Semaphore>,
+    limiter: RwLock<Arc<DefaultDirectRateLimiter>>,
+    breaker: Mutex<Breaker>,
+    auth: Option<(String, String)>,
+    signer: Option<standardwebhooks::Webhook>,
+}
+
+impl std::fmt::Debug for PartnerClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartnerClient").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+fn quota(per_second: u32, burst: u32, share: f64) -> Quota {
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let scaled = |n: u32| NonZeroU32::new(((f64::from(n) * share).round() as u32).max(1)).unwrap_or(NonZeroU32::MIN);
+    Quota::per_second(scaled(per_second)).allow_burst(scaled(burst))
+}
+
+impl PartnerClient {
+    /// The stack of `partner` (it must have an `[partner.outbound]` section); secrets resolved now.
+    pub fn new(partner: &Partner, breaker: BreakerConfig) -> Result<Self, PartnerError> {
+        let err = |reason: String| PartnerError::Config { partner: partner.name.clone(), reason };
+        let outbound = partner.outbound.as_ref().ok_or_else(|| err("no [partner.outbound] section".to_owned()))?;
+        let http = reqwest::Client::builder()
+            .timeout(outbound.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| err(e.to_string()))?;
+        let auth = match &outbound.auth {
+            None => None,
+            Some(OutboundAuth::Bearer { token }) => Some(("authorization".to_owned(), format!("Bearer {}", token.resolve().map_err(err)?))),
+            Some(OutboundAuth::ApiKey { header, key }) => Some((header.to_lowercase(), key.resolve().map_err(err)?)),
+            Some(OutboundAuth::OauthClientCredentials { .. }) => {
+                return Err(err("OAuth2 client credentials are not built yet".to_owned()));
+            }
+        };
+        let signer = match &outbound.signing_secret {
+            None => None,
+            Some(secret) => Some(standardwebhooks::Webhook::new(&secret.resolve().map_err(err)?).map_err(|e| err(e.to_string()))?),
+        };
+        let limiter = RateLimiter::direct(quota(outbound.rate_limit.per_second, outbound.rate_limit.burst, 1.0));
+        Ok(Self {
+            name: partner.name.clone(),
+            partner: partner.clone(),
+            http,
+            permits: Arc::new(Semaphore::new(usize::try_from(outbound.concurrency).unwrap_or(1).max(1))),
+            limiter: RwLock::new(Arc::new(limiter)),
+            breaker: Mutex::new(Breaker::new(breaker)),
+            auth,
+            signer,
+        })
+    }
+
+    /// The partner's URL for commands that do not name one.
+    pub fn url(&self) -> String {
+        let outbound = self.partner.outbound.as_ref();
+        let base = outbound.map_or("", |o| o.base_url.trim_end_matches('/'));
+        format!("{base}{}", outbound.map_or("/", |o| o.path.as_str()))
+    }
+
+    /// Enforce `owned / total` of the partner's rate here (the rest belongs to other instances).
+    pub fn set_share(&self, owned: usize, total: usize) {
+        let Some(outbound) = &self.partner.outbound else { return };
+        #[allow(clippy::cast_precision_loss)]
+        let share = if total == 0 { 1.0 } else { owned as f64 / total as f64 };
+        let limiter = RateLimiter::direct(quota(outbound.rate_limit.per_second, outbound.rate_limit.burst, share.max(0.0)));
+        if let Ok(mut current) = self.limiter.write() {
+            *current = Arc::new(limiter);
+        }
+    }
+
+    /// The breaker's state name (`closed`, `open`, `half_open`).
+    pub fn breaker_state(&self) -> &'static str {
+        self.breaker.lock().map_or("unknown", |b| b.state().name())
+    }
+
+    /// Delivers `request`, retrying per the partner's policy, until it is delivered, refused,
+    /// exhausted, or `shutdown`.
+    pub async fn deliver(&self, request: &Request, shutdown: &CancellationToken) -> Delivery {
+        let Ok(_permit) = self.permits.acquire().await else {
+            return Delivery { outcome: Outcome::Interrupted, attempts: 0, status: None, partner_reference: None, detail: None };
+        };
+        let policy = self.partner.outbound.as_ref().map(|o| o.retry).unwrap_or_default();
+        let mut attempt = 0;
+        let (mut status, mut detail) = (None, None);
+        loop {
+            // The breaker pauses this partner's work; other partners are not affected.
+            loop {
+                let (verdict, change) = match self.breaker.lock() {
+                    Ok(mut b) => b.try_acquire(Instant::now()),
+                    Err(_) => (Ok(()), None),
+                };
+                if let Some(change) = change {
+                    tracing::info!(partner = %self.name, from = change.from, to = change.to, "circuit breaker");
+                }
+                match verdict {
+                    Ok(()) => break,
+                    Err(wait) => {
+                        tokio::select! {
+                            () = shutdown.cancelled() => return Delivery { outcome: Outcome::Interrupted, attempts: attempt, status, partner_reference: None, detail },
+                            () = tokio::time::sleep(wait) => {}
+                        }
+                    }
+                }
+            }
+            let limiter = self.limiter.read().map(|l| Arc::clone(&l)).ok();
+            if let Some(limiter) = limiter {
+                tokio::select! {
+                    () = shutdown.cancelled() => return Delivery { outcome: Outcome::Interrupted, attempts: attempt, status, partner_reference: None, detail },
+                    () = limiter.until_ready() => {}
+                }
+            }
+            attempt += 1;
+            let (outcome, wait_floor, reference) = self.attempt(request, &mut status, &mut detail).await;
+            let failed = outcome == Attempt::Transient;
+            if let Ok(mut b) = self.breaker.lock() {
+                if let Some(change) = b.record(Instant::now(), failed) {
+                    tracing::warn!(partner = %self.name, from = change.from, to = change.to, "circuit breaker");
+                }
+            }
+            if outcome == Attempt::Delivered {
+                return Delivery { outcome: Outcome::Delivered, attempts: attempt, status, partner_reference: reference, detail: None };
+            }
+            match next(&policy, attempt, outcome, wait_floor, rand::random::<f64>()) {
+                Next::GiveUp => {
+                    let outcome = if outcome == Attempt::Permanent { Outcome::Refused } else { Outcome::Exhausted };
+                    return Delivery { outcome, attempts: attempt, status, partner_reference: None, detail };
+                }
+                Next::RetryAfter(wait) => {
+                    tokio::select! {
+                        () = shutdown.cancelled() => return Delivery { outcome: Outcome::Interrupted, attempts: attempt, status, partner_reference: None, detail },
+                        () = tokio::time::sleep(wait) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// One HTTP attempt: its class, a Retry-After floor, and the partner's reference.
+    async fn attempt(&self, request: &Request, status: &mut Option<u16>, detail: &mut Option<String>) -> (Attempt, Option<Duration>, Option<String>) {
+        let method = self.partner.outbound.as_ref().map_or("POST", |o| o.method.as_str());
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::POST);
+        let mut builder = self
+            .http
+            .request(method, &request.url)
+            .header("content-type", "application/json")
+            .header("idempotency-key", &request.idempotency_key)
+            .body(request.body.clone());
+        if let Some((name, value)) = &self.auth {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        if let (Some(signer), Some(id)) = (&self.signer, &request.webhook_id) {
+            let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            let timestamp = i64::try_from(now).unwrap_or(0);
+            match signer.sign(id, timestamp, &request.body) {
+                Ok(signature) => {
+                    builder = builder.header("webhook-id", id).header("webhook-timestamp", timestamp.to_string()).header("webhook-signature", signature);
+                }
+                Err(e) => {
+                    *detail = Some(format!("cannot sign: {e}"));
+                    return (Attempt::Permanent, None, None);
+                }
+            }
+        }
+        match builder.send().await {
+            Err(e) => {
+                *status = None;
+                *detail = Some(if e.is_timeout() { "timed out".to_owned() } else { format!("request failed: {e}") });
+                (Attempt::Transient, None, None)
+            }
+            Ok(response) => {
+                let code = response.status().as_u16();
+                *status = Some(code);
+                let floor = response.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| retry_after(v, SystemTime::now()));
+                let location = response.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_owned);
+                let body = response.text().await.unwrap_or_default();
+                let outcome = classify(code);
+                if outcome == Attempt::Delivered {
+                    let json: Option<serde_json::Value> = serde_json::from_str(&body).ok();
+                    let field = |k: &str| json.as_ref().and_then(|j| j.get(k)).and_then(|v| v.as_str().map(str::to_owned).or_else(|| v.as_i64().map(|n| n.to_string())));
+                    return (outcome, None, field("id").or_else(|| field("reference")).or(location));
+                }
+                let excerpt: String = body.chars().take(256).collect();
+                *detail = Some(format!("HTTP {code}: {excerpt}"));
+                (outcome, floor, None)
+            }
+        }
+    }
+}
