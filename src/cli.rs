@@ -64,13 +64,13 @@ pub enum LogFormatArg {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run every role in one process (today: the ingest edge and the processors; sinks to come).
+    /// Run every role in one process: the ingest edge, the processors and the HTTP sinks.
     Run(RunArgs),
     /// Run the HTTP ingest edge.
     Ingest(IngestArgs),
     /// Run the stateful processors.
     Process(ProcessArgs),
-    /// Run the sink connectors.
+    /// Run the HTTP sink connectors (deliveries to partners and client notifications).
     Sink,
     /// Check, apply or describe the topics of the topology.
     #[command(subcommand)]

@@ -19,6 +19,14 @@ fn help_lists_every_role_and_tool() {
         assert!(out.contains(&format!("  {command} ")), "{command} missing from:\n{out}");
     }
     assert!(out.contains("[env: HUB_REGISTRY_URL="), "options document their environment variable:\n{out}");
+    // Every subcommand's options parse (clap checks for clashing names when asked for help).
+    for args in [&["run", "--help"][..], &["ingest", "--help"], &["process", "--help"], &["sink", "--help"], &["bench", "ingest", "--help"], &["bench", "process", "--help"]] {
+        let output = hub(args);
+        let (out, err) = text(&output);
+        assert!(output.status.success(), "hub {args:?}:\n{out}{err}");
+    }
+    let (out, _) = text(&hub(&["run", "--help"]));
+    assert!(out.contains("--listen") && out.contains("--processor-listen") && out.contains("--instance-id"), "{out}");
 }
 
 #[test]

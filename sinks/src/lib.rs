@@ -8,3 +8,6 @@ pub mod breaker;
 pub mod ordering;
 pub mod partner;
 pub mod retry;
+pub mod runtime;
+
+pub use runtime::{run, Services, SinkError};

@@ -24,11 +24,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(crate::cli::BenchCommand::Process(args)) => crate::bench::process::run(&global, &args).await,
         Command::Run(args) => process::run_all(&global, &args).await,
         Command::Process(args) => process::run(&global, &args).await,
-        Command::Sink => {
-            // Loaded so a role never starts on a broken topology.
-            load(&global)?;
-            anyhow::bail!("this role is not built yet: see the open issue for sinks (5)")
-        }
+        Command::Sink => process::run_sinks(&global).await,
     }
 }
 

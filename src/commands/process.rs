@@ -23,9 +23,24 @@ pub async fn run(global: &Global, args: &ProcessArgs) -> anyhow::Result<ExitCode
     Ok(ExitCode::SUCCESS)
 }
 
-/// Every built role in one process; one failing stops the others.
+fn sink_services(global: &Global) -> anyhow::Result<interchange_sinks::Services> {
+    Ok(interchange_sinks::Services {
+        kafka: kafka(global)?,
+        registry_url: global.registry_url.clone(),
+        registry_basic_auth: global.registry_basic_auth.clone(),
+    })
+}
+
+/// `hub sink`: the HTTP sinks.
+pub async fn run_sinks(global: &Global) -> anyhow::Result<ExitCode> {
+    let topology = load(global)?;
+    let shutdown = shutdown::on_signal();
+    interchange_sinks::run(&topology, &sink_services(global)?, shutdown).await.context("sinks")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Every role in one process; one failing stops the others.
 pub async fn run_all(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
-    tracing::warn!("sinks are not built yet: `hub run` runs the ingest edge and the processors");
     let topology = load(global)?;
     let shutdown = shutdown::on_signal();
     let edge_services = interchange_ingest::Services {
@@ -54,8 +69,19 @@ pub async fn run_all(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode
             result.context("processor")
         }
     };
-    let (edge, processor) = tokio::join!(edge, processor);
+    let sink_services = sink_services(global)?;
+    let sinks = {
+        let shutdown = shutdown.clone();
+        let topology = &topology;
+        async move {
+            let result = interchange_sinks::run(topology, &sink_services, shutdown.clone()).await;
+            shutdown.cancel();
+            result.context("sinks")
+        }
+    };
+    let (edge, processor, sinks) = tokio::join!(edge, processor, sinks);
     edge?;
     processor?;
+    sinks?;
     Ok(ExitCode::SUCCESS)
 }

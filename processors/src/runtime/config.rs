@@ -23,7 +23,7 @@ pub struct ProcessorConfig {
     pub instance_id: String,
     /// Health and metrics address of the processor role.
     #[arg(long = "processor-listen", env = "HUB_PROCESSOR_LISTEN", default_value = "127.0.0.1:9091")]
-    pub listen: SocketAddr,
+    pub processor_listen: SocketAddr,
     /// Delivery guarantee.
     #[arg(long, env = "HUB_PROCESSOR_MODE", value_enum, default_value_t = Mode::ExactlyOnce)]
     pub mode: Mode,

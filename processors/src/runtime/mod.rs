@@ -128,7 +128,7 @@ pub async fn run(topology: &Topology, services: &Services, config: &ProcessorCon
         .map_err(|source| ProcessorError::Kafka { operation: "subscribe", source })?;
     let transactional_id = format!("{group}-{}", config.instance_id);
     let producer = producer(&services.kafka, &transactional_id, config)?;
-    let health = tokio::spawn(serve_health(config.listen, Arc::clone(&shared), Arc::new(Mutex::new(registry_metrics)), shutdown.clone()));
+    let health = tokio::spawn(serve_health(config.processor_listen, Arc::clone(&shared), Arc::new(Mutex::new(registry_metrics)), shutdown.clone()));
     tracing::info!(processor = %processor.name, %group, %transactional_id, mode = ?config.mode, "processor starting");
     let loop_shared = Arc::clone(&shared);
     let loop_shutdown = shutdown.clone();

@@ -1,0 +1,333 @@
+//! The HTTP sink runtime: consume commands (read_committed), deliver each through its partner's
+//! stack in order per correlation id, write a delivery result (and a dead letter when it fails),
+//! and store an offset only when everything before it in the partition is finished.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use interchange_core::avro::Encoder;
+use interchange_core::contract::{avro_to_json, json_to_avro, UnknownFields};
+use interchange_core::kafka::KafkaSettings;
+use interchange_core::registry::Registry;
+use interchange_core::topology::{Sink, SinkParams, Topology};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use schema_registry_converter::async_impl::avro::AvroDecoder;
+use schema_registry_converter::async_impl::schema_registry::SrSettings;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::breaker::BreakerConfig;
+use crate::ordering::{KeyedQueue, Offsets};
+use crate::partner::{Delivery, Outcome, PartnerClient, Request};
+
+/// Errors of the sink runtime.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("Kafka {operation}: {source}")]
+    Kafka { operation: &'static str, source: rdkafka::error::KafkaError },
+    #[error(transparent)]
+    Core(#[from] interchange_core::CoreError),
+}
+
+/// Addresses of the services a sink uses.
+#[derive(Debug, Clone)]
+pub struct Services {
+    pub kafka: KafkaSettings,
+    pub registry_url: String,
+    pub registry_basic_auth: Option<String>,
+}
+
+/// Most records read but not finished before the sink stops reading.
+const MAX_IN_FLIGHT: usize = 10_000;
+
+/// One command read from the topic, waiting for its turn or being delivered.
+#[derive(Debug)]
+struct Job {
+    partition: i32,
+    offset: i64,
+    key: String,
+    message: OwnedMessage,
+    contract: String,
+    command: Value,
+}
+
+/// What a sink needs while it runs.
+struct Context {
+    sink: Sink,
+    partner: PartnerClient,
+    commands: Vec<String>,
+    decoder: AvroDecoder,
+    contracts: HashMap<String, apache_avro::Schema>,
+    results: Option<(String, Encoder)>,
+    dead_letter: (String, Encoder),
+    producer: FutureProducer,
+    shutdown: CancellationToken,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(0)).unwrap_or(0)
+}
+
+fn header(message: &OwnedMessage, name: &str) -> Option<String> {
+    message.headers().and_then(|h| h.iter().find(|x| x.key == name).and_then(|x| x.value).map(|v| String::from_utf8_lossy(v).into_owned()))
+}
+
+/// Whether `url` may be called for `partner`: only hosts of the partner's own base URL (a
+/// callback URL in an order must not turn the hub into a proxy to anywhere).
+fn allowed(partner_url: &str, url: &str) -> bool {
+    match (reqwest::Url::parse(partner_url), reqwest::Url::parse(url)) {
+        (Ok(a), Ok(b)) => matches!(b.scheme(), "http" | "https") && a.host_str() == b.host_str() && a.port_or_known_default() == b.port_or_known_default(),
+        _ => false,
+    }
+}
+
+impl Context {
+    fn request(&self, job: &Job) -> Result<Request, String> {
+        let id = job.command["command_id"].as_str().unwrap_or_default().to_owned();
+        match job.contract.as_str() {
+            "notification_command" => {
+                let url = job.command["callback_url"].as_str().map_or_else(|| self.partner.url(), str::to_owned);
+                if !allowed(&self.partner.url(), &url) {
+                    return Err(format!("callback URL {url} is not on the partner's host"));
+                }
+                let body = job.command["payload_json"].as_str().unwrap_or("{}").as_bytes().to_vec();
+                Ok(Request { url, body, idempotency_key: id.clone(), webhook_id: Some(format!("msg_{id}")) })
+            }
+            _ => Ok(Request { url: self.partner.url(), body: job.command.to_string().into_bytes(), idempotency_key: id, webhook_id: None }),
+        }
+    }
+
+    async fn send(&self, topic: &str, key: &str, payload: &[u8], headers: OwnedHeaders) -> Result<(), SinkError> {
+        let record = FutureRecord::to(topic).key(key).payload(payload).headers(headers);
+        self.producer
+            .send(record, Duration::from_secs(60))
+            .await
+            .map(|_| ())
+            .map_err(|(source, _)| SinkError::Kafka { operation: "produce", source })
+    }
+
+    /// Writes the result (and the dead letter when it failed); retried until it lands, since
+    /// the offset is stored only after.
+    async fn report(&self, job: &Job, delivery: &Delivery) -> Result<(), SinkError> {
+        let command_id = job.command["command_id"].as_str().unwrap_or_default();
+        let outcome = match delivery.outcome {
+            Outcome::Delivered => "DELIVERED",
+            Outcome::Refused => "REFUSED",
+            _ => "EXHAUSTED",
+        };
+        let event_id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("{command_id}/result").as_bytes()).to_string();
+        if let Some((topic, encoder)) = &self.results {
+            let result = json!({
+                "event_id": event_id, "command_id": command_id, "correlation_id": job.key,
+                "partner": self.partner.name, "command_type": job.contract, "outcome": outcome,
+                "http_status": delivery.status, "partner_reference": delivery.partner_reference,
+                "attempts": delivery.attempts, "detail": delivery.detail, "completed_at": now_ms(),
+            });
+            let value = json_to_avro(encoder.schema(), &result, UnknownFields::Reject).map_err(|v| SinkError::Config(format!("result: {v:?}")))?;
+            let payload = encoder.encode(value).map_err(SinkError::Config)?;
+            let headers = OwnedHeaders::new()
+                .insert(Header { key: "correlation-id", value: Some(job.key.as_str()) })
+                .insert(Header { key: "event-id", value: Some(event_id.as_str()) })
+                .insert(Header { key: "event-type", value: Some("delivery_result") })
+                .insert(Header { key: "producer-role", value: Some("sink") });
+            self.send(topic, &job.key, &payload, headers).await?;
+        }
+        if delivery.outcome != Outcome::Delivered {
+            let class = if delivery.outcome == Outcome::Refused { "PERMANENT" } else { "EXHAUSTED" };
+            let reason = format!("{} {} after {} attempt(s): {}", self.partner.name, outcome, delivery.attempts, delivery.detail.clone().unwrap_or_default());
+            self.dead_letter(job, class, &reason).await?;
+        }
+        Ok(())
+    }
+
+    async fn dead_letter(&self, job: &Job, class: &str, reason: &str) -> Result<(), SinkError> {
+        let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+        let m = &job.message;
+        let mut original = serde_json::Map::new();
+        let mut headers = OwnedHeaders::new();
+        if let Some(h) = m.headers() {
+            for x in h.iter() {
+                original.insert(x.key.to_owned(), json!(b64(x.value.unwrap_or_default())));
+                headers = headers.insert(Header { key: x.key, value: x.value });
+            }
+        }
+        let stage = format!("sink:{}", self.sink.name);
+        let value = json!({
+            "source_topic": m.topic(), "source_partition": m.partition(), "source_offset": m.offset(),
+            "key": m.key().map(b64), "value": m.payload().map(b64), "headers": original,
+            "stage": stage, "error_class": class, "error": reason, "failed_at": now_ms(),
+        });
+        let (topic, encoder) = &self.dead_letter;
+        let avro = json_to_avro(encoder.schema(), &value, UnknownFields::Reject).map_err(|v| SinkError::Config(format!("dead letter: {v:?}")))?;
+        let payload = encoder.encode(avro).map_err(SinkError::Config)?;
+        let (partition, offset) = (m.partition().to_string(), m.offset().to_string());
+        for (key, value) in [
+            ("hub-error-class", class),
+            ("hub-error-message", reason),
+            ("hub-error-stage", stage.as_str()),
+            ("hub-partner", self.partner.name.as_str()),
+            ("hub-source-topic", m.topic()),
+            ("hub-source-partition", partition.as_str()),
+            ("hub-source-offset", offset.as_str()),
+        ] {
+            headers = headers.insert(Header { key, value: Some(value) });
+        }
+        self.send(topic, &job.key, &payload, headers).await
+    }
+
+    /// Delivers one job and reports it; `false` when interrupted (not finished).
+    async fn run_job(&self, job: &Job) -> bool {
+        let delivery = match self.request(job) {
+            Ok(request) => self.partner.deliver(&request, &self.shutdown).await,
+            Err(reason) => Delivery { outcome: Outcome::Refused, attempts: 0, status: None, partner_reference: None, detail: Some(reason) },
+        };
+        if delivery.outcome == Outcome::Interrupted {
+            return false;
+        }
+        loop {
+            match self.report(job, &delivery).await {
+                Ok(()) => return true,
+                Err(error) => {
+                    tracing::warn!(%error, sink = %self.sink.name, "could not write the delivery result; retrying");
+                    tokio::select! {
+                        () = self.shutdown.cancelled() => return false,
+                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn encoder(topology: &Topology, registry: &Registry, topic: &str, contract: &str) -> Result<Encoder, SinkError> {
+    let t = topology.topics.iter().find(|t| t.name == topic).ok_or_else(|| SinkError::Config(format!("no topic {topic}")))?;
+    let c = topology.contracts.get(contract).ok_or_else(|| SinkError::Config(format!("no contract {contract}")))?;
+    let id = registry.registered_id(&t.subject(c), &c.text).await?;
+    Encoder::new(c.schema.clone(), id).map_err(SinkError::Config)
+}
+
+/// Runs every HTTP sink of the topology until `shutdown`.
+pub async fn run(topology: &Topology, services: &Services, shutdown: CancellationToken) -> Result<(), SinkError> {
+    let registry = Registry::new(&services.registry_url, services.registry_basic_auth.as_deref())?;
+    let mut tasks = Vec::new();
+    for sink in &topology.sinks {
+        let SinkParams::Http { partner, commands } = &sink.params else { continue };
+        let partner = topology.partner(partner).ok_or_else(|| SinkError::Config(format!("no partner {partner}")))?;
+        let client = PartnerClient::new(partner, BreakerConfig::default()).map_err(|e| SinkError::Config(e.to_string()))?;
+        let results = match &sink.results {
+            Some(topic) => Some((topic.clone(), encoder(topology, &registry, topic, "delivery_result").await?)),
+            None => None,
+        };
+        let context = Context {
+            sink: sink.clone(),
+            partner: client,
+            commands: commands.clone(),
+            decoder: AvroDecoder::new(SrSettings::new(services.registry_url.clone())),
+            contracts: commands.iter().filter_map(|c| topology.contracts.get(c).map(|k| (c.clone(), k.schema.clone()))).collect(),
+            results,
+            dead_letter: (sink.dead_letter.clone(), encoder(topology, &registry, &sink.dead_letter, "dead_letter").await?),
+            producer: services.kafka.producer_config("hub-sink").create().map_err(|source| SinkError::Kafka { operation: "producer", source })?,
+            shutdown: shutdown.clone(),
+        };
+        let group = format!("{}{}", topology.topic_prefix, sink.name);
+        let partitions = topology.topics.iter().find(|t| t.name == sink.input).map_or(1, |t| t.partitions);
+        tasks.push(tokio::spawn(consume(Arc::new(context), services.kafka.clone(), group, partitions)));
+    }
+    tracing::info!(sinks = tasks.len(), "sinks running");
+    for result in futures::future::join_all(tasks).await {
+        result.map_err(|e| SinkError::Config(e.to_string()))??;
+    }
+    Ok(())
+}
+
+async fn consume(ctx: Arc<Context>, kafka: KafkaSettings, group: String, partitions: i32) -> Result<(), SinkError> {
+    let mut config = kafka.client_config("hub-sink");
+    config
+        .set("group.id", &group)
+        .set("isolation.level", "read_committed")
+        .set("enable.auto.commit", "true")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.commit.interval.ms", "1000")
+        .set("auto.offset.reset", "earliest");
+    let consumer: StreamConsumer = config.create().map_err(|source| SinkError::Kafka { operation: "consumer", source })?;
+    consumer.subscribe(&[ctx.sink.input.as_str()]).map_err(|source| SinkError::Kafka { operation: "subscribe", source })?;
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(Job, bool)>();
+    let mut offsets = Offsets::default();
+    let mut queue: KeyedQueue<Job> = KeyedQueue::default();
+    let mut share_check = tokio::time::interval(Duration::from_secs(1));
+    let spawn = |job: Job, tx: mpsc::UnboundedSender<(Job, bool)>, ctx: Arc<Context>| {
+        tokio::spawn(async move {
+            let finished = ctx.run_job(&job).await;
+            let _ = tx.send((job, finished));
+        });
+    };
+    loop {
+        tokio::select! {
+            () = ctx.shutdown.cancelled() => break,
+            _ = share_check.tick() => {
+                let owned = consumer.assignment().map(|a| a.count()).unwrap_or(0);
+                ctx.partner.set_share(owned, usize::try_from(partitions).unwrap_or(1));
+            }
+            Some((job, finished)) = done_rx.recv() => {
+                if !finished {
+                    continue;
+                }
+                if let Some(next) = offsets.finish(job.partition, job.offset) {
+                    let mut tpl = TopicPartitionList::new();
+                    if tpl.add_partition_offset(job.message.topic(), job.partition, Offset::Offset(next)).is_ok() {
+                        let _ = consumer.store_offsets(&tpl);
+                    }
+                }
+                if let Some(next) = queue.done(&job.key) {
+                    spawn(next, done_tx.clone(), Arc::clone(&ctx));
+                }
+            }
+            message = consumer.recv(), if offsets.in_flight() < MAX_IN_FLIGHT => {
+                let message = match message {
+                    Ok(m) => m.detach(),
+                    Err(error) => {
+                        tracing::warn!(%error, "sink consumer");
+                        continue;
+                    }
+                };
+                let (partition, offset) = (message.partition(), message.offset());
+                offsets.start(partition, offset);
+                let kind = header(&message, "event-type").unwrap_or_default();
+                let key = message.key().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default();
+                if !ctx.commands.contains(&kind) {
+                    let _ = done_tx.send((Job { partition, offset, key, message, contract: kind, command: Value::Null }, true));
+                    continue;
+                }
+                let schema = ctx.contracts.get(&kind);
+                let decoded = match (message.payload(), schema) {
+                    (Some(payload), Some(schema)) => ctx.decoder.decode(Some(payload)).await.ok().and_then(|d| d.value.resolve(schema).ok()).map(|v| avro_to_json(schema, &v)),
+                    _ => None,
+                };
+                let Some(command) = decoded else {
+                    let job = Job { partition, offset, key, message, contract: kind, command: Value::Null };
+                    let ctx2 = Arc::clone(&ctx);
+                    let tx = done_tx.clone();
+                    tokio::spawn(async move {
+                        let ok = ctx2.dead_letter(&job, "PERMANENT", "not a readable command").await.is_ok();
+                        let _ = tx.send((job, ok));
+                    });
+                    continue;
+                };
+                let job = Job { partition, offset, key: key.clone(), message, contract: kind, command };
+                if let Some(ready) = queue.push(&key, job) {
+                    spawn(ready, done_tx.clone(), Arc::clone(&ctx));
+                }
+            }
+        }
+    }
+    tracing::info!(sink = %ctx.sink.name, "sink stopped");
+    Ok(())
+}
