@@ -81,6 +81,20 @@ pub enum Command {
     /// Load generators that measure the hub on the local stack against baselines.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Stand-in partners for a first run: publishes demo stock (SKU-1 to SKU-9), then serves an
+    /// ERP and a client callback receiver that log what they receive and answer 201.
+    Demo(DemoArgs),
+}
+
+/// `hub demo` options.
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Where the demo ERP listens (the reference topology's acme-erp base URL).
+    #[arg(long, default_value = "127.0.0.1:18082")]
+    pub erp: std::net::SocketAddr,
+    /// Where the demo client callback receiver listens (acme-shop's base URL).
+    #[arg(long, default_value = "127.0.0.1:18081")]
+    pub callback: std::net::SocketAddr,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,5 +1,6 @@
 //! One function per subcommand; each returns the process exit code.
 
+mod demo;
 mod ingest;
 mod process;
 mod schemas;
@@ -25,6 +26,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => process::run_all(&global, &args).await,
         Command::Process(args) => process::run(&global, &args).await,
         Command::Sink => process::run_sinks(&global).await,
+        Command::Demo(args) => demo::run(&global, &args).await,
     }
 }
 

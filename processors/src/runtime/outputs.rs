@@ -48,6 +48,8 @@ pub fn write(
         state_headers = state_headers.insert(Header { key: super::store::DEADLINE_HEADER, value: Some(at.as_str()) });
     }
     l.send(&shared.state_topic, &key, Some(&payload), state_headers)?;
+    tracing::debug!(correlation_id = %key, order_id = %transition.state.order_id, status = transition.state.status.as_str(),
+        version = transition.state.version, "order transition");
     l.store.put(partition, transition.state);
     Ok(())
 }
