@@ -1,10 +1,13 @@
 //! Reading the processor's topics back: latest state per order, commands per order.
 #![allow(dead_code)]
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use rdkafka::message::{Headers, Message};
 
+use std::time::Duration;
+
+use super::process::upstream_order;
 use super::{avro, kafka};
 
 /// The latest state of every order on the state topic (read_committed), decoded with the
@@ -55,6 +58,55 @@ pub async fn wait_terminal(topic: &str, ids: &[String], limit: std::time::Durati
             return states;
         }
         assert!(std::time::Instant::now() < deadline, "{} orders not finished, e.g. {:?}: {:?}", pending.len(), pending.first(), pending.first().and_then(|p| states.get(*p)));
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }
 }
+
+pub fn delivered(_: &str) -> Option<&'static str> {
+    Some("DELIVERED")
+}
+
+/// Every order completed, with one dispatch and one notification on the read_committed
+/// commands topic and no transition applied twice.
+pub async fn assert_exactly_once(prefix: &str, ids: &[String]) {
+    let t = |name: &str| format!("{prefix}{name}");
+    let states = wait_terminal(&t("orders.state"), ids, Duration::from_secs(180)).await;
+    for id in ids {
+        let state = &states[id];
+        assert_eq!(state["status"], "COMPLETED", "{id}: {state}");
+        assert_eq!(state["version"], 4, "{id}: four transitions, each once: {state}");
+        let steps: Vec<(String, String)> = state["history"]
+            .as_array()
+            .expect("history")
+            .iter()
+            .map(|h| (h["event_id"].as_str().unwrap_or("").to_owned(), h["to"].as_str().unwrap_or("").to_owned()))
+            .collect();
+        assert_eq!(steps.iter().collect::<HashSet<_>>().len(), steps.len(), "{id}: a transition twice: {steps:?}");
+    }
+    let committed = counts(&t("orders.commands"), "read_committed");
+    let mut wrong = Vec::new();
+    for id in ids {
+        for kind in ["dispatch_command", "notification_command"] {
+            let n = committed.get(&(id.clone(), kind.to_owned())).copied().unwrap_or(0);
+            if n != 1 {
+                wrong.push(format!("{id} {kind} x{n}"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{} commands not exactly once: {:?}", wrong.len(), &wrong[..wrong.len().min(10)]);
+    let uncommitted: usize = counts(&t("orders.commands"), "read_uncommitted").values().sum();
+    let committed_total: usize = committed.values().sum();
+    assert!(uncommitted >= committed_total);
+    eprintln!("commands: {committed_total} read_committed, {uncommitted} read_uncommitted (aborted ones included)");
+}
+
+pub fn orders(prefix: &str, n: usize) -> Vec<(String, serde_json::Value)> {
+    (0..n)
+        .map(|i| {
+            let id = format!("{prefix}K-{i}");
+            let order = upstream_order(&id, &format!("K-{i}"), "SKU-A", 1);
+            (id, order)
+        })
+        .collect()
+}
+
