@@ -116,6 +116,7 @@ impl FakeErp {
             .set("partitioner", "murmur2_random")
             .set("enable.idempotence", "true")
             .set("linger.ms", "5")
+            .set("message.timeout.ms", "30000")
             .create()
             .expect("producer");
         let stop = Arc::new(AtomicBool::new(false));
@@ -154,17 +155,25 @@ impl FakeErp {
                     .insert(Header { key: "event-type", value: Some("delivery_result") })
                     .insert(Header { key: "producer-role", value: Some("fake-erp") });
                 let record = FutureRecord::to(&results).key(&correlation_id).payload(&bytes).headers(headers);
-                producer.send(record, Duration::from_secs(10)).await.expect("result produced");
+                tokio::time::timeout(Duration::from_secs(30), producer.send(record, Duration::from_secs(10)))
+                    .await
+                    .expect("result produced within 30 s")
+                    .expect("result produced");
                 answered2.fetch_add(1, Ordering::Relaxed);
             }
         });
         FakeErp { stop, answered, task: Some(task) }
     }
 
+    /// Stops answering. The task gets a moment to finish its current record, then is aborted:
+    /// a test never waits on it without a bound.
     pub async fn stop(mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(task) = self.task.take() {
-            let _ = task.await;
+            let abort = task.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(5), task).await.is_err() {
+                abort.abort();
+            }
         }
     }
 }
@@ -192,7 +201,10 @@ pub async fn produce_orders(topic: &str, orders: &[(String, serde_json::Value)])
                 .insert(Header { key: "event-type", value: Some("order_received") })
                 .insert(Header { key: "producer-role", value: Some("upstream-test") });
             let record = FutureRecord::to(&topic).key(&correlation_id).payload(&bytes).headers(headers);
-            producer.send(record, Duration::from_secs(30)).await.expect("order produced");
+            tokio::time::timeout(Duration::from_secs(60), producer.send(record, Duration::from_secs(30)))
+                .await
+                .expect("order produced within 60 s")
+                .expect("order produced");
         });
     }
     futures::future::join_all(sends).await;
