@@ -20,7 +20,14 @@ fn help_lists_every_role_and_tool() {
     }
     assert!(out.contains("[env: HUB_REGISTRY_URL="), "options document their environment variable:\n{out}");
     // Every subcommand's options parse (clap checks for clashing names when asked for help).
-    for args in [&["run", "--help"][..], &["ingest", "--help"], &["process", "--help"], &["sink", "--help"], &["bench", "ingest", "--help"], &["bench", "process", "--help"]] {
+    for args in [
+        &["run", "--help"][..],
+        &["ingest", "--help"],
+        &["process", "--help"],
+        &["sink", "--help"],
+        &["bench", "ingest", "--help"],
+        &["bench", "process", "--help"],
+    ] {
         let output = hub(args);
         let (out, err) = text(&output);
         assert!(output.status.success(), "hub {args:?}:\n{out}{err}");
@@ -50,7 +57,10 @@ fn an_unknown_field_is_named_by_stage_one() {
 fn a_broken_topology_lists_every_planted_error_and_fails() {
     let copy = TopologyCopy::new(&[
         (r#"inputs = ["orders.inbound", "orders.results"]"#, r#"inputs = ["orders.inbound", "orders.resultz"]"#),
-        ("key = \"correlation_id\"\ncleanup_policy = \"compact\"", "key = \"correlation_id\"\ncleanup_policy = \"delete\""),
+        (
+            "key = \"correlation_id\"\ncleanup_policy = \"compact\"",
+            "key = \"correlation_id\"\ncleanup_policy = \"delete\"",
+        ),
         ("partner = \"acme-shop\"\ncommands", "partner = \"acme-shopp\"\ncommands"),
         (r#"schemas = ["delivery_result"]"#, r#"schemas = ["delivery_result", "delivery_receipt"]"#),
     ]);

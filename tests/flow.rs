@@ -63,7 +63,10 @@ async fn start_hub(shop_url: &str, erp_url: &str, prefix: &str) -> (common::Topo
         .expect("read")
         .replace("base_url = \"http://127.0.0.1:18081\"", &format!("base_url = \"{shop_url}\""))
         .replace("base_url = \"http://127.0.0.1:18082\"", &format!("base_url = \"{erp_url}\""))
-        .replace("retry = { initial_backoff = \"1s\", max_backoff = \"16s\", max_attempts = 5 }\nauth", "retry = { initial_backoff = \"50ms\", max_backoff = \"200ms\", max_attempts = 3 }\nauth");
+        .replace(
+            "retry = { initial_backoff = \"1s\", max_backoff = \"16s\", max_attempts = 5 }\nauth",
+            "retry = { initial_backoff = \"50ms\", max_backoff = \"200ms\", max_attempts = 3 }\nauth",
+        );
     std::fs::write(&topology.path, text).expect("write");
     provision(&topology, prefix);
     let skus: Vec<String> = (100..113).map(|i| format!("SKU-{i:05}")).collect();
@@ -89,7 +92,11 @@ async fn start_hub(shop_url: &str, erp_url: &str, prefix: &str) -> (common::Topo
         .stderr(std::fs::File::create(&log).expect("log"))
         .spawn()
         .expect("hub run"));
-    let edge = Edge { child: Command::new("true").spawn().expect("placeholder"), base: format!("http://127.0.0.1:{port}"), log };
+    let edge = Edge {
+        child: Command::new("true").spawn().expect("placeholder"),
+        base: format!("http://127.0.0.1:{port}"),
+        log,
+    };
     edge.wait_ready(Duration::from_secs(90));
     (topology, hub, edge)
 }
@@ -103,7 +110,11 @@ async fn post_orders(edge: &Edge, prefix: &str, tag: &str, n: usize) -> Vec<Stri
         body.as_object_mut().expect("object").remove("callback_url");
         let body = serde_json::to_vec(&body).expect("json");
         let correlation = format!("{prefix}{tag}-{i}");
-        let mut request = client.post(edge.url("/api/v1/orders")).header("x-api-key", SHOP_KEY).header("x-correlation-id", &correlation).body(body.clone());
+        let mut request = client
+            .post(edge.url("/api/v1/orders"))
+            .header("x-api-key", SHOP_KEY)
+            .header("x-correlation-id", &correlation)
+            .body(body.clone());
         for (name, value) in signature_headers(&body, now_unix()) {
             request = request.header(name, value);
         }
@@ -137,14 +148,22 @@ async fn posted_orders_reach_the_erp_and_complete_with_one_signed_webhook_each()
     assert!(erp.iter().all(|(h, _)| h["authorization"] == "Bearer erp-token" && h.contains_key("idempotency-key")));
     let shop = shop_calls.lock().expect("lock").clone();
     assert_eq!(shop.len(), ids.len(), "one notification per order");
-    let key = base64::engine::general_purpose::STANDARD.decode(SIGNING_SECRET.trim_start_matches("whsec_")).expect("key");
+    let key =
+        base64::engine::general_purpose::STANDARD.decode(SIGNING_SECRET.trim_start_matches("whsec_")).expect("key");
     let mut notified = std::collections::HashSet::new();
     for (headers, body) in &shop {
-        let (id, ts, sig) = (headers["webhook-id"].to_str().expect("id"), headers["webhook-timestamp"].to_str().expect("ts"), headers["webhook-signature"].to_str().expect("sig"));
+        let (id, ts, sig) = (
+            headers["webhook-id"].to_str().expect("id"),
+            headers["webhook-timestamp"].to_str().expect("ts"),
+            headers["webhook-signature"].to_str().expect("sig"),
+        );
         let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).expect("hmac");
         mac.update(format!("{id}.{ts}.").as_bytes());
         mac.update(body);
-        assert_eq!(sig, format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())));
+        assert_eq!(
+            sig,
+            format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()))
+        );
         let payload: serde_json::Value = serde_json::from_slice(body).expect("json");
         assert_eq!(payload["type"], "order.completed");
         notified.insert(payload["correlation_id"].as_str().unwrap_or_default().to_owned());
@@ -175,14 +194,21 @@ async fn an_erp_that_refuses_leads_to_compensation_a_dead_letter_and_a_failure_w
         .lock()
         .expect("lock")
         .iter()
-        .map(|(_, body)| serde_json::from_slice::<serde_json::Value>(body).expect("json")["type"].as_str().unwrap_or("").to_owned())
+        .map(|(_, body)| {
+            serde_json::from_slice::<serde_json::Value>(body).expect("json")["type"].as_str().unwrap_or("").to_owned()
+        })
         .collect();
     assert_eq!(failures, vec!["order.failed"; ids.len()]);
     let dead = common::kafka::read_all(&t("orders.dlq"), "read_committed");
     assert_eq!(dead.len(), ids.len(), "one dead letter per refused dispatch");
     use rdkafka::message::{Headers, Message};
     for record in &dead {
-        let class = record.headers().and_then(|h| h.iter().find(|x| x.key == "hub-error-class").and_then(|x| x.value).map(|v| String::from_utf8_lossy(v).into_owned()));
+        let class = record.headers().and_then(|h| {
+            h.iter()
+                .find(|x| x.key == "hub-error-class")
+                .and_then(|x| x.value)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+        });
         assert_eq!(class.as_deref(), Some("PERMANENT"));
     }
     let commands = common::orders::counts(&t("orders.commands"), "read_committed");

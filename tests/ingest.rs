@@ -58,7 +58,9 @@ async fn a_valid_order_is_durable_and_reads_back_with_the_registry_schema() {
     let sent = order("A-1001");
     let body = serde_json::to_vec(&sent).expect("json");
     let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-    let response = post_shop(&edge, "/api/v1/orders", &body, &[("x-correlation-id", "corr-A-1001"), ("traceparent", traceparent)]).await;
+    let response =
+        post_shop(&edge, "/api/v1/orders", &body, &[("x-correlation-id", "corr-A-1001"), ("traceparent", traceparent)])
+            .await;
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     assert_eq!(response.headers()["location"], "/api/v1/orders/corr-A-1001");
     assert_eq!(response.headers()["x-correlation-id"], "corr-A-1001");
@@ -89,8 +91,10 @@ async fn a_valid_order_is_durable_and_reads_back_with_the_registry_schema() {
     let settings = schema_registry_converter::async_impl::schema_registry::SrSettings::new(registry_url());
     let decoder = schema_registry_converter::async_impl::avro::AvroDecoder::new(settings);
     let decoded = decoder.decode(Some(payload)).await.expect("decodes with the registry schema");
-    let schema = apache_avro::Schema::parse_str(&std::fs::read_to_string(common::repo().join("schemas/order_received.avsc")).expect("avsc"))
-        .expect("schema");
+    let schema = apache_avro::Schema::parse_str(
+        &std::fs::read_to_string(common::repo().join("schemas/order_received.avsc")).expect("avsc"),
+    )
+    .expect("schema");
     let back = interchange_ingest::contract::avro_to_json(&schema, &decoded.value);
     for field in ["order_id", "customer_id", "currency", "channel", "callback_url", "attributes"] {
         assert_eq!(back[field], sent[field], "{field}");
@@ -120,7 +124,8 @@ async fn an_idempotency_key_replays_the_first_answer_and_refuses_another_body() 
     assert_eq!(kafka::count(&s.topic), 1, "one record for two requests");
 
     let other = serde_json::to_vec(&order("A-2002")).expect("json");
-    let (status, body) = problem(post_shop(&edge, "/api/v1/orders", &other, &[("idempotency-key", "key-2001")]).await).await;
+    let (status, body) =
+        problem(post_shop(&edge, "/api/v1/orders", &other, &[("idempotency-key", "key-2001")]).await).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(body["type"].as_str().is_some_and(|t| t.ends_with("idempotency-key-reused")), "{body}");
     assert_eq!(kafka::count(&s.topic), 1);
@@ -141,9 +146,11 @@ async fn bad_requests_get_problem_json_and_nothing_reaches_the_topic() {
     broken.as_object_mut().expect("object").remove("customer_id");
     broken["channel"] = json!("FAX");
     broken["coupon"] = json!("FREE");
-    let (status, body) = problem(post_shop(&edge, orders, &serde_json::to_vec(&broken).expect("json"), &[]).await).await;
+    let (status, body) =
+        problem(post_shop(&edge, orders, &serde_json::to_vec(&broken).expect("json"), &[]).await).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    let pointers: Vec<&str> = body["errors"].as_array().expect("errors").iter().filter_map(|e| e["pointer"].as_str()).collect();
+    let pointers: Vec<&str> =
+        body["errors"].as_array().expect("errors").iter().filter_map(|e| e["pointer"].as_str()).collect();
     for expected in ["/items/1/quantity", "/customer_id", "/channel", "/coupon"] {
         assert!(pointers.contains(&expected), "{expected} in {pointers:?}: {body}");
     }
@@ -158,7 +165,8 @@ async fn bad_requests_get_problem_json_and_nothing_reaches_the_topic() {
     }
     assert_eq!(problem(wrong_key.send().await.expect("answer")).await.0, StatusCode::UNAUTHORIZED);
 
-    let expired = client.post(edge.url(orders)).bearer_auth(beta_token(-600)).body(good.clone()).send().await.expect("answer");
+    let expired =
+        client.post(edge.url(orders)).bearer_auth(beta_token(-600)).body(good.clone()).send().await.expect("answer");
     let (status, body) = problem(expired).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(body["type"].as_str().is_some_and(|t| t.contains("expired")), "{body}");
@@ -177,7 +185,8 @@ async fn bad_requests_get_problem_json_and_nothing_reaches_the_topic() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(body["type"].as_str().is_some_and(|t| t.contains("stale")), "{body}");
 
-    let unsigned = client.post(edge.url(orders)).header("x-api-key", SHOP_KEY).body(good.clone()).send().await.expect("answer");
+    let unsigned =
+        client.post(edge.url(orders)).header("x-api-key", SHOP_KEY).body(good.clone()).send().await.expect("answer");
     assert_eq!(problem(unsigned).await.0, StatusCode::UNAUTHORIZED);
 
     let mut huge = order("A-3003");
@@ -185,7 +194,8 @@ async fn bad_requests_get_problem_json_and_nothing_reaches_the_topic() {
     let (status, _) = problem(post_shop(&edge, orders, &serde_json::to_vec(&huge).expect("json"), &[]).await).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
 
-    let (status, _) = problem(post_shop(&edge, orders, &good, &[("x-correlation-id", "no spaces allowed")]).await).await;
+    let (status, _) =
+        problem(post_shop(&edge, orders, &good, &[("x-correlation-id", "no spaces allowed")]).await).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
     assert_eq!(kafka::count(&s.topic), 0, "nothing reached the topic");
@@ -204,7 +214,10 @@ async fn a_jwt_partner_and_a_rotated_api_key_are_accepted() {
         .await
         .expect("answer");
     assert_eq!(response.status(), StatusCode::ACCEPTED);
-    let mut rotated = reqwest::Client::new().post(edge.url("/api/v1/orders")).header("x-api-key", SHOP_KEY_ROTATED).body(body.clone());
+    let mut rotated = reqwest::Client::new()
+        .post(edge.url("/api/v1/orders"))
+        .header("x-api-key", SHOP_KEY_ROTATED)
+        .body(body.clone());
     for (name, value) in signature_headers(&body, now_unix()) {
         rotated = rotated.header(name, value);
     }
@@ -222,18 +235,26 @@ async fn a_partner_rate_limit_holds_across_two_edges_and_spares_other_partners()
     let (mut accepted, mut limited, mut shop_ok) = (0, 0, 0);
     for i in 0..40 {
         let edge = &edges[i % 2];
-        let response = client.post(edge.url("/api/v1/orders")).bearer_auth(beta_token(300)).body(body.clone()).send().await.expect("answer");
+        let response = client
+            .post(edge.url("/api/v1/orders"))
+            .bearer_auth(beta_token(300))
+            .body(body.clone())
+            .send()
+            .await
+            .expect("answer");
         match response.status() {
             StatusCode::ACCEPTED => accepted += 1,
             StatusCode::TOO_MANY_REQUESTS => {
-                let retry_after: u64 = response.headers()["retry-after"].to_str().expect("header").parse().expect("seconds");
+                let retry_after: u64 =
+                    response.headers()["retry-after"].to_str().expect("header").parse().expect("seconds");
                 assert!(retry_after >= 1);
                 limited += 1;
             }
             other => panic!("unexpected {other}"),
         }
         if i % 10 == 0 {
-            let shop = post_shop(edge, "/api/v1/orders", &serde_json::to_vec(&order("A-LIMIT")).expect("json"), &[]).await;
+            let shop =
+                post_shop(edge, "/api/v1/orders", &serde_json::to_vec(&order("A-LIMIT")).expect("json"), &[]).await;
             assert_eq!(shop.status(), StatusCode::ACCEPTED, "acme-shop is not limited by beta-shop's traffic");
             shop_ok += 1;
         }
@@ -319,7 +340,8 @@ async fn a_batch_answers_each_event_in_order() {
     let response = post_shop(&edge, "/api/v1/orders:batch", &body, &[]).await;
     assert_eq!(response.status(), StatusCode::OK);
     let answer: Value = response.json().await.expect("json");
-    let statuses: Vec<&str> = answer["results"].as_array().expect("results").iter().filter_map(|r| r["status"].as_str()).collect();
+    let statuses: Vec<&str> =
+        answer["results"].as_array().expect("results").iter().filter_map(|r| r["status"].as_str()).collect();
     assert_eq!(statuses, ["accepted", "rejected", "accepted", "duplicate"], "{answer}");
     assert_eq!(answer["results"][1]["problem"]["errors"][0]["pointer"], "/items/0/quantity", "{answer}");
     assert_eq!(answer["results"][3]["event_id"], answer["results"][0]["event_id"]);
@@ -330,10 +352,17 @@ async fn a_batch_answers_each_event_in_order() {
         .iter()
         .map(|r| {
             let h = r.headers().expect("headers");
-            String::from_utf8_lossy(h.iter().find(|x| x.key == "event-id").and_then(|x| x.value).expect("id")).into_owned()
+            String::from_utf8_lossy(h.iter().find(|x| x.key == "event-id").and_then(|x| x.value).expect("id"))
+                .into_owned()
         })
         .collect();
-    assert_eq!(ids, [answer["results"][0]["event_id"].as_str().expect("id"), answer["results"][2]["event_id"].as_str().expect("id")]);
+    assert_eq!(
+        ids,
+        [
+            answer["results"][0]["event_id"].as_str().expect("id"),
+            answer["results"][2]["event_id"].as_str().expect("id")
+        ]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -347,8 +376,12 @@ async fn the_openapi_document_matches_what_the_edge_serves() {
         assert!(paths.contains_key(route), "{route} documented");
     }
     let body_schema = &paths["/api/v1/orders"]["post"]["requestBody"]["content"]["application/json"]["schema"];
-    let required: Vec<&str> = body_schema["required"].as_array().expect("required").iter().filter_map(Value::as_str).collect();
-    assert!(required.contains(&"order_id") && required.contains(&"items") && !required.contains(&"event_id"), "{required:?}");
+    let required: Vec<&str> =
+        body_schema["required"].as_array().expect("required").iter().filter_map(Value::as_str).collect();
+    assert!(
+        required.contains(&"order_id") && required.contains(&"items") && !required.contains(&"event_id"),
+        "{required:?}"
+    );
     assert_eq!(body_schema["properties"]["channel"]["enum"][1], "WEB");
 
     // Every status the route answers in this test is documented for it.
@@ -357,8 +390,19 @@ async fn the_openapi_document_matches_what_the_edge_serves() {
     let mut seen = vec![post_shop(&edge, "/api/v1/orders", &good, &[]).await.status()];
     seen.push(post_shop(&edge, "/api/v1/orders", b"{", &[]).await.status());
     seen.push(post_shop(&edge, "/api/v1/orders", b"{}", &[]).await.status());
-    seen.push(reqwest::Client::new().post(edge.url("/api/v1/orders")).body(good.clone()).send().await.expect("answer").status());
-    assert_eq!(seen, [StatusCode::ACCEPTED, StatusCode::BAD_REQUEST, StatusCode::UNPROCESSABLE_ENTITY, StatusCode::UNAUTHORIZED]);
+    seen.push(
+        reqwest::Client::new()
+            .post(edge.url("/api/v1/orders"))
+            .body(good.clone())
+            .send()
+            .await
+            .expect("answer")
+            .status(),
+    );
+    assert_eq!(
+        seen,
+        [StatusCode::ACCEPTED, StatusCode::BAD_REQUEST, StatusCode::UNPROCESSABLE_ENTITY, StatusCode::UNAUTHORIZED]
+    );
     for status in seen {
         assert!(documented("/api/v1/orders", status), "{status} documented");
     }
@@ -385,8 +429,14 @@ async fn metrics_count_what_happened() {
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| panic!("{line_start} in\n{text}"))
     };
-    assert_eq!(value(r#"hub_ingest_requests_total{route="/api/v1/orders",partner="acme-shop",status_class="2xx"}"#), 3.0);
-    assert_eq!(value(r#"hub_ingest_requests_total{route="/api/v1/orders",partner="acme-shop",status_class="4xx"}"#), 1.0);
+    assert_eq!(
+        value(r#"hub_ingest_requests_total{route="/api/v1/orders",partner="acme-shop",status_class="2xx"}"#),
+        3.0
+    );
+    assert_eq!(
+        value(r#"hub_ingest_requests_total{route="/api/v1/orders",partner="acme-shop",status_class="4xx"}"#),
+        1.0
+    );
     assert_eq!(value("hub_ingest_produce_duration_seconds_count"), 3.0);
 }
 
@@ -396,17 +446,60 @@ async fn the_edge_terminates_tls_itself() {
     let dir = s.topology.dir.path();
     let (cert, key, ca) = (dir.join("edge.crt"), dir.join("edge.key"), dir.join("ca.crt"));
     let ext = dir.join("ext.cnf");
-    std::fs::write(&ext, "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n").expect("ext");
+    std::fs::write(&ext, "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n")
+        .expect("ext");
     let openssl = |args: &[&str]| {
         let output = std::process::Command::new("openssl").args(args).current_dir(dir).output().expect("openssl");
         assert!(output.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&output.stderr));
     };
-    openssl(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=interchange-test-ca",
-              "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign",
-              "-keyout", "ca.key", "-out", "ca.crt"]);
-    openssl(&["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "edge.key", "-out", "edge.csr"]);
-    openssl(&["x509", "-req", "-in", "edge.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "1",
-              "-extfile", "ext.cnf", "-out", "edge.crt"]);
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=interchange-test-ca",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "edge.key",
+        "-out",
+        "edge.csr",
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "edge.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "edge.crt",
+    ]);
     let edge = Edge::spawn(
         &s.topology,
         &s.prefix,
@@ -485,7 +578,8 @@ async fn concurrent_repeats_of_a_key_write_one_record() {
         }
     }))
     .await;
-    let accepted: Vec<&Option<String>> = statuses_and_ids.iter().filter(|(s, _)| *s == StatusCode::ACCEPTED).map(|(_, id)| id).collect();
+    let accepted: Vec<&Option<String>> =
+        statuses_and_ids.iter().filter(|(s, _)| *s == StatusCode::ACCEPTED).map(|(_, id)| id).collect();
     assert!(!accepted.is_empty());
     assert!(accepted.iter().all(|id| *id == accepted[0]), "every 202 carries the one event id");
     assert!(

@@ -14,7 +14,12 @@ use reqwest::StatusCode;
 
 fn stack(args: &[&str]) {
     let output = Command::new(repo().join("scripts/stack")).args(args).output().expect("scripts/stack");
-    assert!(output.status.success(), "scripts/stack {args:?}: {}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "scripts/stack {args:?}: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 async fn post(edge: &Edge, order_id: &str, key: Option<&str>) -> StatusCode {
@@ -89,5 +94,8 @@ async fn outages_get_503_never_a_202_and_service_resumes() {
     accepted += 1;
     assert_eq!(kafka::count(&topic), accepted, "every 202 is exactly one record");
     let metrics = reqwest::get(edge.url("/metrics")).await.expect("metrics").text().await.expect("text");
-    assert!(metrics.lines().any(|l| l.starts_with(r#"hub_ingest_redis_errors_total{operation="idempotency"}"#)), "{metrics}");
+    assert!(
+        metrics.lines().any(|l| l.starts_with(r#"hub_ingest_redis_errors_total{operation="idempotency"}"#)),
+        "{metrics}"
+    );
 }

@@ -14,7 +14,9 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 
 fn topology_with_deadline(deadline: &str) -> TopologyCopy {
     let copy = test_topology();
-    let text = std::fs::read_to_string(&copy.path).expect("read").replace("dispatch_deadline = \"5m\"", &format!("dispatch_deadline = \"{deadline}\""));
+    let text = std::fs::read_to_string(&copy.path)
+        .expect("read")
+        .replace("dispatch_deadline = \"5m\"", &format!("dispatch_deadline = \"{deadline}\""));
     std::fs::write(&copy.path, text).expect("write");
     copy
 }
@@ -40,7 +42,9 @@ async fn every_order_reaches_its_terminal_state_exactly_once() {
     let processor = Processor::start(&topology, &prefix, "p1", &[]);
 
     let mut orders = Vec::new();
-    for (kind, n, sku, qty) in [("OK", 20, "SKU-A", 2), ("LOW", 3, "SKU-LOW", 5), ("REFUSE", 3, "SKU-A", 1), ("SILENT", 3, "SKU-A", 1)] {
+    for (kind, n, sku, qty) in
+        [("OK", 20, "SKU-A", 2), ("LOW", 3, "SKU-LOW", 5), ("REFUSE", 3, "SKU-A", 1), ("SILENT", 3, "SKU-A", 1)]
+    {
         for i in 0..n {
             let id = format!("{prefix}{kind}-{i}");
             orders.push((id.clone(), upstream_order(&id, &format!("{kind}-{i}"), sku, qty)));
@@ -54,7 +58,10 @@ async fn every_order_reaches_its_terminal_state_exactly_once() {
         .create()
         .expect("producer");
     let poison = plain
-        .send(FutureRecord::to(&t("orders.inbound")).key(&poison_key).payload("{\"not\": \"avro\"}"), Duration::from_secs(10))
+        .send(
+            FutureRecord::to(&t("orders.inbound")).key(&poison_key).payload("{\"not\": \"avro\"}"),
+            Duration::from_secs(10),
+        )
         .await
         .expect("poison produced");
     produce_orders(&t("orders.inbound"), &orders).await;
@@ -93,7 +100,9 @@ async fn every_order_reaches_its_terminal_state_exactly_once() {
     let dead = kafka::read_all(&t("orders.dlq"), "read_committed");
     assert_eq!(dead.len(), 1, "the poison record, and only it");
     let header = |name: &str| {
-        dead[0].headers().and_then(|h| h.iter().find(|x| x.key == name).and_then(|x| x.value).map(|v| String::from_utf8_lossy(v).into_owned()))
+        dead[0].headers().and_then(|h| {
+            h.iter().find(|x| x.key == name).and_then(|x| x.value).map(|v| String::from_utf8_lossy(v).into_owned())
+        })
     };
     assert_eq!(header("hub-error-class").as_deref(), Some("PERMANENT"));
     assert_eq!(header("hub-source-offset"), Some(poison.offset.to_string()));
@@ -135,8 +144,10 @@ async fn a_pending_deadline_fires_once_after_a_restart() {
     let t = |name: &str| format!("{prefix}{name}");
     publish_inventory(&t("inventory.levels"), &[("SKU-A", 100), ("SKU-B", 100)]).await;
     let mut processor = Processor::start(&topology, &prefix, "d1", &[]);
-    let orders: Vec<(String, serde_json::Value)> =
-        (0..5).map(|i| format!("{prefix}SILENT-{i}")).map(|id| (id.clone(), upstream_order(&id, "SILENT", "SKU-A", 1))).collect();
+    let orders: Vec<(String, serde_json::Value)> = (0..5)
+        .map(|i| format!("{prefix}SILENT-{i}"))
+        .map(|id| (id.clone(), upstream_order(&id, "SILENT", "SKU-A", 1)))
+        .collect();
     produce_orders(&t("orders.inbound"), &orders).await;
     // Wait until all are validated (dispatched, waiting), then kill the processor before the deadline.
     let ids: Vec<String> = orders.iter().map(|(id, _)| id.clone()).collect();

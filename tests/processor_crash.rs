@@ -50,7 +50,10 @@ async fn sigkill_at_random_moments_loses_and_repeats_nothing() {
         eprintln!("round {round}: killed");
         processor = Processor::spawn(&topology, &prefix, "crashy", &[]);
     }
-    tokio::time::timeout(Duration::from_secs(300), producing).await.expect("orders produced in time").expect("orders produced");
+    tokio::time::timeout(Duration::from_secs(300), producing)
+        .await
+        .expect("orders produced in time")
+        .expect("orders produced");
     processor.wait_ready(Duration::from_secs(90));
     assert_exactly_once(&prefix, &ids).await;
     let log = processor.log_text();
@@ -58,4 +61,3 @@ async fn sigkill_at_random_moments_loses_and_repeats_nothing() {
     drop(processor);
     assert!(!log.contains("\"level\":\"ERROR\""), "{log}");
 }
-

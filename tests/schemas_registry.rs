@@ -38,7 +38,8 @@ async fn every_shipped_schema_registers_with_backward_compatibility() {
 
     // Every subject of the topology holds exactly one version (the registry's subject list is
     // paginated on a busy registry, so ask each subject).
-    let topology = interchange_core::topology::Topology::load(&common::repo().join("topology.toml"), &prefix).expect("topology");
+    let topology =
+        interchange_core::topology::Topology::load(&common::repo().join("topology.toml"), &prefix).expect("topology");
     let subjects = topology.subjects();
     assert_eq!(subjects.len(), 10);
     for (subject, _) in &subjects {
@@ -60,10 +61,12 @@ async fn every_shipped_schema_registers_with_backward_compatibility() {
     // A data team's Confluent deserializer finds the schema by id: the registered text is our contract.
     let (status, latest) = get_json(&format!("/subjects/{prefix}orders.state-value/versions/latest")).await;
     assert_eq!(status, 200);
-    let schema: serde_json::Value = serde_json::from_str(latest["schema"].as_str().expect("schema text")).expect("json");
+    let schema: serde_json::Value =
+        serde_json::from_str(latest["schema"].as_str().expect("schema text")).expect("json");
     assert_eq!(schema["name"], "OrderState");
     assert_eq!(schema["namespace"], "io.interchange.orders");
-    let deadline = schema["fields"].as_array().expect("fields").iter().find(|f| f["name"] == "deadline").expect("deadline");
+    let deadline =
+        schema["fields"].as_array().expect("fields").iter().find(|f| f["name"] == "deadline").expect("deadline");
     assert!(deadline["default"].is_null() && deadline.get("default").is_some(), "defaults kept: {deadline}");
     assert_eq!(deadline["type"][1]["logicalType"], "timestamp-millis", "logical types kept: {deadline}");
     assert!(deadline["doc"].is_string(), "docs kept: {deadline}");
@@ -110,7 +113,10 @@ async fn an_incompatible_edit_is_refused_and_a_compatible_one_registers() {
 
     // An optional field with a default is a compatible evolution.
     let evolving = TopologyCopy::new(&[]);
-    add_state_field(&evolving, r#"{"name": "warehouse", "type": ["null", "string"], "default": null, "doc": "Optional."}"#);
+    add_state_field(
+        &evolving,
+        r#"{"name": "warehouse", "type": ["null", "string"], "default": null, "doc": "Optional."}"#,
+    );
     let (ok, out, err) = run(&prefix, Some(&evolving), "register");
     assert!(ok, "{out}{err}");
     assert!(out.contains(&format!("{subject}: compatible new version")), "{out}");

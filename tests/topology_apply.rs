@@ -83,7 +83,8 @@ async fn apply_raises_partitions_and_fixes_drifted_configs() {
     let dlq = format!("{prefix}orders.dlq");
     assert_eq!(partitions(&prefix).get(&dlq), Some(&1));
 
-    let drifted = TopologyCopy::new(&[("partitions = 3\n", "partitions = 1\n"), ("retention = \"30d\"", "retention = \"1d\"")]);
+    let drifted =
+        TopologyCopy::new(&[("partitions = 3\n", "partitions = 1\n"), ("retention = \"30d\"", "retention = \"1d\"")]);
     let (ok, out, err) = apply(&prefix, Some(drifted.arg()));
     assert!(ok, "{out}{err}");
     assert_eq!(config(&dlq, "retention.ms").await.as_deref(), Some("86400000"));
@@ -116,7 +117,10 @@ async fn unsafe_changes_are_refused_and_nothing_changes() {
     // safe retention change that must not be applied either: a refused run changes nothing.
     let unsafe_copy = TopologyCopy::new(&[
         ("partitions = 6\n", "partitions = 2\n"),
-        ("key = \"correlation_id\"\ncleanup_policy = \"compact\"", "key = \"correlation_id\"\ncleanup_policy = \"delete\""),
+        (
+            "key = \"correlation_id\"\ncleanup_policy = \"compact\"",
+            "key = \"correlation_id\"\ncleanup_policy = \"delete\"",
+        ),
         ("retention = \"90d\"", "retention = \"1d\""),
     ]);
     let state_fix = TopologyCopy::new(&[]);

@@ -33,7 +33,8 @@ impl Encoder {
     /// An encoder of `schema` under `schema_id`.
     pub fn new(schema: Schema, schema_id: u32) -> Result<Self, String> {
         let schema: &'static Schema = Box::leak(Box::new(schema));
-        let writer = apache_avro::writer::datum::GenericDatumWriter::builder(schema).build().map_err(|e| e.to_string())?;
+        let writer =
+            apache_avro::writer::datum::GenericDatumWriter::builder(schema).build().map_err(|e| e.to_string())?;
         Ok(Self { schema, schema_id, writer })
     }
 

@@ -68,12 +68,28 @@ pub fn classify_kafka(error: &KafkaError) -> ErrorClass {
 fn classify_code(code: RDKafkaErrorCode) -> ErrorClass {
     use RDKafkaErrorCode as C;
     match code {
-        C::Fatal | C::ProducerFenced | C::InvalidProducerEpoch | C::TopicAuthorizationFailed
-        | C::ClusterAuthorizationFailed | C::TransactionalIdAuthorizationFailed | C::Authentication => ErrorClass::Fatal,
-        C::MessageTimedOut | C::OperationTimedOut | C::RequestTimedOut | C::BrokerTransportFailure
-        | C::AllBrokersDown | C::NetworkException | C::LeaderNotAvailable | C::NotLeaderForPartition
-        | C::NotEnoughReplicas | C::NotEnoughReplicasAfterAppend | C::NotCoordinator | C::CoordinatorNotAvailable
-        | C::CoordinatorLoadInProgress | C::QueueFull | C::Resolve => ErrorClass::Transient,
+        C::Fatal
+        | C::ProducerFenced
+        | C::InvalidProducerEpoch
+        | C::TopicAuthorizationFailed
+        | C::ClusterAuthorizationFailed
+        | C::TransactionalIdAuthorizationFailed
+        | C::Authentication => ErrorClass::Fatal,
+        C::MessageTimedOut
+        | C::OperationTimedOut
+        | C::RequestTimedOut
+        | C::BrokerTransportFailure
+        | C::AllBrokersDown
+        | C::NetworkException
+        | C::LeaderNotAvailable
+        | C::NotLeaderForPartition
+        | C::NotEnoughReplicas
+        | C::NotEnoughReplicasAfterAppend
+        | C::NotCoordinator
+        | C::CoordinatorNotAvailable
+        | C::CoordinatorLoadInProgress
+        | C::QueueFull
+        | C::Resolve => ErrorClass::Transient,
         _ => ErrorClass::Permanent,
     }
 }

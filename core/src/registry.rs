@@ -68,7 +68,8 @@ impl Registry {
         if let Some(body) = body {
             request = request.header("Content-Type", CONTENT_TYPE).body(body.to_string());
         }
-        let unreachable = |e: reqwest::Error| CoreError::RegistryUnreachable { url: url.clone(), reason: e.to_string() };
+        let unreachable =
+            |e: reqwest::Error| CoreError::RegistryUnreachable { url: url.clone(), reason: e.to_string() };
         let response = request.send().await.map_err(unreachable)?;
         let status = response.status();
         let text = response.text().await.map_err(unreachable)?;
@@ -129,7 +130,8 @@ impl Registry {
     /// Tests `schema` against the subject without registering it.
     pub async fn check(&self, subject: &str, schema: &str) -> Result<Compatibility, CoreError> {
         let body = json!({ "schema": schema, "schemaType": "AVRO" });
-        let (status, found) = self.call(Method::POST, &format!("/subjects/{}", enc(subject)), Some(body.clone())).await?;
+        let (status, found) =
+            self.call(Method::POST, &format!("/subjects/{}", enc(subject)), Some(body.clone())).await?;
         if status.is_success() {
             let id = found.get("id").and_then(serde_json::Value::as_i64).unwrap_or(-1);
             let version = found.get("version").and_then(serde_json::Value::as_i64).unwrap_or(-1);
@@ -178,7 +180,8 @@ impl Registry {
     /// Registers `schema` under the subject and returns its global id.
     pub async fn register(&self, subject: &str, schema: &str) -> Result<i64, CoreError> {
         let body = json!({ "schema": schema, "schemaType": "AVRO" });
-        let (status, answer) = self.call(Method::POST, &format!("/subjects/{}/versions", enc(subject)), Some(body)).await?;
+        let (status, answer) =
+            self.call(Method::POST, &format!("/subjects/{}/versions", enc(subject)), Some(body)).await?;
         if status == StatusCode::CONFLICT {
             let message = Self::refused(subject, status, &answer).to_string();
             return Err(CoreError::Incompatible { subject: subject.to_owned(), messages: vec![message] });
@@ -186,10 +189,7 @@ impl Registry {
         if !status.is_success() {
             return Err(Self::refused(subject, status, &answer));
         }
-        answer
-            .get("id")
-            .and_then(serde_json::Value::as_i64)
-            .ok_or_else(|| Self::refused(subject, status, &answer))
+        answer.get("id").and_then(serde_json::Value::as_i64).ok_or_else(|| Self::refused(subject, status, &answer))
     }
 }
 

@@ -108,19 +108,24 @@ fn auth_configs(topology: &Topology) -> Result<Vec<PartnerAuthConfig>, IngestErr
         let secret = |what: &str, r: &interchange_core::topology::SecretRef| {
             r.resolve().map_err(|e| IngestError::Config(format!("partner {:?} {what}: {e}", partner.name)))
         };
-        let list = |what: &str, r: &Option<interchange_core::topology::SecretRef>| -> Result<Vec<String>, IngestError> {
-            match r {
-                None => Ok(Vec::new()),
-                Some(r) => r.resolve_list().map_err(|e| IngestError::Config(format!("partner {:?} {what}: {e}", partner.name))),
-            }
-        };
+        let list =
+            |what: &str, r: &Option<interchange_core::topology::SecretRef>| -> Result<Vec<String>, IngestError> {
+                match r {
+                    None => Ok(Vec::new()),
+                    Some(r) => r
+                        .resolve_list()
+                        .map_err(|e| IngestError::Config(format!("partner {:?} {what}: {e}", partner.name))),
+                }
+            };
         let jwt = match &inbound.jwt {
             None => None,
             Some(jwt) => {
                 let key = match (&jwt.hs256_secret, &jwt.rs256_public_key) {
                     (Some(s), _) => JwtKey::Hs256(secret("jwt.hs256_secret", s)?),
                     (None, Some(p)) => JwtKey::Rs256Pem(secret("jwt.rs256_public_key", p)?),
-                    (None, None) => return Err(IngestError::Config(format!("partner {:?}: jwt has no key", partner.name))),
+                    (None, None) => {
+                        return Err(IngestError::Config(format!("partner {:?}: jwt has no key", partner.name)))
+                    }
                 };
                 Some(JwtConfig { issuer: jwt.issuer.clone(), audience: jwt.audience.clone(), key })
             }
@@ -171,7 +176,8 @@ async fn routes(topology: &Topology, registry: &Registry) -> Result<Vec<Arc<Rout
             contract: contract.name.clone(),
             schema: contract.schema.clone(),
             schema_id,
-            encoder: interchange_core::avro::Encoder::new(contract.schema.clone(), schema_id).map_err(IngestError::Config)?,
+            encoder: interchange_core::avro::Encoder::new(contract.schema.clone(), schema_id)
+                .map_err(IngestError::Config)?,
             fields,
             partners: route.partners.clone(),
             schema_json: serde_json::from_str(&contract.text).unwrap_or_default(),
@@ -181,7 +187,11 @@ async fn routes(topology: &Topology, registry: &Registry) -> Result<Vec<Arc<Rout
 }
 
 /// Builds the state: secrets, schema ids, producer, Redis, limits, metrics.
-pub async fn build(topology: &Topology, services: &Services, config: &IngestConfig) -> Result<Arc<AppState>, IngestError> {
+pub async fn build(
+    topology: &Topology,
+    services: &Services,
+    config: &IngestConfig,
+) -> Result<Arc<AppState>, IngestError> {
     let auth = Authenticator::new(auth_configs(topology)?).map_err(|e| IngestError::Config(e.to_string()))?;
     let registry_client = Registry::new(&services.registry_url, services.registry_basic_auth.as_deref())?;
     let routes = routes(topology, &registry_client).await?;
@@ -237,12 +247,23 @@ pub fn router(app: Arc<AppState>) -> Router {
         let single = Arc::clone(&route);
         router = router.route(
             &path,
-            post(move |state: State<Arc<AppState>>, connect: ConnectInfo<SocketAddr>, headers: HeaderMap, body: Body| handlers::accept(state, connect, headers, body, Arc::clone(&single))),
+            post(
+                move |state: State<Arc<AppState>>, connect: ConnectInfo<SocketAddr>, headers: HeaderMap, body: Body| {
+                    handlers::accept(state, connect, headers, body, Arc::clone(&single))
+                },
+            ),
         );
         router = router.route(
             &format!("{path}:batch"),
-            post(move |state: State<Arc<AppState>>, connect: ConnectInfo<SocketAddr>, headers: HeaderMap, body: Body| handlers::batch(state, connect, headers, body, Arc::clone(&route))),
+            post(
+                move |state: State<Arc<AppState>>, connect: ConnectInfo<SocketAddr>, headers: HeaderMap, body: Body| {
+                    handlers::batch(state, connect, headers, body, Arc::clone(&route))
+                },
+            ),
         );
     }
-    router.fallback(handlers::not_found).layer(axum::middleware::from_fn_with_state(Arc::clone(&app), handlers::common_headers)).with_state(app)
+    router
+        .fallback(handlers::not_found)
+        .layer(axum::middleware::from_fn_with_state(Arc::clone(&app), handlers::common_headers))
+        .with_state(app)
 }

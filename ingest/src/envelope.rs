@@ -19,7 +19,11 @@ pub fn correlation_id(headers: &HeaderMap) -> Result<String, InvalidCorrelationI
         None => Ok(uuid::Uuid::now_v7().to_string()),
         Some(value) => {
             let text = value.to_str().map_err(|_| InvalidCorrelationId)?;
-            if valid_correlation_id(text) { Ok(text.to_owned()) } else { Err(InvalidCorrelationId) }
+            if valid_correlation_id(text) {
+                Ok(text.to_owned())
+            } else {
+                Err(InvalidCorrelationId)
+            }
         }
     }
 }
@@ -28,7 +32,9 @@ pub fn correlation_id(headers: &HeaderMap) -> Result<String, InvalidCorrelationI
 pub fn valid_correlation_id(text: &str) -> bool {
     let mut chars = text.chars();
     let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
-    first_ok && text.len() <= 128 && text.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'))
+    first_ok
+        && text.len() <= 128
+        && text.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'))
 }
 
 /// A W3C trace context for the records this request produces: the caller's trace with a new

@@ -37,7 +37,12 @@ fn client_ip(peer: SocketAddr, headers: &HeaderMap, trust_forwarded_for: bool) -
     peer.ip()
 }
 
-fn limited(app: &AppState, scope: &'static str, verdict: Verdict, error: Option<crate::error::IngestError>) -> Result<(), Problem> {
+fn limited(
+    app: &AppState,
+    scope: &'static str,
+    verdict: Verdict,
+    error: Option<crate::error::IngestError>,
+) -> Result<(), Problem> {
     if let Some(error) = error {
         app.metrics.redis_errors.get_or_create(&OperationLabels { operation: "rate_limit" }).inc();
         tracing::debug!(%error, "shared rate limit unavailable; local limit applies");
@@ -62,14 +67,24 @@ async fn admit<'a>(
 ) -> Result<Admitted<'a>, Problem> {
     let Ok(permit) = app.permits.try_acquire() else {
         app.metrics.shed.inc();
-        return Err(Problem::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", "the edge is at its concurrency limit").retry_after(1));
+        return Err(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "the edge is at its concurrency limit",
+        )
+        .retry_after(1));
     };
     let (verdict, error) = app.limits.check_ip(client_ip(peer, headers, app.trust_forwarded_for)).await;
     limited(app, "ip", verdict, error)?;
     let too_large = || {
-        Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "body-too-large", format!("the body is larger than {} bytes", app.body_limit))
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body-too-large",
+            format!("the body is larger than {} bytes", app.body_limit),
+        )
     };
-    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > app.body_limit) {
         return Err(too_large());
     }
@@ -94,9 +109,16 @@ async fn admit<'a>(
 }
 
 fn record(app: &AppState, route: &RouteSpec, partner: &str, status: StatusCode, started: Instant) {
-    let labels = RequestLabels { route: route.path.clone(), partner: partner.to_owned(), status_class: status_class(status.as_u16()) };
+    let labels = RequestLabels {
+        route: route.path.clone(),
+        partner: partner.to_owned(),
+        status_class: status_class(status.as_u16()),
+    };
     app.metrics.requests.get_or_create(&labels).inc();
-    app.metrics.duration.get_or_create(&RouteLabels { route: route.path.clone() }).observe(started.elapsed().as_secs_f64());
+    app.metrics
+        .duration
+        .get_or_create(&RouteLabels { route: route.path.clone() })
+        .observe(started.elapsed().as_secs_f64());
 }
 
 fn answer_response(answer: Answer) -> Response {
@@ -148,17 +170,30 @@ pub async fn accept(
     response
 }
 
-async fn single(app: &Arc<AppState>, route: &Arc<RouteSpec>, headers: &HeaderMap, admitted: Admitted<'_>) -> Result<Answer, Problem> {
+async fn single(
+    app: &Arc<AppState>,
+    route: &Arc<RouteSpec>,
+    headers: &HeaderMap,
+    admitted: Admitted<'_>,
+) -> Result<Answer, Problem> {
     let correlation_id = envelope::correlation_id(headers).map_err(|_| {
-        Problem::new(StatusCode::BAD_REQUEST, "invalid-correlation-id", format!("X-Correlation-Id must be {CORRELATION_RULE}"))
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-correlation-id",
+            format!("X-Correlation-Id must be {CORRELATION_RULE}"),
+        )
     })?;
     let idempotency_key = match headers.get("idempotency-key") {
         None => None,
         Some(value) => match value.to_str() {
             Ok(key) if valid_idempotency_key(key) => Some(key.to_owned()),
             _ => {
-                return Err(Problem::new(StatusCode::BAD_REQUEST, "invalid-idempotency-key", "Idempotency-Key must be 1 to 255 visible ASCII characters")
-                    .correlated(&correlation_id))
+                return Err(Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid-idempotency-key",
+                    "Idempotency-Key must be 1 to 255 visible ASCII characters",
+                )
+                .correlated(&correlation_id))
             }
         },
     };
@@ -214,10 +249,19 @@ pub async fn batch(
     response
 }
 
-async fn batch_inner(app: &Arc<AppState>, route: &Arc<RouteSpec>, headers: &HeaderMap, admitted: Admitted<'_>) -> Result<Value, Problem> {
+async fn batch_inner(
+    app: &Arc<AppState>,
+    route: &Arc<RouteSpec>,
+    headers: &HeaderMap,
+    admitted: Admitted<'_>,
+) -> Result<Value, Problem> {
     let parsed: BatchBody = serde_json::from_slice(&admitted.body).map_err(|e| {
         if e.is_data() {
-            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-batch", format!("expected {{\"events\": [{{\"data\": {{...}}}}]}}: {e}"))
+            Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid-batch",
+                format!("expected {{\"events\": [{{\"data\": {{...}}}}]}}: {e}"),
+            )
         } else {
             malformed(&e)
         }
@@ -237,12 +281,20 @@ async fn batch_inner(app: &Arc<AppState>, route: &Arc<RouteSpec>, headers: &Head
             None => uuid::Uuid::now_v7().to_string(),
             Some(id) if envelope::valid_correlation_id(&id) => id,
             Some(_) => {
-                slots.push(Some(Problem::new(StatusCode::BAD_REQUEST, "invalid-correlation-id", format!("correlation_id must be {CORRELATION_RULE}"))));
+                slots.push(Some(Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid-correlation-id",
+                    format!("correlation_id must be {CORRELATION_RULE}"),
+                )));
                 continue;
             }
         };
         if event.idempotency_key.as_deref().is_some_and(|k| !valid_idempotency_key(k)) {
-            slots.push(Some(Problem::new(StatusCode::BAD_REQUEST, "invalid-idempotency-key", "idempotency_key must be 1 to 255 visible ASCII characters")));
+            slots.push(Some(Problem::new(
+                StatusCode::BAD_REQUEST,
+                "invalid-idempotency-key",
+                "idempotency_key must be 1 to 255 visible ASCII characters",
+            )));
             continue;
         }
         slots.push(None);
@@ -261,11 +313,19 @@ async fn batch_inner(app: &Arc<AppState>, route: &Arc<RouteSpec>, headers: &Head
     for (index, slot) in slots.into_iter().enumerate() {
         let outcome = match slot {
             Some(problem) => Err(problem),
-            None => answers.next().unwrap_or_else(|| Err(Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "no answer"))),
+            None => answers
+                .next()
+                .unwrap_or_else(|| Err(Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "no answer"))),
         };
         results.push(match outcome {
             Ok(answer) => {
-                let status = if answer.replayed { duplicates += 1; "duplicate" } else { accepted += 1; "accepted" };
+                let status = if answer.replayed {
+                    duplicates += 1;
+                    "duplicate"
+                } else {
+                    accepted += 1;
+                    "accepted"
+                };
                 json!({
                     "index": index, "status": status, "http_status": answer.status.as_u16(),
                     "event_id": answer.response.event_id, "correlation_id": answer.response.correlation_id,
@@ -283,7 +343,8 @@ async fn batch_inner(app: &Arc<AppState>, route: &Arc<RouteSpec>, headers: &Head
 
 /// Anything else: 404 as problem+json.
 pub async fn not_found(request: Request) -> Response {
-    Problem::new(StatusCode::NOT_FOUND, "not-found", format!("no route {} {}", request.method(), request.uri().path())).into_response()
+    Problem::new(StatusCode::NOT_FOUND, "not-found", format!("no route {} {}", request.method(), request.uri().path()))
+        .into_response()
 }
 
 /// Security headers on every response and a request id on every request.
@@ -301,7 +362,8 @@ pub async fn common_headers(State(app): State<Arc<AppState>>, request: Request, 
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
     if app.tls {
-        headers.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000; includeSubDomains"));
+        headers
+            .insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000; includeSubDomains"));
     }
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         headers.insert("x-request-id", value);

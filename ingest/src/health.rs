@@ -44,7 +44,8 @@ pub async fn metrics(State(app): State<Arc<AppState>>) -> Response {
         Err(_) => false,
     };
     if !encoded {
-        return Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "metrics-failed", "could not encode metrics").into_response();
+        return Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "metrics-failed", "could not encode metrics")
+            .into_response();
     }
     let mut response = (StatusCode::OK, text).into_response();
     response.headers_mut().insert(

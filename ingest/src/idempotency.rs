@@ -134,8 +134,8 @@ impl Idempotency {
                 .await?;
             // Expired between SET and GET: try again.
             let Some(existing) = existing else { continue };
-            let existing: Entry =
-                serde_json::from_str(&existing).map_err(|e| IngestError::Internal(format!("idempotency entry: {e}")))?;
+            let existing: Entry = serde_json::from_str(&existing)
+                .map_err(|e| IngestError::Internal(format!("idempotency entry: {e}")))?;
             return Ok(match (existing.h == fingerprint, existing.r) {
                 (false, _) => Reservation::Mismatch,
                 (true, Some(response)) => Reservation::Replay(response),
@@ -159,7 +159,8 @@ impl Idempotency {
         let mut conn = self.shared.conn();
         let mut invocation = self.complete_script.key(self.key(partner, key));
         invocation.arg(token).arg(value).arg(ms(self.done_ttl));
-        let _: i64 = self.shared.call("idempotency_complete", async move { invocation.invoke_async(&mut conn).await }).await?;
+        let _: i64 =
+            self.shared.call("idempotency_complete", async move { invocation.invoke_async(&mut conn).await }).await?;
         Ok(())
     }
 
@@ -168,7 +169,8 @@ impl Idempotency {
         let mut conn = self.shared.conn();
         let mut invocation = self.release_script.key(self.key(partner, key));
         invocation.arg(token);
-        let _: i64 = self.shared.call("idempotency_release", async move { invocation.invoke_async(&mut conn).await }).await?;
+        let _: i64 =
+            self.shared.call("idempotency_release", async move { invocation.invoke_async(&mut conn).await }).await?;
         Ok(())
     }
 }

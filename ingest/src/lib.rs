@@ -21,9 +21,9 @@ pub mod produce;
 pub mod server;
 pub mod shared;
 
-/// JSON to Avro conversion lives in core (processors use it too).
-pub use interchange_core::contract;
 pub use app::{build, Services};
 pub use config::IngestConfig;
 pub use error::IngestError;
+/// JSON to Avro conversion lives in core (processors use it too).
+pub use interchange_core::contract;
 pub use server::run;

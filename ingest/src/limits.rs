@@ -42,7 +42,10 @@ return {1, 0}
 pub enum Verdict {
     Allowed,
     /// Refused; retry after this long. `shared` tells whether the shared bucket refused.
-    Limited { retry_after: Duration, shared: bool },
+    Limited {
+        retry_after: Duration,
+        shared: bool,
+    },
 }
 
 /// The limits of one edge instance.
@@ -72,7 +75,12 @@ type SharedResult = Result<Verdict, crate::error::IngestError>;
 impl Limits {
     /// Limits for `partners` (name, quota), an optional per-IP quota, and the shared store.
     /// `prefix` namespaces the Redis keys (the topic prefix, so environments do not share buckets).
-    pub fn new(partners: Vec<(String, RateLimit)>, ip: Option<RateLimit>, shared: Option<Shared>, prefix: &str) -> Self {
+    pub fn new(
+        partners: Vec<(String, RateLimit)>,
+        ip: Option<RateLimit>,
+        shared: Option<Shared>,
+        prefix: &str,
+    ) -> Self {
         let partners = partners
             .into_iter()
             .filter_map(|(name, limit)| quota(limit).map(|q| (name, (limit, RateLimiter::direct(q)))))

@@ -65,9 +65,17 @@ impl IngestMetrics {
             redis_errors: Family::default(),
             shed: Counter::default(),
         };
-        registry.register(names::INGEST_REQUESTS, "Edge requests by route, partner and status class", metrics.requests.clone());
+        registry.register(
+            names::INGEST_REQUESTS,
+            "Edge requests by route, partner and status class",
+            metrics.requests.clone(),
+        );
         registry.register(names::INGEST_REQUEST_DURATION, "Edge request duration", metrics.duration.clone());
-        registry.register(names::INGEST_PRODUCE_DURATION, "Time to the broker's acknowledgement", metrics.produce.clone());
+        registry.register(
+            names::INGEST_PRODUCE_DURATION,
+            "Time to the broker's acknowledgement",
+            metrics.produce.clone(),
+        );
         registry.register(names::INGEST_IDEMPOTENCY, "Idempotency-Key outcomes", metrics.idempotency.clone());
         registry.register(names::INGEST_RATE_LIMITED, "Requests refused by a rate limit", metrics.rate_limited.clone());
         registry.register(names::INGEST_REDIS_ERRORS, "Redis calls that failed", metrics.redis_errors.clone());

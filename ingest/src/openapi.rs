@@ -34,7 +34,8 @@ fn json_schema(avro: &Value, named: &mut HashMap<String, Value>) -> Value {
         }
         Value::Object(o) => {
             let doc = o.get("doc").cloned();
-            let mut schema = match (o.get("type").and_then(Value::as_str), o.get("logicalType").and_then(Value::as_str)) {
+            let mut schema = match (o.get("type").and_then(Value::as_str), o.get("logicalType").and_then(Value::as_str))
+            {
                 (_, Some("decimal")) => {
                     let scale = o.get("scale").and_then(Value::as_u64).unwrap_or(0);
                     json!({ "type": "string", "pattern": format!("^-?[0-9]+(\\.[0-9]{{1,{scale}}})?$"), "examples": ["129.90"] })
@@ -52,7 +53,9 @@ fn json_schema(avro: &Value, named: &mut HashMap<String, Value>) -> Value {
                     }
                     schema
                 }
-                (Some("array"), _) => json!({ "type": "array", "items": json_schema(o.get("items").unwrap_or(&Value::Null), named) }),
+                (Some("array"), _) => {
+                    json!({ "type": "array", "items": json_schema(o.get("items").unwrap_or(&Value::Null), named) })
+                }
                 (Some("map"), _) => {
                     json!({ "type": "object", "additionalProperties": json_schema(o.get("values").unwrap_or(&Value::Null), named) })
                 }
@@ -85,7 +88,8 @@ fn record(o: &Map<String, Value>, named: &mut HashMap<String, Value>) -> Value {
         }
         properties.insert(name.to_owned(), schema);
     }
-    let schema = json!({ "type": "object", "properties": properties, "required": required, "additionalProperties": false });
+    let schema =
+        json!({ "type": "object", "properties": properties, "required": required, "additionalProperties": false });
     if let Some(name) = o.get("name").and_then(Value::as_str) {
         named.insert(name.to_owned(), schema.clone());
     }
@@ -123,19 +127,25 @@ fn route_paths(route: &RouteSpec, max_batch: usize, paths: &mut Map<String, Valu
         "headers": { "Location": { "schema": { "type": "string" } }, "X-Correlation-Id": { "schema": { "type": "string" } }, "X-Event-Id": { "schema": { "type": "string" } } },
         "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Accepted" } } },
     }));
-    paths.insert(route.path.clone(), json!({ "post": {
-        "summary": format!("Submit one {} event", route.contract),
-        "operationId": format!("submit_{}", route.contract),
-        "security": [{ "apiKey": [] }, { "bearer": [] }],
-        "parameters": headers,
-        "requestBody": { "required": true, "content": { "application/json": { "schema": body } } },
-        "responses": single,
-    }}));
+    paths.insert(
+        route.path.clone(),
+        json!({ "post": {
+            "summary": format!("Submit one {} event", route.contract),
+            "operationId": format!("submit_{}", route.contract),
+            "security": [{ "apiKey": [] }, { "bearer": [] }],
+            "parameters": headers,
+            "requestBody": { "required": true, "content": { "application/json": { "schema": body } } },
+            "responses": single,
+        }}),
+    );
     let mut batch = errors;
-    batch.insert("200".to_owned(), json!({
-        "description": "Each event's outcome, in request order",
-        "content": { "application/json": { "schema": { "$ref": "#/components/schemas/BatchResult" } } },
-    }));
+    batch.insert(
+        "200".to_owned(),
+        json!({
+            "description": "Each event's outcome, in request order",
+            "content": { "application/json": { "schema": { "$ref": "#/components/schemas/BatchResult" } } },
+        }),
+    );
     paths.insert(format!("{}:batch", route.path), json!({ "post": {
         "summary": format!("Submit up to {max_batch} {} events", route.contract),
         "operationId": format!("submit_{}_batch", route.contract),
@@ -157,12 +167,17 @@ pub fn document(routes: &[Arc<RouteSpec>], max_batch: usize) -> Value {
     for route in routes {
         route_paths(route, max_batch, &mut paths);
     }
-    let plain = |description: &str| json!({ "get": { "summary": description, "responses": {
-        "200": { "description": "OK" }, "503": problem_response("Not ready") } } });
+    let plain = |description: &str| {
+        json!({ "get": { "summary": description, "responses": {
+        "200": { "description": "OK" }, "503": problem_response("Not ready") } } })
+    };
     paths.insert("/healthz".to_owned(), plain("Liveness"));
     paths.insert("/readyz".to_owned(), plain("Readiness: broker, registry and Redis reachable, not shutting down"));
     paths.insert("/metrics".to_owned(), json!({ "get": { "summary": "Prometheus metrics", "responses": { "200": { "description": "OpenMetrics text" } } } }));
-    paths.insert("/openapi.json".to_owned(), json!({ "get": { "summary": "This document", "responses": { "200": { "description": "OpenAPI 3.1" } } } }));
+    paths.insert(
+        "/openapi.json".to_owned(),
+        json!({ "get": { "summary": "This document", "responses": { "200": { "description": "OpenAPI 3.1" } } } }),
+    );
     json!({
         "openapi": "3.1.0",
         "info": { "title": "Interchange ingest edge", "version": env!("CARGO_PKG_VERSION"),

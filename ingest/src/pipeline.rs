@@ -52,7 +52,11 @@ struct Encoded {
     payload: Vec<u8>,
 }
 
-fn encode(route: &RouteSpec, incoming: &mut Incoming, unknown: crate::contract::UnknownFields) -> Result<Encoded, Problem> {
+fn encode(
+    route: &RouteSpec,
+    incoming: &mut Incoming,
+    unknown: crate::contract::UnknownFields,
+) -> Result<Encoded, Problem> {
     let Value::Object(mut object) = std::mem::take(&mut incoming.data) else {
         return Err(Problem::contract(vec![Violation {
             pointer: String::new(),
@@ -89,14 +93,20 @@ fn encode(route: &RouteSpec, incoming: &mut Incoming, unknown: crate::contract::
             return Err(Problem::contract(violations));
         }
     };
-    let payload =
-        route.encoder.encode(record).map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "encoding-failed", e))?;
+    let payload = route
+        .encoder
+        .encode(record)
+        .map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "encoding-failed", e))?;
     Ok(Encoded { event_id, payload })
 }
 
 /// Runs events through reservation and produce. All sends are enqueued in input order before
 /// any is awaited, so events with the same correlation id keep their order on the partition.
-pub async fn accept_all(app: &Arc<AppState>, route: &Arc<RouteSpec>, events: Vec<Incoming>) -> Vec<Result<Answer, Problem>> {
+pub async fn accept_all(
+    app: &Arc<AppState>,
+    route: &Arc<RouteSpec>,
+    events: Vec<Incoming>,
+) -> Vec<Result<Answer, Problem>> {
     let mut staged: Vec<Staged> = Vec::new();
     // Repeats of an Idempotency-Key inside one batch answer like their first occurrence.
     let mut keys_seen: std::collections::HashMap<String, (usize, String)> = std::collections::HashMap::new();
@@ -273,7 +283,10 @@ async fn finish(
             if let (Some(key), Some((token, print)), Some(store)) = (key, &token, &app.idempotency) {
                 if let Err(error) = store.complete(&incoming.partner, key, token, print, &response).await {
                     // The record is durable; a retry within the pending TTL gets 409, then is accepted again.
-                    app.metrics.redis_errors.get_or_create(&crate::metrics::OperationLabels { operation: "idempotency" }).inc();
+                    app.metrics
+                        .redis_errors
+                        .get_or_create(&crate::metrics::OperationLabels { operation: "idempotency" })
+                        .inc();
                     tracing::warn!(%error, "could not store the idempotent response");
                 }
             }
@@ -290,10 +303,18 @@ async fn finish(
             }
             tracing::warn!(%error, correlation_id = %incoming.correlation_id, "produce failed");
             let problem = if error.is_unavailable() {
-                Problem::new(StatusCode::SERVICE_UNAVAILABLE, "broker-unavailable", "the broker did not acknowledge the event; it was not accepted, retry later")
-                    .retry_after(app.retry_after_unavailable)
+                Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "broker-unavailable",
+                    "the broker did not acknowledge the event; it was not accepted, retry later",
+                )
+                .retry_after(app.retry_after_unavailable)
             } else {
-                Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "produce-failed", "the event could not be written; it was not accepted")
+                Problem::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "produce-failed",
+                    "the event could not be written; it was not accepted",
+                )
             };
             Err(problem.correlated(&incoming.correlation_id))
         }

@@ -52,7 +52,13 @@ impl Produce {
 
     /// Enqueues the record and waits for the broker's acknowledgement. A full local queue fails
     /// at once instead of waiting.
-    pub async fn send(&self, topic: &str, key: &str, payload: &[u8], headers: &EventHeaders) -> Result<Landed, IngestError> {
+    pub async fn send(
+        &self,
+        topic: &str,
+        key: &str,
+        payload: &[u8],
+        headers: &EventHeaders,
+    ) -> Result<Landed, IngestError> {
         let record = FutureRecord::to(topic).key(key).payload(payload).headers(headers.to_kafka());
         match self.producer.send(record, Timeout::After(Duration::ZERO)).await {
             Ok(delivery) => Ok(Landed { partition: delivery.partition, offset: delivery.offset }),

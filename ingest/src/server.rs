@@ -16,7 +16,12 @@ use crate::health;
 
 /// Serves `app` on `listener` until `shutdown`; then stops accepting, lets in-flight requests
 /// finish and flushes the producer, all within the drain deadline.
-pub async fn run(listener: TcpListener, app: Arc<AppState>, config: &IngestConfig, shutdown: CancellationToken) -> Result<(), IngestError> {
+pub async fn run(
+    listener: TcpListener,
+    app: Arc<AppState>,
+    config: &IngestConfig,
+    shutdown: CancellationToken,
+) -> Result<(), IngestError> {
     let probe = tokio::spawn(health::probe(Arc::clone(&app), Duration::from_secs(2), shutdown.clone()));
     let router = app::router(Arc::clone(&app)).into_make_service_with_connect_info::<SocketAddr>();
     let addr = listener.local_addr().map_err(|e| IngestError::Internal(e.to_string()))?;

@@ -96,7 +96,9 @@ impl PartnerClient {
             .map_err(|e| err(e.to_string()))?;
         let auth = match &outbound.auth {
             None => None,
-            Some(OutboundAuth::Bearer { token }) => Some(("authorization".to_owned(), format!("Bearer {}", token.resolve().map_err(err)?))),
+            Some(OutboundAuth::Bearer { token }) => {
+                Some(("authorization".to_owned(), format!("Bearer {}", token.resolve().map_err(err)?)))
+            }
             Some(OutboundAuth::ApiKey { header, key }) => Some((header.to_lowercase(), key.resolve().map_err(err)?)),
             Some(OutboundAuth::OauthClientCredentials { .. }) => {
                 return Err(err("OAuth2 client credentials are not built yet".to_owned()));
@@ -104,7 +106,9 @@ impl PartnerClient {
         };
         let signer = match &outbound.signing_secret {
             None => None,
-            Some(secret) => Some(standardwebhooks::Webhook::new(&secret.resolve().map_err(err)?).map_err(|e| err(e.to_string()))?),
+            Some(secret) => {
+                Some(standardwebhooks::Webhook::new(&secret.resolve().map_err(err)?).map_err(|e| err(e.to_string()))?)
+            }
         };
         let limiter = RateLimiter::direct(quota(outbound.rate_limit.per_second, outbound.rate_limit.burst, 1.0));
         Ok(Self {
@@ -131,7 +135,8 @@ impl PartnerClient {
         let Some(outbound) = &self.partner.outbound else { return };
         #[allow(clippy::cast_precision_loss)]
         let share = if total == 0 { 1.0 } else { owned as f64 / total as f64 };
-        let limiter = RateLimiter::direct(quota(outbound.rate_limit.per_second, outbound.rate_limit.burst, share.max(0.0)));
+        let limiter =
+            RateLimiter::direct(quota(outbound.rate_limit.per_second, outbound.rate_limit.burst, share.max(0.0)));
         if let Ok(mut current) = self.limiter.write() {
             *current = Arc::new(limiter);
         }
@@ -146,7 +151,13 @@ impl PartnerClient {
     /// exhausted, or `shutdown`.
     pub async fn deliver(&self, request: &Request, shutdown: &CancellationToken) -> Delivery {
         let Ok(_permit) = self.permits.acquire().await else {
-            return Delivery { outcome: Outcome::Interrupted, attempts: 0, status: None, partner_reference: None, detail: None };
+            return Delivery {
+                outcome: Outcome::Interrupted,
+                attempts: 0,
+                status: None,
+                partner_reference: None,
+                detail: None,
+            };
         };
         let policy = self.partner.outbound.as_ref().map(|o| o.retry).unwrap_or_default();
         let mut attempt = 0;
@@ -187,7 +198,13 @@ impl PartnerClient {
                 }
             }
             if outcome == Attempt::Delivered {
-                return Delivery { outcome: Outcome::Delivered, attempts: attempt, status, partner_reference: reference, detail: None };
+                return Delivery {
+                    outcome: Outcome::Delivered,
+                    attempts: attempt,
+                    status,
+                    partner_reference: reference,
+                    detail: None,
+                };
             }
             match next(&policy, attempt, outcome, wait_floor, rand::random::<f64>()) {
                 Next::GiveUp => {
@@ -205,7 +222,12 @@ impl PartnerClient {
     }
 
     /// One HTTP attempt: its class, a Retry-After floor, and the partner's reference.
-    async fn attempt(&self, request: &Request, status: &mut Option<u16>, detail: &mut Option<String>) -> (Attempt, Option<Duration>, Option<String>) {
+    async fn attempt(
+        &self,
+        request: &Request,
+        status: &mut Option<u16>,
+        detail: &mut Option<String>,
+    ) -> (Attempt, Option<Duration>, Option<String>) {
         let method = self.partner.outbound.as_ref().map_or("POST", |o| o.method.as_str());
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::POST);
         let mut builder = self
@@ -222,7 +244,10 @@ impl PartnerClient {
             let timestamp = i64::try_from(now).unwrap_or(0);
             match signer.sign(id, timestamp, &request.body) {
                 Ok(signature) => {
-                    builder = builder.header("webhook-id", id).header("webhook-timestamp", timestamp.to_string()).header("webhook-signature", signature);
+                    builder = builder
+                        .header("webhook-id", id)
+                        .header("webhook-timestamp", timestamp.to_string())
+                        .header("webhook-signature", signature);
                 }
                 Err(e) => {
                     *detail = Some(format!("cannot sign: {e}"));
@@ -239,13 +264,21 @@ impl PartnerClient {
             Ok(response) => {
                 let code = response.status().as_u16();
                 *status = Some(code);
-                let floor = response.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| retry_after(v, SystemTime::now()));
+                let floor = response
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| retry_after(v, SystemTime::now()));
                 let location = response.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_owned);
                 let body = response.text().await.unwrap_or_default();
                 let outcome = classify(code);
                 if outcome == Attempt::Delivered {
                     let json: Option<serde_json::Value> = serde_json::from_str(&body).ok();
-                    let field = |k: &str| json.as_ref().and_then(|j| j.get(k)).and_then(|v| v.as_str().map(str::to_owned).or_else(|| v.as_i64().map(|n| n.to_string())));
+                    let field = |k: &str| {
+                        json.as_ref()
+                            .and_then(|j| j.get(k))
+                            .and_then(|v| v.as_str().map(str::to_owned).or_else(|| v.as_i64().map(|n| n.to_string())))
+                    };
                     return (outcome, None, field("id").or_else(|| field("reference")).or(location));
                 }
                 let excerpt: String = body.chars().take(256).collect();

@@ -77,14 +77,20 @@ fn now_ms() -> i64 {
 }
 
 fn header(message: &OwnedMessage, name: &str) -> Option<String> {
-    message.headers().and_then(|h| h.iter().find(|x| x.key == name).and_then(|x| x.value).map(|v| String::from_utf8_lossy(v).into_owned()))
+    message.headers().and_then(|h| {
+        h.iter().find(|x| x.key == name).and_then(|x| x.value).map(|v| String::from_utf8_lossy(v).into_owned())
+    })
 }
 
 /// Whether `url` may be called for `partner`: only hosts of the partner's own base URL (a
 /// callback URL in an order must not turn the hub into a proxy to anywhere).
 fn allowed(partner_url: &str, url: &str) -> bool {
     match (reqwest::Url::parse(partner_url), reqwest::Url::parse(url)) {
-        (Ok(a), Ok(b)) => matches!(b.scheme(), "http" | "https") && a.host_str() == b.host_str() && a.port_or_known_default() == b.port_or_known_default(),
+        (Ok(a), Ok(b)) => {
+            matches!(b.scheme(), "http" | "https")
+                && a.host_str() == b.host_str()
+                && a.port_or_known_default() == b.port_or_known_default()
+        }
         _ => false,
     }
 }
@@ -101,7 +107,12 @@ impl Context {
                 let body = job.command["payload_json"].as_str().unwrap_or("{}").as_bytes().to_vec();
                 Ok(Request { url, body, idempotency_key: id.clone(), webhook_id: Some(format!("msg_{id}")) })
             }
-            _ => Ok(Request { url: self.partner.url(), body: job.command.to_string().into_bytes(), idempotency_key: id, webhook_id: None }),
+            _ => Ok(Request {
+                url: self.partner.url(),
+                body: job.command.to_string().into_bytes(),
+                idempotency_key: id,
+                webhook_id: None,
+            }),
         }
     }
 
@@ -123,7 +134,8 @@ impl Context {
             Outcome::Refused => "REFUSED",
             _ => "EXHAUSTED",
         };
-        let event_id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("{command_id}/result").as_bytes()).to_string();
+        let event_id =
+            uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("{command_id}/result").as_bytes()).to_string();
         if let Some((topic, encoder)) = &self.results {
             let result = json!({
                 "event_id": event_id, "command_id": command_id, "correlation_id": job.key,
@@ -131,7 +143,8 @@ impl Context {
                 "http_status": delivery.status, "partner_reference": delivery.partner_reference,
                 "attempts": delivery.attempts, "detail": delivery.detail, "completed_at": now_ms(),
             });
-            let value = json_to_avro(encoder.schema(), &result, UnknownFields::Reject).map_err(|v| SinkError::Config(format!("result: {v:?}")))?;
+            let value = json_to_avro(encoder.schema(), &result, UnknownFields::Reject)
+                .map_err(|v| SinkError::Config(format!("result: {v:?}")))?;
             let payload = encoder.encode(value).map_err(SinkError::Config)?;
             let headers = OwnedHeaders::new()
                 .insert(Header { key: "correlation-id", value: Some(job.key.as_str()) })
@@ -142,7 +155,13 @@ impl Context {
         }
         if delivery.outcome != Outcome::Delivered {
             let class = if delivery.outcome == Outcome::Refused { "PERMANENT" } else { "EXHAUSTED" };
-            let reason = format!("{} {} after {} attempt(s): {}", self.partner.name, outcome, delivery.attempts, delivery.detail.clone().unwrap_or_default());
+            let reason = format!(
+                "{} {} after {} attempt(s): {}",
+                self.partner.name,
+                outcome,
+                delivery.attempts,
+                delivery.detail.clone().unwrap_or_default()
+            );
             self.dead_letter(job, class, &reason).await?;
         }
         Ok(())
@@ -166,7 +185,8 @@ impl Context {
             "stage": stage, "error_class": class, "error": reason, "failed_at": now_ms(),
         });
         let (topic, encoder) = &self.dead_letter;
-        let avro = json_to_avro(encoder.schema(), &value, UnknownFields::Reject).map_err(|v| SinkError::Config(format!("dead letter: {v:?}")))?;
+        let avro = json_to_avro(encoder.schema(), &value, UnknownFields::Reject)
+            .map_err(|v| SinkError::Config(format!("dead letter: {v:?}")))?;
         let payload = encoder.encode(avro).map_err(SinkError::Config)?;
         let (partition, offset) = (m.partition().to_string(), m.offset().to_string());
         for (key, value) in [
@@ -187,7 +207,13 @@ impl Context {
     async fn run_job(&self, job: &Job) -> bool {
         let delivery = match self.request(job) {
             Ok(request) => self.partner.deliver(&request, &self.shutdown).await,
-            Err(reason) => Delivery { outcome: Outcome::Refused, attempts: 0, status: None, partner_reference: None, detail: Some(reason) },
+            Err(reason) => Delivery {
+                outcome: Outcome::Refused,
+                attempts: 0,
+                status: None,
+                partner_reference: None,
+                detail: Some(reason),
+            },
         };
         if delivery.outcome == Outcome::Interrupted {
             return false;
@@ -208,7 +234,11 @@ impl Context {
 }
 
 async fn encoder(topology: &Topology, registry: &Registry, topic: &str, contract: &str) -> Result<Encoder, SinkError> {
-    let t = topology.topics.iter().find(|t| t.name == topic).ok_or_else(|| SinkError::Config(format!("no topic {topic}")))?;
+    let t = topology
+        .topics
+        .iter()
+        .find(|t| t.name == topic)
+        .ok_or_else(|| SinkError::Config(format!("no topic {topic}")))?;
     let c = topology.contracts.get(contract).ok_or_else(|| SinkError::Config(format!("no contract {contract}")))?;
     let id = registry.registered_id(&t.subject(c), &c.text).await?;
     Encoder::new(c.schema.clone(), id).map_err(SinkError::Config)
@@ -221,7 +251,8 @@ pub async fn run(topology: &Topology, services: &Services, shutdown: Cancellatio
     for sink in &topology.sinks {
         let SinkParams::Http { partner, commands } = &sink.params else { continue };
         let partner = topology.partner(partner).ok_or_else(|| SinkError::Config(format!("no partner {partner}")))?;
-        let client = PartnerClient::new(partner, BreakerConfig::default()).map_err(|e| SinkError::Config(e.to_string()))?;
+        let client =
+            PartnerClient::new(partner, BreakerConfig::default()).map_err(|e| SinkError::Config(e.to_string()))?;
         let results = match &sink.results {
             Some(topic) => Some((topic.clone(), encoder(topology, &registry, topic, "delivery_result").await?)),
             None => None,
@@ -231,10 +262,20 @@ pub async fn run(topology: &Topology, services: &Services, shutdown: Cancellatio
             partner: client,
             commands: commands.clone(),
             decoder: AvroDecoder::new(SrSettings::new(services.registry_url.clone())),
-            contracts: commands.iter().filter_map(|c| topology.contracts.get(c).map(|k| (c.clone(), k.schema.clone()))).collect(),
+            contracts: commands
+                .iter()
+                .filter_map(|c| topology.contracts.get(c).map(|k| (c.clone(), k.schema.clone())))
+                .collect(),
             results,
-            dead_letter: (sink.dead_letter.clone(), encoder(topology, &registry, &sink.dead_letter, "dead_letter").await?),
-            producer: services.kafka.producer_config("hub-sink").create().map_err(|source| SinkError::Kafka { operation: "producer", source })?,
+            dead_letter: (
+                sink.dead_letter.clone(),
+                encoder(topology, &registry, &sink.dead_letter, "dead_letter").await?,
+            ),
+            producer: services
+                .kafka
+                .producer_config("hub-sink")
+                .create()
+                .map_err(|source| SinkError::Kafka { operation: "producer", source })?,
             shutdown: shutdown.clone(),
         };
         let group = format!("{}{}", topology.topic_prefix, sink.name);
@@ -257,8 +298,11 @@ async fn consume(ctx: Arc<Context>, kafka: KafkaSettings, group: String, partiti
         .set("enable.auto.offset.store", "false")
         .set("auto.commit.interval.ms", "1000")
         .set("auto.offset.reset", "earliest");
-    let consumer: StreamConsumer = config.create().map_err(|source| SinkError::Kafka { operation: "consumer", source })?;
-    consumer.subscribe(&[ctx.sink.input.as_str()]).map_err(|source| SinkError::Kafka { operation: "subscribe", source })?;
+    let consumer: StreamConsumer =
+        config.create().map_err(|source| SinkError::Kafka { operation: "consumer", source })?;
+    consumer
+        .subscribe(&[ctx.sink.input.as_str()])
+        .map_err(|source| SinkError::Kafka { operation: "subscribe", source })?;
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(Job, bool)>();
     let mut offsets = Offsets::default();
     let mut queue: KeyedQueue<Job> = KeyedQueue::default();

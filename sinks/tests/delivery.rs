@@ -73,11 +73,20 @@ retry = {{ initial_backoff = "{}ms", max_backoff = "{}ms", max_attempts = {} }}
 }
 
 fn request(client: &PartnerClient, key: &str) -> Request {
-    Request { url: client.url(), body: br#"{"order_id": "A-1"}"#.to_vec(), idempotency_key: key.to_owned(), webhook_id: None }
+    Request {
+        url: client.url(),
+        body: br#"{"order_id": "A-1"}"#.to_vec(),
+        idempotency_key: key.to_owned(),
+        webhook_id: None,
+    }
 }
 
 fn fast() -> RetryPolicy {
-    RetryPolicy { initial_backoff: Duration::from_millis(200), max_backoff: Duration::from_millis(800), max_attempts: 5 }
+    RetryPolicy {
+        initial_backoff: Duration::from_millis(200),
+        max_backoff: Duration::from_millis(800),
+        max_attempts: 5,
+    }
 }
 
 #[tokio::test]
@@ -121,7 +130,11 @@ async fn retries_run_out_and_the_breaker_stops_calls_until_a_probe_succeeds() {
     let failures = (0..6).map(|_| (503, vec![], "down".to_owned())).collect();
     let (url, script) = partner(failures).await;
     let breaker = BreakerConfig { min_requests: 4, open_for: Duration::from_secs(1), ..BreakerConfig::default() };
-    let retry = RetryPolicy { initial_backoff: Duration::from_millis(10), max_backoff: Duration::from_millis(20), max_attempts: 4 };
+    let retry = RetryPolicy {
+        initial_backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_millis(20),
+        max_attempts: 4,
+    };
     let client = PartnerClient::new(&partner_config(&url, retry, None), breaker).expect("client");
     let first = client.deliver(&request(&client, "cmd-4"), &CancellationToken::new()).await;
     assert_eq!((first.outcome, first.attempts), (Outcome::Exhausted, 4));
@@ -141,14 +154,22 @@ async fn notifications_are_signed_the_standard_webhooks_way() {
     let (url, script) = partner(vec![]).await;
     let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     std::env::set_var("HUB_TEST_SINK_SIGNING_SECRET", secret);
-    let client = PartnerClient::new(&partner_config(&url, fast(), Some("HUB_TEST_SINK_SIGNING_SECRET")), BreakerConfig::default()).expect("client");
+    let client = PartnerClient::new(
+        &partner_config(&url, fast(), Some("HUB_TEST_SINK_SIGNING_SECRET")),
+        BreakerConfig::default(),
+    )
+    .expect("client");
     let mut req = request(&client, "cmd-6");
     req.webhook_id = Some("msg_cmd-6".into());
     let delivery = client.deliver(&req, &CancellationToken::new()).await;
     assert_eq!(delivery.outcome, Outcome::Delivered);
     let received = script.received.lock().expect("lock").clone();
     let h = &received[0].headers;
-    let (id, ts, sig) = (h["webhook-id"].to_str().expect("id"), h["webhook-timestamp"].to_str().expect("ts"), h["webhook-signature"].to_str().expect("sig"));
+    let (id, ts, sig) = (
+        h["webhook-id"].to_str().expect("id"),
+        h["webhook-timestamp"].to_str().expect("ts"),
+        h["webhook-signature"].to_str().expect("sig"),
+    );
     // Verified independently of the signer: HMAC-SHA256 over "id.timestamp.body".
     let key = base64::engine::general_purpose::STANDARD.decode(secret.trim_start_matches("whsec_")).expect("key");
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).expect("hmac");

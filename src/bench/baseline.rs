@@ -113,7 +113,8 @@ pub async fn produce_loop(
                     tracestate: None,
                     producer_role: "bench".to_owned(),
                 };
-                let record = FutureRecord::to(&load.topic).key(&key).payload(&load.payload[..]).headers(headers.to_kafka());
+                let record =
+                    FutureRecord::to(&load.topic).key(&key).payload(&load.payload[..]).headers(headers.to_kafka());
                 let sent = Instant::now();
                 let outcome = match producer.send(record, Timeout::After(Duration::ZERO)).await {
                     Ok(_) => Outcome::Accepted,

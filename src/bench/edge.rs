@@ -45,7 +45,12 @@ pub struct RunningEdge {
 }
 
 /// Builds the edge from `topology` and serves it on 127.0.0.1; returns once `/readyz` says ready.
-pub async fn start(topology: &Topology, services: &Services, config: IngestConfig, client: &reqwest::Client) -> anyhow::Result<RunningEdge> {
+pub async fn start(
+    topology: &Topology,
+    services: &Services,
+    config: IngestConfig,
+    client: &reqwest::Client,
+) -> anyhow::Result<RunningEdge> {
     let app = interchange_ingest::build(topology, services, &config).await.context("starting the ingest edge")?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("binding the edge")?;
     let addr = listener.local_addr()?;
@@ -69,7 +74,10 @@ async fn wait_ready(addr: SocketAddr, client: &reqwest::Client) -> anyhow::Resul
         if ready {
             return Ok(());
         }
-        anyhow::ensure!(tokio::time::Instant::now() < deadline, "the edge was not ready within {READY_WITHIN:?} ({url})");
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the edge was not ready within {READY_WITHIN:?} ({url})"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

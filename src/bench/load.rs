@@ -106,7 +106,11 @@ fn transport(error: &reqwest::Error) -> String {
 
 /// `connections` workers each send-and-wait until `duration` is over. Returns the merged
 /// counts and the wall time until the last answer.
-pub async fn closed_loop(target: &HttpTarget, connections: usize, duration: Duration) -> anyhow::Result<(Recorder, Duration)> {
+pub async fn closed_loop(
+    target: &HttpTarget,
+    connections: usize,
+    duration: Duration,
+) -> anyhow::Result<(Recorder, Duration)> {
     let start = Instant::now();
     let deadline = start + duration;
     let mut workers = JoinSet::new();
@@ -140,8 +144,13 @@ pub async fn open_loop(
 ) -> anyhow::Result<(Recorder, Duration, OpenLoopInfo)> {
     anyhow::ensure!(rate > 0.0, "the open-loop rate must be above zero");
     let scheduled_total = (rate * duration.as_secs_f64()).round() as u64;
-    let mut info =
-        OpenLoopInfo { target_rate: rate, scheduled: scheduled_total, missed: 0, in_flight_cap: cap, max_launch_lag: Duration::ZERO };
+    let mut info = OpenLoopInfo {
+        target_rate: rate,
+        scheduled: scheduled_total,
+        missed: 0,
+        in_flight_cap: cap,
+        max_launch_lag: Duration::ZERO,
+    };
     let mut recorder = Recorder::new()?;
     let mut in_flight: JoinSet<(Outcome, Duration)> = JoinSet::new();
     let start = Instant::now();

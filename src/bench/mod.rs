@@ -11,11 +11,11 @@
 mod baseline;
 mod edge;
 mod load;
+pub mod process;
 mod report;
 mod requests;
 mod setup;
 mod stats;
-pub mod process;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -211,7 +211,11 @@ async fn kafka_ceiling(bench: &Bench<'_>, load: &KafkaLoad, delivery_timeout: Du
 
 /// Phases 3 and 4 against the running edge; also returns every new 202 it answered (warm-ups
 /// included), to compare with the records on the topic.
-async fn edge_phases(bench: &Bench<'_>, client: &reqwest::Client, addr: std::net::SocketAddr) -> anyhow::Result<(Vec<Phase>, u64)> {
+async fn edge_phases(
+    bench: &Bench<'_>,
+    client: &reqwest::Client,
+    addr: std::net::SocketAddr,
+) -> anyhow::Result<(Vec<Phase>, u64)> {
     let url = format!("http://{addr}{}", bench.target.route.path);
     let keys = bench.args.idempotency.then(|| format!("bench-{}", bench.run_id));
     let (c, warmup, duration) = (bench.connections, bench.args.warmup, bench.args.duration);

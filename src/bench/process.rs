@@ -55,18 +55,29 @@ fn processor_config(mode: Mode) -> anyhow::Result<ProcessorConfig> {
     Ok(config)
 }
 
-async fn fresh(global: &Global, kafka: &KafkaSettings, registry: &Registry) -> anyhow::Result<(Topology, BTreeMap<String, u32>)> {
+async fn fresh(
+    global: &Global,
+    kafka: &KafkaSettings,
+    registry: &Registry,
+) -> anyhow::Result<(Topology, BTreeMap<String, u32>)> {
     let topology = Topology::load(&global.topology, &setup::fresh_prefix()).map_err(anyhow::Error::new)?;
     setup::create_topics(&topology, kafka).await?;
     let ids = setup::register_schemas(&topology, registry).await?;
     Ok((topology, ids))
 }
 
-fn encode(topology: &Topology, ids: &BTreeMap<String, u32>, contract: &str, topic: &str, json: &serde_json::Value) -> anyhow::Result<Vec<u8>> {
+fn encode(
+    topology: &Topology,
+    ids: &BTreeMap<String, u32>,
+    contract: &str,
+    topic: &str,
+    json: &serde_json::Value,
+) -> anyhow::Result<Vec<u8>> {
     let t = topology.topics.iter().find(|t| t.name == topic).context("topic")?;
     let c = topology.contracts.get(contract).context("contract")?;
     let id = *ids.get(&t.subject(c)).context("schema id")?;
-    let value = json_to_avro(&c.schema, json, UnknownFields::Reject).map_err(|v| anyhow::anyhow!("{contract}: {v:?}"))?;
+    let value =
+        json_to_avro(&c.schema, json, UnknownFields::Reject).map_err(|v| anyhow::anyhow!("{contract}: {v:?}"))?;
     interchange_core::avro::wire_format(&c.schema, id, value).map_err(|e| anyhow::anyhow!(e))
 }
 
@@ -120,15 +131,34 @@ struct Throughput {
     commands: i64,
 }
 
-async fn throughput(global: &Global, kafka: &KafkaSettings, registry: &Registry, mode: Mode, batch: usize, orders: usize) -> anyhow::Result<Throughput> {
+async fn throughput(
+    global: &Global,
+    kafka: &KafkaSettings,
+    registry: &Registry,
+    mode: Mode,
+    batch: usize,
+    orders: usize,
+) -> anyhow::Result<Throughput> {
     let (mut topology, ids) = fresh(global, kafka, registry).await?;
     let processor = topology.processors.first_mut().context("no processor")?;
     processor.max_batch = batch;
-    let (inbound, levels, commands) = (processor.inputs[0].clone(), processor.lookups[0].clone(), processor.outputs[0].clone());
+    let (inbound, levels, commands) =
+        (processor.inputs[0].clone(), processor.lookups[0].clone(), processor.outputs[0].clone());
     let group = format!("{}{}", topology.topic_prefix, processor.name);
     let stock: Vec<(String, Vec<u8>)> = ["SKU-A", "SKU-B"]
         .iter()
-        .map(|sku| Ok(((*sku).to_owned(), encode(&topology, &ids, "inventory_level", &levels, &json!({ "sku": sku, "available": 1_000_000_000_i64, "updated_at": 0 }))?)))
+        .map(|sku| {
+            Ok((
+                (*sku).to_owned(),
+                encode(
+                    &topology,
+                    &ids,
+                    "inventory_level",
+                    &levels,
+                    &json!({ "sku": sku, "available": 1_000_000_000_i64, "updated_at": 0 }),
+                )?,
+            ))
+        })
         .collect::<anyhow::Result<_>>()?;
     produce(kafka, &levels, stock).await?;
     let backlog: Vec<(String, Vec<u8>)> = (0..orders)
@@ -179,7 +209,12 @@ async fn throughput(global: &Global, kafka: &KafkaSettings, registry: &Registry,
     Ok(Throughput { mode, batch, records_per_second, seconds: last.duration_since(t0).as_secs_f64(), commands })
 }
 
-async fn restore_time(global: &Global, kafka: &KafkaSettings, registry: &Registry, size: usize) -> anyhow::Result<(f64, u64, f64)> {
+async fn restore_time(
+    global: &Global,
+    kafka: &KafkaSettings,
+    registry: &Registry,
+    size: usize,
+) -> anyhow::Result<(f64, u64, f64)> {
     let (topology, ids) = fresh(global, kafka, registry).await?;
     let processor = topology.processors.first().context("no processor")?;
     let state_topic = processor.state.clone();
@@ -200,9 +235,11 @@ async fn restore_time(global: &Global, kafka: &KafkaSettings, registry: &Registr
         .collect::<anyhow::Result<_>>()?;
     let produced = produce(kafka, &state_topic, records).await?;
     eprintln!("  produced {size} states in {:.1} s", produced.as_secs_f64());
-    let codec = Arc::new(Codec::new(&topology, &global.registry_url, registry, std::slice::from_ref(&state_topic)).await?);
+    let codec =
+        Arc::new(Codec::new(&topology, &global.registry_url, registry, std::slice::from_ref(&state_topic)).await?);
     let sample = format!("{}bench-{}", topology.topic_prefix, size / 2);
-    let partitions: Vec<i32> = (0..topology.topics.iter().find(|t| t.name == state_topic).map_or(1, |t| t.partitions)).collect();
+    let partitions: Vec<i32> =
+        (0..topology.topics.iter().find(|t| t.name == state_topic).map_or(1, |t| t.partitions)).collect();
     let (settings, topic) = (kafka.clone(), state_topic.clone());
     let (seconds, read, held) = tokio::task::spawn_blocking(move || -> anyhow::Result<(f64, u64, usize)> {
         let mut store = Store::default();
@@ -211,12 +248,17 @@ async fn restore_time(global: &Global, kafka: &KafkaSettings, registry: &Registr
         let seconds = started.elapsed().as_secs_f64();
         // A restored state decodes on first use: check one.
         let held = store.len();
-        let decode = |bytes: &[u8]| -> Result<interchange_processors::saga::OrderState, interchange_processors::ProcessorError> {
-            let (_, json) = codec.decode(bytes).map_err(|e| interchange_processors::ProcessorError::Config(e.to_string()))?;
-            serde_json::from_value(json).map_err(|e| interchange_processors::ProcessorError::Config(e.to_string()))
-        };
+        let decode =
+            |bytes: &[u8]| -> Result<interchange_processors::saga::OrderState, interchange_processors::ProcessorError> {
+                let (_, json) =
+                    codec.decode(bytes).map_err(|e| interchange_processors::ProcessorError::Config(e.to_string()))?;
+                serde_json::from_value(json).map_err(|e| interchange_processors::ProcessorError::Config(e.to_string()))
+            };
         let found = (0..12).find_map(|p| store.get(p, &sample, decode).ok().flatten().map(|s| s.status));
-        anyhow::ensure!(found == Some(interchange_processors::saga::Status::Completed), "restored state of {sample} decodes");
+        anyhow::ensure!(
+            found == Some(interchange_processors::saga::Status::Completed),
+            "restored state of {sample} decodes"
+        );
         Ok((seconds, read, held))
     })
     .await??;
@@ -235,7 +277,10 @@ pub async fn run(global: &Global, args: &ProcessBenchArgs) -> anyhow::Result<Exi
         for mode in [Mode::ExactlyOnce, Mode::AtLeastOnce] {
             eprintln!("throughput: {mode:?}, {batch} records per transaction, {} orders ...", args.orders);
             let result = throughput(global, &kafka, &registry, mode, *batch, args.orders).await?;
-            eprintln!("  {:.0} records/s over {:.1} s, {} commands written", result.records_per_second, result.seconds, result.commands);
+            eprintln!(
+                "  {:.0} records/s over {:.1} s, {} commands written",
+                result.records_per_second, result.seconds, result.commands
+            );
             runs.push(result);
         }
     }
@@ -253,7 +298,9 @@ pub async fn run(global: &Global, args: &ProcessBenchArgs) -> anyhow::Result<Exi
     }
     let mut ratios = Vec::new();
     for batch in &args.batches {
-        let rate = |mode: Mode| runs.iter().find(|r| r.batch == *batch && r.mode == mode).map_or(0.0, |r| r.records_per_second);
+        let rate = |mode: Mode| {
+            runs.iter().find(|r| r.batch == *batch && r.mode == mode).map_or(0.0, |r| r.records_per_second)
+        };
         let ratio = rate(Mode::ExactlyOnce) / rate(Mode::AtLeastOnce).max(1e-9);
         println!("exactly-once / at-least-once at batch {batch}: {:.0}%", ratio * 100.0);
         ratios.push(json!({ "batch": batch, "ratio": ratio }));

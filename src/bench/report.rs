@@ -103,7 +103,10 @@ pub fn print(summary: &Summary) {
             );
         }
         if phase.recorder.replayed > 0 {
-            println!("{}: {} answers were idempotent replays (not counted as ok)", phase.label, phase.recorder.replayed);
+            println!(
+                "{}: {} answers were idempotent replays (not counted as ok)",
+                phase.label, phase.recorder.replayed
+            );
         }
         for (kind, count) in &phase.recorder.errors {
             println!("{}: error {kind} x{count}", phase.label);
@@ -112,7 +115,12 @@ pub fn print(summary: &Summary) {
     println!("edge peak / HTTP ceiling:  {}", fmt_ratio(summary.ratio("edge_peak", "http_ceiling")));
     println!("edge peak / Kafka ceiling: {}", fmt_ratio(summary.ratio("edge_peak", "kafka_ceiling")));
     if let Some(half) = summary.phase("edge_half") {
-        println!("p99 at half of peak (open loop): {:.2} ms (p50 {:.2}, p99.9 {:.2})", half.millis(0.99), half.millis(0.5), half.millis(0.999));
+        println!(
+            "p99 at half of peak (open loop): {:.2} ms (p50 {:.2}, p99.9 {:.2})",
+            half.millis(0.99),
+            half.millis(0.5),
+            half.millis(0.999)
+        );
     }
     match &summary.records {
         Some(check) if check.matches() => {
@@ -162,8 +170,10 @@ fn round(value: f64) -> f64 {
 
 /// The machine-readable line.
 pub fn json_line(summary: &Summary) -> String {
-    let phases: serde_json::Map<String, Value> = summary.phases.iter().map(|p| (p.key.to_owned(), phase_json(p))).collect();
-    let records = summary.records.map(|c| json!({ "on_topic": c.on_topic, "accepted_202": c.accepted, "match": c.matches() }));
+    let phases: serde_json::Map<String, Value> =
+        summary.phases.iter().map(|p| (p.key.to_owned(), phase_json(p))).collect();
+    let records =
+        summary.records.map(|c| json!({ "on_topic": c.on_topic, "accepted_202": c.accepted, "match": c.matches() }));
     json!({
         "bench": "ingest",
         "prefix": summary.prefix,

@@ -126,12 +126,18 @@ pub async fn count_records(kafka: &KafkaSettings, topic: &str) -> anyhow::Result
     let topic = topic.to_owned();
     tokio::task::spawn_blocking(move || -> anyhow::Result<i64> {
         let metadata = consumer.fetch_metadata(Some(&topic), TIMEOUT).context("topic metadata")?;
-        let partitions: Vec<i32> =
-            metadata.topics().iter().filter(|t| t.name() == topic).flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
+        let partitions: Vec<i32> = metadata
+            .topics()
+            .iter()
+            .filter(|t| t.name() == topic)
+            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .collect();
         anyhow::ensure!(!partitions.is_empty(), "topic {topic} has no partitions");
         let mut total = 0;
         for partition in partitions {
-            let (low, high) = consumer.fetch_watermarks(&topic, partition, TIMEOUT).with_context(|| format!("watermarks of {topic}/{partition}"))?;
+            let (low, high) = consumer
+                .fetch_watermarks(&topic, partition, TIMEOUT)
+                .with_context(|| format!("watermarks of {topic}/{partition}"))?;
             total += high - low;
         }
         Ok(total)
@@ -143,7 +149,8 @@ pub async fn count_records(kafka: &KafkaSettings, topic: &str) -> anyhow::Result
 /// Deletes the run's topics (every name carries the run's fresh prefix).
 pub async fn delete_topics(topology: &Topology, kafka: &KafkaSettings) -> anyhow::Result<()> {
     anyhow::ensure!(topology.topic_prefix.starts_with("bench-"), "refusing to delete topics without a bench prefix");
-    let client: AdminClient<DefaultClientContext> = kafka.client_config("hub-bench-admin").create().context("admin client")?;
+    let client: AdminClient<DefaultClientContext> =
+        kafka.client_config("hub-bench-admin").create().context("admin client")?;
     let names: Vec<&str> = topology.topics.iter().map(|t| t.name.as_str()).collect();
     let options = AdminOptions::new().request_timeout(Some(TIMEOUT)).operation_timeout(Some(TIMEOUT));
     for result in client.delete_topics(&names, &options).await.context("deleting the bench topics")? {
@@ -155,12 +162,22 @@ pub async fn delete_topics(topology: &Topology, kafka: &KafkaSettings) -> anyhow
 }
 
 /// The contract a route carries.
-pub fn route_contract<'t>(topology: &'t Topology, route: &Route) -> anyhow::Result<&'t interchange_core::topology::Contract> {
-    topology.contracts.get(&route.schema).with_context(|| format!("route {}: unknown contract {}", route.path, route.schema))
+pub fn route_contract<'t>(
+    topology: &'t Topology,
+    route: &Route,
+) -> anyhow::Result<&'t interchange_core::topology::Contract> {
+    topology
+        .contracts
+        .get(&route.schema)
+        .with_context(|| format!("route {}: unknown contract {}", route.path, route.schema))
 }
 
 /// The subject of the route's contract on its topic.
 pub fn route_subject(topology: &Topology, route: &Route) -> anyhow::Result<String> {
-    let topic = topology.topics.iter().find(|t| t.name == route.topic).with_context(|| format!("route {}: unknown topic", route.path))?;
+    let topic = topology
+        .topics
+        .iter()
+        .find(|t| t.name == route.topic)
+        .with_context(|| format!("route {}: unknown topic", route.path))?;
     Ok(topic.subject(route_contract(topology, route)?))
 }

@@ -11,7 +11,11 @@ use interchange_core::shutdown;
 
 use crate::cli::{DemoArgs, Global};
 
-async fn serve(name: &'static str, addr: SocketAddr, shutdown: tokio_util::sync::CancellationToken) -> anyhow::Result<()> {
+async fn serve(
+    name: &'static str,
+    addr: SocketAddr,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<()> {
     let count = Arc::new(AtomicU64::new(0));
     let app = axum::Router::new().fallback(move |headers: HeaderMap, body: String| {
         let count = Arc::clone(&count);
@@ -35,18 +39,26 @@ async fn publish_stock(global: &Global) -> anyhow::Result<()> {
     let Some(topic) = topology.processors.first().and_then(|p| p.lookups.first()) else { return Ok(()) };
     let t = topology.topics.iter().find(|t| &t.name == topic).context("lookup topic")?;
     let contract = topology.contracts.get("inventory_level").context("inventory_level contract")?;
-    let registry = interchange_core::registry::Registry::new(&global.registry_url, global.registry_basic_auth.as_deref())?;
+    let registry =
+        interchange_core::registry::Registry::new(&global.registry_url, global.registry_basic_auth.as_deref())?;
     let id = registry.registered_id(&t.subject(contract), &contract.text).await?;
     let encoder = interchange_core::avro::Encoder::new(contract.schema.clone(), id).map_err(anyhow::Error::msg)?;
     let producer: rdkafka::producer::FutureProducer = super::kafka(global)?.producer_config("hub-demo").create()?;
     for i in 1..=9 {
         let sku = format!("SKU-{i}");
         let json = serde_json::json!({ "sku": sku, "available": 1000, "updated_at": 0 });
-        let value = interchange_core::contract::json_to_avro(encoder.schema(), &json, interchange_core::contract::UnknownFields::Reject)
-            .map_err(|v| anyhow::anyhow!("{v:?}"))?;
+        let value = interchange_core::contract::json_to_avro(
+            encoder.schema(),
+            &json,
+            interchange_core::contract::UnknownFields::Reject,
+        )
+        .map_err(|v| anyhow::anyhow!("{v:?}"))?;
         let payload = encoder.encode(value).map_err(anyhow::Error::msg)?;
         producer
-            .send(rdkafka::producer::FutureRecord::to(topic).key(&sku).payload(&payload), std::time::Duration::from_secs(10))
+            .send(
+                rdkafka::producer::FutureRecord::to(topic).key(&sku).payload(&payload),
+                std::time::Duration::from_secs(10),
+            )
             .await
             .map_err(|(e, _)| e)?;
     }
@@ -57,7 +69,8 @@ async fn publish_stock(global: &Global) -> anyhow::Result<()> {
 pub async fn run(global: &Global, args: &DemoArgs) -> anyhow::Result<ExitCode> {
     publish_stock(global).await.context("publishing demo stock")?;
     let shutdown = shutdown::on_signal();
-    let (erp, callback) = tokio::join!(serve("erp", args.erp, shutdown.clone()), serve("client", args.callback, shutdown.clone()));
+    let (erp, callback) =
+        tokio::join!(serve("erp", args.erp, shutdown.clone()), serve("client", args.callback, shutdown.clone()));
     erp?;
     callback?;
     Ok(ExitCode::SUCCESS)

@@ -49,8 +49,11 @@ pub async fn run_all(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode
         registry_basic_auth: global.registry_basic_auth.clone(),
         redis_url: global.redis_url.clone(),
     };
-    let app = interchange_ingest::build(&topology, &edge_services, &args.edge).await.context("starting the ingest edge")?;
-    let listener = tokio::net::TcpListener::bind(args.edge.listen).await.with_context(|| format!("binding {}", args.edge.listen))?;
+    let app =
+        interchange_ingest::build(&topology, &edge_services, &args.edge).await.context("starting the ingest edge")?;
+    let listener = tokio::net::TcpListener::bind(args.edge.listen)
+        .await
+        .with_context(|| format!("binding {}", args.edge.listen))?;
     let edge = {
         let shutdown = shutdown.clone();
         async move {
@@ -64,7 +67,8 @@ pub async fn run_all(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode
         let shutdown = shutdown.clone();
         let topology = &topology;
         async move {
-            let result = interchange_processors::run(topology, &processor_services, &args.processor, shutdown.clone()).await;
+            let result =
+                interchange_processors::run(topology, &processor_services, &args.processor, shutdown.clone()).await;
             shutdown.cancel();
             result.context("processor")
         }

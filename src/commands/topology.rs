@@ -105,7 +105,11 @@ async fn describe(global: &Global, args: &ApplyArgs) -> anyhow::Result<ExitCode>
             Some(_) => {
                 let touched = plan.changes.iter().any(|c| format!("{c}").contains(&format!(" {}", topic.name)))
                     || plan.refusals.iter().any(|r| format!("{r}").starts_with(&topic.name));
-                if touched { "drift".to_owned() } else { "ok".to_owned() }
+                if touched {
+                    "drift".to_owned()
+                } else {
+                    "ok".to_owned()
+                }
             }
         };
         println!(

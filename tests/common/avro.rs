@@ -11,7 +11,8 @@ use super::{registry_url, repo};
 /// A contract from schemas/, parsed once per test binary (decoding thousands of records must
 /// not parse the schema file each time).
 pub fn contract(name: &str) -> apache_avro::Schema {
-    static CACHE: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<String, apache_avro::Schema>>> = std::sync::OnceLock::new();
+    static CACHE: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<String, apache_avro::Schema>>> =
+        std::sync::OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     let mut cache = cache.lock().expect("contract cache");
     cache
@@ -27,8 +28,9 @@ pub fn contract(name: &str) -> apache_avro::Schema {
 /// (`record` None) or TopicRecordNameStrategy (`record` Some(full name)).
 pub async fn encode(contract_name: &str, topic: &str, record: Option<&str>, json: &serde_json::Value) -> Vec<u8> {
     let schema = contract(contract_name);
-    let value = interchange_core::contract::json_to_avro(&schema, json, interchange_core::contract::UnknownFields::Reject)
-        .unwrap_or_else(|v| panic!("{contract_name}: {v:?}"));
+    let value =
+        interchange_core::contract::json_to_avro(&schema, json, interchange_core::contract::UnknownFields::Reject)
+            .unwrap_or_else(|v| panic!("{contract_name}: {v:?}"));
     let apache_avro::types::Value::Record(fields) = value else { panic!("a record") };
     let fields: Vec<(&str, apache_avro::types::Value)> = fields.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
     let encoder = AvroEncoder::new(SrSettings::new(registry_url()));
@@ -39,7 +41,9 @@ pub async fn encode(contract_name: &str, topic: &str, record: Option<&str>, json
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match tokio::time::timeout(std::time::Duration::from_secs(10), encoder.encode(fields.clone(), strategy.clone())).await {
+        match tokio::time::timeout(std::time::Duration::from_secs(10), encoder.encode(fields.clone(), strategy.clone()))
+            .await
+        {
             Ok(result) => break result.expect("encodes with the registry's schema"),
             Err(_) if attempt < 5 => eprintln!("registry did not answer within 10 s; asking again"),
             Err(_) => panic!("registry did not answer five times"),

@@ -85,7 +85,15 @@ impl Edge {
         let log = topology.dir.path().join(format!("edge-{port}.log"));
         let file = std::fs::File::create(&log).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_hub"))
-            .args(["--topology", topology.arg(), "--topic-prefix", prefix, "ingest", "--listen", &format!("127.0.0.1:{port}")])
+            .args([
+                "--topology",
+                topology.arg(),
+                "--topic-prefix",
+                prefix,
+                "ingest",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
             .args(args)
             .env("HUB_BOOTSTRAP_SERVERS", bootstrap())
             .env("HUB_REGISTRY_URL", registry_url())
@@ -148,7 +156,11 @@ pub fn signature_headers(body: &[u8], timestamp: i64) -> Vec<(&'static str, Stri
     mac.update(format!("{id}.{timestamp}.").as_bytes());
     mac.update(body);
     let signature = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
-    vec![("webhook-id", id), ("webhook-timestamp", timestamp.to_string()), ("webhook-signature", format!("v1,{signature}"))]
+    vec![
+        ("webhook-id", id),
+        ("webhook-timestamp", timestamp.to_string()),
+        ("webhook-signature", format!("v1,{signature}")),
+    ]
 }
 
 pub fn now_unix() -> i64 {

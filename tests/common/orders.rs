@@ -38,7 +38,12 @@ pub fn counts(topic: &str, isolation: &str) -> HashMap<(String, String), usize> 
         let key = String::from_utf8_lossy(record.key().unwrap_or_default()).into_owned();
         let kind = record
             .headers()
-            .and_then(|h| h.iter().find(|x| x.key == "event-type").and_then(|x| x.value).map(|v| String::from_utf8_lossy(v).into_owned()))
+            .and_then(|h| {
+                h.iter()
+                    .find(|x| x.key == "event-type")
+                    .and_then(|x| x.value)
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+            })
             .unwrap_or_default();
         *out.entry((key, kind)).or_default() += 1;
     }
@@ -46,18 +51,32 @@ pub fn counts(topic: &str, isolation: &str) -> HashMap<(String, String), usize> 
 }
 
 /// Waits until every order in `ids` has a terminal state; returns the states.
-pub async fn wait_terminal(topic: &str, ids: &[String], limit: std::time::Duration) -> HashMap<String, serde_json::Value> {
+pub async fn wait_terminal(
+    topic: &str,
+    ids: &[String],
+    limit: std::time::Duration,
+) -> HashMap<String, serde_json::Value> {
     let deadline = std::time::Instant::now() + limit;
     loop {
         let states = latest_states(topic).await;
         let pending: Vec<&String> = ids
             .iter()
-            .filter(|id| !states.get(*id).is_some_and(|s| matches!(s["status"].as_str(), Some("COMPLETED" | "REJECTED" | "COMPENSATED"))))
+            .filter(|id| {
+                !states
+                    .get(*id)
+                    .is_some_and(|s| matches!(s["status"].as_str(), Some("COMPLETED" | "REJECTED" | "COMPENSATED")))
+            })
             .collect();
         if pending.is_empty() {
             return states;
         }
-        assert!(std::time::Instant::now() < deadline, "{} orders not finished, e.g. {:?}: {:?}", pending.len(), pending.first(), pending.first().and_then(|p| states.get(*p)));
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} orders not finished, e.g. {:?}: {:?}",
+            pending.len(),
+            pending.first(),
+            pending.first().and_then(|p| states.get(*p))
+        );
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }
 }
@@ -109,4 +128,3 @@ pub fn orders(prefix: &str, n: usize) -> Vec<(String, serde_json::Value)> {
         })
         .collect()
 }
-

@@ -125,8 +125,12 @@ impl FakeErp {
         let task = tokio::spawn(async move {
             let decoder = super::avro::decoder();
             while !stop2.load(Ordering::Relaxed) {
-                let Ok(Ok(message)) = tokio::time::timeout(Duration::from_millis(200), consumer.recv()).await else { continue };
-                let kind = message.headers().and_then(|h| h.iter().find(|x| x.key == "event-type").and_then(|x| x.value).map(|v| v.to_vec()));
+                let Ok(Ok(message)) = tokio::time::timeout(Duration::from_millis(200), consumer.recv()).await else {
+                    continue;
+                };
+                let kind = message
+                    .headers()
+                    .and_then(|h| h.iter().find(|x| x.key == "event-type").and_then(|x| x.value).map(|v| v.to_vec()));
                 if kind.as_deref() != Some(b"dispatch_command".as_slice()) {
                     continue;
                 }
@@ -226,10 +230,17 @@ pub fn upstream_order(correlation_id: &str, order_id: &str, sku: &str, quantity:
 
 /// Publishes inventory levels to the lookup topic.
 pub async fn publish_inventory(topic: &str, levels: &[(&str, i64)]) {
-    let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", bootstrap()).set("partitioner", "murmur2_random").create().expect("producer");
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("partitioner", "murmur2_random")
+        .create()
+        .expect("producer");
     for (sku, available) in levels {
         let json = serde_json::json!({ "sku": sku, "available": available, "updated_at": 1_700_000_000_000_i64 });
         let bytes = super::avro::encode("inventory_level", topic, None, &json).await;
-        producer.send(FutureRecord::to(topic).key(*sku).payload(&bytes), Duration::from_secs(10)).await.expect("level produced");
+        producer
+            .send(FutureRecord::to(topic).key(*sku).payload(&bytes), Duration::from_secs(10))
+            .await
+            .expect("level produced");
     }
 }

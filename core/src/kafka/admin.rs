@@ -45,10 +45,23 @@ pub struct PlanOptions {
 /// One safe change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
-    Create { topic: String, partitions: i32, replication_factor: i32, configs: BTreeMap<String, String> },
-    AddPartitions { topic: String, from: i32, to: i32 },
+    Create {
+        topic: String,
+        partitions: i32,
+        replication_factor: i32,
+        configs: BTreeMap<String, String>,
+    },
+    AddPartitions {
+        topic: String,
+        from: i32,
+        to: i32,
+    },
     /// `set` lists what changes; `full` is the whole dynamic config sent (AlterConfigs replaces it).
-    AlterConfigs { topic: String, set: Vec<(String, Option<String>, String)>, full: BTreeMap<String, String> },
+    AlterConfigs {
+        topic: String,
+        set: Vec<(String, Option<String>, String)>,
+        full: BTreeMap<String, String>,
+    },
 }
 
 /// A change the hub will not make.
@@ -73,7 +86,11 @@ impl fmt::Display for Change {
         match self {
             Self::Create { topic, partitions, replication_factor, configs } => {
                 let configs: Vec<String> = configs.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                write!(f, "create {topic}: {partitions} partitions, replication factor {replication_factor}, {}", configs.join(" "))
+                write!(
+                    f,
+                    "create {topic}: {partitions} partitions, replication factor {replication_factor}, {}",
+                    configs.join(" ")
+                )
             }
             Self::AddPartitions { topic, from, to } => write!(f, "raise {topic} from {from} to {to} partitions"),
             Self::AlterConfigs { topic, set, .. } => {
@@ -254,7 +271,11 @@ impl Admin {
         let existing: Vec<String> = state.topics.keys().cloned().collect();
         if !existing.is_empty() {
             let specs: Vec<ResourceSpecifier<'_>> = existing.iter().map(|n| ResourceSpecifier::Topic(n)).collect();
-            let results = self.client.describe_configs(&specs, &Self::options()).await.map_err(kafka("describe configs", None))?;
+            let results = self
+                .client
+                .describe_configs(&specs, &Self::options())
+                .await
+                .map_err(kafka("describe configs", None))?;
             for (name, result) in existing.iter().zip(results) {
                 let resource = result.map_err(|e| CoreError::Kafka {
                     operation: "describe configs",
@@ -311,7 +332,10 @@ impl Admin {
             Ok(())
         };
         if !creates.is_empty() {
-            check("create topic", self.client.create_topics(&creates, &opts).await.map_err(kafka("create topics", None))?)?;
+            check(
+                "create topic",
+                self.client.create_topics(&creates, &opts).await.map_err(kafka("create topics", None))?,
+            )?;
         }
         if !raises.is_empty() {
             check(

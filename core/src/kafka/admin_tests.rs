@@ -73,8 +73,14 @@ fn fewer_partitions_and_compact_to_delete_are_refused() {
     events.configs.insert("cleanup.policy".into(), "compact".into());
     let plan = plan(&topology, &state, PlanOptions { allow_fewer_replicas: true });
     assert_eq!(plan.refusals.len(), 2, "{:?}", plan.refusals);
-    assert!(plan.refusals.contains(&Refusal::FewerPartitions { topic: "orders.inbound".into(), declared: 12, actual: 24 }));
-    assert!(plan.refusals.contains(&Refusal::CompactedToDelete { topic: "orders.events".into(), actual: "compact".into() }));
+    assert!(plan.refusals.contains(&Refusal::FewerPartitions {
+        topic: "orders.inbound".into(),
+        declared: 12,
+        actual: 24
+    }));
+    assert!(plan
+        .refusals
+        .contains(&Refusal::CompactedToDelete { topic: "orders.events".into(), actual: "compact".into() }));
 }
 
 #[test]

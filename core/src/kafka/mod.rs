@@ -94,7 +94,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("client.properties");
         std::fs::write(&file, "# secured\nsecurity.protocol=SASL_SSL\nsasl.mechanism: SCRAM-SHA-512\n").expect("write");
-        let settings = KafkaSettings::new("b:9092", Some(&file), &["sasl.mechanism=PLAIN".to_owned()]).expect("settings");
+        let settings =
+            KafkaSettings::new("b:9092", Some(&file), &["sasl.mechanism=PLAIN".to_owned()]).expect("settings");
         assert_eq!(settings.properties.get("security.protocol").map(String::as_str), Some("SASL_SSL"));
         assert_eq!(settings.properties.get("sasl.mechanism").map(String::as_str), Some("PLAIN"));
         let config = settings.producer_config("t");

@@ -52,14 +52,21 @@ fn the_prefix_goes_before_every_topic_and_subject() {
     assert_eq!(topology.routes[0].topic, "test1.orders.inbound");
     let subjects: Vec<String> = topology.subjects().into_iter().map(|(s, _)| s).collect();
     assert!(subjects.contains(&"test1.orders.state-value".to_owned()), "{subjects:?}");
-    assert!(subjects.contains(&"test1.orders.commands-io.interchange.orders.DispatchCommand".to_owned()), "{subjects:?}");
+    assert!(
+        subjects.contains(&"test1.orders.commands-io.interchange.orders.DispatchCommand".to_owned()),
+        "{subjects:?}"
+    );
 }
 
 #[test]
 fn every_planted_error_is_reported_at_once() {
     let mut text = shipped_text();
     // 1. an unknown topic in a processor
-    text = replace_once(&text, r#"inputs = ["orders.inbound", "orders.results"]"#, r#"inputs = ["orders.inbund", "orders.results"]"#);
+    text = replace_once(
+        &text,
+        r#"inputs = ["orders.inbound", "orders.results"]"#,
+        r#"inputs = ["orders.inbund", "orders.results"]"#,
+    );
     // 2. inputs not co-partitioned
     text = replace_once(
         &text,
@@ -67,24 +74,53 @@ fn every_planted_error_is_reported_at_once() {
         "name = \"orders.results\"\ndoc = \"Outcome of each delivery attempt series, written by the sinks.\"\npartitions = 6",
     );
     // 3. a state topic that is not compacted
-    text = replace_once(&text, "key = \"correlation_id\"\ncleanup_policy = \"compact\"", "key = \"correlation_id\"\ncleanup_policy = \"delete\"");
+    text = replace_once(
+        &text,
+        "key = \"correlation_id\"\ncleanup_policy = \"compact\"",
+        "key = \"correlation_id\"\ncleanup_policy = \"delete\"",
+    );
     // 4. an unknown partner
     text = replace_once(&text, "partner = \"acme-erp\"\ncommands", "partner = \"acme-erq\"\ncommands");
     // 5. a missing schema file
     text = replace_once(&text, r#"schemas = ["inventory_level"]"#, r#"schemas = ["inventory_level", "stock_moved"]"#);
     let (dir, path) = write_copy(&text);
     // 6. a schema that does not parse
-    std::fs::write(dir.path().join("schemas/dead_letter.avsc"), r#"{"type": "record", "name": "X", "fields": [{"name": "a"}]}"#)
-        .expect("write");
+    std::fs::write(
+        dir.path().join("schemas/dead_letter.avsc"),
+        r#"{"type": "record", "name": "X", "fields": [{"name": "a"}]}"#,
+    )
+    .expect("write");
 
     let errors = Topology::load(&path, "").expect_err("broken").0;
     let has = |pred: &dyn Fn(&TopologyError) -> bool| errors.iter().any(pred);
-    assert!(has(&|e| matches!(e, TopologyError::UnknownTopic { topic, field: "inputs", .. } if topic == "orders.inbund")), "{errors:#?}");
-    assert!(has(&|e| matches!(e, TopologyError::NotCoPartitioned { processor, partitions } if processor == "order-saga" && partitions.contains(&("orders.results".to_owned(), 6)))), "{errors:#?}");
-    assert!(has(&|e| matches!(e, TopologyError::NotCompacted { field: "state", topic, .. } if topic == "orders.state")), "{errors:#?}");
-    assert!(has(&|e| matches!(e, TopologyError::UnknownPartner { partner, .. } if partner == "acme-erq")), "{errors:#?}");
-    assert!(has(&|e| matches!(e, TopologyError::SchemaMissing { schema, topic, .. } if schema == "stock_moved" && topic == "inventory.levels")), "{errors:#?}");
-    assert!(has(&|e| matches!(e, TopologyError::SchemaInvalid { schema, .. } if schema == "dead_letter")), "{errors:#?}");
+    assert!(
+        has(&|e| matches!(e, TopologyError::UnknownTopic { topic, field: "inputs", .. } if topic == "orders.inbund")),
+        "{errors:#?}"
+    );
+    assert!(
+        has(
+            &|e| matches!(e, TopologyError::NotCoPartitioned { processor, partitions } if processor == "order-saga" && partitions.contains(&("orders.results".to_owned(), 6)))
+        ),
+        "{errors:#?}"
+    );
+    assert!(
+        has(&|e| matches!(e, TopologyError::NotCompacted { field: "state", topic, .. } if topic == "orders.state")),
+        "{errors:#?}"
+    );
+    assert!(
+        has(&|e| matches!(e, TopologyError::UnknownPartner { partner, .. } if partner == "acme-erq")),
+        "{errors:#?}"
+    );
+    assert!(
+        has(
+            &|e| matches!(e, TopologyError::SchemaMissing { schema, topic, .. } if schema == "stock_moved" && topic == "inventory.levels")
+        ),
+        "{errors:#?}"
+    );
+    assert!(
+        has(&|e| matches!(e, TopologyError::SchemaInvalid { schema, .. } if schema == "dead_letter")),
+        "{errors:#?}"
+    );
     assert_eq!(errors.len(), 6, "exactly the planted errors: {errors:#?}");
 }
 
@@ -102,9 +138,15 @@ fn duplicates_bad_values_and_key_mismatch_are_reported() {
     let (_dir, path) = write_copy(&text);
     let errors = Topology::load(&path, "").expect_err("broken").0;
     let has = |pred: &dyn Fn(&TopologyError) -> bool| errors.iter().any(pred);
-    assert!(has(&|e| matches!(e, TopologyError::Duplicate { kind: "topic", name } if name == "orders.events")), "{errors:#?}");
+    assert!(
+        has(&|e| matches!(e, TopologyError::Duplicate { kind: "topic", name } if name == "orders.events")),
+        "{errors:#?}"
+    );
     assert!(has(&|e| matches!(e, TopologyError::Invalid { field: "partitions", .. })), "{errors:#?}");
-    assert!(has(&|e| matches!(e, TopologyError::KeyMismatch { processor, .. } if processor == "order-saga")), "{errors:#?}");
+    assert!(
+        has(&|e| matches!(e, TopologyError::KeyMismatch { processor, .. } if processor == "order-saga")),
+        "{errors:#?}"
+    );
     assert!(has(&|e| matches!(e, TopologyError::Invalid { field: "outbound.base_url", .. })), "{errors:#?}");
 }
 

@@ -190,9 +190,9 @@ impl Checker<'_> {
                 field,
                 partner: partner.to_owned(),
             }),
-            Some(p) if must_be_callable && p.outbound.is_none() => self.errors.push(
-                TopologyError::PartnerNotCallable { owner: owner.to_owned(), partner: partner.to_owned() },
-            ),
+            Some(p) if must_be_callable && p.outbound.is_none() => self
+                .errors
+                .push(TopologyError::PartnerNotCallable { owner: owner.to_owned(), partner: partner.to_owned() }),
             Some(p) if !must_be_callable && p.inbound.is_none() => self.errors.push(invalid(
                 owner.to_owned(),
                 field,
@@ -296,7 +296,12 @@ impl Checker<'_> {
                 ProcessorParams::OrderSaga { erp_partner, discount_percent, discount_min_total, .. } => {
                     self.partner_ref(&owner, "params.erp_partner", erp_partner, true);
                     if *discount_percent > 100 {
-                        self.errors.push(invalid(owner.clone(), "params.discount_percent", discount_percent, "at most 100"));
+                        self.errors.push(invalid(
+                            owner.clone(),
+                            "params.discount_percent",
+                            discount_percent,
+                            "at most 100",
+                        ));
                     }
                     if !is_decimal(discount_min_total) {
                         self.errors.push(invalid(
@@ -336,7 +341,12 @@ impl Checker<'_> {
                 SinkParams::Http { partner, commands } => {
                     self.partner_ref(&owner, "params.partner", partner, true);
                     if commands.is_empty() {
-                        self.errors.push(invalid(owner.clone(), "params.commands", "[]", "name the commands it delivers"));
+                        self.errors.push(invalid(
+                            owner.clone(),
+                            "params.commands",
+                            "[]",
+                            "name the commands it delivers",
+                        ));
                     }
                     if let Some(input) = &input {
                         for command in commands {
@@ -344,7 +354,12 @@ impl Checker<'_> {
                         }
                     }
                     if raw.results.is_none() {
-                        self.errors.push(invalid(owner.clone(), "results", "", "an http sink reports delivery results"));
+                        self.errors.push(invalid(
+                            owner.clone(),
+                            "results",
+                            "",
+                            "an http sink reports delivery results",
+                        ));
                     }
                 }
                 SinkParams::CqlProjector { keyspace, .. } => {
@@ -389,11 +404,23 @@ impl Checker<'_> {
             if let Some(outbound) = &raw.outbound {
                 match reqwest::Url::parse(&outbound.base_url) {
                     Ok(url) if matches!(url.scheme(), "http" | "https") => {}
-                    Ok(_) => self.errors.push(invalid(owner.clone(), "outbound.base_url", &outbound.base_url, "must be http or https")),
-                    Err(e) => self.errors.push(invalid(owner.clone(), "outbound.base_url", &outbound.base_url, e.to_string())),
+                    Ok(_) => self.errors.push(invalid(
+                        owner.clone(),
+                        "outbound.base_url",
+                        &outbound.base_url,
+                        "must be http or https",
+                    )),
+                    Err(e) => {
+                        self.errors.push(invalid(owner.clone(), "outbound.base_url", &outbound.base_url, e.to_string()))
+                    }
                 }
                 if !["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&outbound.method.as_str()) {
-                    self.errors.push(invalid(owner.clone(), "outbound.method", &outbound.method, "not an HTTP method the hub sends"));
+                    self.errors.push(invalid(
+                        owner.clone(),
+                        "outbound.method",
+                        &outbound.method,
+                        "not an HTTP method the hub sends",
+                    ));
                 }
                 if outbound.concurrency == 0 {
                     self.errors.push(invalid(owner.clone(), "outbound.concurrency", 0, "must be at least 1"));

@@ -86,28 +86,40 @@ impl Codec {
         let decoded = self
             .runtime
             .block_on(self.decoder.decode_with_schema(Some(payload)))
-            .map_err(|e| if e.retriable { DecodeError::Unavailable(e.error.clone()) } else { DecodeError::NotAvro(e.error.clone()) })?
+            .map_err(|e| {
+                if e.retriable {
+                    DecodeError::Unavailable(e.error.clone())
+                } else {
+                    DecodeError::NotAvro(e.error.clone())
+                }
+            })?
             .ok_or_else(|| DecodeError::NotAvro("empty payload".to_owned()))?;
         let full_name = decoded.name.as_ref().map(|n| n.fullname(None)).unwrap_or_default();
-        let (contract, reader) = self.readers.get(&full_name).ok_or_else(|| DecodeError::UnknownType(full_name.clone()))?;
+        let (contract, reader) =
+            self.readers.get(&full_name).ok_or_else(|| DecodeError::UnknownType(full_name.clone()))?;
         let value = decoded.value.resolve(reader).map_err(|e| DecodeError::Contract(e.to_string()))?;
         Ok((contract.clone(), avro_to_json(reader, &value)))
     }
 
     /// Encodes `json` as contract `contract` for `topic`.
     pub fn encode(&self, contract: &str, topic: &str, json: &serde_json::Value) -> Result<Vec<u8>, ProcessorError> {
-        let output = self
-            .outputs
-            .get(contract)
-            .ok_or_else(|| ProcessorError::Encode { contract: contract.to_owned(), reason: "not a known contract".to_owned() })?;
+        let output = self.outputs.get(contract).ok_or_else(|| ProcessorError::Encode {
+            contract: contract.to_owned(),
+            reason: "not a known contract".to_owned(),
+        })?;
         let encoder = output.encoders.get(topic).ok_or_else(|| ProcessorError::Encode {
             contract: contract.to_owned(),
             reason: format!("not carried by topic {topic}"),
         })?;
-        let value = json_to_avro(&output.schema, json, UnknownFields::Ignore).map_err(|violations| ProcessorError::Encode {
-            contract: contract.to_owned(),
-            reason: violations.iter().map(|v| format!("{}: {}", v.pointer, v.detail)).collect::<Vec<_>>().join("; "),
-        })?;
+        let value =
+            json_to_avro(&output.schema, json, UnknownFields::Ignore).map_err(|violations| ProcessorError::Encode {
+                contract: contract.to_owned(),
+                reason: violations
+                    .iter()
+                    .map(|v| format!("{}: {}", v.pointer, v.detail))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            })?;
         encoder.encode(value).map_err(|reason| ProcessorError::Encode { contract: contract.to_owned(), reason })
     }
 }

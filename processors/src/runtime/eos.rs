@@ -76,14 +76,21 @@ fn now_millis() -> i64 {
 }
 
 fn header(message: &OwnedMessage, name: &str) -> Option<String> {
-    message
-        .headers()
-        .and_then(|h| h.iter().find(|x| x.key == name).and_then(|x| x.value).map(|v| String::from_utf8_lossy(v).into_owned()))
+    message.headers().and_then(|h| {
+        h.iter().find(|x| x.key == name).and_then(|x| x.value).map(|v| String::from_utf8_lossy(v).into_owned())
+    })
 }
 
 impl<'a> Loop<'a> {
     pub fn new(shared: &'a Shared, consumer: BaseConsumer<RebalanceContext>, producer: BaseProducer) -> Self {
-        Self { shared, consumer, producer, store: super::store::Store::default(), assigned: Vec::new(), batch: Batch::default() }
+        Self {
+            shared,
+            consumer,
+            producer,
+            store: super::store::Store::default(),
+            assigned: Vec::new(),
+            batch: Batch::default(),
+        }
     }
 
     fn eos(&self) -> bool {
@@ -118,7 +125,11 @@ impl<'a> Loop<'a> {
     }
 
     /// Calls `f` until it succeeds or fails for good.
-    fn retrying(&mut self, operation: &'static str, mut f: impl FnMut(&mut Self) -> Result<(), KafkaError>) -> Result<(), ProcessorError> {
+    fn retrying(
+        &mut self,
+        operation: &'static str,
+        mut f: impl FnMut(&mut Self) -> Result<(), KafkaError>,
+    ) -> Result<(), ProcessorError> {
         let mut attempt = 0;
         loop {
             match f(self) {
@@ -173,7 +184,9 @@ impl<'a> Loop<'a> {
             return Ok(());
         }
         if self.eos() {
-            self.producer.begin_transaction().map_err(|source| ProcessorError::Kafka { operation: "begin transaction", source })?;
+            self.producer
+                .begin_transaction()
+                .map_err(|source| ProcessorError::Kafka { operation: "begin transaction", source })?;
         }
         self.batch.open = true;
         self.batch.started = Some(Instant::now());
@@ -181,7 +194,13 @@ impl<'a> Loop<'a> {
     }
 
     /// Produces one record into the open transaction, waiting while the local queue is full.
-    pub fn send(&mut self, topic: &str, key: &str, payload: Option<&[u8]>, headers: OwnedHeaders) -> Result<(), ProcessorError> {
+    pub fn send(
+        &mut self,
+        topic: &str,
+        key: &str,
+        payload: Option<&[u8]>,
+        headers: OwnedHeaders,
+    ) -> Result<(), ProcessorError> {
         let mut record = BaseRecord::to(topic).key(key).headers(headers);
         if let Some(payload) = payload {
             record = record.payload(payload);
@@ -237,7 +256,9 @@ impl<'a> Loop<'a> {
         };
         let key = message.key().map(|k| String::from_utf8_lossy(k).into_owned());
         if key.as_deref() != Some(correlation_id.as_str()) {
-            let reason = format!("record key {key:?} is not the correlation id {correlation_id:?}, so it may sit on the wrong partition");
+            let reason = format!(
+                "record key {key:?} is not the correlation id {correlation_id:?}, so it may sit on the wrong partition"
+            );
             return self.dead_letter(message, "PERMANENT", &reason);
         }
         let now = message.timestamp().to_millis().map_or_else(|| Millis(now_millis()), Millis);
@@ -282,9 +303,19 @@ impl<'a> Loop<'a> {
     }
 
     fn dead_letter(&mut self, message: &OwnedMessage, class: &'static str, reason: &str) -> Result<(), ProcessorError> {
-        tracing::warn!(topic = message.topic(), partition = message.partition(), offset = message.offset(), reason, "dead-lettering a record");
+        tracing::warn!(
+            topic = message.topic(),
+            partition = message.partition(),
+            offset = message.offset(),
+            reason,
+            "dead-lettering a record"
+        );
         self.shared.metrics.records.get_or_create(&self.labels("dead_letter")).inc();
-        self.shared.metrics.dead_letters.get_or_create(&self.labels(if class == "PERMANENT" { "permanent" } else { "exhausted" })).inc();
+        self.shared
+            .metrics
+            .dead_letters
+            .get_or_create(&self.labels(if class == "PERMANENT" { "permanent" } else { "exhausted" }))
+            .inc();
         super::outputs::dead_letter(self, message, class, reason)
     }
 
@@ -297,7 +328,11 @@ impl<'a> Loop<'a> {
             }
             let id = saga::deadline_event_id(&key, deadline);
             let shared = self.shared;
-            if self.store.get(partition, &key, |bytes| decode_state(shared, bytes))?.is_some_and(|s| s.applied_event_ids.contains(&id)) {
+            if self
+                .store
+                .get(partition, &key, |bytes| decode_state(shared, bytes))?
+                .is_some_and(|s| s.applied_event_ids.contains(&id))
+            {
                 continue;
             }
             self.begin()?;
@@ -407,7 +442,10 @@ impl<'a> Loop<'a> {
         self.store.abort();
         self.batch = Batch::default();
         if rewind {
-            let assignment = self.consumer.assignment().map_err(|source| ProcessorError::Kafka { operation: "assignment", source })?;
+            let assignment = self
+                .consumer
+                .assignment()
+                .map_err(|source| ProcessorError::Kafka { operation: "assignment", source })?;
             let committed = self
                 .consumer
                 .committed_offsets(assignment, CALL_TIMEOUT)
@@ -429,12 +467,16 @@ impl<'a> Loop<'a> {
 
 /// Decodes a state record restored from the state topic.
 fn decode_state(shared: &Shared, bytes: &[u8]) -> Result<saga::OrderState, ProcessorError> {
-    let (_, json) = shared
-        .codec
-        .decode(bytes)
-        .map_err(|e| ProcessorError::Restore { topic: shared.state_topic.clone(), partition: -1, reason: e.to_string() })?;
-    serde_json::from_value(json)
-        .map_err(|e| ProcessorError::Restore { topic: shared.state_topic.clone(), partition: -1, reason: e.to_string() })
+    let (_, json) = shared.codec.decode(bytes).map_err(|e| ProcessorError::Restore {
+        topic: shared.state_topic.clone(),
+        partition: -1,
+        reason: e.to_string(),
+    })?;
+    serde_json::from_value(json).map_err(|e| ProcessorError::Restore {
+        topic: shared.state_topic.clone(),
+        partition: -1,
+        reason: e.to_string(),
+    })
 }
 
 /// Headers of a record the processor writes.

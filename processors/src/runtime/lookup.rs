@@ -51,8 +51,12 @@ pub fn spawn(
     shutdown: CancellationToken,
 ) -> Result<(Levels, std::thread::JoinHandle<()>), ProcessorError> {
     let mut config = settings.client_config("hub-lookup");
-    config.set("group.id", "hub-lookup-unused").set("enable.auto.commit", "false").set("isolation.level", "read_committed");
-    let consumer: BaseConsumer = config.create().map_err(|source| ProcessorError::Kafka { operation: "lookup consumer", source })?;
+    config
+        .set("group.id", "hub-lookup-unused")
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed");
+    let consumer: BaseConsumer =
+        config.create().map_err(|source| ProcessorError::Kafka { operation: "lookup consumer", source })?;
     let metadata = consumer
         .fetch_metadata(Some(&topic), Duration::from_secs(10))
         .map_err(|source| ProcessorError::Kafka { operation: "lookup metadata", source })?;
@@ -82,13 +86,18 @@ fn caught_up(consumer: &BaseConsumer, topic: &str, ends: &HashMap<i32, i64>) -> 
     let Ok(position) = consumer.position() else { return false };
     ends.iter().all(|(p, end)| {
         *end == 0
-            || position
-                .find_partition(topic, *p)
-                .is_some_and(|e| matches!(e.offset(), Offset::Offset(o) if o >= *end))
+            || position.find_partition(topic, *p).is_some_and(|e| matches!(e.offset(), Offset::Offset(o) if o >= *end))
     })
 }
 
-fn read(consumer: &BaseConsumer, topic: &str, codec: &Codec, levels: &Levels, ends: HashMap<i32, i64>, shutdown: &CancellationToken) {
+fn read(
+    consumer: &BaseConsumer,
+    topic: &str,
+    codec: &Codec,
+    levels: &Levels,
+    ends: HashMap<i32, i64>,
+    shutdown: &CancellationToken,
+) {
     while !shutdown.is_cancelled() {
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(message)) => {
@@ -97,7 +106,9 @@ fn read(consumer: &BaseConsumer, topic: &str, codec: &Codec, levels: &Levels, en
                     None => levels.set(key, None),
                     Some(payload) => match codec.decode(payload) {
                         Ok((_, json)) => levels.set(key, json.get("available").and_then(serde_json::Value::as_i64)),
-                        Err(error) => tracing::warn!(%error, topic, offset = message.offset(), "unreadable lookup record skipped"),
+                        Err(error) => {
+                            tracing::warn!(%error, topic, offset = message.offset(), "unreadable lookup record skipped")
+                        }
                     },
                 }
             }

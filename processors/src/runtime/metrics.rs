@@ -44,7 +44,11 @@ impl ProcessorMetrics {
         registry.register(names::PROCESSOR_TRANSACTION_RECORDS, "Input records per transaction", m.batch.clone());
         registry.register(names::PROCESSOR_RESTORE_DURATION, "Time to restore state partitions", m.restore.clone());
         registry.register(names::PROCESSOR_STATES, "States held in memory", m.states.clone());
-        registry.register(names::PROCESSOR_DEAD_LETTERS, "Records dead-lettered by error class", m.dead_letters.clone());
+        registry.register(
+            names::PROCESSOR_DEAD_LETTERS,
+            "Records dead-lettered by error class",
+            m.dead_letters.clone(),
+        );
         m
     }
 }

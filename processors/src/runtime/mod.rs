@@ -65,7 +65,8 @@ pub struct Services {
 }
 
 fn saga_params(processor: &Processor, config: &ProcessorConfig) -> Result<saga::Params, ProcessorError> {
-    let ProcessorParams::OrderSaga { erp_partner, discount_percent, discount_min_total, dispatch_deadline } = &processor.params;
+    let ProcessorParams::OrderSaga { erp_partner, discount_percent, discount_min_total, dispatch_deadline } =
+        &processor.params;
     Ok(saga::Params {
         erp_partner: erp_partner.clone(),
         discount_percent: *discount_percent,
@@ -78,8 +79,16 @@ fn saga_params(processor: &Processor, config: &ProcessorConfig) -> Result<saga::
 }
 
 /// Runs every processor of the topology until `shutdown`; an error means exit non-zero.
-pub async fn run(topology: &Topology, services: &Services, config: &ProcessorConfig, shutdown: CancellationToken) -> Result<(), ProcessorError> {
-    let processor = topology.processors.first().ok_or_else(|| ProcessorError::Config("the topology has no processor".to_owned()))?;
+pub async fn run(
+    topology: &Topology,
+    services: &Services,
+    config: &ProcessorConfig,
+    shutdown: CancellationToken,
+) -> Result<(), ProcessorError> {
+    let processor = topology
+        .processors
+        .first()
+        .ok_or_else(|| ProcessorError::Config("the topology has no processor".to_owned()))?;
     let registry = Registry::new(&services.registry_url, services.registry_basic_auth.as_deref())?;
     let mut topics: Vec<String> = processor.inputs.clone();
     topics.extend(processor.outputs.iter().cloned());
@@ -128,7 +137,12 @@ pub async fn run(topology: &Topology, services: &Services, config: &ProcessorCon
         .map_err(|source| ProcessorError::Kafka { operation: "subscribe", source })?;
     let transactional_id = format!("{group}-{}", config.instance_id);
     let producer = producer(&services.kafka, &transactional_id, config)?;
-    let health = tokio::spawn(serve_health(config.processor_listen, Arc::clone(&shared), Arc::new(Mutex::new(registry_metrics)), shutdown.clone()));
+    let health = tokio::spawn(serve_health(
+        config.processor_listen,
+        Arc::clone(&shared),
+        Arc::new(Mutex::new(registry_metrics)),
+        shutdown.clone(),
+    ));
     tracing::info!(processor = %processor.name, %group, %transactional_id, mode = ?config.mode, "processor starting");
     let loop_shared = Arc::clone(&shared);
     let loop_shutdown = shutdown.clone();
@@ -167,11 +181,16 @@ async fn check_topics(settings: &KafkaSettings, processor: &Processor) -> Result
     let state = partitions(&processor.state);
     for input in &processor.inputs {
         if partitions(input).is_some() && state.is_some() && partitions(input) != state {
-            problems.push(format!("{input} has {:?} partitions but the state topic {} has {state:?}: not co-partitioned", partitions(input), processor.state));
+            problems.push(format!(
+                "{input} has {:?} partitions but the state topic {} has {state:?}: not co-partitioned",
+                partitions(input),
+                processor.state
+            ));
         }
     }
     for compacted in std::iter::once(&processor.state).chain(&processor.lookups) {
-        let policy = cluster.topics.get(compacted).and_then(|t| t.configs.get("cleanup.policy")).cloned().unwrap_or_default();
+        let policy =
+            cluster.topics.get(compacted).and_then(|t| t.configs.get("cleanup.policy")).cloned().unwrap_or_default();
         if cluster.topics.contains_key(compacted) && !policy.contains("compact") {
             problems.push(format!("{compacted} has cleanup.policy={policy}, it must be compacted"));
         }
@@ -183,7 +202,11 @@ async fn check_topics(settings: &KafkaSettings, processor: &Processor) -> Result
     }
 }
 
-fn consumer(settings: &KafkaSettings, group: &str, config: &ProcessorConfig) -> Result<BaseConsumer<eos::RebalanceContext>, ProcessorError> {
+fn consumer(
+    settings: &KafkaSettings,
+    group: &str,
+    config: &ProcessorConfig,
+) -> Result<BaseConsumer<eos::RebalanceContext>, ProcessorError> {
     let mut c = settings.client_config("hub-processor");
     c.set("group.id", group)
         .set("isolation.level", "read_committed")
@@ -198,13 +221,19 @@ fn consumer(settings: &KafkaSettings, group: &str, config: &ProcessorConfig) -> 
     for (k, v) in &settings.properties {
         c.set(k, v);
     }
-    c.create_with_context(eos::RebalanceContext::default()).map_err(|source| ProcessorError::Kafka { operation: "consumer", source })
+    c.create_with_context(eos::RebalanceContext::default())
+        .map_err(|source| ProcessorError::Kafka { operation: "consumer", source })
 }
 
-fn producer(settings: &KafkaSettings, transactional_id: &str, config: &ProcessorConfig) -> Result<BaseProducer, ProcessorError> {
+fn producer(
+    settings: &KafkaSettings,
+    transactional_id: &str,
+    config: &ProcessorConfig,
+) -> Result<BaseProducer, ProcessorError> {
     let mut p = settings.producer_config("hub-processor");
     if config.mode == Mode::ExactlyOnce {
-        p.set("transactional.id", transactional_id).set("transaction.timeout.ms", config.transaction_timeout.as_millis().to_string());
+        p.set("transactional.id", transactional_id)
+            .set("transaction.timeout.ms", config.transaction_timeout.as_millis().to_string());
     }
     // Right after a commit the coordinator answers CONCURRENT_TRANSACTIONS until its markers are
     // written; librdkafka retries after retry.backoff.ms (100 ms by default), which capped every
@@ -218,7 +247,12 @@ fn producer(settings: &KafkaSettings, transactional_id: &str, config: &Processor
 
 type HealthState = (Arc<Shared>, Arc<Mutex<prometheus_client::registry::Registry>>);
 
-async fn serve_health(listen: SocketAddr, shared: Arc<Shared>, registry: Arc<Mutex<prometheus_client::registry::Registry>>, shutdown: CancellationToken) {
+async fn serve_health(
+    listen: SocketAddr,
+    shared: Arc<Shared>,
+    registry: Arc<Mutex<prometheus_client::registry::Registry>>,
+    shutdown: CancellationToken,
+) {
     let app = axum::Router::new()
         .route("/healthz", get(|| async { (StatusCode::OK, "ok") }))
         .route(
@@ -227,7 +261,8 @@ async fn serve_health(listen: SocketAddr, shared: Arc<Shared>, registry: Arc<Mut
                 if shared.ready.load(Ordering::Acquire) && shared.levels.loaded() {
                     (StatusCode::OK, "ready").into_response()
                 } else {
-                    (StatusCode::SERVICE_UNAVAILABLE, "not ready: waiting for partitions or the lookup table").into_response()
+                    (StatusCode::SERVICE_UNAVAILABLE, "not ready: waiting for partitions or the lookup table")
+                        .into_response()
                 }
             }),
         )

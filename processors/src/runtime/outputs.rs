@@ -10,7 +10,8 @@ use super::error::ProcessorError;
 use crate::saga::{Action, Transition};
 
 fn to_json<T: serde::Serialize>(contract: &str, value: &T) -> Result<serde_json::Value, ProcessorError> {
-    serde_json::to_value(value).map_err(|e| ProcessorError::Encode { contract: contract.to_owned(), reason: e.to_string() })
+    serde_json::to_value(value)
+        .map_err(|e| ProcessorError::Encode { contract: contract.to_owned(), reason: e.to_string() })
 }
 
 /// Writes the new state and every action of `transition` into the open transaction, and stages
@@ -29,7 +30,9 @@ pub fn write(
         let (contract, json, id) = match action {
             Action::Dispatch(c) => ("dispatch_command", to_json("dispatch_command", c)?, c.command_id.as_str()),
             Action::Notify(c) => ("notification_command", to_json("notification_command", c)?, c.command_id.as_str()),
-            Action::ReleaseStock(c) => ("stock_release_command", to_json("stock_release_command", c)?, c.command_id.as_str()),
+            Action::ReleaseStock(c) => {
+                ("stock_release_command", to_json("stock_release_command", c)?, c.command_id.as_str())
+            }
             Action::Validated(e) => ("order_validated", to_json("order_validated", e)?, e.event_id.as_str()),
             Action::Rejected(e) => ("order_rejected", to_json("order_rejected", e)?, e.event_id.as_str()),
         };
@@ -67,7 +70,8 @@ pub fn dead_letter(l: &mut Loop<'_>, message: &OwnedMessage, class: &str, reason
         }
     }
     let stage = format!("processor:{}", shared.name);
-    let failed_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    let failed_at =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
     let value = json!({
         "source_topic": message.topic(),
         "source_partition": message.partition(),

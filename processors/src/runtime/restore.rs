@@ -14,7 +14,12 @@ use super::store::{Store, DEADLINE_HEADER};
 /// Reads `partitions` of `topic` from the beginning to the end (last write wins, tombstones
 /// delete), whether or not compaction has run, keeping each state's bytes (decoded on first
 /// use). Returns the records read.
-pub fn restore(settings: &KafkaSettings, topic: &str, partitions: &[i32], store: &mut Store) -> Result<u64, ProcessorError> {
+pub fn restore(
+    settings: &KafkaSettings,
+    topic: &str,
+    partitions: &[i32],
+    store: &mut Store,
+) -> Result<u64, ProcessorError> {
     let err = |partition: i32, reason: String| ProcessorError::Restore { topic: topic.to_owned(), partition, reason };
     if partitions.is_empty() {
         return Ok(0);
@@ -26,12 +31,14 @@ pub fn restore(settings: &KafkaSettings, topic: &str, partitions: &[i32], store:
         .set("isolation.level", "read_committed")
         .set("fetch.max.bytes", "52428800")
         .set("max.partition.fetch.bytes", "10485760");
-    let consumer: BaseConsumer = config.create().map_err(|source| ProcessorError::Kafka { operation: "restore consumer", source })?;
+    let consumer: BaseConsumer =
+        config.create().map_err(|source| ProcessorError::Kafka { operation: "restore consumer", source })?;
     let mut assignment = TopicPartitionList::new();
     let mut ends = Vec::new();
     for p in partitions {
         store.hold(*p);
-        let (low, high) = consumer.fetch_watermarks(topic, *p, Duration::from_secs(30)).map_err(|e| err(*p, e.to_string()))?;
+        let (low, high) =
+            consumer.fetch_watermarks(topic, *p, Duration::from_secs(30)).map_err(|e| err(*p, e.to_string()))?;
         if high > low {
             assignment.add_partition_offset(topic, *p, Offset::Beginning).map_err(|e| err(*p, e.to_string()))?;
             ends.push((*p, high));
@@ -46,7 +53,10 @@ pub fn restore(settings: &KafkaSettings, topic: &str, partitions: &[i32], store:
     let deadline = Instant::now() + Duration::from_secs(600);
     while !remaining.is_empty() {
         if Instant::now() > deadline {
-            return Err(err(-1, "not at the end after 10 minutes (an open transaction holding the stable offset?)".to_owned()));
+            return Err(err(
+                -1,
+                "not at the end after 10 minutes (an open transaction holding the stable offset?)".to_owned(),
+            ));
         }
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(message)) => {
@@ -71,7 +81,9 @@ pub fn restore(settings: &KafkaSettings, topic: &str, partitions: &[i32], store:
                 // position, not the last offset read, tells whether the end is reached.
                 let position = consumer.position().map_err(|e| err(-1, e.to_string()))?;
                 remaining.retain(|p, end| {
-                    !position.find_partition(topic, *p).is_some_and(|e| matches!(e.offset(), Offset::Offset(o) if o >= *end))
+                    !position
+                        .find_partition(topic, *p)
+                        .is_some_and(|e| matches!(e.offset(), Offset::Offset(o) if o >= *end))
                 });
             }
         }

@@ -34,7 +34,11 @@ pub struct Store {
 
 /// The deadline a state waits for, if it waits for one.
 pub fn pending_deadline(state: &OrderState) -> Option<Millis> {
-    if state.status == Status::Validated { state.deadline } else { None }
+    if state.status == Status::Validated {
+        state.deadline
+    } else {
+        None
+    }
 }
 
 impl Store {

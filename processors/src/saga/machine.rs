@@ -52,7 +52,9 @@ pub struct Transition {
 pub enum Outcome {
     Changed(Box<Transition>),
     /// Nothing to write: a repeat, a late result, a result the saga does not wait for.
-    Unchanged { reason: &'static str },
+    Unchanged {
+        reason: &'static str,
+    },
 }
 
 /// Events the saga refuses; the runtime dead-letters them.
@@ -90,7 +92,9 @@ pub fn apply(
         return Ok(Outcome::Unchanged { reason: "event already applied" });
     }
     match (state, event) {
-        (None, Event::Received(order)) => Ok(Outcome::Changed(Box::new(receive(order, event_id, now, params, inventory)))),
+        (None, Event::Received(order)) => {
+            Ok(Outcome::Changed(Box::new(receive(order, event_id, now, params, inventory))))
+        }
         (Some(s), Event::Received(_)) => Err(Rejection::AlreadyExists { order_id: s.order_id.clone() }),
         (None, other) => Err(Rejection::NoSuchOrder { event_type: other.kind() }),
         (Some(s), _) if s.status.is_terminal() => Ok(Outcome::Unchanged { reason: "order already finished" }),
@@ -107,7 +111,15 @@ pub fn apply(
 }
 
 /// Moves `state` to `to`, recording the step.
-fn step(state: &mut OrderState, to: Status, event: &Event, event_id: &str, now: Millis, detail: Option<String>, params: &Params) {
+fn step(
+    state: &mut OrderState,
+    to: Status,
+    event: &Event,
+    event_id: &str,
+    now: Millis,
+    detail: Option<String>,
+    params: &Params,
+) {
     state.history.push(TransitionRecord {
         from: state.status.as_str().to_owned(),
         to: to.as_str().to_owned(),
@@ -198,10 +210,19 @@ fn short_of_stock(order: &OrderReceived, inventory: &dyn Inventory) -> Vec<Strin
         .collect()
 }
 
-fn receive(order: &OrderReceived, event_id: &str, now: Millis, params: &Params, inventory: &dyn Inventory) -> Transition {
+fn receive(
+    order: &OrderReceived,
+    event_id: &str,
+    now: Millis,
+    params: &Params,
+    inventory: &dyn Inventory,
+) -> Transition {
     let subtotal = Money(order.items.iter().map(|l| l.unit_price.0.saturating_mul(i64::from(l.quantity))).sum());
-    let discount =
-        if subtotal >= params.discount_min_total { subtotal.percent(params.discount_percent) } else { Money::default() };
+    let discount = if subtotal >= params.discount_min_total {
+        subtotal.percent(params.discount_percent)
+    } else {
+        Money::default()
+    };
     let event = Event::Received(order.clone());
     let mut state = OrderState {
         correlation_id: order.correlation_id.clone(),
@@ -236,7 +257,10 @@ fn receive(order: &OrderReceived, event_id: &str, now: Millis, params: &Params, 
     if let Some((reason, detail)) = refusal {
         state.failure_reason = Some(detail.clone());
         step(&mut state, Status::Rejected, &event, event_id, now, Some(detail.clone()), params);
-        let actions = vec![rejected(&state, event_id, reason, &detail, now), notify(&state, event_id, "order.rejected", now, Some(&detail))];
+        let actions = vec![
+            rejected(&state, event_id, reason, &detail, now),
+            notify(&state, event_id, "order.rejected", now, Some(&detail)),
+        ];
         return Transition { state, actions };
     }
     let command_id = derive_id(event_id, "dispatch");
@@ -300,7 +324,15 @@ fn delivered(state: &OrderState, result: &DeliveryResult, event_id: &str, now: M
 }
 
 /// Releases the stock and tells the client: COMPENSATING, then COMPENSATED.
-fn compensate(state: &OrderState, event: &Event, event_id: &str, now: Millis, params: &Params, reason: &str, detail: &str) -> Transition {
+fn compensate(
+    state: &OrderState,
+    event: &Event,
+    event_id: &str,
+    now: Millis,
+    params: &Params,
+    reason: &str,
+    detail: &str,
+) -> Transition {
     let mut next = state.clone();
     remember(&mut next, event_id, params);
     next.deadline = None;
@@ -315,6 +347,10 @@ fn compensate(state: &OrderState, event: &Event, event_id: &str, now: Millis, pa
         issued_at: now,
     });
     step(&mut next, Status::Compensated, event, event_id, now, None, params);
-    let actions = vec![release, rejected(&next, event_id, reason, detail, now), notify(&next, event_id, "order.failed", now, Some(detail))];
+    let actions = vec![
+        release,
+        rejected(&next, event_id, reason, detail, now),
+        notify(&next, event_id, "order.failed", now, Some(detail)),
+    ];
     Transition { state: next, actions }
 }

@@ -8,6 +8,6 @@ pub use machine::{apply, deadline_event_id, derive_id, Action, Inventory, Outcom
 pub use model::*;
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod prop_tests;
+#[cfg(test)]
+mod tests;

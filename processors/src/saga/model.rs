@@ -47,7 +47,8 @@ impl Serialize for Money {
 impl<'de> Deserialize<'de> for Money {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
-        Money::parse(&text).ok_or_else(|| serde::de::Error::custom(format!("not an amount with two decimals: {text:?}")))
+        Money::parse(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("not an amount with two decimals: {text:?}")))
     }
 }
 
@@ -133,7 +134,9 @@ pub enum Event {
     Received(OrderReceived),
     Delivered(DeliveryResult),
     /// The dispatch deadline passed without a result (fired by the runtime from the state).
-    DeadlineExpired { deadline: Millis },
+    DeadlineExpired {
+        deadline: Millis,
+    },
 }
 
 impl Event {

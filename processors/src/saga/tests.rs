@@ -26,7 +26,10 @@ fn order(lines: &[(&str, i32, &str)]) -> OrderReceived {
         order_id: "A-1".into(),
         partner: "acme-shop".into(),
         customer_id: "cust-1".into(),
-        items: lines.iter().map(|(sku, q, p)| Line { sku: (*sku).into(), quantity: *q, unit_price: Money::parse(p).expect("price") }).collect(),
+        items: lines
+            .iter()
+            .map(|(sku, q, p)| Line { sku: (*sku).into(), quantity: *q, unit_price: Money::parse(p).expect("price") })
+            .collect(),
         currency: "BRL".into(),
         channel: "WEB".into(),
         callback_url: Some("https://shop.example/hook".into()),
@@ -155,8 +158,13 @@ fn a_refused_dispatch_is_compensated() {
         let r = result(&v, outcome);
         let t = changed(apply(Some(&v), &Event::Delivered(r), "r-x", Millis(2_000), &params(), &stock(&[])));
         assert_eq!(t.state.status, Status::Compensated);
-        let [Action::ReleaseStock(s), Action::Rejected(rej), Action::Notify(n)] = t.actions.as_slice() else { panic!("{:?}", t.actions) };
-        assert_eq!(s.items, vec![StockLine { sku: "SKU-1".into(), quantity: 2 }, StockLine { sku: "SKU-2".into(), quantity: 1 }]);
+        let [Action::ReleaseStock(s), Action::Rejected(rej), Action::Notify(n)] = t.actions.as_slice() else {
+            panic!("{:?}", t.actions)
+        };
+        assert_eq!(
+            s.items,
+            vec![StockLine { sku: "SKU-1".into(), quantity: 2 }, StockLine { sku: "SKU-2".into(), quantity: 1 }]
+        );
         assert_eq!(rej.reason, "PARTNER_REFUSED");
         assert_eq!((n.event_type.as_str(), n.status), ("order.failed", Status::Compensated));
         let tail: Vec<&str> = t.state.history.iter().skip(2).map(|h| h.to.as_str()).collect();
@@ -169,7 +177,8 @@ fn an_expired_deadline_is_compensated_once() {
     let v = validated().state;
     let deadline = v.deadline.expect("deadline");
     let id = deadline_event_id(&v.correlation_id, deadline);
-    let early = apply(Some(&v), &Event::DeadlineExpired { deadline }, &id, Millis(deadline.0 - 1), &params(), &stock(&[]));
+    let early =
+        apply(Some(&v), &Event::DeadlineExpired { deadline }, &id, Millis(deadline.0 - 1), &params(), &stock(&[]));
     assert_eq!(early, Ok(Outcome::Unchanged { reason: "deadline no longer pending" }));
     let t = changed(apply(Some(&v), &Event::DeadlineExpired { deadline }, &id, deadline, &params(), &stock(&[])));
     assert_eq!(t.state.status, Status::Compensated);
@@ -182,25 +191,45 @@ fn an_expired_deadline_is_compensated_once() {
 fn repeats_late_results_and_other_results_change_nothing() {
     let v = validated().state;
     let received = Event::Received(order(&[("SKU-1", 1, "1.00")]));
-    assert_eq!(apply(Some(&v), &received, "e-1", Millis(5), &params(), &stock(&[])), Ok(Outcome::Unchanged { reason: "event already applied" }));
+    assert_eq!(
+        apply(Some(&v), &received, "e-1", Millis(5), &params(), &stock(&[])),
+        Ok(Outcome::Unchanged { reason: "event already applied" })
+    );
     let mut notification = result(&v, "DELIVERED");
     notification.command_type = "notification_command".into();
-    assert!(matches!(apply(Some(&v), &Event::Delivered(notification), "n-1", Millis(5), &params(), &stock(&[])), Ok(Outcome::Unchanged { .. })));
+    assert!(matches!(
+        apply(Some(&v), &Event::Delivered(notification), "n-1", Millis(5), &params(), &stock(&[])),
+        Ok(Outcome::Unchanged { .. })
+    ));
     let mut stray = result(&v, "DELIVERED");
     stray.command_id = "someone-else".into();
-    assert!(matches!(apply(Some(&v), &Event::Delivered(stray), "s-1", Millis(5), &params(), &stock(&[])), Ok(Outcome::Unchanged { .. })));
-    let done = changed(apply(Some(&v), &Event::Delivered(result(&v, "DELIVERED")), "r-1", Millis(5), &params(), &stock(&[]))).state;
+    assert!(matches!(
+        apply(Some(&v), &Event::Delivered(stray), "s-1", Millis(5), &params(), &stock(&[])),
+        Ok(Outcome::Unchanged { .. })
+    ));
+    let done =
+        changed(apply(Some(&v), &Event::Delivered(result(&v, "DELIVERED")), "r-1", Millis(5), &params(), &stock(&[])))
+            .state;
     let late = result(&v, "REFUSED");
-    assert_eq!(apply(Some(&done), &Event::Delivered(late), "r-2", Millis(6), &params(), &stock(&[])), Ok(Outcome::Unchanged { reason: "order already finished" }));
+    assert_eq!(
+        apply(Some(&done), &Event::Delivered(late), "r-2", Millis(6), &params(), &stock(&[])),
+        Ok(Outcome::Unchanged { reason: "order already finished" })
+    );
 }
 
 #[test]
 fn rejections_are_for_the_dead_letter_topic() {
     let v = validated().state;
     let second = Event::Received(order(&[("SKU-1", 1, "1.00")]));
-    assert_eq!(apply(Some(&v), &second, "e-2", Millis(5), &params(), &stock(&[])), Err(Rejection::AlreadyExists { order_id: "A-1".into() }));
+    assert_eq!(
+        apply(Some(&v), &second, "e-2", Millis(5), &params(), &stock(&[])),
+        Err(Rejection::AlreadyExists { order_id: "A-1".into() })
+    );
     let orphan = Event::Delivered(result(&v, "DELIVERED"));
-    assert_eq!(apply(None, &orphan, "r-1", Millis(5), &params(), &stock(&[])), Err(Rejection::NoSuchOrder { event_type: "delivery_result" }));
+    assert_eq!(
+        apply(None, &orphan, "r-1", Millis(5), &params(), &stock(&[])),
+        Err(Rejection::NoSuchOrder { event_type: "delivery_result" })
+    );
     assert_eq!(
         apply(None, &Event::DeadlineExpired { deadline: Millis(1) }, "d", Millis(5), &params(), &stock(&[])),
         Err(Rejection::NoSuchOrder { event_type: "deadline_expired" })
@@ -214,7 +243,8 @@ fn history_and_applied_ids_are_bounded() {
     p.applied_limit = 1;
     let o = order(&[("SKU-1", 1, "1.00")]);
     let v = changed(apply(None, &Event::Received(o), "e-1", Millis(1), &p, &stock(&[("SKU-1", 1)]))).state;
-    let done = changed(apply(Some(&v), &Event::Delivered(result(&v, "DELIVERED")), "r-1", Millis(2), &p, &stock(&[]))).state;
+    let done =
+        changed(apply(Some(&v), &Event::Delivered(result(&v, "DELIVERED")), "r-1", Millis(2), &p, &stock(&[]))).state;
     assert_eq!(done.history.len(), 3);
     assert_eq!(done.history[0].to, "VALIDATED");
     assert_eq!(done.applied_event_ids, ["r-1"]);
