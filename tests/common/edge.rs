@@ -67,10 +67,6 @@ impl Drop for Edge {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
 impl Edge {
     /// Starts an edge for `prefix` with extra `args`, and waits until /readyz says ready.
     pub fn start(topology: &TopologyCopy, prefix: &str, args: &[&str]) -> Edge {
@@ -81,7 +77,7 @@ impl Edge {
 
     /// Starts an edge without waiting; `scheme` is the base URL's (`https` with TLS args).
     pub fn spawn(topology: &TopologyCopy, prefix: &str, args: &[&str], scheme: &str) -> Edge {
-        let port = free_port();
+        let port = super::free_port();
         let log = topology.dir.path().join(format!("edge-{port}.log"));
         let file = std::fs::File::create(&log).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_hub"))
@@ -126,14 +122,7 @@ impl Edge {
 
     /// Status code of `GET path`, or None when the edge does not answer.
     pub fn status(&self, path: &str) -> Option<u16> {
-        use std::io::{Read, Write};
-        let addr = self.base.trim_start_matches("http://");
-        let mut stream = std::net::TcpStream::connect(addr).ok()?;
-        stream.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
-        let mut head = [0_u8; 12];
-        stream.read_exact(&mut head).ok()?;
-        std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+        super::http_status(self.base.split("://").nth(1).unwrap_or(&self.base), path)
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -28,6 +28,23 @@ pub fn registry_url() -> String {
     service("HUB_REGISTRY_URL", "http://127.0.0.1:8081/apis/ccompat/v7")
 }
 
+/// A free port on loopback.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// Status code of `GET path` on `addr` (host:port), or None when nothing answers. Plain std I/O:
+/// callable from sync and async tests alike.
+pub fn http_status(addr: &str, path: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(3))).ok()?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
+    let mut head = [0_u8; 12];
+    stream.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
+
 /// A topic prefix no other test run uses, so tests share one broker and registry.
 pub fn unique_prefix(test: &str) -> String {
     format!("it-{test}-{}.", uuid::Uuid::new_v4().simple().to_string().get(..8).unwrap_or("x"))

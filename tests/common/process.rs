@@ -28,10 +28,6 @@ impl Drop for Processor {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
 impl Processor {
     /// Starts `hub process` as `instance` and waits until it has partitions and its state.
     pub fn start(topology: &TopologyCopy, prefix: &str, instance: &str, args: &[&str]) -> Processor {
@@ -42,7 +38,7 @@ impl Processor {
 
     /// Starts `hub process` without waiting.
     pub fn spawn(topology: &TopologyCopy, prefix: &str, instance: &str, args: &[&str]) -> Processor {
-        let port = free_port();
+        let port = super::free_port();
         let log = topology.dir.path().join(format!("process-{instance}-{port}.log"));
         let file = std::fs::File::create(&log).expect("log");
         let child = Command::new(env!("CARGO_BIN_EXE_hub"))
@@ -62,13 +58,7 @@ impl Processor {
     }
 
     pub fn status(&self, path: &str) -> Option<u16> {
-        use std::io::{Read, Write};
-        let mut stream = std::net::TcpStream::connect(&self.health).ok()?;
-        stream.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
-        let mut head = [0_u8; 12];
-        stream.read_exact(&mut head).ok()?;
-        std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+        super::http_status(&self.health, path)
     }
 
     pub fn wait_ready(&self, limit: Duration) {
