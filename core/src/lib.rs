@@ -2,6 +2,7 @@
 
 pub mod avro;
 pub mod contract;
+pub mod dead_letter;
 pub mod error;
 pub mod headers;
 pub mod kafka;

@@ -144,6 +144,29 @@ fn malformed(error: &serde_json::Error) -> Problem {
     Problem::new(StatusCode::BAD_REQUEST, "malformed-json", format!("the body is not valid JSON: {error}"))
 }
 
+/// Admits the request, hands it to `inner`, and records the outcome in the metrics.
+async fn handle(
+    app: &Arc<AppState>,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    body: Body,
+    route: &Arc<RouteSpec>,
+    inner: impl for<'a> AsyncFnOnce(Admitted<'a>) -> Response,
+) -> Response {
+    let started = Instant::now();
+    let admitted = match admit(app, peer, headers, body, route).await {
+        Ok(admitted) => admitted,
+        Err(problem) => {
+            record(app, route, "-", problem.status_code(), started);
+            return problem.into_response();
+        }
+    };
+    let partner = admitted.partner.clone();
+    let response = inner(admitted).await;
+    record(app, route, &partner, response.status(), started);
+    response
+}
+
 /// `POST <route>`: one event.
 pub async fn accept(
     State(app): State<Arc<AppState>>,
@@ -152,22 +175,11 @@ pub async fn accept(
     body: Body,
     route: Arc<RouteSpec>,
 ) -> Response {
-    let started = Instant::now();
-    let admitted = match admit(&app, peer, &headers, body, &route).await {
-        Ok(admitted) => admitted,
-        Err(problem) => {
-            record(&app, &route, "-", problem.status_code(), started);
-            return problem.into_response();
-        }
-    };
-    let partner = admitted.partner.clone();
-    let result = single(&app, &route, &headers, admitted).await;
-    let response = match result {
+    handle(&app, peer, &headers, body, &route, async |admitted| match single(&app, &route, &headers, admitted).await {
         Ok(answer) => answer_response(answer),
         Err(problem) => problem.into_response(),
-    };
-    record(&app, &route, &partner, response.status(), started);
-    response
+    })
+    .await
 }
 
 async fn single(
@@ -232,21 +244,13 @@ pub async fn batch(
     body: Body,
     route: Arc<RouteSpec>,
 ) -> Response {
-    let started = Instant::now();
-    let admitted = match admit(&app, peer, &headers, body, &route).await {
-        Ok(admitted) => admitted,
-        Err(problem) => {
-            record(&app, &route, "-", problem.status_code(), started);
-            return problem.into_response();
+    handle(&app, peer, &headers, body, &route, async |admitted| {
+        match batch_inner(&app, &route, &headers, admitted).await {
+            Ok(body) => (StatusCode::OK, axum::Json(body)).into_response(),
+            Err(problem) => problem.into_response(),
         }
-    };
-    let partner = admitted.partner.clone();
-    let response = match batch_inner(&app, &route, &headers, admitted).await {
-        Ok(body) => (StatusCode::OK, axum::Json(body)).into_response(),
-        Err(problem) => problem.into_response(),
-    };
-    record(&app, &route, &partner, response.status(), started);
-    response
+    })
+    .await
 }
 
 async fn batch_inner(

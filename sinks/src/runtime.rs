@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use base64::Engine;
 use interchange_core::avro::Encoder;
 use interchange_core::contract::{avro_to_json, json_to_avro, UnknownFields};
 use interchange_core::kafka::KafkaSettings;
@@ -168,39 +167,19 @@ impl Context {
     }
 
     async fn dead_letter(&self, job: &Job, class: &str, reason: &str) -> Result<(), SinkError> {
-        let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
-        let m = &job.message;
-        let mut original = serde_json::Map::new();
-        let mut headers = OwnedHeaders::new();
-        if let Some(h) = m.headers() {
-            for x in h.iter() {
-                original.insert(x.key.to_owned(), json!(b64(x.value.unwrap_or_default())));
-                headers = headers.insert(Header { key: x.key, value: x.value });
-            }
-        }
         let stage = format!("sink:{}", self.sink.name);
-        let value = json!({
-            "source_topic": m.topic(), "source_partition": m.partition(), "source_offset": m.offset(),
-            "key": m.key().map(b64), "value": m.payload().map(b64), "headers": original,
-            "stage": stage, "error_class": class, "error": reason, "failed_at": now_ms(),
-        });
+        let letter = interchange_core::dead_letter::dead_letter(
+            &job.message,
+            &stage,
+            class,
+            reason,
+            &[("hub-partner", self.partner.name.as_str())],
+        );
         let (topic, encoder) = &self.dead_letter;
-        let avro = json_to_avro(encoder.schema(), &value, UnknownFields::Reject)
+        let avro = json_to_avro(encoder.schema(), &letter.value, UnknownFields::Reject)
             .map_err(|v| SinkError::Config(format!("dead letter: {v:?}")))?;
         let payload = encoder.encode(avro).map_err(SinkError::Config)?;
-        let (partition, offset) = (m.partition().to_string(), m.offset().to_string());
-        for (key, value) in [
-            ("hub-error-class", class),
-            ("hub-error-message", reason),
-            ("hub-error-stage", stage.as_str()),
-            ("hub-partner", self.partner.name.as_str()),
-            ("hub-source-topic", m.topic()),
-            ("hub-source-partition", partition.as_str()),
-            ("hub-source-offset", offset.as_str()),
-        ] {
-            headers = headers.insert(Header { key, value: Some(value) });
-        }
-        self.send(topic, &job.key, &payload, headers).await
+        self.send(topic, &job.key, &payload, letter.headers).await
     }
 
     /// Delivers one job and reports it; `false` when interrupted (not finished).

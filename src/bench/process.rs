@@ -182,13 +182,16 @@ async fn throughput(
     };
     let mut watcher = kafka.client_config("hub-bench-watch");
     watcher.set("group.id", &group);
-    let watcher: BaseConsumer = watcher.create().context("watcher")?;
+    let watcher: Arc<BaseConsumer> = Arc::new(watcher.create().context("watcher")?);
     let partitions = topology.topics.iter().find(|t| t.name == inbound).map_or(1, |t| t.partitions);
     let target = i64::try_from(orders)?;
     let deadline = Instant::now() + Duration::from_secs(900);
     let mut first: Option<(Instant, i64)> = None;
     let last = loop {
-        let done = committed(&watcher, &inbound, partitions);
+        // committed_offsets blocks on the group coordinator: not on an async worker.
+        let (w, topic) = (Arc::clone(&watcher), inbound.clone());
+        let done =
+            tokio::task::spawn_blocking(move || committed(&w, &topic, partitions)).await.context("watcher task")?;
         if done > 0 && first.is_none() {
             first = Some((Instant::now(), done));
         }

@@ -107,7 +107,12 @@ pub async fn run(
     let metrics = metrics::ProcessorMetrics::register(&mut registry_metrics);
     let (levels, lookup_thread) = match processor.lookups.first() {
         Some(topic) => {
-            let (levels, handle) = lookup::spawn(&services.kafka, topic.clone(), Arc::clone(&codec), shutdown.clone())?;
+            // Metadata and watermark calls block: keep them off the async workers.
+            let (settings, topic, codec, stop) =
+                (services.kafka.clone(), topic.clone(), Arc::clone(&codec), shutdown.clone());
+            let (levels, handle) = tokio::task::spawn_blocking(move || lookup::spawn(&settings, topic, codec, stop))
+                .await
+                .map_err(|e| ProcessorError::Config(format!("lookup set-up: {e}")))??;
             (levels, Some(handle))
         }
         None => (lookup::Levels::default(), None),

@@ -1,9 +1,6 @@
 //! Turning a transition's actions into records, and dead letters.
 
-use base64::Engine;
-use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
-use rdkafka::Message;
-use serde_json::json;
+use rdkafka::message::{Header, OwnedMessage};
 
 use super::eos::{headers, Loop};
 use super::error::ProcessorError;
@@ -60,43 +57,9 @@ pub fn write(
 /// Writes `message` to the dead-letter topic, whole, with why in the value and in headers.
 pub fn dead_letter(l: &mut Loop<'_>, message: &OwnedMessage, class: &str, reason: &str) -> Result<(), ProcessorError> {
     let shared = l.shared;
-    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
-    let mut original = serde_json::Map::new();
-    let mut out = OwnedHeaders::new();
-    if let Some(h) = message.headers() {
-        for header in h.iter() {
-            original.insert(header.key.to_owned(), json!(b64(header.value.unwrap_or_default())));
-            out = out.insert(Header { key: header.key, value: header.value });
-        }
-    }
     let stage = format!("processor:{}", shared.name);
-    let failed_at =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
-    let value = json!({
-        "source_topic": message.topic(),
-        "source_partition": message.partition(),
-        "source_offset": message.offset(),
-        "key": message.key().map(b64),
-        "value": message.payload().map(b64),
-        "headers": original,
-        "stage": stage,
-        "error_class": class,
-        "error": reason,
-        "failed_at": u64::try_from(failed_at).unwrap_or(u64::MAX),
-    });
-    let payload = shared.codec.encode("dead_letter", &shared.dead_letter_topic, &value)?;
-    let (partition, offset) = (message.partition().to_string(), message.offset().to_string());
-    for (key, value) in [
-        ("hub-error-class", class),
-        ("hub-error-message", reason),
-        ("hub-error-stage", stage.as_str()),
-        ("hub-source-topic", message.topic()),
-        ("hub-source-partition", partition.as_str()),
-        ("hub-source-offset", offset.as_str()),
-    ] {
-        out = out.insert(Header { key, value: Some(value) });
-    }
-    let key = message.key().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default();
+    let letter = interchange_core::dead_letter::dead_letter(message, &stage, class, reason, &[]);
+    let payload = shared.codec.encode("dead_letter", &shared.dead_letter_topic, &letter.value)?;
     let topic = shared.dead_letter_topic.clone();
-    l.send(&topic, &key, Some(&payload), out)
+    l.send(&topic, &letter.key, Some(&payload), letter.headers)
 }
