@@ -71,7 +71,7 @@ pub enum Command {
     /// Run the stateful processors.
     Process(ProcessArgs),
     /// Run the HTTP sink connectors (deliveries to partners and client notifications).
-    Sink,
+    Sink(SinkArgs),
     /// Check, apply or describe the topics of the topology.
     #[command(subcommand)]
     Topology(TopologyCommand),
@@ -119,6 +119,15 @@ pub struct RunArgs {
     pub edge: interchange_ingest::IngestConfig,
     #[command(flatten)]
     pub processor: interchange_processors::ProcessorConfig,
+    #[command(flatten)]
+    pub sink: interchange_sinks::SinkConfig,
+}
+
+/// `hub sink` options.
+#[derive(Debug, Clone, Args)]
+pub struct SinkArgs {
+    #[command(flatten)]
+    pub sink: interchange_sinks::SinkConfig,
 }
 
 /// `hub ingest` options.

@@ -28,7 +28,7 @@ async fn main() -> ExitCode {
         Command::Run(_) => "all",
         Command::Ingest(_) => "ingest",
         Command::Process(_) => "processor",
-        Command::Sink => "sink",
+        Command::Sink(_) => "sink",
         Command::Topology(_) | Command::Schemas(_) | Command::Bench(_) | Command::Demo(_) => "tool",
     };
     telemetry::init(format, &cli.global.log_filter, role);

@@ -32,3 +32,24 @@ pub const PROCESSOR_STATES: &str = "hub_processor_states";
 pub const PROCESSOR_DEAD_LETTERS: &str = "hub_processor_dead_letters";
 /// Consumer lag per input partition, records.
 pub const PROCESSOR_LAG: &str = "hub_processor_lag_records";
+
+/// Deliveries finished, by partner and outcome (`delivered`, `refused`, `exhausted`, `invalid`).
+pub const SINK_DELIVERIES: &str = "hub_sink_deliveries";
+/// HTTP attempts by partner and outcome (`2xx`, `3xx`, `4xx`, `5xx`, `error`, `timeout`).
+pub const SINK_ATTEMPTS: &str = "hub_sink_attempts";
+/// Duration of one HTTP attempt by partner, seconds.
+pub const SINK_ATTEMPT_DURATION: &str = "hub_sink_attempt_duration_seconds";
+/// Attempts after the first, by partner.
+pub const SINK_RETRIES: &str = "hub_sink_retries";
+/// Time an attempt waited for a rate-limit token, by partner, seconds.
+pub const SINK_RATE_LIMIT_WAIT: &str = "hub_sink_rate_limit_wait_seconds";
+/// Circuit breaker state by partner: 0 closed, 1 half-open, 2 open.
+pub const SINK_BREAKER_STATE: &str = "hub_sink_breaker_state";
+/// Circuit breaker transitions by partner and the state entered.
+pub const SINK_BREAKER_TRANSITIONS: &str = "hub_sink_breaker_transitions";
+/// Commands sent to the dead-letter topic, by partner and error class.
+pub const SINK_DEAD_LETTERS: &str = "hub_sink_dead_letters";
+/// Records read and not yet finished (delivered and reported), by sink.
+pub const SINK_IN_FLIGHT: &str = "hub_sink_in_flight_records";
+/// Partitions of its input a sink owns now, by sink.
+pub const SINK_ASSIGNED_PARTITIONS: &str = "hub_sink_assigned_partitions";

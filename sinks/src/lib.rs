@@ -1,13 +1,97 @@
-//! Sink connectors: deliver commands to partners' HTTP APIs, per partner rate-limited, ordered per
-//! correlation id, retried with backoff, behind a circuit breaker.
+//! Sink connectors: the HTTP sinks that deliver commands to partners (per partner rate-limited,
+//! ordered per correlation id, retried, behind a circuit breaker) and the read-model projector.
 //!
-//! Built so far: the pure parts of the delivery stack (retry policy, circuit breaker, ordered
-//! completion). The runtime that wires them to Kafka and HTTP is the rest of issue 5.
+//! Sinks are a closed set: `SinkParams` in the topology is a tagged enum and [`run`] holds the one
+//! `match` that builds each sink's runtime.
 
-pub mod breaker;
+pub mod config;
+pub mod error;
+pub mod health;
+pub mod http;
+pub mod metrics;
 pub mod ordering;
-pub mod partner;
-pub mod retry;
-pub mod runtime;
+pub mod projector;
+pub mod replay;
 
-pub use runtime::{run, Services, SinkError};
+use std::sync::Arc;
+
+use interchange_core::kafka::KafkaSettings;
+use interchange_core::registry::Registry;
+use interchange_core::topology::{SinkParams, Topology};
+use schema_registry_converter::async_impl::schema_registry::SrSettings;
+use tokio_util::sync::CancellationToken;
+
+pub use config::SinkConfig;
+pub use error::SinkError;
+
+/// Addresses of the services a sink uses.
+#[derive(Debug, Clone)]
+pub struct Services {
+    pub kafka: KafkaSettings,
+    pub registry_url: String,
+    pub registry_basic_auth: Option<String>,
+    /// CQL contact points (the projector).
+    pub cql_nodes: Vec<String>,
+}
+
+impl Services {
+    /// Registry settings for decoders, with basic auth when configured.
+    pub fn sr_settings(&self) -> SrSettings {
+        match self.registry_basic_auth.as_deref().and_then(|a| a.split_once(':')) {
+            Some((user, password)) => SrSettings::new_builder(self.registry_url.clone())
+                .set_basic_authorization(user, Some(password))
+                .build()
+                .unwrap_or_else(|_| SrSettings::new(self.registry_url.clone())),
+            None => SrSettings::new(self.registry_url.clone()),
+        }
+    }
+}
+
+/// What every sink runtime is built from.
+pub struct Env<'a> {
+    pub topology: &'a Topology,
+    pub services: &'a Services,
+    pub registry: &'a Registry,
+    pub metrics: &'a metrics::SinkMetrics,
+    pub health: &'a Arc<health::Health>,
+    pub shutdown: CancellationToken,
+}
+
+/// Runs the topology's sinks (those `config.sinks` names, or all) until `shutdown`, with the
+/// role's health and metrics endpoint on `config.listen`.
+pub async fn run(
+    topology: &Topology,
+    services: &Services,
+    config: &SinkConfig,
+    shutdown: CancellationToken,
+) -> Result<(), SinkError> {
+    let selected: Vec<_> =
+        topology.sinks.iter().filter(|s| config.sinks.is_empty() || config.sinks.contains(&s.name)).collect();
+    if let Some(unknown) = config.sinks.iter().find(|n| !topology.sinks.iter().any(|s| &&s.name == n)) {
+        return Err(SinkError::Config(format!("no sink named {unknown:?} in the topology")));
+    }
+    let registry = Registry::new(&services.registry_url, services.registry_basic_auth.as_deref())?;
+    let mut prometheus = prometheus_client::registry::Registry::default();
+    let metrics = metrics::SinkMetrics::register(&mut prometheus);
+    let health = Arc::new(health::Health::default());
+    let server = tokio::spawn(health::serve(config.listen, Arc::clone(&health), prometheus, shutdown.clone()));
+    let env = Env { topology, services, registry: &registry, metrics: &metrics, health: &health, shutdown };
+    let mut tasks = Vec::new();
+    for sink in selected {
+        let task = match &sink.params {
+            SinkParams::Http { partner, commands } => http::start(&env, sink, partner, commands).await?,
+            SinkParams::CqlProjector { keyspace, timeline_ttl } => {
+                projector::start(&env, sink, keyspace, *timeline_ttl).await?
+            }
+        };
+        tasks.push(task);
+    }
+    tracing::info!(sinks = tasks.len(), "sinks running");
+    let results = futures::future::join_all(tasks).await;
+    env.shutdown.cancel();
+    let _ = server.await;
+    for result in results {
+        result.map_err(|e| SinkError::Config(e.to_string()))??;
+    }
+    Ok(())
+}

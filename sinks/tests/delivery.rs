@@ -9,8 +9,8 @@ use axum::response::IntoResponse;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use interchange_core::topology::{Partner, RateLimit, RetryPolicy, SecretRef};
-use interchange_sinks::breaker::BreakerConfig;
-use interchange_sinks::partner::{Outcome, PartnerClient, Request};
+use interchange_sinks::http::breaker::BreakerConfig;
+use interchange_sinks::http::partner::{Outcome, PartnerClient, Request};
 use tokio_util::sync::CancellationToken;
 
 /// What the partner received: when, and its headers and body.

@@ -25,7 +25,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(crate::cli::BenchCommand::Process(args)) => crate::bench::process::run(&global, &args).await,
         Command::Run(args) => process::run_all(&global, &args).await,
         Command::Process(args) => process::run(&global, &args).await,
-        Command::Sink => process::run_sinks(&global).await,
+        Command::Sink(args) => process::run_sinks(&global, &args).await,
         Command::Demo(args) => demo::run(&global, &args).await,
     }
 }

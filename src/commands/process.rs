@@ -6,7 +6,7 @@ use anyhow::Context;
 use interchange_core::shutdown;
 
 use super::{kafka, load};
-use crate::cli::{Global, ProcessArgs, RunArgs};
+use crate::cli::{Global, ProcessArgs, RunArgs, SinkArgs};
 
 fn services(global: &Global) -> anyhow::Result<interchange_processors::Services> {
     Ok(interchange_processors::Services {
@@ -28,14 +28,15 @@ fn sink_services(global: &Global) -> anyhow::Result<interchange_sinks::Services>
         kafka: kafka(global)?,
         registry_url: global.registry_url.clone(),
         registry_basic_auth: global.registry_basic_auth.clone(),
+        cql_nodes: global.cql_nodes.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect(),
     })
 }
 
-/// `hub sink`: the HTTP sinks.
-pub async fn run_sinks(global: &Global) -> anyhow::Result<ExitCode> {
+/// `hub sink`: the HTTP sinks and the read-model projector.
+pub async fn run_sinks(global: &Global, args: &SinkArgs) -> anyhow::Result<ExitCode> {
     let topology = load(global)?;
     let shutdown = shutdown::on_signal();
-    interchange_sinks::run(&topology, &sink_services(global)?, shutdown).await.context("sinks")?;
+    interchange_sinks::run(&topology, &sink_services(global)?, &args.sink, shutdown).await.context("sinks")?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -78,7 +79,7 @@ pub async fn run_all(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode
         let shutdown = shutdown.clone();
         let topology = &topology;
         async move {
-            let result = interchange_sinks::run(topology, &sink_services, shutdown.clone()).await;
+            let result = interchange_sinks::run(topology, &sink_services, &args.sink, shutdown.clone()).await;
             shutdown.cancel();
             result.context("sinks")
         }

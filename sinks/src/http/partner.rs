@@ -14,8 +14,9 @@ use interchange_core::topology::{OutboundAuth, Partner};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::breaker::{Breaker, BreakerConfig};
-use crate::retry::{classify, next, retry_after, Attempt, Next};
+use super::breaker::{Breaker, BreakerConfig};
+use super::retry::{classify, next, retry_after, Attempt, Next};
+use crate::metrics::SinkMetrics;
 
 /// Errors building a partner's stack.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +71,7 @@ pub struct PartnerClient {
     breaker: Mutex<Breaker>,
     auth: Option<(String, String)>,
     signer: Option<standardwebhooks::Webhook>,
+    metrics: SinkMetrics,
 }
 
 impl std::fmt::Debug for PartnerClient {
@@ -120,7 +122,27 @@ impl PartnerClient {
             breaker: Mutex::new(Breaker::new(breaker)),
             auth,
             signer,
+            metrics: SinkMetrics::default(),
         })
+    }
+
+    /// Records this partner's attempts, waits and breaker states in `metrics`.
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: SinkMetrics) -> Self {
+        metrics.breaker_state.get_or_create(&SinkMetrics::p(&self.name)).set(0);
+        self.metrics = metrics;
+        self
+    }
+
+    fn breaker_changed(&self, change: &crate::http::breaker::Change) {
+        tracing::warn!(partner = %self.name, from = change.from, to = change.to, "circuit breaker");
+        let value = match change.to {
+            "open" => 2,
+            "half_open" => 1,
+            _ => 0,
+        };
+        self.metrics.breaker_state.get_or_create(&SinkMetrics::p(&self.name)).set(value);
+        self.metrics.breaker_transitions.get_or_create(&SinkMetrics::po(&self.name, change.to)).inc();
     }
 
     /// The partner's URL for commands that do not name one.
@@ -170,7 +192,7 @@ impl PartnerClient {
                     Err(_) => (Ok(()), None),
                 };
                 if let Some(change) = change {
-                    tracing::info!(partner = %self.name, from = change.from, to = change.to, "circuit breaker");
+                    self.breaker_changed(&change);
                 }
                 match verdict {
                     Ok(()) => break,
@@ -184,17 +206,42 @@ impl PartnerClient {
             }
             let limiter = self.limiter.read().map(|l| Arc::clone(&l)).ok();
             if let Some(limiter) = limiter {
-                tokio::select! {
-                    () = shutdown.cancelled() => return Delivery { outcome: Outcome::Interrupted, attempts: attempt, status, partner_reference: None, detail },
-                    () = limiter.until_ready() => {}
+                if limiter.check().is_err() {
+                    let waited = Instant::now();
+                    tokio::select! {
+                        () = shutdown.cancelled() => return Delivery { outcome: Outcome::Interrupted, attempts: attempt, status, partner_reference: None, detail },
+                        () = limiter.until_ready() => {}
+                    }
+                    self.metrics
+                        .rate_limit_wait
+                        .get_or_create(&SinkMetrics::p(&self.name))
+                        .observe(waited.elapsed().as_secs_f64());
                 }
             }
             attempt += 1;
+            if attempt > 1 {
+                self.metrics.retries.get_or_create(&SinkMetrics::p(&self.name)).inc();
+            }
+            let started = Instant::now();
             let (outcome, wait_floor, reference) = self.attempt(request, &mut status, &mut detail).await;
+            self.metrics
+                .attempt_duration
+                .get_or_create(&SinkMetrics::p(&self.name))
+                .observe(started.elapsed().as_secs_f64());
+            let class = match status {
+                Some(200..=299) => "2xx",
+                Some(300..=399) => "3xx",
+                Some(400..=499) => "4xx",
+                Some(_) => "5xx",
+                None if detail.as_deref() == Some("timed out") => "timeout",
+                None => "error",
+            };
+            self.metrics.attempts.get_or_create(&SinkMetrics::po(&self.name, class)).inc();
             let failed = outcome == Attempt::Transient;
             if let Ok(mut b) = self.breaker.lock() {
                 if let Some(change) = b.record(Instant::now(), failed) {
-                    tracing::warn!(partner = %self.name, from = change.from, to = change.to, "circuit breaker");
+                    drop(b);
+                    self.breaker_changed(&change);
                 }
             }
             if outcome == Attempt::Delivered {

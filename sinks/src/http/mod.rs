@@ -10,39 +10,25 @@ use interchange_core::avro::Encoder;
 use interchange_core::contract::{avro_to_json, json_to_avro, UnknownFields};
 use interchange_core::kafka::KafkaSettings;
 use interchange_core::registry::Registry;
-use interchange_core::topology::{Sink, SinkParams, Topology};
+use interchange_core::topology::{Sink, Topology};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use schema_registry_converter::async_impl::avro::AvroDecoder;
-use schema_registry_converter::async_impl::schema_registry::SrSettings;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::breaker::BreakerConfig;
+use self::breaker::BreakerConfig;
+use self::partner::{Delivery, Outcome, PartnerClient, Request};
+use crate::metrics::SinkMetrics;
 use crate::ordering::{KeyedQueue, Offsets};
-use crate::partner::{Delivery, Outcome, PartnerClient, Request};
+use crate::{Env, SinkError};
 
-/// Errors of the sink runtime.
-#[derive(Debug, thiserror::Error)]
-pub enum SinkError {
-    #[error("configuration: {0}")]
-    Config(String),
-    #[error("Kafka {operation}: {source}")]
-    Kafka { operation: &'static str, source: rdkafka::error::KafkaError },
-    #[error(transparent)]
-    Core(#[from] interchange_core::CoreError),
-}
-
-/// Addresses of the services a sink uses.
-#[derive(Debug, Clone)]
-pub struct Services {
-    pub kafka: KafkaSettings,
-    pub registry_url: String,
-    pub registry_basic_auth: Option<String>,
-}
+pub mod breaker;
+pub mod partner;
+pub mod retry;
 
 /// Most records read but not finished before the sink stops reading.
 const MAX_IN_FLIGHT: usize = 10_000;
@@ -68,6 +54,8 @@ struct Context {
     results: Option<(String, Encoder)>,
     dead_letter: (String, Encoder),
     producer: FutureProducer,
+    metrics: SinkMetrics,
+    health: Arc<crate::health::Health>,
     shutdown: CancellationToken,
 }
 
@@ -154,6 +142,7 @@ impl Context {
         }
         if delivery.outcome != Outcome::Delivered {
             let class = if delivery.outcome == Outcome::Refused { "PERMANENT" } else { "EXHAUSTED" };
+            self.metrics.dead_letters.get_or_create(&SinkMetrics::po(&self.partner.name, class)).inc();
             let reason = format!(
                 "{} {} after {} attempt(s): {}",
                 self.partner.name,
@@ -199,7 +188,16 @@ impl Context {
         }
         loop {
             match self.report(job, &delivery).await {
-                Ok(()) => return true,
+                Ok(()) => {
+                    let outcome = match delivery.outcome {
+                        Outcome::Delivered => "delivered",
+                        Outcome::Refused if delivery.attempts == 0 => "invalid",
+                        Outcome::Refused => "refused",
+                        _ => "exhausted",
+                    };
+                    self.metrics.deliveries.get_or_create(&SinkMetrics::po(&self.partner.name, outcome)).inc();
+                    return true;
+                }
                 Err(error) => {
                     tracing::warn!(%error, sink = %self.sink.name, "could not write the delivery result; retrying");
                     tokio::select! {
@@ -223,49 +221,65 @@ async fn encoder(topology: &Topology, registry: &Registry, topic: &str, contract
     Encoder::new(c.schema.clone(), id).map_err(SinkError::Config)
 }
 
-/// Runs every HTTP sink of the topology until `shutdown`.
-pub async fn run(topology: &Topology, services: &Services, shutdown: CancellationToken) -> Result<(), SinkError> {
-    let registry = Registry::new(&services.registry_url, services.registry_basic_auth.as_deref())?;
-    let mut tasks = Vec::new();
-    for sink in &topology.sinks {
-        let SinkParams::Http { partner, commands } = &sink.params else { continue };
-        let partner = topology.partner(partner).ok_or_else(|| SinkError::Config(format!("no partner {partner}")))?;
-        let client =
-            PartnerClient::new(partner, BreakerConfig::default()).map_err(|e| SinkError::Config(e.to_string()))?;
-        let results = match &sink.results {
-            Some(topic) => Some((topic.clone(), encoder(topology, &registry, topic, "delivery_result").await?)),
-            None => None,
-        };
-        let context = Context {
-            sink: sink.clone(),
-            partner: client,
-            commands: commands.clone(),
-            decoder: AvroDecoder::new(SrSettings::new(services.registry_url.clone())),
-            contracts: commands
-                .iter()
-                .filter_map(|c| topology.contracts.get(c).map(|k| (c.clone(), k.schema.clone())))
-                .collect(),
-            results,
-            dead_letter: (
-                sink.dead_letter.clone(),
-                encoder(topology, &registry, &sink.dead_letter, "dead_letter").await?,
-            ),
-            producer: services
-                .kafka
-                .producer_config("hub-sink")
-                .create()
-                .map_err(|source| SinkError::Kafka { operation: "producer", source })?,
-            shutdown: shutdown.clone(),
-        };
-        let group = format!("{}{}", topology.topic_prefix, sink.name);
-        let partitions = topology.topics.iter().find(|t| t.name == sink.input).map_or(1, |t| t.partitions);
-        tasks.push(tokio::spawn(consume(Arc::new(context), services.kafka.clone(), group, partitions)));
+/// Starts one HTTP sink: it runs until `env.shutdown`.
+pub async fn start(
+    env: &Env<'_>,
+    sink: &Sink,
+    partner: &str,
+    commands: &[String],
+) -> Result<tokio::task::JoinHandle<Result<(), SinkError>>, SinkError> {
+    let topology = env.topology;
+    let partner = topology.partner(partner).ok_or_else(|| SinkError::Config(format!("no partner {partner}")))?;
+    let client = PartnerClient::new(partner, BreakerConfig::default())
+        .map_err(|e| SinkError::Config(e.to_string()))?
+        .with_metrics(env.metrics.clone());
+    let results = match &sink.results {
+        Some(topic) => Some((topic.clone(), encoder(topology, env.registry, topic, "delivery_result").await?)),
+        None => None,
+    };
+    let context = Context {
+        sink: sink.clone(),
+        partner: client,
+        commands: commands.to_vec(),
+        decoder: AvroDecoder::new(env.services.sr_settings()),
+        contracts: commands
+            .iter()
+            .filter_map(|c| topology.contracts.get(c).map(|k| (c.clone(), k.schema.clone())))
+            .collect(),
+        results,
+        dead_letter: (
+            sink.dead_letter.clone(),
+            encoder(topology, env.registry, &sink.dead_letter, "dead_letter").await?,
+        ),
+        producer: env
+            .services
+            .kafka
+            .producer_config("hub-sink")
+            .create()
+            .map_err(|source| SinkError::Kafka { operation: "producer", source })?,
+        metrics: env.metrics.clone(),
+        health: Arc::clone(env.health),
+        shutdown: env.shutdown.clone(),
+    };
+    let group = format!("{}{}", topology.topic_prefix, sink.name);
+    let partitions = topology.topics.iter().find(|t| t.name == sink.input).map_or(1, |t| t.partitions);
+    Ok(tokio::spawn(consume(Arc::new(context), env.services.kafka.clone(), group, partitions)))
+}
+
+/// Notes when the group first assigned this member its partitions (possibly none).
+#[derive(Default)]
+struct GroupContext {
+    joined: std::sync::atomic::AtomicBool,
+}
+
+impl rdkafka::ClientContext for GroupContext {}
+
+impl rdkafka::consumer::ConsumerContext for GroupContext {
+    fn post_rebalance(&self, _: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &rdkafka::consumer::Rebalance<'_>) {
+        if matches!(rebalance, rdkafka::consumer::Rebalance::Assign(_)) {
+            self.joined.store(true, std::sync::atomic::Ordering::Release);
+        }
     }
-    tracing::info!(sinks = tasks.len(), "sinks running");
-    for result in futures::future::join_all(tasks).await {
-        result.map_err(|e| SinkError::Config(e.to_string()))??;
-    }
-    Ok(())
 }
 
 async fn consume(ctx: Arc<Context>, kafka: KafkaSettings, group: String, partitions: i32) -> Result<(), SinkError> {
@@ -277,8 +291,9 @@ async fn consume(ctx: Arc<Context>, kafka: KafkaSettings, group: String, partiti
         .set("enable.auto.offset.store", "false")
         .set("auto.commit.interval.ms", "1000")
         .set("auto.offset.reset", "earliest");
-    let consumer: StreamConsumer =
-        config.create().map_err(|source| SinkError::Kafka { operation: "consumer", source })?;
+    let consumer: StreamConsumer<GroupContext> = config
+        .create_with_context(GroupContext::default())
+        .map_err(|source| SinkError::Kafka { operation: "consumer", source })?;
     consumer
         .subscribe(&[ctx.sink.input.as_str()])
         .map_err(|source| SinkError::Kafka { operation: "subscribe", source })?;
@@ -286,6 +301,7 @@ async fn consume(ctx: Arc<Context>, kafka: KafkaSettings, group: String, partiti
     let mut offsets = Offsets::default();
     let mut queue: KeyedQueue<Job> = KeyedQueue::default();
     let mut share_check = tokio::time::interval(Duration::from_secs(1));
+    let mut last_owned = usize::MAX;
     let spawn = |job: Job, tx: mpsc::UnboundedSender<(Job, bool)>, ctx: Arc<Context>| {
         tokio::spawn(async move {
             let finished = ctx.run_job(&job).await;
@@ -297,7 +313,17 @@ async fn consume(ctx: Arc<Context>, kafka: KafkaSettings, group: String, partiti
             () = ctx.shutdown.cancelled() => break,
             _ = share_check.tick() => {
                 let owned = consumer.assignment().map(|a| a.count()).unwrap_or(0);
+                if owned != last_owned {
+                    tracing::info!(sink = %ctx.sink.name, owned, partitions, "partner rate share follows the assignment");
+                    last_owned = owned;
+                }
                 ctx.partner.set_share(owned, usize::try_from(partitions).unwrap_or(1));
+                let label = SinkMetrics::s(&ctx.sink.name);
+                ctx.metrics.assigned.get_or_create(&label).set(i64::try_from(owned).unwrap_or(0));
+                ctx.metrics.in_flight.get_or_create(&label).set(i64::try_from(offsets.in_flight()).unwrap_or(0));
+                // A member of a group with more members than partitions owns none and is still ready.
+                let joined = consumer.context().joined.load(std::sync::atomic::Ordering::Acquire);
+                ctx.health.set(&ctx.sink.name, if joined { Ok(()) } else { Err("waiting for the group's assignment".to_owned()) });
             }
             Some((job, finished)) = done_rx.recv() => {
                 if !finished {

@@ -1,0 +1,106 @@
+//! The sink role's Prometheus metrics (names in `interchange_core::metrics`).
+
+use interchange_core::metrics as names;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// `partner` and `outcome` labels.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PartnerOutcome {
+    pub partner: String,
+    pub outcome: &'static str,
+}
+
+/// `partner` label.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PartnerLabel {
+    pub partner: String,
+}
+
+/// `sink` label.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SinkLabel {
+    pub sink: String,
+}
+
+fn latency() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 16))
+}
+
+/// Every metric of the sink role; cheap to clone (shared handles).
+#[derive(Debug, Clone)]
+pub struct SinkMetrics {
+    pub deliveries: Family<PartnerOutcome, Counter>,
+    pub attempts: Family<PartnerOutcome, Counter>,
+    pub attempt_duration: Family<PartnerLabel, Histogram>,
+    pub retries: Family<PartnerLabel, Counter>,
+    pub rate_limit_wait: Family<PartnerLabel, Histogram>,
+    pub breaker_state: Family<PartnerLabel, Gauge>,
+    pub breaker_transitions: Family<PartnerOutcome, Counter>,
+    pub dead_letters: Family<PartnerOutcome, Counter>,
+    pub in_flight: Family<SinkLabel, Gauge>,
+    pub assigned: Family<SinkLabel, Gauge>,
+}
+
+impl Default for SinkMetrics {
+    /// Metrics registered nowhere (tests and tools).
+    fn default() -> Self {
+        Self::register(&mut Registry::default())
+    }
+}
+
+impl SinkMetrics {
+    /// Creates the metrics and registers them.
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = Self {
+            deliveries: Family::default(),
+            attempts: Family::default(),
+            attempt_duration: Family::new_with_constructor(latency),
+            retries: Family::default(),
+            rate_limit_wait: Family::new_with_constructor(latency),
+            breaker_state: Family::default(),
+            breaker_transitions: Family::default(),
+            dead_letters: Family::default(),
+            in_flight: Family::default(),
+            assigned: Family::default(),
+        };
+        registry.register(names::SINK_DELIVERIES, "Deliveries finished by partner and outcome", m.deliveries.clone());
+        registry.register(names::SINK_ATTEMPTS, "HTTP attempts by partner and outcome", m.attempts.clone());
+        registry.register(names::SINK_ATTEMPT_DURATION, "Duration of one HTTP attempt", m.attempt_duration.clone());
+        registry.register(names::SINK_RETRIES, "Attempts after the first", m.retries.clone());
+        registry.register(names::SINK_RATE_LIMIT_WAIT, "Wait for a rate-limit token", m.rate_limit_wait.clone());
+        registry.register(
+            names::SINK_BREAKER_STATE,
+            "Circuit breaker state: 0 closed, 1 half-open, 2 open",
+            m.breaker_state.clone(),
+        );
+        registry.register(
+            names::SINK_BREAKER_TRANSITIONS,
+            "Circuit breaker transitions by state entered",
+            m.breaker_transitions.clone(),
+        );
+        registry.register(names::SINK_DEAD_LETTERS, "Commands dead-lettered by error class", m.dead_letters.clone());
+        registry.register(names::SINK_IN_FLIGHT, "Records read and not yet finished", m.in_flight.clone());
+        registry.register(names::SINK_ASSIGNED_PARTITIONS, "Input partitions owned", m.assigned.clone());
+        m
+    }
+
+    /// The `partner`/`outcome` label set.
+    pub fn po(partner: &str, outcome: &'static str) -> PartnerOutcome {
+        PartnerOutcome { partner: partner.to_owned(), outcome }
+    }
+
+    /// The `partner` label set.
+    pub fn p(partner: &str) -> PartnerLabel {
+        PartnerLabel { partner: partner.to_owned() }
+    }
+
+    /// The `sink` label set.
+    pub fn s(sink: &str) -> SinkLabel {
+        SinkLabel { sink: sink.to_owned() }
+    }
+}

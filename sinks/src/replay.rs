@@ -1,0 +1,1 @@
+//! `hub dlq list|replay`: read the dead-letter topic, filter, and re-publish.
