@@ -78,6 +78,10 @@ pub enum Command {
     /// Check or register the Avro contracts with the schema registry.
     #[command(subcommand)]
     Schemas(SchemasCommand),
+    /// List dead letters, or replay them to their source topics (filters: partner, correlation
+    /// id, stage, time range).
+    #[command(subcommand)]
+    Dlq(DlqCommand),
     /// Load generators that measure the hub on the local stack against baselines.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -163,4 +167,54 @@ pub enum SchemasCommand {
     Check,
     /// Register every contract under its subject with BACKWARD compatibility.
     Register,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// Show the dead letters that match (one line each, or JSON lines).
+    List(DlqListArgs),
+    /// Re-publish the matching dead letters' original records (same key, value, headers and event
+    /// id, so partners' idempotency holds) to their source topics.
+    Replay(DlqReplayArgs),
+}
+
+/// Which dead letters.
+#[derive(Debug, Clone, Args)]
+pub struct DlqFilterArgs {
+    /// Dead-letter topic as declared in the topology (repeatable); default: every one in use.
+    #[arg(long)]
+    pub topic: Vec<String>,
+    /// Only those a sink gave up on for this partner.
+    #[arg(long)]
+    pub partner: Option<String>,
+    /// Only this order (the record key).
+    #[arg(long)]
+    pub correlation_id: Option<String>,
+    /// Only from this stage, e.g. sink:erp-dispatch or processor:order-saga.
+    #[arg(long)]
+    pub stage: Option<String>,
+    /// Dead-lettered at or after: an RFC 3339 time or a duration ago (2h, 30m).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Dead-lettered before: an RFC 3339 time or a duration ago.
+    #[arg(long)]
+    pub until: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DlqListArgs {
+    #[command(flatten)]
+    pub filter: DlqFilterArgs,
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DlqReplayArgs {
+    #[command(flatten)]
+    pub filter: DlqFilterArgs,
+    /// Show what would be re-published and send nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }

@@ -1,6 +1,7 @@
 //! Settings of the sink role that are not in topology.toml.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use clap::Args;
 
@@ -14,4 +15,11 @@ pub struct SinkConfig {
     /// Address of the sink role's /healthz, /readyz and /metrics.
     #[arg(long = "sink-listen", env = "HUB_SINK_LISTEN", default_value = "127.0.0.1:9095")]
     pub listen: SocketAddr,
+    /// Consumer session timeout: how fast a dead instance's partitions move to the others.
+    #[arg(long = "sink-session-timeout", env = "HUB_SINK_SESSION_TIMEOUT", value_parser = humantime::parse_duration, default_value = "30s")]
+    pub session_timeout: Duration,
+    /// On SIGTERM, how long deliveries in flight may finish before they are cut off (and
+    /// redelivered after restart); keep it below the session timeout and the pod's grace period.
+    #[arg(long = "sink-drain-timeout", env = "HUB_SINK_DRAIN_TIMEOUT", value_parser = humantime::parse_duration, default_value = "10s")]
+    pub drain_timeout: Duration,
 }

@@ -54,6 +54,7 @@ pub struct Env<'a> {
     pub registry: &'a Registry,
     pub metrics: &'a metrics::SinkMetrics,
     pub health: &'a Arc<health::Health>,
+    pub config: &'a SinkConfig,
     pub shutdown: CancellationToken,
 }
 
@@ -75,7 +76,7 @@ pub async fn run(
     let metrics = metrics::SinkMetrics::register(&mut prometheus);
     let health = Arc::new(health::Health::default());
     let server = tokio::spawn(health::serve(config.listen, Arc::clone(&health), prometheus, shutdown.clone()));
-    let env = Env { topology, services, registry: &registry, metrics: &metrics, health: &health, shutdown };
+    let env = Env { topology, services, registry: &registry, metrics: &metrics, health: &health, config, shutdown };
     let mut tasks = Vec::new();
     for sink in selected {
         let task = match &sink.params {

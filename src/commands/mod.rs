@@ -1,6 +1,7 @@
 //! One function per subcommand; each returns the process exit code.
 
 mod demo;
+mod dlq;
 mod ingest;
 mod process;
 mod schemas;
@@ -27,6 +28,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Process(args) => process::run(&global, &args).await,
         Command::Sink(args) => process::run_sinks(&global, &args).await,
         Command::Demo(args) => demo::run(&global, &args).await,
+        Command::Dlq(cmd) => dlq::run(&global, cmd).await,
     }
 }
 

@@ -442,6 +442,15 @@ impl Checker<'_> {
                         "max_attempts must be at least 1 and initial_backoff at most max_backoff",
                     ));
                 }
+                let b = outbound.breaker;
+                if !(b.failure_ratio > 0.0 && b.failure_ratio <= 1.0) || b.window.is_zero() || b.half_open_probes == 0 {
+                    self.errors.push(invalid(
+                        owner.clone(),
+                        "outbound.breaker",
+                        format!("{b:?}"),
+                        "failure_ratio must be in (0, 1], window above zero and half_open_probes at least 1",
+                    ));
+                }
             }
             out.push(Partner {
                 name: raw.name.clone(),

@@ -27,6 +27,7 @@ use crate::ordering::{KeyedQueue, Offsets};
 use crate::{Env, SinkError};
 
 pub mod breaker;
+pub mod oauth;
 pub mod partner;
 pub mod retry;
 
@@ -230,7 +231,8 @@ pub async fn start(
 ) -> Result<tokio::task::JoinHandle<Result<(), SinkError>>, SinkError> {
     let topology = env.topology;
     let partner = topology.partner(partner).ok_or_else(|| SinkError::Config(format!("no partner {partner}")))?;
-    let client = PartnerClient::new(partner, BreakerConfig::default())
+    let breaker = partner.outbound.as_ref().map(|o| BreakerConfig::from(o.breaker)).unwrap_or_default();
+    let client = PartnerClient::new(partner, breaker)
         .map_err(|e| SinkError::Config(e.to_string()))?
         .with_metrics(env.metrics.clone());
     let results = match &sink.results {
@@ -259,22 +261,43 @@ pub async fn start(
             .map_err(|source| SinkError::Kafka { operation: "producer", source })?,
         metrics: env.metrics.clone(),
         health: Arc::clone(env.health),
-        shutdown: env.shutdown.clone(),
+        // Deliveries are cut off only when the drain deadline passes after `env.shutdown`.
+        shutdown: CancellationToken::new(),
     };
     let group = format!("{}{}", topology.topic_prefix, sink.name);
     let partitions = topology.topics.iter().find(|t| t.name == sink.input).map_or(1, |t| t.partitions);
-    Ok(tokio::spawn(consume(Arc::new(context), env.services.kafka.clone(), group, partitions)))
+    let group = Group { name: group, partitions, config: env.config.clone(), stop: env.shutdown.clone() };
+    Ok(tokio::spawn(consume(Arc::new(context), env.services.kafka.clone(), group)))
 }
 
-/// Notes when the group first assigned this member its partitions (possibly none).
+/// The consumer's view of the group: whether it was assigned partitions yet (possibly none), and
+/// the offsets in flight, forgotten for a partition the moment it is revoked (inside the
+/// rebalance callback, so no later finish can store an offset for records another member reads).
 #[derive(Default)]
 struct GroupContext {
     joined: std::sync::atomic::AtomicBool,
+    offsets: std::sync::Mutex<Offsets>,
+}
+
+impl GroupContext {
+    fn in_flight(&self) -> usize {
+        self.offsets.lock().map_or(0, |o| o.in_flight())
+    }
 }
 
 impl rdkafka::ClientContext for GroupContext {}
 
 impl rdkafka::consumer::ConsumerContext for GroupContext {
+    fn pre_rebalance(&self, _: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &rdkafka::consumer::Rebalance<'_>) {
+        if let rdkafka::consumer::Rebalance::Revoke(partitions) = rebalance {
+            if let Ok(mut offsets) = self.offsets.lock() {
+                for p in partitions.elements() {
+                    offsets.revoke(p.partition());
+                }
+            }
+        }
+    }
+
     fn post_rebalance(&self, _: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &rdkafka::consumer::Rebalance<'_>) {
         if matches!(rebalance, rdkafka::consumer::Rebalance::Assign(_)) {
             self.joined.store(true, std::sync::atomic::Ordering::Release);
@@ -282,10 +305,23 @@ impl rdkafka::consumer::ConsumerContext for GroupContext {
     }
 }
 
-async fn consume(ctx: Arc<Context>, kafka: KafkaSettings, group: String, partitions: i32) -> Result<(), SinkError> {
+/// The consumer group a sink runs in and how it stops.
+struct Group {
+    name: String,
+    partitions: i32,
+    config: crate::SinkConfig,
+    /// Stop reading and drain.
+    stop: CancellationToken,
+}
+
+async fn consume(ctx: Arc<Context>, kafka: KafkaSettings, group: Group) -> Result<(), SinkError> {
+    let partitions = group.partitions;
+    let session = group.config.session_timeout.as_millis();
     let mut config = kafka.client_config("hub-sink");
     config
-        .set("group.id", &group)
+        .set("group.id", &group.name)
+        .set("session.timeout.ms", session.to_string())
+        .set("heartbeat.interval.ms", (session / 5).max(100).to_string())
         .set("isolation.level", "read_committed")
         .set("enable.auto.commit", "true")
         .set("enable.auto.offset.store", "false")
@@ -298,19 +334,34 @@ async fn consume(ctx: Arc<Context>, kafka: KafkaSettings, group: String, partiti
         .subscribe(&[ctx.sink.input.as_str()])
         .map_err(|source| SinkError::Kafka { operation: "subscribe", source })?;
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(Job, bool)>();
-    let mut offsets = Offsets::default();
     let mut queue: KeyedQueue<Job> = KeyedQueue::default();
     let mut share_check = tokio::time::interval(Duration::from_secs(1));
     let mut last_owned = usize::MAX;
-    let spawn = |job: Job, tx: mpsc::UnboundedSender<(Job, bool)>, ctx: Arc<Context>| {
+    let mut running = 0_usize;
+    let spawn = |job: Job, tx: mpsc::UnboundedSender<(Job, bool)>, ctx: Arc<Context>, running: &mut usize| {
+        *running += 1;
         tokio::spawn(async move {
             let finished = ctx.run_job(&job).await;
             let _ = tx.send((job, finished));
         });
     };
+    let mut draining = false;
     loop {
+        if draining && running == 0 {
+            break;
+        }
         tokio::select! {
-            () = ctx.shutdown.cancelled() => break,
+            () = group.stop.cancelled(), if !draining => {
+                // Unready first (the health endpoint sees the token), then let deliveries in
+                // flight finish until the drain deadline; queued ones wait for the next owner.
+                draining = true;
+                tracing::info!(sink = %ctx.sink.name, running, "draining deliveries in flight");
+                let (hard, wait) = (ctx.shutdown.clone(), group.config.drain_timeout);
+                tokio::spawn(async move {
+                    tokio::time::sleep(wait).await;
+                    hard.cancel();
+                });
+            }
             _ = share_check.tick() => {
                 let owned = consumer.assignment().map(|a| a.count()).unwrap_or(0);
                 if owned != last_owned {
@@ -320,26 +371,32 @@ async fn consume(ctx: Arc<Context>, kafka: KafkaSettings, group: String, partiti
                 ctx.partner.set_share(owned, usize::try_from(partitions).unwrap_or(1));
                 let label = SinkMetrics::s(&ctx.sink.name);
                 ctx.metrics.assigned.get_or_create(&label).set(i64::try_from(owned).unwrap_or(0));
-                ctx.metrics.in_flight.get_or_create(&label).set(i64::try_from(offsets.in_flight()).unwrap_or(0));
+                ctx.metrics.in_flight.get_or_create(&label).set(i64::try_from(consumer.context().in_flight()).unwrap_or(0));
                 // A member of a group with more members than partitions owns none and is still ready.
                 let joined = consumer.context().joined.load(std::sync::atomic::Ordering::Acquire);
                 ctx.health.set(&ctx.sink.name, if joined { Ok(()) } else { Err("waiting for the group's assignment".to_owned()) });
             }
             Some((job, finished)) = done_rx.recv() => {
+                if ctx.commands.contains(&job.contract) && !job.command.is_null() {
+                    running = running.saturating_sub(1);
+                }
                 if !finished {
                     continue;
                 }
-                if let Some(next) = offsets.finish(job.partition, job.offset) {
+                let next = consumer.context().offsets.lock().ok().and_then(|mut o| o.finish(job.partition, job.offset));
+                if let Some(next) = next {
                     let mut tpl = TopicPartitionList::new();
                     if tpl.add_partition_offset(job.message.topic(), job.partition, Offset::Offset(next)).is_ok() {
                         let _ = consumer.store_offsets(&tpl);
                     }
                 }
                 if let Some(next) = queue.done(&job.key) {
-                    spawn(next, done_tx.clone(), Arc::clone(&ctx));
+                    if !draining {
+                        spawn(next, done_tx.clone(), Arc::clone(&ctx), &mut running);
+                    }
                 }
             }
-            message = consumer.recv(), if offsets.in_flight() < MAX_IN_FLIGHT => {
+            message = consumer.recv(), if !draining && consumer.context().in_flight() < MAX_IN_FLIGHT => {
                 let message = match message {
                     Ok(m) => m.detach(),
                     Err(error) => {
@@ -348,7 +405,9 @@ async fn consume(ctx: Arc<Context>, kafka: KafkaSettings, group: String, partiti
                     }
                 };
                 let (partition, offset) = (message.partition(), message.offset());
-                offsets.start(partition, offset);
+                if let Ok(mut o) = consumer.context().offsets.lock() {
+                    o.start(partition, offset);
+                }
                 let kind = header(&message, "event-type").unwrap_or_default();
                 let key = message.key().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default();
                 if !ctx.commands.contains(&kind) {
@@ -357,7 +416,17 @@ async fn consume(ctx: Arc<Context>, kafka: KafkaSettings, group: String, partiti
                 }
                 let schema = ctx.contracts.get(&kind);
                 let decoded = match (message.payload(), schema) {
-                    (Some(payload), Some(schema)) => ctx.decoder.decode(Some(payload)).await.ok().and_then(|d| d.value.resolve(schema).ok()).map(|v| avro_to_json(schema, &v)),
+                    (Some(payload), Some(schema)) => loop {
+                        match ctx.decoder.decode(Some(payload)).await {
+                            Ok(d) => break d.value.resolve(schema).ok().map(|v| avro_to_json(schema, &v)),
+                            // The registry is unreachable: wait for it rather than dead-letter.
+                            Err(error) if error.retriable && !group.stop.is_cancelled() => {
+                                tracing::warn!(%error, sink = %ctx.sink.name, "schema registry; retrying");
+                                tokio::time::sleep(Duration::from_secs(1)).await;
+                            }
+                            Err(_) => break None,
+                        }
+                    },
                     _ => None,
                 };
                 let Some(command) = decoded else {
@@ -372,10 +441,16 @@ async fn consume(ctx: Arc<Context>, kafka: KafkaSettings, group: String, partiti
                 };
                 let job = Job { partition, offset, key: key.clone(), message, contract: kind, command };
                 if let Some(ready) = queue.push(&key, job) {
-                    spawn(ready, done_tx.clone(), Arc::clone(&ctx));
+                    spawn(ready, done_tx.clone(), Arc::clone(&ctx), &mut running);
                 }
             }
         }
+    }
+    // Commit what was stored before leaving the group, so the next owner starts right after it.
+    if let Err(error) =
+        tokio::task::block_in_place(|| consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync))
+    {
+        tracing::debug!(%error, sink = %ctx.sink.name, "final commit (nothing stored is fine)");
     }
     tracing::info!(sink = %ctx.sink.name, "sink stopped");
     Ok(())

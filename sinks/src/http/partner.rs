@@ -15,6 +15,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::breaker::{Breaker, BreakerConfig};
+use super::oauth::TokenSource;
 use super::retry::{classify, next, retry_after, Attempt, Next};
 use crate::metrics::SinkMetrics;
 
@@ -24,6 +25,9 @@ pub enum PartnerError {
     #[error("partner {partner:?}: {reason}")]
     Config { partner: String, reason: String },
 }
+
+/// Longest sleep before looking at the rate limiter again.
+const MAX_TOKEN_WAIT: Duration = Duration::from_millis(50);
 
 /// One request to deliver (the same on every attempt).
 #[derive(Debug, Clone)]
@@ -68,9 +72,12 @@ pub struct PartnerClient {
     http: reqwest::Client,
     permits: Arc<Semaphore>,
     limiter: RwLock<Arc<DefaultDirectRateLimiter>>,
+    /// The share of the partner's rate this instance enforces.
+    share: Mutex<f64>,
     breaker: Mutex<Breaker>,
     auth: Option<(String, String)>,
     signer: Option<standardwebhooks::Webhook>,
+    oauth: Option<TokenSource>,
     metrics: SinkMetrics,
 }
 
@@ -102,9 +109,19 @@ impl PartnerClient {
                 Some(("authorization".to_owned(), format!("Bearer {}", token.resolve().map_err(err)?)))
             }
             Some(OutboundAuth::ApiKey { header, key }) => Some((header.to_lowercase(), key.resolve().map_err(err)?)),
-            Some(OutboundAuth::OauthClientCredentials { .. }) => {
-                return Err(err("OAuth2 client credentials are not built yet".to_owned()));
+            Some(OutboundAuth::OauthClientCredentials { .. }) => None,
+        };
+        let oauth = match &outbound.auth {
+            Some(OutboundAuth::OauthClientCredentials { token_url, client_id, client_secret, scope }) => {
+                Some(TokenSource::new(
+                    http.clone(),
+                    token_url.clone(),
+                    client_id.clone(),
+                    client_secret.resolve().map_err(err)?,
+                    scope.clone(),
+                ))
             }
+            _ => None,
         };
         let signer = match &outbound.signing_secret {
             None => None,
@@ -119,9 +136,11 @@ impl PartnerClient {
             http,
             permits: Arc::new(Semaphore::new(usize::try_from(outbound.concurrency).unwrap_or(1).max(1))),
             limiter: RwLock::new(Arc::new(limiter)),
+            share: Mutex::new(1.0),
             breaker: Mutex::new(Breaker::new(breaker)),
             auth,
             signer,
+            oauth,
             metrics: SinkMetrics::default(),
         })
     }
@@ -153,14 +172,21 @@ impl PartnerClient {
     }
 
     /// Enforce `owned / total` of the partner's rate here (the rest belongs to other instances).
+    /// A new limiter only when the share changed: replacing it refills the burst. Owning nothing
+    /// (before the first assignment) keeps the whole rate: there is no work to limit then.
     pub fn set_share(&self, owned: usize, total: usize) {
         let Some(outbound) = &self.partner.outbound else { return };
         #[allow(clippy::cast_precision_loss)]
-        let share = if total == 0 { 1.0 } else { owned as f64 / total as f64 };
+        let share = if total == 0 || owned == 0 { 1.0 } else { owned as f64 / total as f64 };
+        let Ok(mut current) = self.share.lock() else { return };
+        if (*current - share).abs() < f64::EPSILON {
+            return;
+        }
+        *current = share;
         let limiter =
             RateLimiter::direct(quota(outbound.rate_limit.per_second, outbound.rate_limit.burst, share.max(0.0)));
-        if let Ok(mut current) = self.limiter.write() {
-            *current = Arc::new(limiter);
+        if let Ok(mut l) = self.limiter.write() {
+            *l = Arc::new(limiter);
         }
     }
 
@@ -204,19 +230,28 @@ impl PartnerClient {
                     }
                 }
             }
-            let limiter = self.limiter.read().map(|l| Arc::clone(&l)).ok();
-            if let Some(limiter) = limiter {
-                if limiter.check().is_err() {
-                    let waited = Instant::now();
-                    tokio::select! {
-                        () = shutdown.cancelled() => return Delivery { outcome: Outcome::Interrupted, attempts: attempt, status, partner_reference: None, detail },
-                        () = limiter.until_ready() => {}
+            // Every attempt takes a token. The limiter is looked up again after each wait: a
+            // rebalance may have replaced it with one of another share.
+            let mut waited: Option<Instant> = None;
+            loop {
+                let Some(limiter) = self.limiter.read().map(|l| Arc::clone(&l)).ok() else { break };
+                let wait = match limiter.check() {
+                    Ok(()) => break,
+                    Err(not_until) => {
+                        not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()))
                     }
-                    self.metrics
-                        .rate_limit_wait
-                        .get_or_create(&SinkMetrics::p(&self.name))
-                        .observe(waited.elapsed().as_secs_f64());
+                };
+                waited.get_or_insert_with(Instant::now);
+                tokio::select! {
+                    () = shutdown.cancelled() => return Delivery { outcome: Outcome::Interrupted, attempts: attempt, status, partner_reference: None, detail },
+                    () = tokio::time::sleep(wait.min(MAX_TOKEN_WAIT)) => {}
                 }
+            }
+            if let Some(waited) = waited {
+                self.metrics
+                    .rate_limit_wait
+                    .get_or_create(&SinkMetrics::p(&self.name))
+                    .observe(waited.elapsed().as_secs_f64());
             }
             attempt += 1;
             if attempt > 1 {
@@ -286,6 +321,20 @@ impl PartnerClient {
         if let Some((name, value)) = &self.auth {
             builder = builder.header(name.as_str(), value.as_str());
         }
+        let mut bearer = None;
+        if let Some(oauth) = &self.oauth {
+            match oauth.token().await {
+                Ok(token) => {
+                    builder = builder.bearer_auth(&token);
+                    bearer = Some(token);
+                }
+                Err(e) => {
+                    *status = None;
+                    *detail = Some(e);
+                    return (Attempt::Transient, None, None);
+                }
+            }
+        }
         if let (Some(signer), Some(id)) = (&self.signer, &request.webhook_id) {
             let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
             let timestamp = i64::try_from(now).unwrap_or(0);
@@ -330,6 +379,11 @@ impl PartnerClient {
                 }
                 let excerpt: String = body.chars().take(256).collect();
                 *detail = Some(format!("HTTP {code}: {excerpt}"));
+                if let (Some(oauth), Some(token), 401) = (&self.oauth, &bearer, code) {
+                    // The token was revoked or expired early: fetch a new one and try again.
+                    oauth.invalidate(token).await;
+                    return (Attempt::Transient, floor, None);
+                }
                 (outcome, floor, None)
             }
         }
