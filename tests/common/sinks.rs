@@ -217,6 +217,11 @@ impl Drop for SinkProcess {
 impl SinkProcess {
     /// Starts `hub sink` for `prefix` running `sinks`; `name` tells its log apart.
     pub fn start(topology: &TopologyCopy, prefix: &str, sinks: &[&str], name: &str) -> SinkProcess {
+        Self::start_with(topology, prefix, sinks, name, &[])
+    }
+
+    /// As `start`, with extra `hub sink` arguments.
+    pub fn start_with(topology: &TopologyCopy, prefix: &str, sinks: &[&str], name: &str, extra: &[&str]) -> SinkProcess {
         let port = super::free_port();
         let log = topology.dir.path().join(format!("sink-{name}.log"));
         let file = std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("log");
@@ -236,6 +241,7 @@ impl SinkProcess {
         for sink in sinks {
             command.args(["--sink", sink]);
         }
+        command.args(extra);
         let child = command.spawn().expect("spawn hub sink");
         SinkProcess { child, health: format!("127.0.0.1:{port}"), log }
     }
