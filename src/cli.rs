@@ -107,6 +107,9 @@ pub enum BenchCommand {
     Ingest(crate::bench::IngestBenchArgs),
     /// Measure the order processor: exactly-once against at-least-once, and state restore.
     Process(crate::bench::process::ProcessBenchArgs),
+    /// Measure the HTTP sink: deliveries/s against bare reqwest, the rate limiter's accuracy, and
+    /// a sink's memory with a million commands waiting.
+    Sink(crate::bench::sink::SinkBenchArgs),
 }
 
 /// `hub process` options.

@@ -52,14 +52,27 @@ async fn sigkill_mid_delivery_redelivers_and_never_skips() {
     sink.wait_ready(Duration::from_secs(60));
     let deadline = Instant::now() + Duration::from_secs(120);
     while erp.keys() != expected {
-        assert!(Instant::now() < deadline, "{} of {N} commands reached the partner:\n{}", erp.keys().len(), sink.log_text());
+        assert!(
+            Instant::now() < deadline,
+            "{} of {N} commands reached the partner:\n{}",
+            erp.keys().len(),
+            sink.log_text()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let calls = erp.calls();
     for call in &calls {
-        assert_eq!(call.json["command_id"].as_str(), Some(call.key.as_str()), "a repeat must carry the command's own key");
+        assert_eq!(
+            call.json["command_id"].as_str(),
+            Some(call.key.as_str()),
+            "a repeat must carry the command's own key"
+        );
     }
     let distinct: HashSet<&str> = calls.iter().map(|c| c.key.as_str()).collect();
     assert_eq!(distinct.len(), N, "after de-duplication by Idempotency-Key, each command exactly once");
-    eprintln!("{kills} SIGKILLs: {} calls for {N} commands ({} repeats, all with the same key)", calls.len(), calls.len() - N);
+    eprintln!(
+        "{kills} SIGKILLs: {} calls for {N} commands ({} repeats, all with the same key)",
+        calls.len(),
+        calls.len() - N
+    );
 }

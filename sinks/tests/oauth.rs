@@ -30,12 +30,15 @@ async fn start(expires_in: u64) -> (String, Arc<Server>) {
             axum::routing::post(move |headers: HeaderMap, body: String| {
                 let s = Arc::clone(&s1);
                 async move {
-                    let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+                    let auth =
+                        headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
                     s.token_calls.lock().expect("lock").push((auth, body));
                     let n = s.issued.fetch_add(1, Ordering::SeqCst) + 1;
                     let token = format!("token-{n}");
                     *s.valid.lock().expect("lock") = token.clone();
-                    axum::Json(serde_json::json!({ "access_token": token, "token_type": "Bearer", "expires_in": expires_in }))
+                    axum::Json(
+                        serde_json::json!({ "access_token": token, "token_type": "Bearer", "expires_in": expires_in }),
+                    )
                 }
             }),
         )

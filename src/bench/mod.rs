@@ -15,6 +15,7 @@ pub mod process;
 mod report;
 mod requests;
 mod setup;
+pub mod sink;
 mod stats;
 
 use std::process::ExitCode;

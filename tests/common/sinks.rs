@@ -221,7 +221,13 @@ impl SinkProcess {
     }
 
     /// As `start`, with extra `hub sink` arguments.
-    pub fn start_with(topology: &TopologyCopy, prefix: &str, sinks: &[&str], name: &str, extra: &[&str]) -> SinkProcess {
+    pub fn start_with(
+        topology: &TopologyCopy,
+        prefix: &str,
+        sinks: &[&str],
+        name: &str,
+        extra: &[&str],
+    ) -> SinkProcess {
         let port = super::free_port();
         let log = topology.dir.path().join(format!("sink-{name}.log"));
         let file = std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("log");

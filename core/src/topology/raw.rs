@@ -275,6 +275,8 @@ pub struct RateLimit {
 #[serde(deny_unknown_fields)]
 pub struct RawOutbound {
     pub base_url: String,
+    /// Path after `base_url`; `{field}` is replaced by the command's field (URL-encoded), as in
+    /// `/orders/{order_id}`.
     #[serde(default = "default_path")]
     pub path: String,
     #[serde(default = "default_method")]
@@ -291,6 +293,12 @@ pub struct RawOutbound {
     pub auth: Option<OutboundAuth>,
     /// Secret that signs webhooks to this partner (Standard Webhooks).
     pub signing_secret: Option<SecretRef>,
+    /// Fixed headers sent on every request (not secrets: use `auth` for those).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// The request body: output field → JSON pointer into the command (`"orderId" = "/order_id"`).
+    /// Without it the command's JSON is sent whole.
+    pub body: Option<BTreeMap<String, String>>,
 }
 
 fn default_path() -> String {

@@ -29,6 +29,7 @@ use crate::{Env, SinkError};
 pub mod breaker;
 pub mod oauth;
 pub mod partner;
+pub mod request;
 pub mod retry;
 
 /// Most records read but not finished before the sink stops reading.
@@ -70,38 +71,10 @@ fn header(message: &OwnedMessage, name: &str) -> Option<String> {
     })
 }
 
-/// Whether `url` may be called for `partner`: only hosts of the partner's own base URL (a
-/// callback URL in an order must not turn the hub into a proxy to anywhere).
-fn allowed(partner_url: &str, url: &str) -> bool {
-    match (reqwest::Url::parse(partner_url), reqwest::Url::parse(url)) {
-        (Ok(a), Ok(b)) => {
-            matches!(b.scheme(), "http" | "https")
-                && a.host_str() == b.host_str()
-                && a.port_or_known_default() == b.port_or_known_default()
-        }
-        _ => false,
-    }
-}
-
 impl Context {
     fn request(&self, job: &Job) -> Result<Request, String> {
-        let id = job.command["command_id"].as_str().unwrap_or_default().to_owned();
-        match job.contract.as_str() {
-            "notification_command" => {
-                let url = job.command["callback_url"].as_str().map_or_else(|| self.partner.url(), str::to_owned);
-                if !allowed(&self.partner.url(), &url) {
-                    return Err(format!("callback URL {url} is not on the partner's host"));
-                }
-                let body = job.command["payload_json"].as_str().unwrap_or("{}").as_bytes().to_vec();
-                Ok(Request { url, body, idempotency_key: id.clone(), webhook_id: Some(format!("msg_{id}")) })
-            }
-            _ => Ok(Request {
-                url: self.partner.url(),
-                body: job.command.to_string().into_bytes(),
-                idempotency_key: id,
-                webhook_id: None,
-            }),
-        }
+        let outbound = self.partner.outbound().ok_or("the partner has no outbound settings")?;
+        request::build(outbound, &job.contract, &job.command)
     }
 
     async fn send(&self, topic: &str, key: &str, payload: &[u8], headers: OwnedHeaders) -> Result<(), SinkError> {
@@ -326,7 +299,10 @@ async fn consume(ctx: Arc<Context>, kafka: KafkaSettings, group: Group) -> Resul
         .set("enable.auto.commit", "true")
         .set("enable.auto.offset.store", "false")
         .set("auto.commit.interval.ms", "1000")
-        .set("auto.offset.reset", "earliest");
+        .set("auto.offset.reset", "earliest")
+        // Deliveries run at HTTP speed: prefetching librdkafka's default 64 MiB buys nothing and
+        // costs memory with a large backlog.
+        .set("queued.max.messages.kbytes", "16384");
     let consumer: StreamConsumer<GroupContext> = config
         .create_with_context(GroupContext::default())
         .map_err(|source| SinkError::Kafka { operation: "consumer", source })?;

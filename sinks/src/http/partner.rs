@@ -164,6 +164,11 @@ impl PartnerClient {
         self.metrics.breaker_transitions.get_or_create(&SinkMetrics::po(&self.name, change.to)).inc();
     }
 
+    /// The partner's outbound settings.
+    pub fn outbound(&self) -> Option<&interchange_core::topology::Outbound> {
+        self.partner.outbound.as_ref()
+    }
+
     /// The partner's URL for commands that do not name one.
     pub fn url(&self) -> String {
         let outbound = self.partner.outbound.as_ref();
@@ -318,6 +323,11 @@ impl PartnerClient {
             .header("content-type", "application/json")
             .header("idempotency-key", &request.idempotency_key)
             .body(request.body.clone());
+        if let Some(outbound) = &self.partner.outbound {
+            for (name, value) in &outbound.headers {
+                builder = builder.header(name.as_str(), value.as_str());
+            }
+        }
         if let Some((name, value)) = &self.auth {
             builder = builder.header(name.as_str(), value.as_str());
         }
