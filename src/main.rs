@@ -31,7 +31,8 @@ async fn main() -> ExitCode {
         Command::Sink(_) => "sink",
         Command::Topology(_) | Command::Schemas(_) | Command::Bench(_) | Command::Demo(_) | Command::Dlq(_) => "tool",
     };
-    telemetry::init(format, &cli.global.log_filter, role);
+    // Flushes unsent spans when main returns.
+    let _telemetry = telemetry::init(format, &cli.global.log_filter, role);
     match commands::dispatch(cli).await {
         Ok(code) => code,
         Err(error) => {

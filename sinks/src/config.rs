@@ -14,12 +14,12 @@ pub struct SinkConfig {
     pub sinks: Vec<String>,
     /// Address of the sink role's /healthz, /readyz and /metrics.
     #[arg(long = "sink-listen", env = "HUB_SINK_LISTEN", default_value = "127.0.0.1:9095")]
-    pub listen: SocketAddr,
+    pub sink_listen: SocketAddr,
     /// Consumer session timeout: how fast a dead instance's partitions move to the others.
     #[arg(long = "sink-session-timeout", env = "HUB_SINK_SESSION_TIMEOUT", value_parser = humantime::parse_duration, default_value = "30s")]
-    pub session_timeout: Duration,
+    pub sink_session_timeout: Duration,
     /// On SIGTERM, how long deliveries in flight may finish before they are cut off (and
     /// redelivered after restart); keep it below the session timeout and the pod's grace period.
     #[arg(long = "sink-drain-timeout", env = "HUB_SINK_DRAIN_TIMEOUT", value_parser = humantime::parse_duration, default_value = "10s")]
-    pub drain_timeout: Duration,
+    pub sink_drain_timeout: Duration,
 }

@@ -59,7 +59,7 @@ pub struct Env<'a> {
 }
 
 /// Runs the topology's sinks (those `config.sinks` names, or all) until `shutdown`, with the
-/// role's health and metrics endpoint on `config.listen`.
+/// role's health and metrics endpoint on `config.sink_listen`.
 pub async fn run(
     topology: &Topology,
     services: &Services,
@@ -75,7 +75,7 @@ pub async fn run(
     let mut prometheus = prometheus_client::registry::Registry::default();
     let metrics = metrics::SinkMetrics::register(&mut prometheus);
     let health = Arc::new(health::Health::default());
-    let server = tokio::spawn(health::serve(config.listen, Arc::clone(&health), prometheus, shutdown.clone()));
+    let server = tokio::spawn(health::serve(config.sink_listen, Arc::clone(&health), prometheus, shutdown.clone()));
     let env = Env { topology, services, registry: &registry, metrics: &metrics, health: &health, config, shutdown };
     let mut tasks = Vec::new();
     for sink in selected {

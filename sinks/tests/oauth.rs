@@ -84,7 +84,13 @@ fn partner(base: &str) -> Partner {
 }
 
 fn request(client: &PartnerClient, key: &str) -> Request {
-    Request { url: client.url(), body: b"{}".to_vec(), idempotency_key: key.into(), webhook_id: None }
+    Request {
+        url: client.url(),
+        body: b"{}".to_vec(),
+        idempotency_key: key.into(),
+        webhook_id: None,
+        traceparent: None,
+    }
 }
 
 #[tokio::test]

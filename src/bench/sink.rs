@@ -94,8 +94,13 @@ async fn through_stack(clients: &[Arc<PartnerClient>], n: usize, concurrency: us
             let client = &clients[i % clients.len()];
             let (stop, failed) = (&stop, &failed);
             async move {
-                let request =
-                    Request { url: client.url(), body: body(i), idempotency_key: format!("cmd-{i}"), webhook_id: None };
+                let request = Request {
+                    url: client.url(),
+                    body: body(i),
+                    idempotency_key: format!("cmd-{i}"),
+                    webhook_id: None,
+                    traceparent: None,
+                };
                 if client.deliver(&request, stop).await.outcome != Outcome::Delivered {
                     failed.fetch_add(1, Ordering::Relaxed);
                 }
@@ -251,6 +256,7 @@ async fn limited(rate: u32, burst: u32, concurrency: usize, seconds: u64) -> any
                         body: body(i),
                         idempotency_key: format!("k{i}"),
                         webhook_id: None,
+                        traceparent: None,
                     };
                     let _ = client.deliver(&request, &stop).await;
                     i += 1_000_000;

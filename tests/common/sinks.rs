@@ -269,6 +269,11 @@ impl SinkProcess {
         plain::get(&format!("http://{}/metrics", self.health))
     }
 
+    /// The body of `GET path` on `addr` (host:port).
+    pub fn scrape(addr: &str, path: &str) -> String {
+        plain::get(&format!("http://{addr}{path}"))
+    }
+
     /// A metric's value from /metrics: `name` with every `labels` pair (`partner="acme-erp"`).
     pub fn metric(&self, name: &str, labels: &[&str]) -> f64 {
         metric_value(&self.metrics(), name, labels)

@@ -58,6 +58,8 @@ struct Context {
     producer: FutureProducer,
     metrics: SinkMetrics,
     health: Arc<crate::health::Health>,
+    /// The consumer group (for span attributes).
+    group: String,
     shutdown: CancellationToken,
 }
 
@@ -88,7 +90,7 @@ impl Context {
 
     /// Writes the result (and the dead letter when it failed); retried until it lands, since
     /// the offset is stored only after.
-    async fn report(&self, job: &Job, delivery: &Delivery) -> Result<(), SinkError> {
+    async fn report(&self, job: &Job, delivery: &Delivery, traceparent: Option<&str>) -> Result<(), SinkError> {
         let command_id = job.command["command_id"].as_str().unwrap_or_default();
         let outcome = match delivery.outcome {
             Outcome::Delivered => "DELIVERED",
@@ -107,11 +109,14 @@ impl Context {
             let value = json_to_avro(encoder.schema(), &result, UnknownFields::Reject)
                 .map_err(|v| SinkError::Config(format!("result: {v:?}")))?;
             let payload = encoder.encode(value).map_err(SinkError::Config)?;
-            let headers = OwnedHeaders::new()
+            let mut headers = OwnedHeaders::new()
                 .insert(Header { key: "correlation-id", value: Some(job.key.as_str()) })
                 .insert(Header { key: "event-id", value: Some(event_id.as_str()) })
                 .insert(Header { key: "event-type", value: Some("delivery_result") })
                 .insert(Header { key: "producer-role", value: Some("sink") });
+            if let Some(tp) = traceparent {
+                headers = headers.insert(Header { key: interchange_core::headers::TRACEPARENT, value: Some(tp) });
+            }
             self.send(topic, &job.key, &payload, headers).await?;
         }
         if delivery.outcome != Outcome::Delivered {
@@ -145,10 +150,35 @@ impl Context {
         self.send(topic, &job.key, &payload, letter.headers).await
     }
 
-    /// Delivers one job and reports it; `false` when interrupted (not finished).
+    /// Delivers one job and reports it, in the consumer span of the record (a child of the
+    /// processor's); `false` when interrupted (not finished).
     async fn run_job(&self, job: &Job) -> bool {
+        let incoming = header(&job.message, interchange_core::headers::TRACEPARENT);
+        let span = tracing::info_span!(
+            "deliver",
+            otel.name = %format!("process {}", job.message.topic()),
+            otel.kind = "consumer",
+            messaging.system = "kafka",
+            messaging.operation.type = "process",
+            messaging.destination.name = %job.message.topic(),
+            messaging.destination.partition.id = job.partition,
+            messaging.kafka.offset = job.offset,
+            messaging.consumer.group.name = %self.group,
+            partner = %self.partner.name,
+            correlation_id = %job.key,
+            trace_id = incoming.as_deref().map_or("", interchange_core::telemetry::trace_id),
+        );
+        interchange_core::telemetry::parent(&span, incoming.as_deref(), header(&job.message, "tracestate").as_deref());
+        let traceparent = interchange_core::telemetry::traceparent(&span).or(incoming);
+        tracing::Instrument::instrument(self.deliver_and_report(job, traceparent), span).await
+    }
+
+    async fn deliver_and_report(&self, job: &Job, traceparent: Option<String>) -> bool {
         let delivery = match self.request(job) {
-            Ok(request) => self.partner.deliver(&request, &self.shutdown).await,
+            Ok(mut request) => {
+                request.traceparent.clone_from(&traceparent);
+                self.partner.deliver(&request, &self.shutdown).await
+            }
             Err(reason) => Delivery {
                 outcome: Outcome::Refused,
                 attempts: 0,
@@ -161,7 +191,7 @@ impl Context {
             return false;
         }
         loop {
-            match self.report(job, &delivery).await {
+            match self.report(job, &delivery, traceparent.as_deref()).await {
                 Ok(()) => {
                     let outcome = match delivery.outcome {
                         Outcome::Delivered => "delivered",
@@ -234,6 +264,7 @@ pub async fn start(
             .map_err(|source| SinkError::Kafka { operation: "producer", source })?,
         metrics: env.metrics.clone(),
         health: Arc::clone(env.health),
+        group: format!("{}{}", topology.topic_prefix, sink.name),
         // Deliveries are cut off only when the drain deadline passes after `env.shutdown`.
         shutdown: CancellationToken::new(),
     };
@@ -289,7 +320,7 @@ struct Group {
 
 async fn consume(ctx: Arc<Context>, kafka: KafkaSettings, group: Group) -> Result<(), SinkError> {
     let partitions = group.partitions;
-    let session = group.config.session_timeout.as_millis();
+    let session = group.config.sink_session_timeout.as_millis();
     let mut config = kafka.client_config("hub-sink");
     config
         .set("group.id", &group.name)
@@ -332,7 +363,7 @@ async fn consume(ctx: Arc<Context>, kafka: KafkaSettings, group: Group) -> Resul
                 // flight finish until the drain deadline; queued ones wait for the next owner.
                 draining = true;
                 tracing::info!(sink = %ctx.sink.name, running, "draining deliveries in flight");
-                let (hard, wait) = (ctx.shutdown.clone(), group.config.drain_timeout);
+                let (hard, wait) = (ctx.shutdown.clone(), group.config.sink_drain_timeout);
                 tokio::spawn(async move {
                     tokio::time::sleep(wait).await;
                     hard.cancel();

@@ -39,6 +39,8 @@ pub struct Request {
     pub idempotency_key: String,
     /// Sign as a Standard Webhook with this message id (notifications).
     pub webhook_id: Option<String>,
+    /// The trace context to pass on when spans are not exported (each attempt's own otherwise).
+    pub traceparent: Option<String>,
 }
 
 /// How a delivery ended after its last attempt.
@@ -317,12 +319,48 @@ impl PartnerClient {
     ) -> (Attempt, Option<Duration>, Option<String>) {
         let method = self.partner.outbound.as_ref().map_or("POST", |o| o.method.as_str());
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::POST);
+        // The HTTP client span (OpenTelemetry semantic conventions); the partner gets its context.
+        let url = reqwest::Url::parse(&request.url).ok();
+        let span = tracing::info_span!(
+            "attempt",
+            otel.name = %method,
+            otel.kind = "client",
+            http.request.method = %method,
+            url.full = %request.url,
+            server.address = url.as_ref().and_then(|u| u.host_str()).unwrap_or(""),
+            server.port = url.as_ref().and_then(reqwest::Url::port_or_known_default).unwrap_or(0),
+            partner = %self.name,
+            http.response.status_code = tracing::field::Empty,
+            "error.type" = tracing::field::Empty,
+        );
+        let result =
+            tracing::Instrument::instrument(self.call(method, request, status, detail, &span), span.clone()).await;
+        match *status {
+            Some(code) => span.record("http.response.status_code", code),
+            None => {
+                span.record("error.type", if detail.as_deref() == Some("timed out") { "timeout" } else { "connect" })
+            }
+        };
+        result
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        request: &Request,
+        status: &mut Option<u16>,
+        detail: &mut Option<String>,
+        span: &tracing::Span,
+    ) -> (Attempt, Option<Duration>, Option<String>) {
         let mut builder = self
             .http
             .request(method, &request.url)
             .header("content-type", "application/json")
             .header("idempotency-key", &request.idempotency_key)
             .body(request.body.clone());
+        if let Some(tp) = interchange_core::telemetry::traceparent(span).or_else(|| request.traceparent.clone()) {
+            builder = builder.header("traceparent", tp);
+        }
         if let Some(outbound) = &self.partner.outbound {
             for (name, value) in &outbound.headers {
                 builder = builder.header(name.as_str(), value.as_str());

@@ -73,13 +73,20 @@ pub fn build(outbound: &Outbound, contract: &str, command: &Value) -> Result<Req
             return Err(format!("callback URL {url} is not on the partner's host"));
         }
         let body = command["payload_json"].as_str().unwrap_or("{}").as_bytes().to_vec();
-        return Ok(Request { url, body, idempotency_key: id.clone(), webhook_id: Some(format!("msg_{id}")) });
+        return Ok(Request {
+            url,
+            body,
+            idempotency_key: id.clone(),
+            webhook_id: Some(format!("msg_{id}")),
+            traceparent: None,
+        });
     }
     Ok(Request {
         url: format!("{base}{}", expand_path(&outbound.path, command)?),
         body: body(outbound.body.as_ref(), command)?,
         idempotency_key: id,
         webhook_id: None,
+        traceparent: None,
     })
 }
 
