@@ -2,6 +2,7 @@
 
 mod demo;
 mod ingest;
+mod probe;
 mod process;
 mod schemas;
 mod topology;
@@ -27,6 +28,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Process(args) => process::run(&global, &args).await,
         Command::Sink(args) => process::run_sinks(&global, &args).await,
         Command::Demo(args) => demo::run(&global, &args).await,
+        Command::Probe(args) => probe::run(&args).await,
     }
 }
 
