@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use interchange_core::topology::{render, SinkParams, Topology};
+use interchange_core::topology::{render, Topology};
 use serde_json::Value;
 
 use super::kubernetes::workloads;
