@@ -17,11 +17,7 @@ fn args(service: &Value) -> Vec<String> {
 fn env(service: &Value) -> BTreeMap<String, String> {
     at(service, "environment")
         .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_owned)))
-                .collect()
-        })
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_owned))).collect())
         .unwrap_or_default()
 }
 
@@ -99,9 +95,10 @@ fn compose_runs_every_role_wired_and_health_checked() {
         }
         // Started only once topics and contracts exist.
         for setup in ["topology-apply", "schemas-register"] {
-            p.check(text(service, &format!("depends_on.{setup}.condition")) == "service_completed_successfully", || {
-                format!("service {name} does not wait for {setup}")
-            });
+            p.check(
+                text(service, &format!("depends_on.{setup}.condition")) == "service_completed_successfully",
+                || format!("service {name} does not wait for {setup}"),
+            );
         }
         // Scraped by Prometheus: at this service, or at the one whose network it shares.
         let address = text(service, "network_mode").strip_prefix("service:").unwrap_or(name).to_owned();
@@ -112,7 +109,9 @@ fn compose_runs_every_role_wired_and_health_checked() {
     let mut expected: Vec<String> = topology.sinks.iter().map(|s| s.name.clone()).collect();
     expected.sort();
     sinks_run.sort();
-    p.check(sinks_run == expected, || format!("every sink should run exactly once: run {sinks_run:?}, declared {expected:?}"));
+    p.check(sinks_run == expected, || {
+        format!("every sink should run exactly once: run {sinks_run:?}, declared {expected:?}")
+    });
     p.check(scraped_roles.len() == 3, || format!("roles run and scraped: {scraped_roles:?}"));
 
     // The one-shot set-up, in order.
@@ -128,14 +127,16 @@ fn compose_runs_every_role_wired_and_health_checked() {
             format!("{service} should wait for a healthy {after}")
         });
     }
-    p.check(text(&services["projector"], "depends_on.readmodel-migrate.condition") == "service_completed_successfully", || {
-        "the projector should wait for the CQL migration".to_owned()
-    });
+    p.check(
+        text(&services["projector"], "depends_on.readmodel-migrate.condition") == "service_completed_successfully",
+        || "the projector should wait for the CQL migration".to_owned(),
+    );
     for s in ["kafka", "registry", "redis", "scylla", "prometheus"] {
         p.check(at(&services[s], "healthcheck.test").is_some(), || format!("service {s} has no health check"));
     }
     // Grafana provisioned with the dashboard and the Prometheus data source; Prometheus with the alerts.
-    let mounts = |s: &str| list(&services[s], "volumes").iter().filter_map(Value::as_str).map(str::to_owned).collect::<Vec<_>>();
+    let mounts =
+        |s: &str| list(&services[s], "volumes").iter().filter_map(Value::as_str).map(str::to_owned).collect::<Vec<_>>();
     for (service, mount) in [
         ("grafana", "./deploy/grafana/provisioning:/etc/grafana/provisioning:ro"),
         ("grafana", "./deploy/grafana/dashboards:/var/lib/grafana/dashboards:ro"),
@@ -166,22 +167,36 @@ fn dockerfile_builds_one_pinned_nonroot_image() {
     let last_from = lines.iter().rposition(|l| l.starts_with("FROM ")).unwrap_or(0);
     let runtime = &lines[last_from..];
     p.check(runtime[0].contains("distroless"), || "the runtime image should be distroless (no shell)".to_owned());
-    let user = runtime.iter().filter_map(|l| l.strip_prefix("USER ")).last().unwrap_or("");
+    let user = runtime.iter().filter_map(|l| l.strip_prefix("USER ")).next_back().unwrap_or("");
     let uid = user.split(':').next().unwrap_or("");
-    p.check(!uid.is_empty() && uid != "0" && uid != "root", || format!("runtime USER {user:?} is not an unprivileged user"));
-    p.check(runtime.iter().any(|l| *l == r#"ENTRYPOINT ["/usr/local/bin/hub"]"#), || "ENTRYPOINT is not hub".to_owned());
-    p.check(!runtime.iter().any(|l| l.starts_with("RUN ")), || "the runtime stage runs commands (it has no shell)".to_owned());
+    p.check(!uid.is_empty() && uid != "0" && uid != "root", || {
+        format!("runtime USER {user:?} is not an unprivileged user")
+    });
+    p.check(runtime.contains(&r#"ENTRYPOINT ["/usr/local/bin/hub"]"#), || "ENTRYPOINT is not hub".to_owned());
+    p.check(!runtime.iter().any(|l| l.starts_with("RUN ")), || {
+        "the runtime stage runs commands (it has no shell)".to_owned()
+    });
     p.check(text.contains("cargo build --release --locked --bin hub --features kafka-tls,static-zlib"), || {
         "the build is not a locked release build of hub with Kafka TLS".to_owned()
     });
-    p.check(runtime.iter().any(|l| l.starts_with("COPY topology.toml ")), || "topology.toml not in the image".to_owned());
+    p.check(runtime.iter().any(|l| l.starts_with("COPY topology.toml ")), || {
+        "topology.toml not in the image".to_owned()
+    });
     p.check(runtime.iter().any(|l| l.starts_with("COPY schemas ")), || "schemas/ not in the image".to_owned());
     // Every workspace member's sources reach the build.
-    let manifest: toml::Value = toml::from_str(&std::fs::read_to_string(root().join("Cargo.toml")).expect("Cargo.toml"))
-        .expect("Cargo.toml parses");
-    let members = manifest.get("workspace").and_then(|w| w.get("members")).and_then(|m| m.as_array()).cloned().unwrap_or_default();
+    let manifest: toml::Value =
+        toml::from_str(&std::fs::read_to_string(root().join("Cargo.toml")).expect("Cargo.toml"))
+            .expect("Cargo.toml parses");
+    let members = manifest
+        .get("workspace")
+        .and_then(|w| w.get("members"))
+        .and_then(|m| m.as_array())
+        .cloned()
+        .unwrap_or_default();
     for member in members.iter().filter_map(|m| m.as_str()).chain(["src"]) {
-        p.check(lines.iter().any(|l| *l == format!("COPY {member} {member}")), || format!("{member}/ is not copied into the build"));
+        p.check(lines.iter().any(|l| *l == format!("COPY {member} {member}")), || {
+            format!("{member}/ is not copied into the build")
+        });
     }
     // The features the build names exist.
     let features = manifest.get("features").and_then(|f| f.as_table()).cloned().unwrap_or_default();

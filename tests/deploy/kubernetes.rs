@@ -40,7 +40,8 @@ pub fn workloads(manifests: &[(PathBuf, Value)]) -> Vec<Workload<'_>> {
             continue;
         }
         let pod = at(doc, "spec.template.spec").expect("pod spec");
-        let Some(container) = list(pod, "containers").iter().find(|c| text(c, "image").starts_with("interchange/hub")) else {
+        let Some(container) = list(pod, "containers").iter().find(|c| text(c, "image").starts_with("interchange/hub"))
+        else {
             continue;
         };
         let kafka_user = list(pod, "volumes")
@@ -86,7 +87,8 @@ fn every_manifest_loads_with_its_required_fields_and_is_applied() {
     }
     // The kustomization applies every manifest of deploy/strimzi and deploy/kubernetes.
     let kustomization = yaml_docs(&root().join("deploy/kustomization.yaml")).remove(0);
-    let listed: BTreeSet<String> = list(&kustomization, "resources").iter().filter_map(Value::as_str).map(str::to_owned).collect();
+    let listed: BTreeSet<String> =
+        list(&kustomization, "resources").iter().filter_map(Value::as_str).map(str::to_owned).collect();
     let present: BTreeSet<String> = ["strimzi", "kubernetes"]
         .iter()
         .flat_map(|d| files_under(&root().join("deploy").join(d), &[".yaml"]))
@@ -98,8 +100,11 @@ fn every_manifest_loads_with_its_required_fields_and_is_applied() {
             p.check(root().join("deploy").join(file).is_file(), || format!("configMapGenerator: no file {file}"));
         }
     }
-    let tag = list(&kustomization, "images").iter().find(|i| text(i, "name") == "interchange/hub").map(|i| text(i, "newTag"));
-    p.check(tag == Some(env!("CARGO_PKG_VERSION")), || format!("the kustomization's hub image tag {tag:?} is not the crate version"));
+    let tag =
+        list(&kustomization, "images").iter().find(|i| text(i, "name") == "interchange/hub").map(|i| text(i, "newTag"));
+    p.check(tag == Some(env!("CARGO_PKG_VERSION")), || {
+        format!("the kustomization's hub image tag {tag:?} is not the crate version")
+    });
     p.finish("manifests");
 }
 
@@ -115,7 +120,8 @@ fn workloads_wire_ports_probes_settings_and_secrets() {
     let mut p = Problems::default();
     let mut sinks_run = Vec::new();
     let mut roles = BTreeSet::new();
-    let client = config_maps.get("hub-kafka-client").and_then(|c| c.get("client.properties")).cloned().unwrap_or_default();
+    let client =
+        config_maps.get("hub-kafka-client").and_then(|c| c.get("client.properties")).cloned().unwrap_or_default();
     let client = interchange_core::kafka::parse_properties(&client);
     for w in workloads(&manifests) {
         let name = w.name;
@@ -140,13 +146,18 @@ fn workloads_wire_ports_probes_settings_and_secrets() {
         });
         for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
             let get = at(w.container, &format!("{probe}.httpGet"));
-            let ok = get.is_some_and(|g| text(g, "path") == path && (text(g, "port") == "http" || g.get("port").and_then(Value::as_i64) == Some(port)));
+            let ok = get.is_some_and(|g| {
+                text(g, "path") == path
+                    && (text(g, "port") == "http" || g.get("port").and_then(Value::as_i64) == Some(port))
+            });
             p.check(ok, || format!("{name}: {probe} should GET {path} on the role's port"));
         }
         for r in ["requests.cpu", "requests.memory", "limits.cpu", "limits.memory"] {
             p.check(at(w.container, &format!("resources.{r}")).is_some(), || format!("{name}: no resources.{r}"));
         }
-        p.check(at(w.pod, "securityContext.runAsNonRoot") == Some(&Value::Bool(true)), || format!("{name}: not runAsNonRoot"));
+        p.check(at(w.pod, "securityContext.runAsNonRoot") == Some(&Value::Bool(true)), || {
+            format!("{name}: not runAsNonRoot")
+        });
         p.check(at(w.container, "securityContext.readOnlyRootFilesystem") == Some(&Value::Bool(true)), || {
             format!("{name}: root filesystem writable")
         });
@@ -158,19 +169,27 @@ fn workloads_wire_ports_probes_settings_and_secrets() {
             "process" => seconds(env.get("HUB_PROCESSOR_TRANSACTION_TIMEOUT").map_or("10s", String::as_str)),
             _ => 10.0,
         };
-        p.check(grace > drain + pre_stop, || format!("{name}: grace {grace}s is not longer than drain {drain}s + preStop {pre_stop}s"));
-        // Kafka: the TLS client settings, the cluster CA and the workload's own KafkaUser.
-        p.check(env.get("HUB_KAFKA_CONFIG").map(String::as_str) == Some("/etc/interchange/kafka/client.properties"), || {
-            format!("{name}: HUB_KAFKA_CONFIG does not name the mounted client.properties")
+        p.check(grace > drain + pre_stop, || {
+            format!("{name}: grace {grace}s is not longer than drain {drain}s + preStop {pre_stop}s")
         });
-        p.check(users.contains(w.kafka_user.as_str()), || format!("{name}: mounts {:?}, not a KafkaUser", w.kafka_user));
+        // Kafka: the TLS client settings, the cluster CA and the workload's own KafkaUser.
+        p.check(
+            env.get("HUB_KAFKA_CONFIG").map(String::as_str) == Some("/etc/interchange/kafka/client.properties"),
+            || format!("{name}: HUB_KAFKA_CONFIG does not name the mounted client.properties"),
+        );
+        p.check(users.contains(w.kafka_user.as_str()), || {
+            format!("{name}: mounts {:?}, not a KafkaUser", w.kafka_user)
+        });
         let mounts: BTreeMap<&str, &str> =
             list(w.container, "volumeMounts").iter().map(|m| (text(m, "name"), text(m, "mountPath"))).collect();
-        let volume = |n: &str| list(w.pod, "volumes").iter().find(|v| text(v, "name") == n).cloned().unwrap_or(Value::Null);
+        let volume =
+            |n: &str| list(w.pod, "volumes").iter().find(|v| text(v, "name") == n).cloned().unwrap_or(Value::Null);
         p.check(text(&volume("kafka-ca"), "secret.secretName") == format!("{cluster}-cluster-ca-cert"), || {
             format!("{name}: kafka-ca is not the cluster CA secret")
         });
-        p.check(text(&volume("kafka-client"), "configMap.name") == "hub-kafka-client", || format!("{name}: no hub-kafka-client"));
+        p.check(text(&volume("kafka-client"), "configMap.name") == "hub-kafka-client", || {
+            format!("{name}: no hub-kafka-client")
+        });
         for (key, mount, file) in [
             ("ssl.ca.location", "kafka-ca", "ca.crt"),
             ("ssl.certificate.location", "kafka-user", "user.crt"),
@@ -179,7 +198,9 @@ fn workloads_wire_ports_probes_settings_and_secrets() {
             let expected = format!("{}/{file}", mounts.get(mount).copied().unwrap_or("?"));
             p.check(client.get(key) == Some(&expected), || format!("{name}: {key} is not {expected}"));
         }
-        p.check(mounts.get("kafka-client") == Some(&"/etc/interchange/kafka"), || format!("{name}: client.properties not mounted"));
+        p.check(mounts.get("kafka-client") == Some(&"/etc/interchange/kafka"), || {
+            format!("{name}: client.properties not mounted")
+        });
         // Partner secrets from the Secret, not literals.
         let sinks = sink_args(&w.args);
         for secret in partner_secrets(&topology, &role, &sinks) {
@@ -187,13 +208,19 @@ fn workloads_wire_ports_probes_settings_and_secrets() {
                 format!("{name}: partner secret {secret} is not read from a Secret")
             });
         }
-        if sinks.iter().any(|s| topology.sinks.iter().any(|t| &t.name == s && matches!(t.params, interchange_core::topology::SinkParams::CqlProjector { .. }))) {
+        if sinks.iter().any(|s| {
+            topology.sinks.iter().any(|t| {
+                &t.name == s && matches!(t.params, interchange_core::topology::SinkParams::CqlProjector { .. })
+            })
+        }) {
             p.check(env.contains_key("HUB_CQL_NODES"), || format!("{name}: the projector needs HUB_CQL_NODES"));
         }
         sinks_run.extend(sinks);
         // Disruptions take one pod at a time.
         let labels = at(w.doc, "spec.selector.matchLabels").cloned().unwrap_or(Value::Null);
-        p.check(pdbs.iter().any(|b| at(b, "spec.selector.matchLabels") == Some(&labels)), || format!("{name}: no PodDisruptionBudget"));
+        p.check(pdbs.iter().any(|b| at(b, "spec.selector.matchLabels") == Some(&labels)), || {
+            format!("{name}: no PodDisruptionBudget")
+        });
         if w.kind == "StatefulSet" {
             p.check(env.get("HUB_INSTANCE_ID").map(String::as_str) == Some("field:metadata.name"), || {
                 format!("{name}: HUB_INSTANCE_ID should be the pod name (stable in a StatefulSet)")
@@ -203,13 +230,19 @@ fn workloads_wire_ports_probes_settings_and_secrets() {
     let mut expected: Vec<String> = topology.sinks.iter().map(|s| s.name.clone()).collect();
     expected.sort();
     sinks_run.sort();
-    p.check(sinks_run == expected, || format!("every sink should run in exactly one workload: {sinks_run:?} vs {expected:?}"));
-    p.check(roles == BTreeSet::from(["ingest".into(), "process".into(), "sink".into()]), || format!("roles: {roles:?}"));
+    p.check(sinks_run == expected, || {
+        format!("every sink should run in exactly one workload: {sinks_run:?} vs {expected:?}")
+    });
+    p.check(roles == BTreeSet::from(["ingest".into(), "process".into(), "sink".into()]), || {
+        format!("roles: {roles:?}")
+    });
     // The one-shot set-up: contracts, then the read model's tables.
     let job = by_kind(&manifests, "Job");
     let steps: Vec<String> = job
         .iter()
-        .flat_map(|j| list(j, "spec.template.spec.initContainers").iter().chain(list(j, "spec.template.spec.containers")))
+        .flat_map(|j| {
+            list(j, "spec.template.spec.initContainers").iter().chain(list(j, "spec.template.spec.containers"))
+        })
         .map(|c| list(c, "args").iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" "))
         .collect();
     p.check(steps == ["schemas register", "readmodel migrate"], || format!("init Job steps: {steps:?}"));
@@ -224,7 +257,8 @@ fn autoscaling_follows_cpu_for_ingest_and_lag_for_consumers_capped_at_partitions
     let workloads = workloads(&manifests);
     let mut p = Problems::default();
     let hpas = by_kind(&manifests, "HorizontalPodAutoscaler");
-    let ingest = workloads.iter().find(|w| w.args.first().map(String::as_str) == Some("ingest")).expect("ingest workload");
+    let ingest =
+        workloads.iter().find(|w| w.args.first().map(String::as_str) == Some("ingest")).expect("ingest workload");
     p.check(
         hpas.iter().any(|h| {
             text(h, "spec.scaleTargetRef.name") == ingest.name
@@ -232,7 +266,8 @@ fn autoscaling_follows_cpu_for_ingest_and_lag_for_consumers_capped_at_partitions
         }),
         || "no CPU HorizontalPodAutoscaler for the ingest edge".to_owned(),
     );
-    let bootstrap = config_maps.get("hub-config").and_then(|c| c.get("HUB_BOOTSTRAP_SERVERS")).cloned().unwrap_or_default();
+    let bootstrap =
+        config_maps.get("hub-config").and_then(|c| c.get("HUB_BOOTSTRAP_SERVERS")).cloned().unwrap_or_default();
     let auths: Vec<&Value> = by_kind(&manifests, "TriggerAuthentication");
     let scaled = by_kind(&manifests, "ScaledObject");
     for w in workloads.iter().filter(|w| w.args.first().map(String::as_str) != Some("ingest")) {
@@ -254,7 +289,9 @@ fn autoscaling_follows_cpu_for_ingest_and_lag_for_consumers_capped_at_partitions
             p.0.push(format!("{}: no KEDA ScaledObject", w.name));
             continue;
         };
-        p.check(text(so, "spec.scaleTargetRef.kind") == w.kind, || format!("{}: ScaledObject targets another kind", w.name));
+        p.check(text(so, "spec.scaleTargetRef.kind") == w.kind, || {
+            format!("{}: ScaledObject targets another kind", w.name)
+        });
         let triggers: BTreeSet<(String, String)> = list(so, "spec.triggers")
             .iter()
             .filter(|t| text(t, "type") == "kafka")
@@ -262,9 +299,13 @@ fn autoscaling_follows_cpu_for_ingest_and_lag_for_consumers_capped_at_partitions
             .collect();
         p.check(triggers == consumes, || format!("{}: lag triggers {triggers:?}, consumes {consumes:?}", w.name));
         for t in list(so, "spec.triggers") {
-            p.check(text(t, "metadata.bootstrapServers") == bootstrap, || format!("{}: trigger bootstrap is not {bootstrap}", w.name));
+            p.check(text(t, "metadata.bootstrapServers") == bootstrap, || {
+                format!("{}: trigger bootstrap is not {bootstrap}", w.name)
+            });
             let auth = text(t, "authenticationRef.name");
-            p.check(auths.iter().any(|a| text(a, "metadata.name") == auth), || format!("{}: no TriggerAuthentication {auth}", w.name));
+            p.check(auths.iter().any(|a| text(a, "metadata.name") == auth), || {
+                format!("{}: no TriggerAuthentication {auth}", w.name)
+            });
         }
         let partitions = consumes
             .iter()
@@ -272,7 +313,9 @@ fn autoscaling_follows_cpu_for_ingest_and_lag_for_consumers_capped_at_partitions
             .min()
             .unwrap_or(0);
         let max = at(so, "spec.maxReplicaCount").and_then(Value::as_i64).unwrap_or(i64::MAX);
-        p.check(max <= partitions && max >= 1, || format!("{}: maxReplicaCount {max} exceeds the {partitions} partitions", w.name));
+        p.check(max <= partitions && max >= 1, || {
+            format!("{}: maxReplicaCount {max} exceeds the {partitions} partitions", w.name)
+        });
     }
     p.finish("autoscaling");
 }

@@ -228,7 +228,10 @@ impl Problems {
 
 /// Map of a container's environment: literal values, `configMap:<name>` for whole config maps
 /// and `secret:<name>/<key>` for secret references.
-pub fn container_env(container: &Value, config_maps: &BTreeMap<String, BTreeMap<String, String>>) -> BTreeMap<String, String> {
+pub fn container_env(
+    container: &Value,
+    config_maps: &BTreeMap<String, BTreeMap<String, String>>,
+) -> BTreeMap<String, String> {
     let mut env = BTreeMap::new();
     for source in list(container, "envFrom") {
         let name = text(source, "configMapRef.name");
@@ -241,7 +244,11 @@ pub fn container_env(container: &Value, config_maps: &BTreeMap<String, BTreeMap<
         if let Some(v) = at(var, "value").and_then(Value::as_str) {
             env.insert(name, v.to_owned());
         } else if at(var, "valueFrom.secretKeyRef").is_some() {
-            let s = format!("secret:{}/{}", text(var, "valueFrom.secretKeyRef.name"), text(var, "valueFrom.secretKeyRef.key"));
+            let s = format!(
+                "secret:{}/{}",
+                text(var, "valueFrom.secretKeyRef.name"),
+                text(var, "valueFrom.secretKeyRef.key")
+            );
             env.insert(name, s);
         } else if at(var, "valueFrom.fieldRef").is_some() {
             env.insert(name, format!("field:{}", text(var, "valueFrom.fieldRef.fieldPath")));

@@ -91,7 +91,8 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
     while let Some(at) = expr[i..].find("hub_") {
         let start = i + at;
         let boundary = start == 0 || !(bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b'_');
-        let end = expr[start..].find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).map_or(expr.len(), |e| start + e);
+        let end =
+            expr[start..].find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).map_or(expr.len(), |e| start + e);
         if boundary {
             out.insert(expr[start..end].to_owned());
         }
@@ -112,7 +113,9 @@ fn check_names(what: &str, exprs: &[String], p: &mut Problems) -> BTreeSet<Strin
             if !exported.contains(&name) && registered_elsewhere {
                 eprintln!("note: {what} uses {name} ({}), a constant no role registers yet", constants[&name]);
             }
-            p.check(exported.contains(&name) || registered_elsewhere, || format!("{what}: {name} is not exported (in {expr:?})"));
+            p.check(exported.contains(&name) || registered_elsewhere, || {
+                format!("{what}: {name} is not exported (in {expr:?})")
+            });
             used.insert(name);
         }
     }
@@ -138,14 +141,19 @@ fn exported_names_follow_the_constants_and_prometheus_client() {
     assert!(encoded.len() > 10, "{encoded:?}");
     let unknown: Vec<_> = encoded.difference(&exported).collect();
     assert!(unknown.is_empty(), "written but not found in the sources: {unknown:?}");
-    assert_eq!(metric_names("sum(rate(hub_a_total[5m])) / x_hub_b + hub_c"), BTreeSet::from(["hub_a_total".into(), "hub_c".into()]));
+    assert_eq!(
+        metric_names("sum(rate(hub_a_total[5m])) / x_hub_b + hub_c"),
+        BTreeSet::from(["hub_a_total".into(), "hub_c".into()])
+    );
 }
 
 #[test]
 fn dashboard_covers_every_stage_with_exported_metrics() {
     let dashboard = dashboard();
     let mut p = Problems::default();
-    p.check(!text(&dashboard, "uid").is_empty() && !text(&dashboard, "title").is_empty(), || "no uid or title".to_owned());
+    p.check(!text(&dashboard, "uid").is_empty() && !text(&dashboard, "title").is_empty(), || {
+        "no uid or title".to_owned()
+    });
     let mut exprs = Vec::new();
     strings_under_key(&dashboard, "expr", &mut exprs);
     p.check(exprs.len() >= 20, || format!("only {} queries", exprs.len()));
@@ -183,14 +191,26 @@ fn alerts_keep_the_seeds_promises_and_agree_with_the_prometheus_rule() {
         });
     }
     let find = |pred: &dyn Fn(&str) -> bool| rules.iter().filter(|r| pred(text(r, "expr"))).count();
-    p.check(find(&|e| e.contains("_total") && e.contains("> 0.001")) >= 3, || "error rate over 0.1% per stage".to_owned());
-    p.check(find(&|e| e.contains("histogram_quantile(0.99") && e.contains("> 0.5")) >= 1, || "p99 over 500 ms".to_owned());
-    p.check(find(&|e| e.contains("hub_processor_lag_records") && e.contains("deriv(")) >= 1, || "lag growing".to_owned());
+    p.check(find(&|e| e.contains("_total") && e.contains("> 0.001")) >= 3, || {
+        "error rate over 0.1% per stage".to_owned()
+    });
+    p.check(find(&|e| e.contains("histogram_quantile(0.99") && e.contains("> 0.5")) >= 1, || {
+        "p99 over 500 ms".to_owned()
+    });
+    p.check(find(&|e| e.contains("hub_processor_lag_records") && e.contains("deriv(")) >= 1, || {
+        "lag growing".to_owned()
+    });
     p.check(
-        rules.iter().any(|r| text(r, "expr").contains("hub_sink_breaker_state") && text(r, "expr").contains("== 2") && !text(r, "for").is_empty()),
+        rules.iter().any(|r| {
+            text(r, "expr").contains("hub_sink_breaker_state")
+                && text(r, "expr").contains("== 2")
+                && !text(r, "for").is_empty()
+        }),
         || "a breaker open longer than N minutes".to_owned(),
     );
-    p.check(find(&|e| e.contains("dead_letters_total") && e.contains("> 0")) >= 2, || "dead letters appearing".to_owned());
+    p.check(find(&|e| e.contains("dead_letters_total") && e.contains("> 0")) >= 2, || {
+        "dead letters appearing".to_owned()
+    });
     for rule in &rules {
         if let Some(d) = at(rule, "for").and_then(Value::as_str) {
             p.check(humantime::parse_duration(d).is_ok(), || format!("{}: for {d:?}", text(rule, "alert")));

@@ -24,11 +24,30 @@ fn checked_in_topics_are_what_the_command_renders() {
 }
 
 #[test]
+fn the_render_command_writes_the_checked_in_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_hub"))
+        .args(["--topology", &root().join("topology.toml").to_string_lossy(), "topology", "render", "strimzi"])
+        .args(["--cluster", CLUSTER, "--out", &dir.path().to_string_lossy()])
+        .output()
+        .expect("hub runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let written = std::fs::read_to_string(dir.path().join("topics.yaml")).expect("topics.yaml written into the folder");
+    let checked_in = std::fs::read_to_string(root().join("deploy/strimzi/topics.yaml")).expect("checked in");
+    assert!(
+        written == checked_in,
+        "`hub topology render strimzi` (absolute --topology) differs from the checked-in file"
+    );
+}
+
+#[test]
 fn kafka_topics_match_the_topology() {
     let topology = topology();
     let docs = yaml_docs(&root().join("deploy/strimzi/topics.yaml"));
     let mut p = Problems::default();
-    p.check(docs.len() == topology.topics.len(), || format!("{} KafkaTopics for {} topics", docs.len(), topology.topics.len()));
+    p.check(docs.len() == topology.topics.len(), || {
+        format!("{} KafkaTopics for {} topics", docs.len(), topology.topics.len())
+    });
     for topic in &topology.topics {
         let Some(doc) = docs.iter().find(|d| text(d, "spec.topicName") == topic.name) else {
             p.0.push(format!("no KafkaTopic for {}", topic.name));
@@ -45,7 +64,9 @@ fn kafka_topics_match_the_topology() {
         });
         let config: BTreeMap<String, String> = at(doc, "spec.config")
             .and_then(Value::as_object)
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_owned))).collect())
+            .map(|m| {
+                m.iter().map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_owned))).collect()
+            })
             .unwrap_or_default();
         // Declared in topology.toml, independently of Topic::kafka_configs.
         p.check(config.get("cleanup.policy").map(String::as_str) == Some(topic.cleanup_policy.as_kafka()), || {
@@ -105,9 +126,11 @@ fn kafka_cluster_is_kraft_rack_aware_durable_and_secured() {
         });
     }
     p.check(text(kafka, "spec.kafka.authorization.type") == "simple", || "ACLs not enforced".to_owned());
-    p.check(at(kafka, "spec.entityOperator.topicOperator").is_some() && at(kafka, "spec.entityOperator.userOperator").is_some(), || {
-        "the Topic and User Operators must run".to_owned()
-    });
+    p.check(
+        at(kafka, "spec.entityOperator.topicOperator").is_some()
+            && at(kafka, "spec.entityOperator.userOperator").is_some(),
+        || "the Topic and User Operators must run".to_owned(),
+    );
     p.finish("Kafka");
 }
 
@@ -175,7 +198,8 @@ fn ops_needs(topology: &Topology) -> Acls {
     for dlq in topology.processors.iter().map(|p| &p.dead_letter).chain(topology.sinks.iter().map(|s| &s.dead_letter)) {
         grant(&mut acls, "topic", dlq, "literal", &["Read", "Describe"]);
     }
-    let consumed = topology.processors.iter().flat_map(|p| p.inputs.iter()).chain(topology.sinks.iter().map(|s| &s.input));
+    let consumed =
+        topology.processors.iter().flat_map(|p| p.inputs.iter()).chain(topology.sinks.iter().map(|s| &s.input));
     for t in consumed.filter(|t| !states.contains(t)) {
         grant(&mut acls, "topic", t, "literal", &["Write", "Describe"]);
     }
@@ -224,7 +248,10 @@ fn kafka_users_hold_exactly_the_acls_the_topology_needs() {
         let acls = match role.as_str() {
             "ingest" => {
                 let mut a = Acls::new();
-                topology.routes.iter().for_each(|r| grant(&mut a, "topic", &r.topic, "literal", &["Write", "Describe"]));
+                topology
+                    .routes
+                    .iter()
+                    .for_each(|r| grant(&mut a, "topic", &r.topic, "literal", &["Write", "Describe"]));
                 a
             }
             "process" => processor_needs(&topology),
@@ -254,7 +281,9 @@ fn kafka_users_hold_exactly_the_acls_the_topology_needs() {
         let name = text(user, "metadata.name");
         let label = at(user, "metadata.labels").and_then(|l| l.get("strimzi.io/cluster")).and_then(Value::as_str);
         p.check(label == Some(CLUSTER), || format!("user {name}: not in the cluster"));
-        p.check(["tls", "scram-sha-512"].contains(&text(user, "spec.authentication.type")), || format!("user {name}: no authentication"));
+        p.check(["tls", "scram-sha-512"].contains(&text(user, "spec.authentication.type")), || {
+            format!("user {name}: no authentication")
+        });
         let Some((who, needed)) = needs.get(name) else {
             p.0.push(format!("user {name} is used by no role"));
             continue;
@@ -265,7 +294,9 @@ fn kafka_users_hold_exactly_the_acls_the_topology_needs() {
         p.check(extra.is_empty(), || format!("user {name} ({who}) is granted more than it needs: {extra:?}"));
         p.check(missing.is_empty(), || format!("user {name} ({who}) lacks: {missing:?}"));
         for (kind, resource, _, op) in &has {
-            p.check(resource != "*" && op != "All" && kind != "cluster", || format!("user {name}: broad grant {kind} {resource} {op}"));
+            p.check(resource != "*" && op != "All" && kind != "cluster", || {
+                format!("user {name}: broad grant {kind} {resource} {op}")
+            });
         }
     }
     for name in needs.keys() {
@@ -320,7 +351,8 @@ fn schema(kind: &str) -> Value {
     fn strict(v: &mut Value) {
         match v {
             Value::Object(map) => {
-                let open = map.contains_key("additionalProperties") || map.contains_key("x-kubernetes-preserve-unknown-fields");
+                let open = map.contains_key("additionalProperties")
+                    || map.contains_key("x-kubernetes-preserve-unknown-fields");
                 if map.contains_key("properties") && !open {
                     map.insert("additionalProperties".to_owned(), Value::Bool(false));
                 }
@@ -348,12 +380,16 @@ fn strimzi_resources_validate_against_strimzis_crd_schemas() {
             continue;
         }
         let kind = text(&doc, "kind").to_owned();
-        p.check(text(&doc, "apiVersion") == render::STRIMZI_API_VERSION, || format!("{}: {kind} not at v1", file.display()));
+        p.check(text(&doc, "apiVersion") == render::STRIMZI_API_VERSION, || {
+            format!("{}: {kind} not at v1", file.display())
+        });
         let validator = validators
             .entry(kind.clone())
             .or_insert_with(|| jsonschema::validator_for(&schema(&kind)).expect("the CRD schema compiles"));
         let errors = violations(validator, &doc);
-        p.check(errors.is_empty(), || format!("{} {kind} {}: {}", file.display(), text(&doc, "metadata.name"), errors.join("; ")));
+        p.check(errors.is_empty(), || {
+            format!("{} {kind} {}: {}", file.display(), text(&doc, "metadata.name"), errors.join("; "))
+        });
         checked += 1;
     }
     p.check(checked >= 15, || format!("only {checked} Strimzi resources validated"));
