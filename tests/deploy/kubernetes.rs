@@ -319,3 +319,95 @@ fn autoscaling_follows_cpu_for_ingest_and_lag_for_consumers_capped_at_partitions
     }
     p.finish("autoscaling");
 }
+
+/// Kubernetes' JSON schemas (strict), fetched by `scripts/stack k8s-schemas`.
+fn k8s_schema_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("HUB_K8S_SCHEMAS") {
+        return PathBuf::from(dir);
+    }
+    let script = std::fs::read_to_string(root().join("scripts/stack.d/kubernetes.sh")).expect("kubernetes.sh");
+    let var = |name: &str| {
+        script
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}=")))
+            .and_then(|v| v.split_whitespace().next())
+            .expect("version in kubernetes.sh")
+            .to_owned()
+    };
+    let cache = std::env::var("INTERCHANGE_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/interchange"));
+    cache.join(format!("kubernetes-schemas-{}/{}-local-strict", var("K8S_VALIDATE_VERSION"), var("K8S_SCHEMA_VERSION")))
+}
+
+#[test]
+fn built_in_resources_validate_against_kubernetes_schemas() {
+    let dir = k8s_schema_dir();
+    let definitions = dir.join("_definitions.json");
+    assert!(
+        definitions.is_file(),
+        "Kubernetes' schemas are missing at {}: run `scripts/stack k8s-schemas` (scripts/test does) or set HUB_K8S_SCHEMAS",
+        dir.display()
+    );
+    let read = |path: &Path| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(path).expect("schema file")).expect("schema JSON")
+    };
+    let registry = jsonschema::Registry::new()
+        .add("https://kubernetes.io/api/_definitions.json", read(&definitions))
+        .expect("definitions")
+        .prepare()
+        .expect("registry");
+    let mut validators = BTreeMap::new();
+    let mut p = Problems::default();
+    let mut checked = 0;
+    let mut docs = manifests();
+    // The reference patch, made whole: the Deployment it patches with the container added.
+    let patch = yaml_docs(&root().join("deploy/reference/sink-with-demo-partners.yaml")).remove(0);
+    if let Some((file, sink)) =
+        docs.iter().find(|(_, d)| text(d, "metadata.name") == "hub-sink" && text(d, "kind") == "Deployment")
+    {
+        let mut whole = sink.clone();
+        for (key, items) in [("containers", "spec.template.spec.containers"), ("volumes", "spec.template.spec.volumes")]
+        {
+            let added = list(&patch, items).to_vec();
+            if let Some(list) = whole.pointer_mut(&format!("/spec/template/spec/{key}")).and_then(Value::as_array_mut) {
+                list.extend(added);
+            }
+        }
+        docs.push((file.with_file_name("sink-with-demo-partners.yaml"), whole));
+    }
+    for (file, doc) in &docs {
+        let api = text(doc, "apiVersion");
+        let (group, version) = api.split_once('/').unwrap_or(("", api));
+        if !["", "apps", "batch", "policy", "autoscaling"].contains(&group) {
+            continue; // custom resources: Strimzi's are validated against its CRDs, the others are checked by name
+        }
+        let group = group.split('.').next().unwrap_or("");
+        let kind = text(doc, "kind").to_lowercase();
+        let name =
+            if group.is_empty() { format!("{kind}-{version}.json") } else { format!("{kind}-{group}-{version}.json") };
+        let validator = validators.entry(name.clone()).or_insert_with(|| {
+            let schema = read(&dir.join(&name));
+            jsonschema::options().with_registry(&registry).build(&schema).expect("schema compiles")
+        });
+        let errors: Vec<String> = validator.iter_errors(doc).map(|e| format!("{e} at {}", e.instance_path())).collect();
+        p.check(errors.is_empty(), || {
+            format!("{} {}: {}", file.display(), text(doc, "metadata.name"), errors.join("; "))
+        });
+        checked += 1;
+    }
+    p.check(checked >= 15, || format!("only {checked} resources validated"));
+    p.finish("Kubernetes schema validation");
+
+    // The validation can fail: an unknown field, a wrong type.
+    let deployment = docs.iter().map(|(_, d)| d).find(|d| text(d, "kind") == "Deployment").expect("a Deployment");
+    let validator = &validators["deployment-apps-v1.json"];
+    for (pointer, value) in [("/spec/replica", serde_json::json!(2)), ("/spec/replicas", serde_json::json!("two"))] {
+        let mut broken = deployment.clone();
+        let (parent, key) = pointer.rsplit_once('/').expect("pointer");
+        if let Some(obj) = broken.pointer_mut(parent).and_then(Value::as_object_mut) {
+            obj.insert(key.to_owned(), value);
+        }
+        assert!(!validator.is_valid(&broken), "{pointer} should be refused");
+    }
+}
