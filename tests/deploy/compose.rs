@@ -79,6 +79,9 @@ fn compose_runs_every_role_wired_and_health_checked() {
         let listen = env.get(listen_var).cloned().unwrap_or_default();
         p.check(listen.starts_with("0.0.0.0:"), || format!("service {name}: {listen_var}={listen:?}, not 0.0.0.0"));
         let port = listen.rsplit(':').next().unwrap_or("").to_owned();
+        p.check(served_paths(&role).iter().any(|s| s == "/readyz"), || {
+            format!("service {name}: {role} serves no /readyz")
+        });
         let health = list(service, "healthcheck.test").iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" ");
         p.check(health.contains(&format!("hub probe http://127.0.0.1:{port}/readyz")), || {
             format!("service {name}: health check {health:?} does not probe /readyz on port {port}")

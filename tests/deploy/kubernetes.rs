@@ -144,6 +144,12 @@ fn workloads_wire_ports_probes_settings_and_secrets() {
         p.check(http.and_then(|h| at(h, "containerPort")).and_then(Value::as_i64) == Some(port), || {
             format!("{name}: container port `http` is not the listen port {port}")
         });
+        let served = served_paths(&role);
+        for path in ["/healthz", "/readyz", "/metrics"] {
+            p.check(served.iter().any(|s| s == path), || {
+                format!("{name}: the {role} role serves no {path} ({served:?})")
+            });
+        }
         for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
             let get = at(w.container, &format!("{probe}.httpGet"));
             let ok = get.is_some_and(|g| {

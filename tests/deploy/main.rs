@@ -199,6 +199,25 @@ pub fn partner_secrets(topology: &Topology, role: &str, sinks: &[String]) -> Vec
     out
 }
 
+/// The HTTP paths a role's health server routes, read from its source (`.route("/path", ...)`).
+pub fn served_paths(role: &str) -> Vec<String> {
+    let file = match role {
+        "ingest" => "ingest/src/app.rs",
+        "process" => "processors/src/runtime/mod.rs",
+        "sink" => "sinks/src/health.rs",
+        other => panic!("no role {other}"),
+    };
+    let source = std::fs::read_to_string(root().join(file)).expect("role source");
+    let mut out = Vec::new();
+    for (i, _) in source.match_indices(".route(") {
+        let rest = source[i + ".route(".len()..].trim_start();
+        if let Some(path) = rest.strip_prefix('"').and_then(|r| r.split('"').next()) {
+            out.push(path.to_owned());
+        }
+    }
+    out
+}
+
 /// The `--sink NAME` values of a `hub sink` command line.
 pub fn sink_args(args: &[String]) -> Vec<String> {
     args.windows(2).filter(|w| w[0] == "--sink").map(|w| w[1].clone()).collect()
