@@ -208,3 +208,32 @@ fn dockerfile_builds_one_pinned_nonroot_image() {
     }
     p.finish("Dockerfile");
 }
+
+/// `hub probe`, the image's health check: success only on a 2xx answer.
+#[test]
+fn probe_succeeds_only_on_2xx() {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(2) {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = String::new();
+            let _ = BufReader::new(&stream).read_line(&mut request);
+            let status = if request.starts_with("GET /readyz ") { "200 OK" } else { "503 Service Unavailable" };
+            let _ = write!(stream, "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        }
+    });
+    let probe = |url: String| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_hub"))
+            .args(["probe", &url])
+            .output()
+            .expect("hub runs")
+            .status
+            .success()
+    };
+    assert!(probe(format!("http://127.0.0.1:{port}/readyz")), "200 should pass");
+    assert!(!probe(format!("http://127.0.0.1:{port}/starting")), "503 should fail");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    assert!(!probe(format!("http://127.0.0.1:{closed}/readyz")), "a closed port should fail");
+}
