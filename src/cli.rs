@@ -72,7 +72,7 @@ pub enum Command {
     Process(ProcessArgs),
     /// Run the HTTP sink connectors (deliveries to partners and client notifications).
     Sink(SinkArgs),
-    /// Check, apply or describe the topics of the topology.
+    /// Check, apply, describe or render the topics of the topology.
     #[command(subcommand)]
     Topology(TopologyCommand),
     /// Check or register the Avro contracts with the schema registry.
@@ -88,6 +88,18 @@ pub enum Command {
     /// Stand-in partners for a first run: publishes demo stock (SKU-1 to SKU-9), then serves an
     /// ERP and a client callback receiver that log what they receive and answer 201.
     Demo(DemoArgs),
+    /// Exit 0 when a URL answers 2xx: the health check of the container image (no curl in it).
+    Probe(ProbeArgs),
+}
+
+/// `hub probe` options.
+#[derive(Debug, Clone, Args)]
+pub struct ProbeArgs {
+    /// The URL to GET, e.g. http://127.0.0.1:8080/readyz.
+    pub url: String,
+    /// Give up after this long.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "3s")]
+    pub timeout: std::time::Duration,
 }
 
 /// `hub demo` options.
@@ -152,6 +164,28 @@ pub enum TopologyCommand {
     Apply(ApplyArgs),
     /// Show declared against actual for every topic.
     Describe(ApplyArgs),
+    /// Render the topics as resources for another tool (deterministic; never edit the output).
+    Render(RenderArgs),
+}
+
+/// What `hub topology render` produces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RenderTarget {
+    /// Strimzi `KafkaTopic` resources (kafka.strimzi.io/v1), one per topic.
+    Strimzi,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RenderArgs {
+    /// The format to render.
+    #[arg(value_enum)]
+    pub target: RenderTarget,
+    /// Name of the Strimzi `Kafka` cluster (the `strimzi.io/cluster` label).
+    #[arg(long, default_value = "interchange")]
+    pub cluster: String,
+    /// Where to write: `-` for stdout, a directory (writes `topics.yaml` in it) or a file.
+    #[arg(long, default_value = "-")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Clone, Args)]

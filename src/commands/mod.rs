@@ -3,6 +3,7 @@
 mod demo;
 mod dlq;
 mod ingest;
+mod probe;
 mod process;
 mod schemas;
 mod topology;
@@ -30,6 +31,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sink(args) => process::run_sinks(&global, &args).await,
         Command::Demo(args) => demo::run(&global, &args).await,
         Command::Dlq(cmd) => dlq::run(&global, cmd).await,
+        Command::Probe(args) => probe::run(&args).await,
     }
 }
 
