@@ -29,7 +29,12 @@ async fn main() -> ExitCode {
         Command::Ingest(_) => "ingest",
         Command::Process(_) => "processor",
         Command::Sink(_) => "sink",
-        Command::Topology(_) | Command::Schemas(_) | Command::Bench(_) | Command::Demo(_) | Command::Dlq(_) | Command::Probe(_) => "tool",
+        Command::Topology(_)
+        | Command::Schemas(_)
+        | Command::Bench(_)
+        | Command::Demo(_)
+        | Command::Dlq(_)
+        | Command::Probe(_) => "tool",
     };
     // Flushes unsent spans when main returns.
     let _telemetry = telemetry::init(format, &cli.global.log_filter, role);
