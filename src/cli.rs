@@ -103,6 +103,8 @@ pub enum BenchCommand {
     Ingest(crate::bench::IngestBenchArgs),
     /// Measure the order processor: exactly-once against at-least-once, and state restore.
     Process(crate::bench::process::ProcessBenchArgs),
+    /// The whole flow end to end (edge, processor, sinks, a test ERP and client) under open-loop load.
+    Flow(crate::bench::flow::FlowBenchArgs),
 }
 
 /// `hub process` options.
