@@ -10,10 +10,10 @@ use std::collections::HashMap;
 use std::hint::black_box;
 use std::time::Duration;
 
+use axum::http::HeaderMap;
 use base64::Engine;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use hmac::{Hmac, Mac};
-use axum::http::HeaderMap;
 use interchange_core::avro::Encoder;
 use interchange_core::contract::{json_to_avro, UnknownFields};
 use interchange_core::topology::Topology;
@@ -138,9 +138,8 @@ fn idempotency(c: &mut Criterion) {
 fn signature(c: &mut Criterion) {
     let body = serde_json::to_vec(&order_json()).expect("json");
     let now = 1_700_000_000_i64;
-    let key = base64::engine::general_purpose::STANDARD
-        .decode(WEBHOOK_SECRET.trim_start_matches("whsec_"))
-        .expect("secret");
+    let key =
+        base64::engine::general_purpose::STANDARD.decode(WEBHOOK_SECRET.trim_start_matches("whsec_")).expect("secret");
     let id = "msg_2b8f0c5e1a";
     let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("hmac");
     mac.update(format!("{id}.{now}.").as_bytes());

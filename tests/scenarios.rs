@@ -58,7 +58,11 @@ async fn assert_exact(
         "the ERP saw exactly the dispatched orders"
     );
     for (id, (calls, keys, ok)) in &per_order {
-        assert_eq!((*keys, *ok), (1, successes), "{id}: {calls} ERP calls under {keys} Idempotency-Keys, {ok} answered 2xx");
+        assert_eq!(
+            (*keys, *ok),
+            (1, successes),
+            "{id}: {calls} ERP calls under {keys} Idempotency-Keys, {ok} answered 2xx"
+        );
     }
     let notes = notifications(shop);
     assert_eq!(notes.keys().collect::<BTreeSet<_>>(), accepted.iter().collect(), "every order notified");
@@ -171,12 +175,17 @@ async fn an_erp_down_for_a_while_opens_the_breaker_and_every_order_completes_aft
     }
     let calls = erp.lock().expect("lock").clone();
     let refused = calls.iter().filter(|c| c.status == 503).count();
-    assert!(refused >= accepted.len(), "every order met the outage: {refused} calls answered 503");
+    // Orders that met the outage were retried; once the breaker opened the rest waited instead
+    // of calling.
+    assert!(refused >= 1, "the outage was met");
+    assert!(erp_calls(&erp).values().any(|(calls, _, _)| *calls > 1), "a refused dispatch was retried");
     assert_eq!(calls.len() - refused, accepted.len(), "after recovery, one successful call per order");
     let metrics = pipeline.sink_metrics();
     let opened = metrics
         .lines()
-        .filter(|l| l.starts_with("hub_sink_breaker_transitions_total") && l.contains("acme-erp") && l.contains("\"open\""))
+        .filter(|l| {
+            l.starts_with("hub_sink_breaker_transitions_total") && l.contains("acme-erp") && l.contains("\"open\"")
+        })
         .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
         .sum::<f64>();
     assert!(opened >= 1.0, "the ERP's breaker opened during the outage:\n{metrics}");
@@ -247,7 +256,8 @@ async fn the_roles_as_separate_processes_complete_every_order_and_a_data_team_re
         assert_eq!(state["status"], "COMPLETED", "{id}: {state}");
         assert_eq!(state["version"], 4, "{id}: each transition once: {state}");
         assert!(state["partner_reference"].as_str().is_some_and(|r| r.starts_with("ERP-")), "{state}");
-        let steps: Vec<&str> = state["history"].as_array().expect("history").iter().filter_map(|h| h["to"].as_str()).collect();
+        let steps: Vec<&str> =
+            state["history"].as_array().expect("history").iter().filter_map(|h| h["to"].as_str()).collect();
         assert_eq!(steps, ["RECEIVED", "VALIDATED", "SENT_TO_PARTNER", "COMPLETED"], "{id}");
     }
 }

@@ -168,10 +168,8 @@ impl Pipeline {
                 ),
             ]
         } else {
-            let mut args: Vec<String> = ["run", "--listen", &listen(edge_port), "--processor-listen"]
-                .iter()
-                .map(|s| (*s).to_owned())
-                .collect();
+            let mut args: Vec<String> =
+                ["run", "--listen", &listen(edge_port), "--processor-listen"].iter().map(|s| (*s).to_owned()).collect();
             args.extend([listen(processor_port), "--sink-listen".into(), listen(sink_port)]);
             args.extend(["--instance-id".into(), "scenario".into()]);
             args.extend(sinks.iter().map(|s| (*s).to_owned()));
@@ -323,8 +321,7 @@ pub fn notifications(calls: &Calls) -> HashMap<String, (usize, usize, Vec<String
         let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).expect("hmac");
         mac.update(format!("{id}.{ts}.").as_bytes());
         mac.update(&call.body);
-        let expected =
-            format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()));
+        let expected = format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()));
         assert_eq!(sig, expected, "notification signature");
         let payload: serde_json::Value = serde_json::from_slice(&call.body).expect("json");
         let correlation = payload["correlation_id"].as_str().unwrap_or_default().to_owned();

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
+use apache_avro::reader::datum::GenericDatumReader;
 use interchange_core::kafka::KafkaSettings;
 use interchange_core::topology::{SinkParams, Topology};
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -215,6 +216,7 @@ pub async fn read_topics(
     let (commands_partitions, state_partitions) =
         (partitions(topology, &commands), partitions(topology, &processor.state));
     tokio::task::spawn_blocking(move || -> anyhow::Result<TopicCounts> {
+        let reader = GenericDatumReader::builder(&state_schema).build().context("order_state reader")?;
         let n = ledger.slots.len();
         let mut counts = TopicCounts {
             inbound_records: inbound_after - inbound_before,
@@ -244,7 +246,7 @@ pub async fn read_topics(
                 counts.strays += 1;
                 return;
             };
-            counts.states[i] = m.payload().and_then(|p| state_of(&state_schema, p));
+            counts.states[i] = m.payload().and_then(|p| state_of(&reader, p));
         })?;
         Ok(counts)
     })
@@ -253,9 +255,9 @@ pub async fn read_topics(
 }
 
 /// Status and version of a Confluent-framed `order_state` written with our contract.
-fn state_of(schema: &apache_avro::Schema, payload: &[u8]) -> Option<(String, i64)> {
+fn state_of(reader: &GenericDatumReader<'_>, payload: &[u8]) -> Option<(String, i64)> {
     let mut body = payload.get(5..)?;
-    let value = apache_avro::from_avro_datum(schema, &mut body, None).ok()?;
+    let value = reader.read_value(&mut body).ok()?;
     let apache_avro::types::Value::Record(fields) = value else { return None };
     let mut status = None;
     let mut version = None;

@@ -10,8 +10,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 use tokio::time::Instant;
 
-/// How a request ended at the edge.
-pub const PENDING: u8 = 0;
+/// How a request ended at the edge (zero: no answer yet).
 pub const ACCEPTED: u8 = 1;
 pub const REPLAYED: u8 = 2;
 pub const FAILED: u8 = 3;

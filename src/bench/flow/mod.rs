@@ -244,7 +244,8 @@ impl Bench<'_> {
         let inbound_before = super::setup::count_records(kafka, &self.route.topic).await?;
         let client = super::load::client(self.args.connections)?;
         eprintln!("bench flow: starting the edge, the processor ({:?}) and the HTTP sinks", self.args.mode);
-        let running = pipeline::start(self.topology, self.services, self.args.mode, self.args.in_flight, &client).await?;
+        let running =
+            pipeline::start(self.topology, self.services, self.args.mode, self.args.in_flight, &client).await?;
         let body_bytes = self.driver(&client, running.edge.addr)?.pool.first().map_or(0, |p| p.body.len());
         let measured = self.phases(&client, running.edge.addr, rates, &running).await;
         eprintln!("bench flow: stopping the pipeline");
@@ -282,7 +283,9 @@ impl Bench<'_> {
         let driver = self.driver(client, addr)?;
         driver.open_loop(0, 1.0, Duration::from_secs(1), Instant::now(), 1).await?;
         let deadline = Instant::now() + Duration::from_secs(120);
-        while self.ledger.unfinished(0..1) > 0 || self.ledger.slots[0].outcome.load(std::sync::atomic::Ordering::Relaxed) != ledger::ACCEPTED {
+        while self.ledger.unfinished(0..1) > 0
+            || self.ledger.slots[0].outcome.load(std::sync::atomic::Ordering::Relaxed) != ledger::ACCEPTED
+        {
             anyhow::ensure!(Instant::now() < deadline, "the probe order did not finish within 120 s");
             anyhow::ensure!(!running.failed(), "the processor or the sinks stopped");
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -324,8 +327,10 @@ impl Bench<'_> {
         let driver = self.driver(client, addr)?;
         let (warmup, duration) = (self.args.warmup, self.args.duration);
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        let (total, warm) =
-            (((rate * (warmup + duration).as_secs_f64()).round() as usize), (rate * warmup.as_secs_f64()).round() as usize);
+        let (total, warm) = (
+            ((rate * (warmup + duration).as_secs_f64()).round() as usize),
+            (rate * warmup.as_secs_f64()).round() as usize,
+        );
         let start = Instant::now() + Duration::from_millis(20);
         let window = (self.ledger.stamp(start + warmup), self.ledger.stamp(start + warmup + duration));
         eprintln!("bench flow: phase at {rate:.0}/s: {warmup:?} warm-up + {duration:?} measured ({total} requests)");

@@ -139,7 +139,7 @@ fn verify(key: &[u8], id: &str, timestamp: &str, signatures: &str, body: &[u8]) 
         .split_ascii_whitespace()
         .filter_map(|s| s.strip_prefix("v1,"))
         .filter_map(|s| STANDARD.decode(s).ok())
-        .any(|given| given.as_slice() == expected.as_slice())
+        .any(|given| given.as_slice() == &expected[..])
 }
 
 #[cfg(test)]

@@ -40,7 +40,6 @@ pub struct Prepared {
     pub topology: Topology,
     pub target: Target,
     pub credentials: Credentials,
-    pub erp_partner: String,
     pub secrets: SecretDir,
 }
 
@@ -87,7 +86,9 @@ pub fn prepare(
             outbound.path = ERP_PATH.to_owned();
             outbound.auth = match outbound.auth.take() {
                 None => None,
-                Some(OutboundAuth::Bearer { .. }) => Some(OutboundAuth::Bearer { token: SecretRef::File(token_file.clone()) }),
+                Some(OutboundAuth::Bearer { .. }) => {
+                    Some(OutboundAuth::Bearer { token: SecretRef::File(token_file.clone()) })
+                }
                 Some(OutboundAuth::ApiKey { header, .. }) => {
                     Some(OutboundAuth::ApiKey { header, key: SecretRef::File(token_file.clone()) })
                 }
@@ -99,7 +100,7 @@ pub fn prepare(
             outbound.signing_secret = Some(SecretRef::File(signing_file.clone()));
         }
     }
-    Ok(Prepared { topology, target, credentials, erp_partner, secrets })
+    Ok(Prepared { topology, target, credentials, secrets })
 }
 
 /// Creates the topics, registers the contracts and publishes plenty of stock for the bench's
@@ -179,9 +180,9 @@ pub async fn start(
     };
     let processor = {
         let (topology, shutdown) = (topology.clone(), shutdown.clone());
-        tokio::spawn(async move {
-            interchange_processors::run(&topology, &processor_services, &processor, shutdown).await
-        })
+        tokio::spawn(
+            async move { interchange_processors::run(&topology, &processor_services, &processor, shutdown).await },
+        )
     };
     let mut args = vec!["bench".to_owned(), "--sink-listen".to_owned(), "127.0.0.1:0".to_owned()];
     for sink in topology.sinks.iter().filter(|s| matches!(s.params, SinkParams::Http { .. })) {

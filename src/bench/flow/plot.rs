@@ -25,11 +25,7 @@ fn color(i: usize) -> RGBColor {
 /// (log scale). Bottom: records not yet committed per consumer group.
 pub fn write(path: &Path, phases: &[PhaseResult], groups: &[String], lag: &[LagSample]) -> anyhow::Result<()> {
     let seconds: Vec<_> = phases.iter().flat_map(|p| p.timeline.iter()).collect();
-    let end = seconds
-        .iter()
-        .map(|s| s.at + 1.0)
-        .chain(lag.iter().map(|s| s.at))
-        .fold(1.0_f64, f64::max);
+    let end = seconds.iter().map(|s| s.at + 1.0).chain(lag.iter().map(|s| s.at)).fold(1.0_f64, f64::max);
     let top = seconds.iter().map(|s| s.complete_p99.max(s.erp_p99)).fold(1.0_f64, f64::max) * 1.5;
     let root = SVGBackend::new(path, (1100, 760)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -87,10 +83,8 @@ pub fn write(path: &Path, phases: &[PhaseResult], groups: &[String], lag: &[LagS
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     for (i, group) in groups.iter().enumerate() {
         let c = color(i + 3);
-        let points: Vec<(f64, f64)> = lag
-            .iter()
-            .filter_map(|s| s.lag.get(i).filter(|v| **v >= 0).map(|v| (s.at, *v as f64)))
-            .collect();
+        let points: Vec<(f64, f64)> =
+            lag.iter().filter_map(|s| s.lag.get(i).filter(|v| **v >= 0).map(|v| (s.at, *v as f64))).collect();
         chart
             .draw_series(LineSeries::new(points, c.stroke_width(2)))
             .map_err(|e| anyhow::anyhow!("{e}"))?

@@ -227,9 +227,7 @@ impl PhaseResult {
     }
 
     pub fn to_json(&self) -> Value {
-        let lat = |h: &Histogram<u64>| {
-            json!({ "p50_ms": ms(h, 0.5), "p99_ms": ms(h, 0.99), "p999_ms": ms(h, 0.999), "max_ms": h.max() as f64 / 1000.0, "count": h.len() })
-        };
+        let lat = |h: &Histogram<u64>| json!({ "p50_ms": ms(h, 0.5), "p99_ms": ms(h, 0.99), "p999_ms": ms(h, 0.999), "max_ms": h.max() as f64 / 1000.0, "count": h.len() });
         json!({
             "target_per_s": self.rate,
             "duration_s": self.duration.as_secs_f64(),
