@@ -123,7 +123,7 @@ pub async fn provision(
     let producer: FutureProducer = kafka.producer_config("hub-bench-stock").create().context("stock producer")?;
     for n in SKUS {
         let sku = format!("SKU-{n:05}");
-        let json = serde_json::json!({ "sku": sku, "available": 1_000_000_000_000_i64, "updated_at": 0 });
+        let json = serde_json::json!({ "sku": sku, "available": 2_000_000_000_i64, "updated_at": 0 });
         let value = interchange_core::contract::json_to_avro(
             &contract.schema,
             &json,

@@ -17,6 +17,9 @@ const COLORS: [RGBColor; 6] = [
     RGBColor(140, 86, 75),
 ];
 
+/// Reads one figure of a second.
+type Pick = fn(&super::results::Second) -> f64;
+
 fn color(i: usize) -> RGBColor {
     COLORS[i % COLORS.len()]
 }
@@ -43,7 +46,7 @@ pub fn write(path: &Path, phases: &[PhaseResult], groups: &[String], lag: &[LagS
         .y_desc("ms (log)")
         .draw()
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let series: [(&str, fn(&super::results::Second) -> f64); 4] = [
+    let series: [(&str, Pick); 4] = [
         ("request -> ERP p50", |s| s.erp_p50),
         ("request -> ERP p99", |s| s.erp_p99),
         ("request -> completion p50", |s| s.complete_p50),
