@@ -59,7 +59,7 @@ impl Driver {
                     (StatusCode::ACCEPTED, false, Ok(_)) => Ok(ACCEPTED),
                     (StatusCode::ACCEPTED, true, Ok(_)) => Ok(REPLAYED),
                     (_, _, Err(_)) => Err("reading the answer".to_owned()),
-                    (status, _, Ok(_)) => Err(format!("HTTP {}", status.as_u16())),
+                    (status, _, Ok(body)) => Err(super::super::load::problem(status, &body)),
                 }
             }
             Err(error) if error.is_timeout() => Err("timeout".to_owned()),

@@ -85,6 +85,9 @@ pub struct FlowBenchArgs {
     /// Concurrent requests per partner.
     #[arg(long, default_value_t = 256)]
     pub partner_concurrency: u32,
+    /// Records per processor transaction (the topology's `max_batch` when not given).
+    #[arg(long)]
+    pub max_batch: Option<usize>,
     /// Skip the HTTP and Kafka ceilings.
     #[arg(long)]
     pub no_baselines: bool,
@@ -141,7 +144,10 @@ pub async fn run(global: &Global, args: &FlowBenchArgs) -> anyhow::Result<ExitCo
     let limits = pipeline::PartnerLimits { rate: args.partner_rate, concurrency: args.partner_concurrency };
     let prepared =
         pipeline::prepare(&global.topology, &prefix, &erp.base_url(), &callback.base_url(), &signing_secret, limits)?;
-    let topology = prepared.topology;
+    let mut topology = prepared.topology;
+    if let Some(batch) = args.max_batch {
+        topology.processors.iter_mut().for_each(|p| p.max_batch = batch);
+    }
     eprintln!(
         "bench flow: prefix {prefix}; {} phase(s) at {:?}/s; ERP on {}, callback on {}",
         rates.len(),
