@@ -112,10 +112,20 @@ fn best(summary: &Summary) -> Option<&PhaseResult> {
         .max_by(|a, b| a.accepted_per_s.total_cmp(&b.accepted_per_s))
 }
 
+/// The most completed orders per second any phase reached, sustained or not.
+fn peak(summary: &Summary) -> f64 {
+    summary.phases.iter().map(|p| p.completed_per_s).fold(0.0, f64::max)
+}
+
 fn ratio(summary: &Summary, key: &str) -> Option<f64> {
     let base = *summary.baselines.get(key)?;
     let best = best(summary)?;
     (base > 0.0).then(|| best.accepted_per_s / base)
+}
+
+fn peak_ratio(summary: &Summary, key: &str) -> Option<f64> {
+    let base = *summary.baselines.get(key)?;
+    (base > 0.0).then(|| peak(summary) / base)
 }
 
 /// The table and the checks on stdout.
@@ -177,9 +187,13 @@ pub fn print(summary: &Summary) {
     for (key, value) in &summary.baselines {
         println!("baseline {key}: {value:.0}/s");
     }
+    println!("peak completed: {:.0} orders/s", peak(summary));
     for key in ["http_ceiling_per_s", "kafka_ceiling_per_s"] {
         if let Some(r) = ratio(summary, key) {
-            println!("highest sustained / {key}: {r:.2}");
+            println!("highest sustained / {key}: {r:.3}");
+        }
+        if let Some(r) = peak_ratio(summary, key) {
+            println!("peak completed / {key}: {r:.3}");
         }
     }
     let t = &summary.topics;
@@ -211,7 +225,12 @@ pub fn print(summary: &Summary) {
 pub fn json(summary: &Summary) -> Value {
     let ratios: BTreeMap<String, Option<f64>> = ["http_ceiling_per_s", "kafka_ceiling_per_s"]
         .iter()
-        .map(|k| (format!("highest_sustained_over_{k}"), ratio(summary, k)))
+        .flat_map(|k| {
+            [
+                (format!("highest_sustained_over_{k}"), ratio(summary, k)),
+                (format!("peak_completed_over_{k}"), peak_ratio(summary, k)),
+            ]
+        })
         .collect();
     json!({
         "bench": "flow",
@@ -227,6 +246,7 @@ pub fn json(summary: &Summary) -> Value {
             v
         }).collect::<Vec<_>>(),
         "highest_sustained_accepted_per_s": best(summary).map(|p| p.accepted_per_s),
+        "peak_completed_per_s": peak(summary),
         "baselines": summary.baselines,
         "ratios": ratios,
         "lag": {
