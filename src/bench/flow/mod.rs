@@ -88,6 +88,9 @@ pub struct FlowBenchArgs {
     /// Records per processor transaction (the topology's `max_batch` when not given).
     #[arg(long)]
     pub max_batch: Option<usize>,
+    /// The processor's transaction interval (the topology's `commit_interval` when not given).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub commit_interval: Option<Duration>,
     /// Skip the HTTP and Kafka ceilings.
     #[arg(long)]
     pub no_baselines: bool,
@@ -147,6 +150,9 @@ pub async fn run(global: &Global, args: &FlowBenchArgs) -> anyhow::Result<ExitCo
     let mut topology = prepared.topology;
     if let Some(batch) = args.max_batch {
         topology.processors.iter_mut().for_each(|p| p.max_batch = batch);
+    }
+    if let Some(interval) = args.commit_interval {
+        topology.processors.iter_mut().for_each(|p| p.commit_interval = interval);
     }
     eprintln!(
         "bench flow: prefix {prefix}; {} phase(s) at {:?}/s; ERP on {}, callback on {}",
