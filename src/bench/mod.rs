@@ -10,6 +10,7 @@
 
 mod baseline;
 mod edge;
+pub mod flow;
 mod load;
 pub mod process;
 mod report;
