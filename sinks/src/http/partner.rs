@@ -166,6 +166,11 @@ impl PartnerClient {
         self.metrics.breaker_transitions.get_or_create(&SinkMetrics::po(&self.name, change.to)).inc();
     }
 
+    /// Deliveries to this partner at once.
+    pub fn concurrency(&self) -> usize {
+        self.partner.outbound.as_ref().map_or(1, |o| usize::try_from(o.concurrency).unwrap_or(1).max(1))
+    }
+
     /// The partner's outbound settings.
     pub fn outbound(&self) -> Option<&interchange_core::topology::Outbound> {
         self.partner.outbound.as_ref()
