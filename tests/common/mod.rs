@@ -6,6 +6,7 @@ pub mod edge;
 pub mod kafka;
 pub mod orders;
 pub mod process;
+pub mod readmodel;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
