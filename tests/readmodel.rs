@@ -270,7 +270,7 @@ async fn an_accepted_order_not_yet_projected_is_told_apart_and_ingest_works_with
 
     // An edge whose CQL is unreachable: reads answer 503, orders are still accepted.
     let edge = Edge::start(&topology, &prefix, &["--cql-nodes", "127.0.0.1:1"]);
-    let response = get(&client, &url).await;
+    let response = get(&client, &edge.url(&format!("/api/v1/orders/{id}"))).await;
     assert_eq!(response.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(response.headers()["content-type"], "application/problem+json");
     post_order(&client, &edge, &format!("{prefix}n-2"), "N-2").await;
