@@ -29,11 +29,9 @@ async fn main() -> ExitCode {
         Command::Ingest(_) => "ingest",
         Command::Process(_) => "processor",
         Command::Sink(_) => "sink",
-        Command::Topology(_)
-        | Command::Schemas(_)
-        | Command::Readmodel(_)
-        | Command::Bench(_)
-        | Command::Demo(_) => "tool",
+        Command::Topology(_) | Command::Schemas(_) | Command::Readmodel(_) | Command::Bench(_) | Command::Demo(_) => {
+            "tool"
+        }
     };
     telemetry::init(format, &cli.global.log_filter, role);
     match commands::dispatch(cli).await {

@@ -27,7 +27,10 @@ impl Drop for Hub {
 /// A partner on loopback that answers 201 with an id to everything.
 async fn partner() -> String {
     let app = axum::Router::new().fallback(|| async {
-        (axum::http::StatusCode::CREATED, axum::Json(serde_json::json!({ "id": format!("ERP-{}", uuid::Uuid::new_v4()) })))
+        (
+            axum::http::StatusCode::CREATED,
+            axum::Json(serde_json::json!({ "id": format!("ERP-{}", uuid::Uuid::new_v4()) })),
+        )
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
@@ -118,7 +121,11 @@ async fn orders_flow_into_the_read_model_the_owner_reads_them_and_a_replay_gives
     publish_inventory(&format!("{prefix}inventory.levels"), &levels).await;
     let port = common::free_port();
     let hub = hub_run(&topology, &prefix, port);
-    let edge = Edge { child: Command::new("true").spawn().expect("placeholder"), base: format!("http://127.0.0.1:{port}"), log: topology.dir.path().join("hub-run.log") };
+    let edge = Edge {
+        child: Command::new("true").spawn().expect("placeholder"),
+        base: format!("http://127.0.0.1:{port}"),
+        log: topology.dir.path().join("hub-run.log"),
+    };
     edge.wait_ready(Duration::from_secs(90));
 
     let client = reqwest::Client::new();
@@ -145,7 +152,8 @@ async fn orders_flow_into_the_read_model_the_owner_reads_them_and_a_replay_gives
         assert!(body["created_at"].as_str().is_some_and(|t| t.ends_with('Z')), "{body}");
         assert_eq!(etag, format!("\"v{}\"", state["version"]));
         // The same version again: 304.
-        let again = client.get(&url).header("x-api-key", SHOP_KEY).header("if-none-match", &etag).send().await.expect("answer");
+        let again =
+            client.get(&url).header("x-api-key", SHOP_KEY).header("if-none-match", &etag).send().await.expect("answer");
         assert_eq!(again.status(), reqwest::StatusCode::NOT_MODIFIED);
 
         // The timeline, newest first, two at a time through the cursor.
@@ -167,7 +175,8 @@ async fn orders_flow_into_the_read_model_the_owner_reads_them_and_a_replay_gives
         assert_eq!(other.headers()["content-type"], "application/problem+json");
         let problem: Value = other.json().await.expect("json");
         assert_eq!(problem["type"], "https://interchange.dev/problems/order-not-found");
-        let other_events = client.get(format!("{url}/events")).bearer_auth(beta_token(300)).send().await.expect("answer");
+        let other_events =
+            client.get(format!("{url}/events")).bearer_auth(beta_token(300)).send().await.expect("answer");
         assert_eq!(other_events.status(), reqwest::StatusCode::NOT_FOUND);
     }
     let unknown = get(&client, &edge.url(&format!("/api/v1/orders/{prefix}nope"))).await;
@@ -224,7 +233,11 @@ async fn an_older_state_never_overwrites_a_newer_one() {
     produce_states(&topic, &[state(&b, 1), state(&b, 2), state(&a, 3)]).await;
     projector.wait_projected(7, Duration::from_secs(60)).await;
     assert_eq!(order_row(&session, &keyspace, &a).await, Some(("COMPLETED".to_owned(), 4)), "v3 after v4 lost");
-    assert_eq!(order_row(&session, &keyspace, &b).await, Some(("SENT_TO_PARTNER".to_owned(), 3)), "v1, v2 after v3 lost");
+    assert_eq!(
+        order_row(&session, &keyspace, &b).await,
+        Some(("SENT_TO_PARTNER".to_owned(), 3)),
+        "v1, v2 after v3 lost"
+    );
     assert_eq!(timeline(&session, &keyspace, &a).await, vec![4, 3, 2, 1]);
     assert_eq!(timeline(&session, &keyspace, &b).await, vec![3, 2, 1]);
     // The newer state still wins afterwards.
@@ -264,7 +277,8 @@ async fn an_accepted_order_not_yet_projected_is_told_apart_and_ingest_works_with
     let other = client.get(&url).bearer_auth(beta_token(300)).send().await.expect("answer");
     let problem: Value = other.json().await.expect("json");
     assert_eq!(problem["type"], "https://interchange.dev/problems/order-not-found", "not someone else's acceptance");
-    let unknown: Value = get(&client, &edge.url(&format!("/api/v1/orders/{prefix}never"))).await.json().await.expect("json");
+    let unknown: Value =
+        get(&client, &edge.url(&format!("/api/v1/orders/{prefix}never"))).await.json().await.expect("json");
     assert_eq!(unknown["type"], "https://interchange.dev/problems/order-not-found");
     drop(edge);
 

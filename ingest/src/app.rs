@@ -277,7 +277,9 @@ pub fn router(app: Arc<AppState>) -> Router {
                 )
                 .route(
                     &format!("{path}/{{id}}/events"),
-                    get(move |state, id, page, headers| orders::events(state, id, page, headers, Arc::clone(&for_events))),
+                    get(move |state, id, page, headers| {
+                        orders::events(state, id, page, headers, Arc::clone(&for_events))
+                    }),
                 );
         }
         let single = Arc::clone(&route);

@@ -177,24 +177,33 @@ fn order_paths(route: &RouteSpec, paths: &mut Map<String, Value>) {
     }
     let id = json!({ "name": "id", "in": "path", "required": true, "description": "The correlation id the 202 answer gave (links.status)", "schema": { "type": "string" } });
     let mut status = errors.clone();
-    status.insert("200".to_owned(), json!({
-        "description": "The order's latest projected state",
-        "headers": { "ETag": { "description": "The state version", "schema": { "type": "string" } } },
-        "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Order" } } },
-    }));
+    status.insert(
+        "200".to_owned(),
+        json!({
+            "description": "The order's latest projected state",
+            "headers": { "ETag": { "description": "The state version", "schema": { "type": "string" } } },
+            "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Order" } } },
+        }),
+    );
     status.insert("304".to_owned(), json!({ "description": "Not modified since the ETag given in If-None-Match" }));
-    paths.insert(format!("{}/{{id}}", route.path), json!({ "get": {
-        "summary": "Current status of an order this partner submitted",
-        "operationId": format!("get_{}", route.contract),
-        "security": [{ "apiKey": [] }, { "bearer": [] }],
-        "parameters": [id, { "name": "If-None-Match", "in": "header", "schema": { "type": "string" } }],
-        "responses": status,
-    }}));
+    paths.insert(
+        format!("{}/{{id}}", route.path),
+        json!({ "get": {
+            "summary": "Current status of an order this partner submitted",
+            "operationId": format!("get_{}", route.contract),
+            "security": [{ "apiKey": [] }, { "bearer": [] }],
+            "parameters": [id, { "name": "If-None-Match", "in": "header", "schema": { "type": "string" } }],
+            "responses": status,
+        }}),
+    );
     let mut events = errors;
-    events.insert("200".to_owned(), json!({
-        "description": "A page of the order's transitions, newest first",
-        "content": { "application/json": { "schema": { "$ref": "#/components/schemas/OrderEvents" } } },
-    }));
+    events.insert(
+        "200".to_owned(),
+        json!({
+            "description": "A page of the order's transitions, newest first",
+            "content": { "application/json": { "schema": { "$ref": "#/components/schemas/OrderEvents" } } },
+        }),
+    );
     paths.insert(format!("{}/{{id}}/events", route.path), json!({ "get": {
         "summary": "Timeline of an order this partner submitted, newest first",
         "operationId": format!("get_{}_events", route.contract),

@@ -67,7 +67,8 @@ type OrderRow = (
     Option<CqlTimestamp>,
 );
 
-type EventRow = (i64, Option<CqlTimestamp>, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>);
+type EventRow =
+    (i64, Option<CqlTimestamp>, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>);
 
 impl ReadModel {
     async fn connect(config: &ReadModelConfig) -> Result<Self, String> {
@@ -177,8 +178,7 @@ pub async fn mark_accepted(app: &AppState, accepted: &[(String, String)]) {
         pipe.cmd("SET").arg(accepted_key(&app.topic_prefix, partner, id)).arg(1).arg("PX").arg(ttl).ignore();
     }
     let mut conn = app.shared.conn();
-    if let Err(error) = app.shared.call("accepted_mark", async move { pipe.query_async::<()>(&mut conn).await }).await
-    {
+    if let Err(error) = app.shared.call("accepted_mark", async move { pipe.query_async::<()>(&mut conn).await }).await {
         app.metrics.redis_errors.get_or_create(&crate::metrics::OperationLabels { operation: "accepted_mark" }).inc();
         tracing::debug!(%error, "could not note accepted orders");
     }
@@ -270,7 +270,11 @@ pub async fn status(
     let started = Instant::now();
     match status_inner(&app, &id, &headers, &base).await {
         Ok(response) => {
-            observe(&app, if response.status() == StatusCode::NOT_MODIFIED { "not_modified" } else { "found" }, started);
+            observe(
+                &app,
+                if response.status() == StatusCode::NOT_MODIFIED { "not_modified" } else { "found" },
+                started,
+            );
             response
         }
         Err(problem) => {
@@ -286,8 +290,21 @@ async fn status_inner(app: &AppState, id: &str, headers: &HeaderMap, base: &str)
     let Some(row) = model.order(&partner, id).await.map_err(|e| unavailable(app, &e))? else {
         return Err(missing(app, &partner, id).await);
     };
-    let (order_id, status, version, currency, subtotal, discount, total, items, reference, failure, deadline, created, updated) =
-        row;
+    let (
+        order_id,
+        status,
+        version,
+        currency,
+        subtotal,
+        discount,
+        total,
+        items,
+        reference,
+        failure,
+        deadline,
+        created,
+        updated,
+    ) = row;
     let tag = etag(version);
     let mut response = if matches(headers, &tag) {
         StatusCode::NOT_MODIFIED.into_response()
@@ -336,7 +353,13 @@ pub async fn events(
     }
 }
 
-async fn events_inner(app: &AppState, id: &str, page: &Page, headers: &HeaderMap, base: &str) -> Result<Response, Problem> {
+async fn events_inner(
+    app: &AppState,
+    id: &str,
+    page: &Page,
+    headers: &HeaderMap,
+    base: &str,
+) -> Result<Response, Problem> {
     let partner = partner(app, headers)?;
     let limit = page.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
@@ -344,10 +367,9 @@ async fn events_inner(app: &AppState, id: &str, page: &Page, headers: &HeaderMap
     }
     let before = match page.cursor.as_deref() {
         None => i64::MAX,
-        Some(c) => c
-            .strip_prefix('v')
-            .and_then(|v| v.parse::<i64>().ok())
-            .ok_or_else(|| Problem::new(StatusCode::BAD_REQUEST, "invalid-cursor", "cursor is not one this API gave"))?,
+        Some(c) => c.strip_prefix('v').and_then(|v| v.parse::<i64>().ok()).ok_or_else(|| {
+            Problem::new(StatusCode::BAD_REQUEST, "invalid-cursor", "cursor is not one this API gave")
+        })?,
     };
     let model = model(app)?;
     let rows = model.events(&partner, id, before, limit + 1).await.map_err(|e| unavailable(app, &e))?;

@@ -12,6 +12,12 @@ pub struct SinkConfig {
     #[arg(long = "sink", env = "HUB_SINKS", value_delimiter = ',')]
     pub sinks: Vec<String>,
     /// Address of the sink role's /healthz, /readyz and /metrics.
-    #[arg(id = "sink_listen", value_name = "ADDR", long = "sink-listen", env = "HUB_SINK_LISTEN", default_value = "127.0.0.1:9095")]
+    #[arg(
+        id = "sink_listen",
+        value_name = "ADDR",
+        long = "sink-listen",
+        env = "HUB_SINK_LISTEN",
+        default_value = "127.0.0.1:9095"
+    )]
     pub listen: SocketAddr,
 }

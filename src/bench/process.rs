@@ -82,7 +82,11 @@ pub(super) fn encode(
 }
 
 /// Produces `records` (key, payload) with many in flight; returns how long it took.
-pub(super) async fn produce(kafka: &KafkaSettings, topic: &str, records: Vec<(String, Vec<u8>)>) -> anyhow::Result<Duration> {
+pub(super) async fn produce(
+    kafka: &KafkaSettings,
+    topic: &str,
+    records: Vec<(String, Vec<u8>)>,
+) -> anyhow::Result<Duration> {
     let producer: FutureProducer = kafka.producer_config("hub-bench-producer").create().context("producer")?;
     let started = Instant::now();
     let mut pending = Vec::with_capacity(10_000);

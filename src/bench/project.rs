@@ -146,7 +146,9 @@ async fn latencies(
     let producer: FutureProducer = config.create().context("transactional producer")?;
     let p = producer.clone();
     tokio::task::spawn_blocking(move || p.init_transactions(Duration::from_secs(30))).await??;
-    let read = session.prepare(format!("SELECT version FROM {keyspace}.orders WHERE partner = ? AND correlation_id = ?")).await?;
+    let read = session
+        .prepare(format!("SELECT version FROM {keyspace}.orders WHERE partner = ? AND correlation_id = ?"))
+        .await?;
     let mut millis = Vec::with_capacity(samples);
     for s in 0..samples {
         let (id, json) = state(&format!("{}lat-", topology.topic_prefix), s, 1);
@@ -172,7 +174,11 @@ async fn latencies(
         }
     }
     millis.sort_by(f64::total_cmp);
-    Ok(Latencies { p50: quantile(&millis, 0.5), p99: quantile(&millis, 0.99), max: millis.last().copied().unwrap_or(0.0) })
+    Ok(Latencies {
+        p50: quantile(&millis, 0.5),
+        p99: quantile(&millis, 0.99),
+        max: millis.last().copied().unwrap_or(0.0),
+    })
 }
 
 /// Runs the projector benchmark and prints the report.
@@ -277,7 +283,10 @@ async fn measure(
     let ratio = states_per_second / raw.max(1e-9);
     println!("\nprojector benchmark ({} orders x {versions} states)", args.orders);
     println!("projected states/s:         {states_per_second:>10.0}");
-    println!("raw CQL inserts/s:          {raw:>10.0}  (same driver, {} in flight)", interchange_sinks::projector::CONCURRENCY);
+    println!(
+        "raw CQL inserts/s:          {raw:>10.0}  (same driver, {} in flight)",
+        interchange_sinks::projector::CONCURRENCY
+    );
     println!("projector / raw inserts:    {:>10.0}%", ratio * 100.0);
     println!(
         "commit -> readable (ms):    p50 {:.1}  p99 {:.1}  max {:.1}  ({} samples)",

@@ -210,7 +210,12 @@ impl Context {
     }
 }
 
-pub(crate) async fn encoder(topology: &Topology, registry: &Registry, topic: &str, contract: &str) -> Result<Encoder, SinkError> {
+pub(crate) async fn encoder(
+    topology: &Topology,
+    registry: &Registry,
+    topic: &str,
+    contract: &str,
+) -> Result<Encoder, SinkError> {
     let t = topology
         .topics
         .iter()

@@ -75,10 +75,10 @@ pub fn statements(schema: &str, keyspace: &str, replication: &str) -> Vec<String
 pub async fn migrate(session: &Session, keyspace: &str, replication: &str) -> Result<usize, SinkError> {
     let all = statements(SCHEMA, keyspace, replication);
     for statement in &all {
-        session.query_unpaged(statement.as_str(), ()).await.map_err(|e| SinkError::Cql {
-            operation: "migrate",
-            reason: format!("{e}: {statement}"),
-        })?;
+        session
+            .query_unpaged(statement.as_str(), ())
+            .await
+            .map_err(|e| SinkError::Cql { operation: "migrate", reason: format!("{e}: {statement}") })?;
     }
     session.await_schema_agreement().await.map_err(|e| cql_error("schema agreement")(e.to_string()))?;
     Ok(all.len())
