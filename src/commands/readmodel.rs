@@ -19,11 +19,11 @@ pub async fn run(global: &Global, command: ReadModelCommand) -> anyhow::Result<E
 
 async fn migrate(global: &Global, args: &MigrateArgs) -> anyhow::Result<ExitCode> {
     let topology = load(global)?;
-    let keyspaces: Vec<&str> = topology
+    let keyspaces: Vec<(&str, Duration)> = topology
         .sinks
         .iter()
         .filter_map(|s| match &s.params {
-            SinkParams::CqlProjector { keyspace, .. } => Some(keyspace.as_str()),
+            SinkParams::CqlProjector { keyspace, timeline_ttl } => Some((keyspace.as_str(), *timeline_ttl)),
             SinkParams::Http { .. } => None,
         })
         .collect();
@@ -33,8 +33,8 @@ async fn migrate(global: &Global, args: &MigrateArgs) -> anyhow::Result<ExitCode
     }
     let replication = cql::replication(args.replication_factor, args.datacenter.as_deref());
     if args.dry_run {
-        for keyspace in keyspaces {
-            for statement in cql::statements(cql::SCHEMA, keyspace, &replication) {
+        for (keyspace, ttl) in keyspaces {
+            for statement in cql::statements(cql::SCHEMA, keyspace, &replication, ttl) {
                 println!("{statement};\n");
             }
         }
@@ -42,8 +42,10 @@ async fn migrate(global: &Global, args: &MigrateArgs) -> anyhow::Result<ExitCode
     }
     let nodes = cql_nodes(global);
     let session = cql::connect(&nodes, Duration::from_secs(10)).await.context("connecting to CQL")?;
-    for keyspace in keyspaces {
-        let n = cql::migrate(&session, keyspace, &replication).await.with_context(|| format!("keyspace {keyspace}"))?;
+    for (keyspace, ttl) in keyspaces {
+        let n = cql::migrate(&session, keyspace, &replication, ttl)
+            .await
+            .with_context(|| format!("keyspace {keyspace}"))?;
         println!("read model {keyspace}: {n} statements applied (replication {replication})");
     }
     Ok(ExitCode::SUCCESS)

@@ -24,7 +24,7 @@ use scylla::value::{CqlDecimal, CqlTimestamp};
 use super::rows::{ttl_seconds, Decimal, EventRow, OrderRow, Projection};
 use crate::SinkError;
 
-/// The schema the migration applies, with `${keyspace}` and `${replication}` placeholders.
+/// The schema the migration applies, with `${keyspace}`, `${replication}` and `${ttl}` placeholders.
 pub const SCHEMA: &str = include_str!("../../../cql/readmodel.cql");
 
 fn cql_error(operation: &'static str) -> impl Fn(String) -> SinkError {
@@ -58,22 +58,24 @@ pub fn replication(factor: u32, datacenter: Option<&str>) -> String {
     }
 }
 
-/// The statements of `schema` with the placeholders filled in (comments dropped).
-pub fn statements(schema: &str, keyspace: &str, replication: &str) -> Vec<String> {
+/// The statements of `schema` with the placeholders filled in (comments dropped); `ttl` is the
+/// tables' default time to live.
+pub fn statements(schema: &str, keyspace: &str, replication: &str, ttl: Duration) -> Vec<String> {
     let text: String = schema
         .lines()
         .map(|l| l.split_once("--").map_or(l, |(code, _)| code))
         .collect::<Vec<_>>()
         .join("\n")
         .replace("${keyspace}", keyspace)
-        .replace("${replication}", replication);
+        .replace("${replication}", replication)
+        .replace("${ttl}", &ttl.as_secs().clamp(1, 630_720_000).to_string());
     text.split(';').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
 }
 
-/// Applies the schema (every statement is `IF NOT EXISTS`, so it can run any number of times)
-/// and waits for the nodes to agree on it. Returns the number of statements run.
-pub async fn migrate(session: &Session, keyspace: &str, replication: &str) -> Result<usize, SinkError> {
-    let all = statements(SCHEMA, keyspace, replication);
+/// Applies the schema (every statement is `IF NOT EXISTS` or sets a value, so it can run any
+/// number of times) and waits for the nodes to agree on it. Returns the number of statements run.
+pub async fn migrate(session: &Session, keyspace: &str, replication: &str, ttl: Duration) -> Result<usize, SinkError> {
+    let all = statements(SCHEMA, keyspace, replication, ttl);
     for statement in &all {
         session
             .query_unpaged(statement.as_str(), ())
