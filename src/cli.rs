@@ -72,7 +72,7 @@ pub enum Command {
     Process(ProcessArgs),
     /// Run the HTTP sink connectors (deliveries to partners and client notifications).
     Sink(SinkArgs),
-    /// Check, apply or describe the topics of the topology.
+    /// Check, apply, describe or render the topics of the topology.
     #[command(subcommand)]
     Topology(TopologyCommand),
     /// Check or register the Avro contracts with the schema registry.
@@ -82,12 +82,28 @@ pub enum Command {
     /// order status API reads.
     #[command(subcommand)]
     Readmodel(ReadModelCommand),
+    /// List dead letters, or replay them to their source topics (filters: partner, correlation
+    /// id, stage, time range).
+    #[command(subcommand)]
+    Dlq(DlqCommand),
     /// Load generators that measure the hub on the local stack against baselines.
     #[command(subcommand)]
     Bench(BenchCommand),
     /// Stand-in partners for a first run: publishes demo stock (SKU-1 to SKU-9), then serves an
     /// ERP and a client callback receiver that log what they receive and answer 201.
     Demo(DemoArgs),
+    /// Exit 0 when a URL answers 2xx: the health check of the container image (no curl in it).
+    Probe(ProbeArgs),
+}
+
+/// `hub probe` options.
+#[derive(Debug, Clone, Args)]
+pub struct ProbeArgs {
+    /// The URL to GET, e.g. http://127.0.0.1:8080/readyz.
+    pub url: String,
+    /// Give up after this long.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "3s")]
+    pub timeout: std::time::Duration,
 }
 
 /// `hub demo` options.
@@ -131,6 +147,9 @@ pub enum BenchCommand {
     /// Measure the read-model projector: states projected per second and state-topic commit to
     /// readable row latency, against raw CQL inserts.
     Project(crate::bench::project::ProjectBenchArgs),
+    /// Measure the HTTP sink: deliveries/s against bare reqwest, the rate limiter's accuracy, and
+    /// a sink's memory with a million commands waiting.
+    Sink(crate::bench::sink::SinkBenchArgs),
 }
 
 /// `hub process` options.
@@ -173,6 +192,28 @@ pub enum TopologyCommand {
     Apply(ApplyArgs),
     /// Show declared against actual for every topic.
     Describe(ApplyArgs),
+    /// Render the topics as resources for another tool (deterministic; never edit the output).
+    Render(RenderArgs),
+}
+
+/// What `hub topology render` produces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RenderTarget {
+    /// Strimzi `KafkaTopic` resources (kafka.strimzi.io/v1), one per topic.
+    Strimzi,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RenderArgs {
+    /// The format to render.
+    #[arg(value_enum)]
+    pub target: RenderTarget,
+    /// Name of the Strimzi `Kafka` cluster (the `strimzi.io/cluster` label).
+    #[arg(long, default_value = "interchange")]
+    pub cluster: String,
+    /// Where to write: `-` for stdout, a directory (writes `topics.yaml` in it) or a file.
+    #[arg(long, default_value = "-")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -191,4 +232,54 @@ pub enum SchemasCommand {
     Check,
     /// Register every contract under its subject with BACKWARD compatibility.
     Register,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// Show the dead letters that match (one line each, or JSON lines).
+    List(DlqListArgs),
+    /// Re-publish the matching dead letters' original records (same key, value, headers and event
+    /// id, so partners' idempotency holds) to their source topics.
+    Replay(DlqReplayArgs),
+}
+
+/// Which dead letters.
+#[derive(Debug, Clone, Args)]
+pub struct DlqFilterArgs {
+    /// Dead-letter topic as declared in the topology (repeatable); default: every one in use.
+    #[arg(long)]
+    pub topic: Vec<String>,
+    /// Only those a sink gave up on for this partner.
+    #[arg(long)]
+    pub partner: Option<String>,
+    /// Only this order (the record key).
+    #[arg(long)]
+    pub correlation_id: Option<String>,
+    /// Only from this stage, e.g. sink:erp-dispatch or processor:order-saga.
+    #[arg(long)]
+    pub stage: Option<String>,
+    /// Dead-lettered at or after: an RFC 3339 time or a duration ago (2h, 30m).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Dead-lettered before: an RFC 3339 time or a duration ago.
+    #[arg(long)]
+    pub until: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DlqListArgs {
+    #[command(flatten)]
+    pub filter: DlqFilterArgs,
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DlqReplayArgs {
+    #[command(flatten)]
+    pub filter: DlqFilterArgs,
+    /// Show what would be re-published and send nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }

@@ -29,11 +29,16 @@ async fn main() -> ExitCode {
         Command::Ingest(_) => "ingest",
         Command::Process(_) => "processor",
         Command::Sink(_) => "sink",
-        Command::Topology(_) | Command::Schemas(_) | Command::Readmodel(_) | Command::Bench(_) | Command::Demo(_) => {
-            "tool"
-        }
+        Command::Topology(_)
+        | Command::Schemas(_)
+        | Command::Readmodel(_)
+        | Command::Bench(_)
+        | Command::Demo(_)
+        | Command::Dlq(_)
+        | Command::Probe(_) => "tool",
     };
-    telemetry::init(format, &cli.global.log_filter, role);
+    // Flushes unsent spans when main returns.
+    let _telemetry = telemetry::init(format, &cli.global.log_filter, role);
     match commands::dispatch(cli).await {
         Ok(code) => code,
         Err(error) => {

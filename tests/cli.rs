@@ -7,11 +7,11 @@ use common::{hub, text, TopologyCopy};
 #[test]
 fn help_lists_every_role_and_tool() {
     let (out, _) = text(&hub(&["--help"]));
-    for command in ["run", "ingest", "process", "sink", "topology", "schemas"] {
+    for command in ["run", "ingest", "process", "sink", "topology", "schemas", "probe"] {
         assert!(out.contains(&format!("  {command} ")), "{command} missing from:\n{out}");
     }
     let (out, _) = text(&hub(&["topology", "--help"]));
-    for command in ["check", "apply", "describe"] {
+    for command in ["check", "apply", "describe", "render"] {
         assert!(out.contains(&format!("  {command} ")), "{command} missing from:\n{out}");
     }
     let (out, _) = text(&hub(&["schemas", "--help"]));

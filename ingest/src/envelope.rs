@@ -63,6 +63,18 @@ impl TraceContext {
         }
     }
 
+    /// The context of the current span (the request's server span) when spans are exported,
+    /// else [`Self::from_headers`].
+    pub fn for_request(headers: &HeaderMap) -> Self {
+        match interchange_core::telemetry::traceparent(&tracing::Span::current()) {
+            Some(traceparent) => Self {
+                traceparent,
+                tracestate: headers.get("tracestate").and_then(|v| v.to_str().ok()).map(str::to_owned),
+            },
+            None => Self::from_headers(headers),
+        }
+    }
+
     /// The trace id (for logs).
     pub fn trace_id(&self) -> &str {
         self.traceparent.get(3..35).unwrap_or("")

@@ -210,10 +210,14 @@ async fn single(
         },
     };
     let data: Value = serde_json::from_slice(&admitted.body).map_err(|e| malformed(&e).correlated(&correlation_id))?;
+    let trace = TraceContext::for_request(headers);
+    let span = tracing::Span::current();
+    span.record("correlation_id", correlation_id.as_str());
+    span.record("trace_id", trace.trace_id());
     let incoming = Incoming {
         partner: admitted.partner.clone(),
         correlation_id,
-        trace: TraceContext::from_headers(headers),
+        trace,
         idempotency_key,
         raw: admitted.body,
         data,
@@ -277,7 +281,8 @@ async fn batch_inner(
             format!("a batch holds 1 to {} events, this one {}", app.max_batch, parsed.events.len()),
         ));
     }
-    let trace = TraceContext::from_headers(headers);
+    let trace = TraceContext::for_request(headers);
+    tracing::Span::current().record("trace_id", trace.trace_id());
     let mut slots: Vec<Option<Problem>> = Vec::new();
     let mut incoming = Vec::new();
     for event in parsed.events {
@@ -359,8 +364,27 @@ pub async fn common_headers(State(app): State<Arc<AppState>>, request: Request, 
         .and_then(|v| v.to_str().ok())
         .filter(|v| envelope::valid_correlation_id(v))
         .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
-    let span = tracing::info_span!("request", request_id = %request_id, method = %request.method(), path = %request.uri().path());
-    let mut response = tracing::Instrument::instrument(next.run(request), span).await;
+    // The HTTP server span (OpenTelemetry semantic conventions), child of the caller's trace.
+    let route = request.extensions().get::<axum::extract::MatchedPath>().map(|p| p.as_str().to_owned());
+    let name = format!("{} {}", request.method(), route.as_deref().unwrap_or(request.uri().path()));
+    let span = tracing::info_span!(
+        "request",
+        otel.name = %name,
+        otel.kind = "server",
+        http.request.method = %request.method(),
+        url.path = %request.uri().path(),
+        http.route = route.as_deref().unwrap_or(""),
+        http.response.status_code = tracing::field::Empty,
+        request_id = %request_id,
+        correlation_id = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+    );
+    {
+        let header = |n: &str| request.headers().get(n).and_then(|v| v.to_str().ok());
+        interchange_core::telemetry::parent(&span, header("traceparent"), header("tracestate"));
+    }
+    let mut response = tracing::Instrument::instrument(next.run(request), span.clone()).await;
+    span.record("http.response.status_code", response.status().as_u16());
     let headers = response.headers_mut();
     headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -152,20 +152,44 @@ pub async fn accept_all(
             Reserved::Done(answer) => staged.push(Staged::Done(answer)),
         }
     }
-    let sends = staged.iter().map(|item| async move {
-        let Staged::Ready(incoming, encoded, _) = item else { return None };
-        let headers = EventHeaders {
-            correlation_id: incoming.correlation_id.clone(),
-            event_id: encoded.event_id.clone(),
-            event_type: route.contract.clone(),
-            traceparent: Some(incoming.trace.traceparent.clone()),
-            tracestate: incoming.trace.tracestate.clone(),
-            producer_role: "ingest".to_owned(),
+    let sends = staged.iter().map(|item| {
+        // The producer span (a child of the request's), created here, inside the request.
+        let span = match item {
+            Staged::Ready(incoming, ..) => tracing::info_span!(
+                "send",
+                otel.name = %format!("send {}", route.topic),
+                otel.kind = "producer",
+                messaging.system = "kafka",
+                messaging.operation.type = "send",
+                messaging.destination.name = %route.topic,
+                messaging.destination.partition.id = tracing::field::Empty,
+                messaging.kafka.offset = tracing::field::Empty,
+                correlation_id = %incoming.correlation_id,
+            ),
+            _ => tracing::Span::none(),
         };
-        let started = Instant::now();
-        let result = app.produce.send(&route.topic, &incoming.correlation_id, &encoded.payload, &headers).await;
-        app.metrics.produce.observe(started.elapsed().as_secs_f64());
-        Some(result)
+        async move {
+            let Staged::Ready(incoming, encoded, _) = item else { return None };
+            let traceparent =
+                interchange_core::telemetry::traceparent(&span).unwrap_or_else(|| incoming.trace.traceparent.clone());
+            let headers = EventHeaders {
+                correlation_id: incoming.correlation_id.clone(),
+                event_id: encoded.event_id.clone(),
+                event_type: route.contract.clone(),
+                traceparent: Some(traceparent),
+                tracestate: incoming.trace.tracestate.clone(),
+                producer_role: "ingest".to_owned(),
+            };
+            let started = Instant::now();
+            let result = app.produce.send(&route.topic, &incoming.correlation_id, &encoded.payload, &headers).await;
+            app.metrics.produce.observe(started.elapsed().as_secs_f64());
+            if let Ok(landed) = &result {
+                span.record("messaging.destination.partition.id", landed.partition);
+                span.record("messaging.kafka.offset", landed.offset);
+                tracing::debug!(parent: &span, partition = landed.partition, offset = landed.offset, "accepted");
+            }
+            Some(result)
+        }
     });
     let outcomes = futures::future::join_all(sends).await;
     let mut answers: Vec<Result<Answer, Problem>> = Vec::with_capacity(staged.len());

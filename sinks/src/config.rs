@@ -1,6 +1,7 @@
 //! Settings of the sink role that are not in topology.toml.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use clap::Args;
 
@@ -12,12 +13,13 @@ pub struct SinkConfig {
     #[arg(long = "sink", env = "HUB_SINKS", value_delimiter = ',')]
     pub sinks: Vec<String>,
     /// Address of the sink role's /healthz, /readyz and /metrics.
-    #[arg(
-        id = "sink_listen",
-        value_name = "ADDR",
-        long = "sink-listen",
-        env = "HUB_SINK_LISTEN",
-        default_value = "127.0.0.1:9095"
-    )]
-    pub listen: SocketAddr,
+    #[arg(long = "sink-listen", env = "HUB_SINK_LISTEN", default_value = "127.0.0.1:9095")]
+    pub sink_listen: SocketAddr,
+    /// Consumer session timeout: how fast a dead instance's partitions move to the others.
+    #[arg(long = "sink-session-timeout", env = "HUB_SINK_SESSION_TIMEOUT", value_parser = humantime::parse_duration, default_value = "30s")]
+    pub sink_session_timeout: Duration,
+    /// On SIGTERM, how long deliveries in flight may finish before they are cut off (and
+    /// redelivered after restart); keep it below the session timeout and the pod's grace period.
+    #[arg(long = "sink-drain-timeout", env = "HUB_SINK_DRAIN_TIMEOUT", value_parser = humantime::parse_duration, default_value = "10s")]
+    pub sink_drain_timeout: Duration,
 }

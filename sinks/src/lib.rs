@@ -54,11 +54,12 @@ pub struct Env<'a> {
     pub registry: &'a Registry,
     pub metrics: &'a metrics::SinkMetrics,
     pub health: &'a Arc<health::Health>,
+    pub config: &'a SinkConfig,
     pub shutdown: CancellationToken,
 }
 
 /// Runs the topology's sinks (those `config.sinks` names, or all) until `shutdown`, with the
-/// role's health and metrics endpoint on `config.listen`.
+/// role's health and metrics endpoint on `config.sink_listen`.
 pub async fn run(
     topology: &Topology,
     services: &Services,
@@ -74,8 +75,8 @@ pub async fn run(
     let mut prometheus = prometheus_client::registry::Registry::default();
     let metrics = metrics::SinkMetrics::register(&mut prometheus);
     let health = Arc::new(health::Health::default());
-    let server = tokio::spawn(health::serve(config.listen, Arc::clone(&health), prometheus, shutdown.clone()));
-    let env = Env { topology, services, registry: &registry, metrics: &metrics, health: &health, shutdown };
+    let server = tokio::spawn(health::serve(config.sink_listen, Arc::clone(&health), prometheus, shutdown.clone()));
+    let env = Env { topology, services, registry: &registry, metrics: &metrics, health: &health, config, shutdown };
     let mut tasks = Vec::new();
     for sink in selected {
         let task = match &sink.params {

@@ -1,1 +1,216 @@
-//! `hub dlq list|replay`: read the dead-letter topic, filter, and re-publish.
+//! `hub dlq list|replay`: read dead letters, filter them, and re-publish the original records.
+//!
+//! A dead letter keeps its record whole (key, value bytes, headers), so a replay writes exactly
+//! what was first produced back to its source topic: the command keeps its `command_id`, hence
+//! its `Idempotency-Key` at the partner, and goes through the partner's rate limit, breaker and
+//! retries again like any other command. A `hub-replayed-from` header names the dead letter.
+
+use std::time::Duration;
+
+use base64::Engine;
+use interchange_core::contract::avro_to_json;
+use interchange_core::kafka::KafkaSettings;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Message, Offset, TopicPartitionList};
+use schema_registry_converter::async_impl::avro::AvroDecoder;
+use serde::Serialize;
+
+use crate::SinkError;
+
+/// Which dead letters to act on; every set field must match.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// The partner a sink gave up on (`hub-partner` header).
+    pub partner: Option<String>,
+    /// The record key.
+    pub correlation_id: Option<String>,
+    /// The stage that gave up (`sink:erp-dispatch`, `processor:order-saga`).
+    pub stage: Option<String>,
+    /// Dead-lettered at or after (Unix ms).
+    pub since_ms: Option<i64>,
+    /// Dead-lettered before (Unix ms).
+    pub until_ms: Option<i64>,
+}
+
+impl Filter {
+    fn matches(&self, letter: &Letter) -> bool {
+        let eq = |want: &Option<String>, have: Option<&str>| want.as_deref().is_none_or(|w| have == Some(w));
+        eq(&self.partner, letter.partner.as_deref())
+            && eq(&self.correlation_id, Some(letter.correlation_id.as_str()))
+            && eq(&self.stage, Some(letter.stage.as_str()))
+            && self.since_ms.is_none_or(|t| letter.failed_at >= t)
+            && self.until_ms.is_none_or(|t| letter.failed_at < t)
+    }
+}
+
+/// One dead letter, decoded.
+#[derive(Debug, Clone, Serialize)]
+pub struct Letter {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub correlation_id: String,
+    pub stage: String,
+    pub partner: Option<String>,
+    pub error_class: String,
+    pub error: String,
+    /// Unix ms.
+    pub failed_at: i64,
+    pub source_topic: String,
+    pub source_partition: i32,
+    pub source_offset: i64,
+    pub event_type: Option<String>,
+    pub event_id: Option<String>,
+    #[serde(skip)]
+    pub original_key: Option<Vec<u8>>,
+    #[serde(skip)]
+    pub original_value: Option<Vec<u8>>,
+    #[serde(skip)]
+    pub original_headers: Vec<(String, Vec<u8>)>,
+}
+
+fn header(message: &OwnedMessage, name: &str) -> Option<String> {
+    message.headers().and_then(|h| {
+        h.iter().find(|x| x.key == name).and_then(|x| x.value).map(|v| String::from_utf8_lossy(v).into_owned())
+    })
+}
+
+fn kafka(operation: &'static str) -> impl Fn(KafkaError) -> SinkError {
+    move |source| SinkError::Kafka { operation, source }
+}
+
+/// Every record of `topic` from the start to its end now (read_committed), off the async workers.
+async fn read_topic(kafka_settings: &KafkaSettings, topic: &str) -> Result<Vec<OwnedMessage>, SinkError> {
+    let mut config = kafka_settings.client_config("hub-dlq");
+    config
+        .set("group.id", format!("hub-dlq-reader-{}", uuid::Uuid::new_v4()))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set("isolation.level", "read_committed");
+    let topic = topic.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = config.create().map_err(kafka("consumer"))?;
+        let metadata = consumer.fetch_metadata(Some(&topic), Duration::from_secs(10)).map_err(kafka("metadata"))?;
+        let partitions = metadata.topics().first().map_or(0, |t| t.partitions().len());
+        if metadata.topics().first().and_then(|t| t.error()).is_some() || partitions == 0 {
+            return Err(SinkError::Config(format!("no topic {topic} on the broker")));
+        }
+        let mut assignment = TopicPartitionList::new();
+        let mut open = 0;
+        for p in 0..i32::try_from(partitions).unwrap_or(0) {
+            let (low, high) =
+                consumer.fetch_watermarks(&topic, p, Duration::from_secs(10)).map_err(kafka("watermarks"))?;
+            if high > low {
+                assignment.add_partition_offset(&topic, p, Offset::Beginning).map_err(kafka("assign"))?;
+                open += 1;
+            }
+        }
+        let mut out = Vec::new();
+        if open == 0 {
+            return Ok(out);
+        }
+        consumer.assign(&assignment).map_err(kafka("assign"))?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while open > 0 && std::time::Instant::now() < deadline {
+            match consumer.poll(Duration::from_millis(500)) {
+                Some(Ok(message)) => out.push(message.detach()),
+                Some(Err(KafkaError::PartitionEOF(_))) => open -= 1,
+                Some(Err(e)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::PartitionEOF) => open -= 1,
+                Some(Err(e)) => return Err(SinkError::Kafka { operation: "read", source: e }),
+                None => {}
+            }
+        }
+        Ok(out)
+    })
+    .await
+    .map_err(|e| SinkError::Config(e.to_string()))?
+}
+
+/// The dead letters of `topics` that `filter` selects, in topic, partition and offset order.
+/// `schema` is the `dead_letter` contract (the reader schema).
+pub async fn list(
+    services: &crate::Services,
+    schema: &apache_avro::Schema,
+    topics: &[String],
+    filter: &Filter,
+) -> Result<Vec<Letter>, SinkError> {
+    let b64 = |v: &serde_json::Value| v.as_str().and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok());
+    let decoder = AvroDecoder::new(services.sr_settings());
+    let mut letters = Vec::new();
+    for topic in topics {
+        for message in read_topic(&services.kafka, topic).await? {
+            let Some(payload) = message.payload() else { continue };
+            let value = decoder
+                .decode(Some(payload))
+                .await
+                .map_err(|e| SinkError::Config(format!("{topic}/{}@{}: {e}", message.partition(), message.offset())))?
+                .value
+                .resolve(schema)
+                .map_err(|e| SinkError::Config(format!("{topic}/{}@{}: {e}", message.partition(), message.offset())))?;
+            let json = avro_to_json(schema, &value);
+            let text = |k: &str| json[k].as_str().unwrap_or_default().to_owned();
+            let original_headers = json["headers"]
+                .as_object()
+                .map(|h| h.iter().filter_map(|(k, v)| b64(v).map(|v| (k.clone(), v))).collect())
+                .unwrap_or_default();
+            let letter = Letter {
+                topic: topic.clone(),
+                partition: message.partition(),
+                offset: message.offset(),
+                correlation_id: message.key().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default(),
+                stage: text("stage"),
+                partner: header(&message, "hub-partner"),
+                error_class: text("error_class"),
+                error: text("error"),
+                failed_at: json["failed_at"].as_i64().unwrap_or(0),
+                source_topic: text("source_topic"),
+                source_partition: json["source_partition"].as_i64().and_then(|p| i32::try_from(p).ok()).unwrap_or(-1),
+                source_offset: json["source_offset"].as_i64().unwrap_or(-1),
+                event_type: header(&message, "event-type"),
+                event_id: header(&message, "event-id"),
+                original_key: b64(&json["key"]),
+                original_value: b64(&json["value"]),
+                original_headers,
+            };
+            if filter.matches(&letter) {
+                letters.push(letter);
+            }
+        }
+    }
+    Ok(letters)
+}
+
+/// Re-publishes each letter's original record to its source topic (acks=all, idempotent
+/// producer), in order; returns how many were written.
+pub async fn replay(kafka_settings: &KafkaSettings, letters: &[Letter]) -> Result<usize, SinkError> {
+    let producer: FutureProducer =
+        kafka_settings.producer_config("hub-dlq-replay").create().map_err(kafka("producer"))?;
+    let mut written = 0;
+    for letter in letters {
+        let from = format!("{}/{}@{}", letter.topic, letter.partition, letter.offset);
+        let mut headers = OwnedHeaders::new();
+        for (k, v) in &letter.original_headers {
+            if k != "hub-replayed-from" {
+                headers = headers.insert(Header { key: k, value: Some(v) });
+            }
+        }
+        headers = headers.insert(Header { key: "hub-replayed-from", value: Some(from.as_str()) });
+        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&letter.source_topic).headers(headers);
+        if let Some(key) = &letter.original_key {
+            record = record.key(key.as_slice());
+        }
+        if let Some(value) = &letter.original_value {
+            record = record.payload(value.as_slice());
+        }
+        producer
+            .send(record, Duration::from_secs(60))
+            .await
+            .map_err(|(source, _)| SinkError::Kafka { operation: "replay", source })?;
+        written += 1;
+    }
+    Ok(written)
+}

@@ -78,6 +78,7 @@ fn request(client: &PartnerClient, key: &str) -> Request {
         body: br#"{"order_id": "A-1"}"#.to_vec(),
         idempotency_key: key.to_owned(),
         webhook_id: None,
+        traceparent: None,
     }
 }
 

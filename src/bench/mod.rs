@@ -16,6 +16,7 @@ pub mod project;
 mod report;
 mod requests;
 mod setup;
+pub mod sink;
 mod stats;
 
 use std::process::ExitCode;

@@ -38,6 +38,13 @@ pub struct ProjectBenchArgs {
     pub samples: usize,
 }
 
+/// The sink role's options with their defaults, for the projector run in this process.
+#[derive(clap::Parser)]
+struct SinkDefaults {
+    #[command(flatten)]
+    config: interchange_sinks::SinkConfig,
+}
+
 const STATUSES: [&str; 5] = ["UNKNOWN", "RECEIVED", "VALIDATED", "SENT_TO_PARTNER", "COMPLETED"];
 
 /// The state of order `i` at `version` (1 to 4), with its history.
@@ -229,7 +236,10 @@ async fn measure(
 
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let listen: std::net::SocketAddr = format!("127.0.0.1:{port}").parse()?;
-    let config = interchange_sinks::SinkConfig { sinks: vec![sink_name.to_owned()], listen };
+    let config = {
+        use clap::Parser;
+        SinkDefaults::try_parse_from(["bench", "--sink", sink_name, "--sink-listen", &listen.to_string()])?.config
+    };
     let services = interchange_sinks::Services {
         kafka: kafka.clone(),
         registry_url: global.registry_url.clone(),

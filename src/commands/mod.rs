@@ -1,7 +1,9 @@
 //! One function per subcommand; each returns the process exit code.
 
 mod demo;
+mod dlq;
 mod ingest;
+mod probe;
 mod process;
 mod readmodel;
 mod schemas;
@@ -26,10 +28,13 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(crate::cli::BenchCommand::Process(args)) => crate::bench::process::run(&global, &args).await,
         Command::Readmodel(cmd) => readmodel::run(&global, cmd).await,
         Command::Bench(crate::cli::BenchCommand::Project(args)) => crate::bench::project::run(&global, &args).await,
+        Command::Bench(crate::cli::BenchCommand::Sink(args)) => crate::bench::sink::run(&global, &args).await,
         Command::Run(args) => process::run_all(&global, &args).await,
         Command::Process(args) => process::run(&global, &args).await,
         Command::Sink(args) => process::run_sinks(&global, &args).await,
         Command::Demo(args) => demo::run(&global, &args).await,
+        Command::Dlq(cmd) => dlq::run(&global, cmd).await,
+        Command::Probe(args) => probe::run(&args).await,
     }
 }
 

@@ -1,20 +1,39 @@
-//! `hub topology check|apply|describe`.
+//! `hub topology check|apply|describe|render`.
 
 use std::process::ExitCode;
 
 use anyhow::Context;
 use interchange_core::kafka::admin::{plan, Admin, PlanOptions};
-use interchange_core::topology::Topology;
+use interchange_core::topology::{render, Topology};
 
 use super::{kafka, load};
-use crate::cli::{ApplyArgs, Global, TopologyCommand};
+use crate::cli::{ApplyArgs, Global, RenderArgs, RenderTarget, TopologyCommand};
 
 pub async fn run(global: &Global, cmd: TopologyCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         TopologyCommand::Check => Ok(check(global)),
         TopologyCommand::Apply(args) => apply(global, &args).await,
         TopologyCommand::Describe(args) => describe(global, &args).await,
+        TopologyCommand::Render(args) => render(global, &args),
     }
+}
+
+/// Writes the rendering to stdout, into `<dir>/topics.yaml` or into the file named.
+fn render(global: &Global, args: &RenderArgs) -> anyhow::Result<ExitCode> {
+    let topology = load(global)?;
+    // The file name only, so the output is the same wherever the command runs.
+    let source = global.topology.file_name().map_or_else(|| "topology.toml".into(), |n| n.to_string_lossy());
+    let text = match args.target {
+        RenderTarget::Strimzi => render::strimzi_topics(&topology, &args.cluster, &source),
+    };
+    if args.out.as_os_str() == "-" {
+        print!("{text}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let path = if args.out.is_dir() { args.out.join("topics.yaml") } else { args.out.clone() };
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    eprintln!("wrote {} ({} topics)", path.display(), topology.topics.len());
+    Ok(ExitCode::SUCCESS)
 }
 
 fn check(global: &Global) -> ExitCode {

@@ -3,6 +3,7 @@
 mod error;
 mod model;
 mod raw;
+pub mod render;
 mod validate;
 
 use std::path::Path;

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use super::raw::{
-    CleanupPolicy, OutboundAuth, ProcessorParams, RateLimit, RawInbound as Inbound, RawOutbound as Outbound,
-    RetryPolicy, SecretRef, SinkParams,
+    BreakerSettings, CleanupPolicy, OutboundAuth, ProcessorParams, RateLimit, RawInbound as Inbound,
+    RawOutbound as Outbound, RetryPolicy, SecretRef, SinkParams,
 };
 
 /// A checked topology: every reference resolves, co-partitioning holds, contracts parse.

@@ -275,6 +275,8 @@ pub struct RateLimit {
 #[serde(deny_unknown_fields)]
 pub struct RawOutbound {
     pub base_url: String,
+    /// Path after `base_url`; `{field}` is replaced by the command's field (URL-encoded), as in
+    /// `/orders/{order_id}`.
     #[serde(default = "default_path")]
     pub path: String,
     #[serde(default = "default_method")]
@@ -286,9 +288,17 @@ pub struct RawOutbound {
     pub rate_limit: RateLimit,
     #[serde(default)]
     pub retry: RetryPolicy,
+    #[serde(default)]
+    pub breaker: BreakerSettings,
     pub auth: Option<OutboundAuth>,
     /// Secret that signs webhooks to this partner (Standard Webhooks).
     pub signing_secret: Option<SecretRef>,
+    /// Fixed headers sent on every request (not secrets: use `auth` for those).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// The request body: output field → JSON pointer into the command (`"orderId" = "/order_id"`).
+    /// Without it the command's JSON is sent whole.
+    pub body: Option<BTreeMap<String, String>>,
 }
 
 fn default_path() -> String {
@@ -321,6 +331,36 @@ pub struct RetryPolicy {
 impl Default for RetryPolicy {
     fn default() -> Self {
         Self { initial_backoff: Duration::from_secs(1), max_backoff: Duration::from_secs(16), max_attempts: 5 }
+    }
+}
+
+/// When a partner's circuit breaker opens: the failed share of calls over a sliding window.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BreakerSettings {
+    /// Sliding window the failure ratio is measured over.
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    /// Failed share of calls (0 to 1] that opens the breaker.
+    pub failure_ratio: f64,
+    /// Calls in the window below which it never opens.
+    pub min_requests: u32,
+    /// How long it stays open before half-open probes.
+    #[serde(with = "humantime_serde")]
+    pub open_for: Duration,
+    /// Calls let through while half-open.
+    pub half_open_probes: u32,
+}
+
+impl Default for BreakerSettings {
+    fn default() -> Self {
+        Self {
+            window: Duration::from_secs(10),
+            failure_ratio: 0.5,
+            min_requests: 10,
+            open_for: Duration::from_secs(5),
+            half_open_probes: 1,
+        }
     }
 }
 

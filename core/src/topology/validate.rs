@@ -442,6 +442,30 @@ impl Checker<'_> {
                         "max_attempts must be at least 1 and initial_backoff at most max_backoff",
                     ));
                 }
+                for name in outbound.headers.keys() {
+                    if name.is_empty()
+                        || !name.bytes().all(|c| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c))
+                    {
+                        self.errors.push(invalid(owner.clone(), "outbound.headers", name, "not an HTTP header name"));
+                    }
+                }
+                if outbound.path.matches('{').count() != outbound.path.matches('}').count() {
+                    self.errors.push(invalid(
+                        owner.clone(),
+                        "outbound.path",
+                        &outbound.path,
+                        "unbalanced { } in the template",
+                    ));
+                }
+                let b = outbound.breaker;
+                if !(b.failure_ratio > 0.0 && b.failure_ratio <= 1.0) || b.window.is_zero() || b.half_open_probes == 0 {
+                    self.errors.push(invalid(
+                        owner.clone(),
+                        "outbound.breaker",
+                        format!("{b:?}"),
+                        "failure_ratio must be in (0, 1], window above zero and half_open_probes at least 1",
+                    ));
+                }
             }
             out.push(Partner {
                 name: raw.name.clone(),

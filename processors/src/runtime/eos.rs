@@ -59,7 +59,12 @@ struct Batch {
     records: u64,
     /// Last offset read per (topic, partition).
     offsets: HashMap<(String, i32), i64>,
+    /// Trace contexts of (the first few) records in the batch: the commit span links to them.
+    traces: Vec<String>,
 }
+
+/// Most records a commit span links to.
+const MAX_LINKS: usize = 32;
 
 /// The loop's moving parts.
 pub struct Loop<'a> {
@@ -262,7 +267,29 @@ impl<'a> Loop<'a> {
             return self.dead_letter(message, "PERMANENT", &reason);
         }
         let now = message.timestamp().to_millis().map_or_else(|| Millis(now_millis()), Millis);
-        let traceparent = header(message, interchange_core::headers::TRACEPARENT);
+        let incoming = header(message, interchange_core::headers::TRACEPARENT);
+        // The consumer span, child of the producer's; the records written carry its context.
+        let span = tracing::info_span!(
+            "process",
+            otel.name = %format!("process {}", message.topic()),
+            otel.kind = "consumer",
+            messaging.system = "kafka",
+            messaging.operation.type = "process",
+            messaging.destination.name = %message.topic(),
+            messaging.destination.partition.id = message.partition(),
+            messaging.kafka.offset = message.offset(),
+            messaging.consumer.group.name = %self.shared.group,
+            correlation_id = %correlation_id,
+            trace_id = incoming.as_deref().map_or("", interchange_core::telemetry::trace_id),
+        );
+        interchange_core::telemetry::parent(&span, incoming.as_deref(), header(message, "tracestate").as_deref());
+        let _entered = span.enter();
+        let traceparent = interchange_core::telemetry::traceparent(&span).or(incoming);
+        if let Some(tp) = &traceparent {
+            if self.batch.traces.len() < MAX_LINKS {
+                self.batch.traces.push(tp.clone());
+            }
+        }
         self.step(message.partition(), &correlation_id, &event, &event_id, now, traceparent, Some(message))
     }
 
@@ -353,6 +380,17 @@ impl<'a> Loop<'a> {
                 .add_partition_offset(topic, *partition, Offset::Offset(offset + 1))
                 .map_err(|source| ProcessorError::Kafka { operation: "offsets", source })?;
         }
+        let span = tracing::info_span!(
+            "commit",
+            otel.name = "commit transaction",
+            messaging.system = "kafka",
+            messaging.consumer.group.name = %self.shared.group,
+            messaging.batch.message_count = self.batch.records,
+        );
+        for tp in &self.batch.traces {
+            interchange_core::telemetry::link(&span, tp);
+        }
+        let _entered = span.enter();
         let result = if self.eos() { self.commit_transaction(&offsets) } else { self.commit_at_least_once(&offsets) };
         match result {
             Ok(()) => {

@@ -35,6 +35,8 @@ use crate::saga;
 /// What the loop and the health endpoints share.
 pub struct Shared {
     pub name: String,
+    /// The consumer group (for span attributes).
+    pub group: String,
     pub mode: Mode,
     pub settings: KafkaSettings,
     pub codec: Arc<codec::Codec>,
@@ -120,8 +122,10 @@ pub async fn run(
     while !levels.loaded() && lookup_thread.is_some() && !shutdown.is_cancelled() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let group = format!("{}{}", topology.topic_prefix, processor.name);
     let shared = Arc::new(Shared {
         name: processor.name.clone(),
+        group: group.clone(),
         mode: config.mode,
         settings: services.kafka.clone(),
         codec,
@@ -135,7 +139,6 @@ pub async fn run(
         metrics,
         ready: AtomicBool::new(false),
     });
-    let group = format!("{}{}", topology.topic_prefix, processor.name);
     let consumer = consumer(&services.kafka, &group, config)?;
     consumer
         .subscribe(&processor.inputs.iter().map(String::as_str).collect::<Vec<_>>())

@@ -32,6 +32,19 @@ impl Default for BreakerConfig {
     }
 }
 
+impl From<interchange_core::topology::BreakerSettings> for BreakerConfig {
+    fn from(s: interchange_core::topology::BreakerSettings) -> Self {
+        Self {
+            window: s.window,
+            buckets: 10,
+            failure_ratio: s.failure_ratio,
+            min_requests: s.min_requests,
+            open_for: s.open_for,
+            half_open_probes: s.half_open_probes,
+        }
+    }
+}
+
 /// Where the breaker stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {

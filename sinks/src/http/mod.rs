@@ -27,7 +27,9 @@ use crate::ordering::{KeyedQueue, Offsets};
 use crate::{Env, SinkError};
 
 pub mod breaker;
+pub mod oauth;
 pub mod partner;
+pub mod request;
 pub mod retry;
 
 /// Most records read but not finished before the sink stops reading.
@@ -56,6 +58,8 @@ struct Context {
     producer: FutureProducer,
     metrics: SinkMetrics,
     health: Arc<crate::health::Health>,
+    /// The consumer group (for span attributes).
+    group: String,
     shutdown: CancellationToken,
 }
 
@@ -69,38 +73,10 @@ fn header(message: &OwnedMessage, name: &str) -> Option<String> {
     })
 }
 
-/// Whether `url` may be called for `partner`: only hosts of the partner's own base URL (a
-/// callback URL in an order must not turn the hub into a proxy to anywhere).
-fn allowed(partner_url: &str, url: &str) -> bool {
-    match (reqwest::Url::parse(partner_url), reqwest::Url::parse(url)) {
-        (Ok(a), Ok(b)) => {
-            matches!(b.scheme(), "http" | "https")
-                && a.host_str() == b.host_str()
-                && a.port_or_known_default() == b.port_or_known_default()
-        }
-        _ => false,
-    }
-}
-
 impl Context {
     fn request(&self, job: &Job) -> Result<Request, String> {
-        let id = job.command["command_id"].as_str().unwrap_or_default().to_owned();
-        match job.contract.as_str() {
-            "notification_command" => {
-                let url = job.command["callback_url"].as_str().map_or_else(|| self.partner.url(), str::to_owned);
-                if !allowed(&self.partner.url(), &url) {
-                    return Err(format!("callback URL {url} is not on the partner's host"));
-                }
-                let body = job.command["payload_json"].as_str().unwrap_or("{}").as_bytes().to_vec();
-                Ok(Request { url, body, idempotency_key: id.clone(), webhook_id: Some(format!("msg_{id}")) })
-            }
-            _ => Ok(Request {
-                url: self.partner.url(),
-                body: job.command.to_string().into_bytes(),
-                idempotency_key: id,
-                webhook_id: None,
-            }),
-        }
+        let outbound = self.partner.outbound().ok_or("the partner has no outbound settings")?;
+        request::build(outbound, &job.contract, &job.command)
     }
 
     async fn send(&self, topic: &str, key: &str, payload: &[u8], headers: OwnedHeaders) -> Result<(), SinkError> {
@@ -114,7 +90,7 @@ impl Context {
 
     /// Writes the result (and the dead letter when it failed); retried until it lands, since
     /// the offset is stored only after.
-    async fn report(&self, job: &Job, delivery: &Delivery) -> Result<(), SinkError> {
+    async fn report(&self, job: &Job, delivery: &Delivery, traceparent: Option<&str>) -> Result<(), SinkError> {
         let command_id = job.command["command_id"].as_str().unwrap_or_default();
         let outcome = match delivery.outcome {
             Outcome::Delivered => "DELIVERED",
@@ -133,11 +109,14 @@ impl Context {
             let value = json_to_avro(encoder.schema(), &result, UnknownFields::Reject)
                 .map_err(|v| SinkError::Config(format!("result: {v:?}")))?;
             let payload = encoder.encode(value).map_err(SinkError::Config)?;
-            let headers = OwnedHeaders::new()
+            let mut headers = OwnedHeaders::new()
                 .insert(Header { key: "correlation-id", value: Some(job.key.as_str()) })
                 .insert(Header { key: "event-id", value: Some(event_id.as_str()) })
                 .insert(Header { key: "event-type", value: Some("delivery_result") })
                 .insert(Header { key: "producer-role", value: Some("sink") });
+            if let Some(tp) = traceparent {
+                headers = headers.insert(Header { key: interchange_core::headers::TRACEPARENT, value: Some(tp) });
+            }
             self.send(topic, &job.key, &payload, headers).await?;
         }
         if delivery.outcome != Outcome::Delivered {
@@ -171,10 +150,35 @@ impl Context {
         self.send(topic, &job.key, &payload, letter.headers).await
     }
 
-    /// Delivers one job and reports it; `false` when interrupted (not finished).
+    /// Delivers one job and reports it, in the consumer span of the record (a child of the
+    /// processor's); `false` when interrupted (not finished).
     async fn run_job(&self, job: &Job) -> bool {
+        let incoming = header(&job.message, interchange_core::headers::TRACEPARENT);
+        let span = tracing::info_span!(
+            "deliver",
+            otel.name = %format!("process {}", job.message.topic()),
+            otel.kind = "consumer",
+            messaging.system = "kafka",
+            messaging.operation.type = "process",
+            messaging.destination.name = %job.message.topic(),
+            messaging.destination.partition.id = job.partition,
+            messaging.kafka.offset = job.offset,
+            messaging.consumer.group.name = %self.group,
+            partner = %self.partner.name,
+            correlation_id = %job.key,
+            trace_id = incoming.as_deref().map_or("", interchange_core::telemetry::trace_id),
+        );
+        interchange_core::telemetry::parent(&span, incoming.as_deref(), header(&job.message, "tracestate").as_deref());
+        let traceparent = interchange_core::telemetry::traceparent(&span).or(incoming);
+        tracing::Instrument::instrument(self.deliver_and_report(job, traceparent), span).await
+    }
+
+    async fn deliver_and_report(&self, job: &Job, traceparent: Option<String>) -> bool {
         let delivery = match self.request(job) {
-            Ok(request) => self.partner.deliver(&request, &self.shutdown).await,
+            Ok(mut request) => {
+                request.traceparent.clone_from(&traceparent);
+                self.partner.deliver(&request, &self.shutdown).await
+            }
             Err(reason) => Delivery {
                 outcome: Outcome::Refused,
                 attempts: 0,
@@ -187,7 +191,7 @@ impl Context {
             return false;
         }
         loop {
-            match self.report(job, &delivery).await {
+            match self.report(job, &delivery, traceparent.as_deref()).await {
                 Ok(()) => {
                     let outcome = match delivery.outcome {
                         Outcome::Delivered => "delivered",
@@ -235,7 +239,8 @@ pub async fn start(
 ) -> Result<tokio::task::JoinHandle<Result<(), SinkError>>, SinkError> {
     let topology = env.topology;
     let partner = topology.partner(partner).ok_or_else(|| SinkError::Config(format!("no partner {partner}")))?;
-    let client = PartnerClient::new(partner, BreakerConfig::default())
+    let breaker = partner.outbound.as_ref().map(|o| BreakerConfig::from(o.breaker)).unwrap_or_default();
+    let client = PartnerClient::new(partner, breaker)
         .map_err(|e| SinkError::Config(e.to_string()))?
         .with_metrics(env.metrics.clone());
     let results = match &sink.results {
@@ -264,22 +269,44 @@ pub async fn start(
             .map_err(|source| SinkError::Kafka { operation: "producer", source })?,
         metrics: env.metrics.clone(),
         health: Arc::clone(env.health),
-        shutdown: env.shutdown.clone(),
+        group: format!("{}{}", topology.topic_prefix, sink.name),
+        // Deliveries are cut off only when the drain deadline passes after `env.shutdown`.
+        shutdown: CancellationToken::new(),
     };
     let group = format!("{}{}", topology.topic_prefix, sink.name);
     let partitions = topology.topics.iter().find(|t| t.name == sink.input).map_or(1, |t| t.partitions);
-    Ok(tokio::spawn(consume(Arc::new(context), env.services.kafka.clone(), group, partitions)))
+    let group = Group { name: group, partitions, config: env.config.clone(), stop: env.shutdown.clone() };
+    Ok(tokio::spawn(consume(Arc::new(context), env.services.kafka.clone(), group)))
 }
 
-/// Notes when the group first assigned this member its partitions (possibly none).
+/// The consumer's view of the group: whether it was assigned partitions yet (possibly none), and
+/// the offsets in flight, forgotten for a partition the moment it is revoked (inside the
+/// rebalance callback, so no later finish can store an offset for records another member reads).
 #[derive(Default)]
 struct GroupContext {
     joined: std::sync::atomic::AtomicBool,
+    offsets: std::sync::Mutex<Offsets>,
+}
+
+impl GroupContext {
+    fn in_flight(&self) -> usize {
+        self.offsets.lock().map_or(0, |o| o.in_flight())
+    }
 }
 
 impl rdkafka::ClientContext for GroupContext {}
 
 impl rdkafka::consumer::ConsumerContext for GroupContext {
+    fn pre_rebalance(&self, _: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &rdkafka::consumer::Rebalance<'_>) {
+        if let rdkafka::consumer::Rebalance::Revoke(partitions) = rebalance {
+            if let Ok(mut offsets) = self.offsets.lock() {
+                for p in partitions.elements() {
+                    offsets.revoke(p.partition());
+                }
+            }
+        }
+    }
+
     fn post_rebalance(&self, _: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &rdkafka::consumer::Rebalance<'_>) {
         if matches!(rebalance, rdkafka::consumer::Rebalance::Assign(_)) {
             self.joined.store(true, std::sync::atomic::Ordering::Release);
@@ -287,15 +314,31 @@ impl rdkafka::consumer::ConsumerContext for GroupContext {
     }
 }
 
-async fn consume(ctx: Arc<Context>, kafka: KafkaSettings, group: String, partitions: i32) -> Result<(), SinkError> {
+/// The consumer group a sink runs in and how it stops.
+struct Group {
+    name: String,
+    partitions: i32,
+    config: crate::SinkConfig,
+    /// Stop reading and drain.
+    stop: CancellationToken,
+}
+
+async fn consume(ctx: Arc<Context>, kafka: KafkaSettings, group: Group) -> Result<(), SinkError> {
+    let partitions = group.partitions;
+    let session = group.config.sink_session_timeout.as_millis();
     let mut config = kafka.client_config("hub-sink");
     config
-        .set("group.id", &group)
+        .set("group.id", &group.name)
+        .set("session.timeout.ms", session.to_string())
+        .set("heartbeat.interval.ms", (session / 5).max(100).to_string())
         .set("isolation.level", "read_committed")
         .set("enable.auto.commit", "true")
         .set("enable.auto.offset.store", "false")
         .set("auto.commit.interval.ms", "1000")
-        .set("auto.offset.reset", "earliest");
+        .set("auto.offset.reset", "earliest")
+        // Deliveries run at HTTP speed: prefetching librdkafka's default 64 MiB buys nothing and
+        // costs memory with a large backlog.
+        .set("queued.max.messages.kbytes", "16384");
     let consumer: StreamConsumer<GroupContext> = config
         .create_with_context(GroupContext::default())
         .map_err(|source| SinkError::Kafka { operation: "consumer", source })?;
@@ -303,19 +346,34 @@ async fn consume(ctx: Arc<Context>, kafka: KafkaSettings, group: String, partiti
         .subscribe(&[ctx.sink.input.as_str()])
         .map_err(|source| SinkError::Kafka { operation: "subscribe", source })?;
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(Job, bool)>();
-    let mut offsets = Offsets::default();
     let mut queue: KeyedQueue<Job> = KeyedQueue::default();
     let mut share_check = tokio::time::interval(Duration::from_secs(1));
     let mut last_owned = usize::MAX;
-    let spawn = |job: Job, tx: mpsc::UnboundedSender<(Job, bool)>, ctx: Arc<Context>| {
+    let mut running = 0_usize;
+    let spawn = |job: Job, tx: mpsc::UnboundedSender<(Job, bool)>, ctx: Arc<Context>, running: &mut usize| {
+        *running += 1;
         tokio::spawn(async move {
             let finished = ctx.run_job(&job).await;
             let _ = tx.send((job, finished));
         });
     };
+    let mut draining = false;
     loop {
+        if draining && running == 0 {
+            break;
+        }
         tokio::select! {
-            () = ctx.shutdown.cancelled() => break,
+            () = group.stop.cancelled(), if !draining => {
+                // Unready first (the health endpoint sees the token), then let deliveries in
+                // flight finish until the drain deadline; queued ones wait for the next owner.
+                draining = true;
+                tracing::info!(sink = %ctx.sink.name, running, "draining deliveries in flight");
+                let (hard, wait) = (ctx.shutdown.clone(), group.config.sink_drain_timeout);
+                tokio::spawn(async move {
+                    tokio::time::sleep(wait).await;
+                    hard.cancel();
+                });
+            }
             _ = share_check.tick() => {
                 let owned = consumer.assignment().map(|a| a.count()).unwrap_or(0);
                 if owned != last_owned {
@@ -325,26 +383,32 @@ async fn consume(ctx: Arc<Context>, kafka: KafkaSettings, group: String, partiti
                 ctx.partner.set_share(owned, usize::try_from(partitions).unwrap_or(1));
                 let label = SinkMetrics::s(&ctx.sink.name);
                 ctx.metrics.assigned.get_or_create(&label).set(i64::try_from(owned).unwrap_or(0));
-                ctx.metrics.in_flight.get_or_create(&label).set(i64::try_from(offsets.in_flight()).unwrap_or(0));
+                ctx.metrics.in_flight.get_or_create(&label).set(i64::try_from(consumer.context().in_flight()).unwrap_or(0));
                 // A member of a group with more members than partitions owns none and is still ready.
                 let joined = consumer.context().joined.load(std::sync::atomic::Ordering::Acquire);
                 ctx.health.set(&ctx.sink.name, if joined { Ok(()) } else { Err("waiting for the group's assignment".to_owned()) });
             }
             Some((job, finished)) = done_rx.recv() => {
+                if ctx.commands.contains(&job.contract) && !job.command.is_null() {
+                    running = running.saturating_sub(1);
+                }
                 if !finished {
                     continue;
                 }
-                if let Some(next) = offsets.finish(job.partition, job.offset) {
+                let next = consumer.context().offsets.lock().ok().and_then(|mut o| o.finish(job.partition, job.offset));
+                if let Some(next) = next {
                     let mut tpl = TopicPartitionList::new();
                     if tpl.add_partition_offset(job.message.topic(), job.partition, Offset::Offset(next)).is_ok() {
                         let _ = consumer.store_offsets(&tpl);
                     }
                 }
                 if let Some(next) = queue.done(&job.key) {
-                    spawn(next, done_tx.clone(), Arc::clone(&ctx));
+                    if !draining {
+                        spawn(next, done_tx.clone(), Arc::clone(&ctx), &mut running);
+                    }
                 }
             }
-            message = consumer.recv(), if offsets.in_flight() < MAX_IN_FLIGHT => {
+            message = consumer.recv(), if !draining && consumer.context().in_flight() < MAX_IN_FLIGHT => {
                 let message = match message {
                     Ok(m) => m.detach(),
                     Err(error) => {
@@ -353,7 +417,9 @@ async fn consume(ctx: Arc<Context>, kafka: KafkaSettings, group: String, partiti
                     }
                 };
                 let (partition, offset) = (message.partition(), message.offset());
-                offsets.start(partition, offset);
+                if let Ok(mut o) = consumer.context().offsets.lock() {
+                    o.start(partition, offset);
+                }
                 let kind = header(&message, "event-type").unwrap_or_default();
                 let key = message.key().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default();
                 if !ctx.commands.contains(&kind) {
@@ -362,7 +428,17 @@ async fn consume(ctx: Arc<Context>, kafka: KafkaSettings, group: String, partiti
                 }
                 let schema = ctx.contracts.get(&kind);
                 let decoded = match (message.payload(), schema) {
-                    (Some(payload), Some(schema)) => ctx.decoder.decode(Some(payload)).await.ok().and_then(|d| d.value.resolve(schema).ok()).map(|v| avro_to_json(schema, &v)),
+                    (Some(payload), Some(schema)) => loop {
+                        match ctx.decoder.decode(Some(payload)).await {
+                            Ok(d) => break d.value.resolve(schema).ok().map(|v| avro_to_json(schema, &v)),
+                            // The registry is unreachable: wait for it rather than dead-letter.
+                            Err(error) if error.retriable && !group.stop.is_cancelled() => {
+                                tracing::warn!(%error, sink = %ctx.sink.name, "schema registry; retrying");
+                                tokio::time::sleep(Duration::from_secs(1)).await;
+                            }
+                            Err(_) => break None,
+                        }
+                    },
                     _ => None,
                 };
                 let Some(command) = decoded else {
@@ -377,10 +453,16 @@ async fn consume(ctx: Arc<Context>, kafka: KafkaSettings, group: String, partiti
                 };
                 let job = Job { partition, offset, key: key.clone(), message, contract: kind, command };
                 if let Some(ready) = queue.push(&key, job) {
-                    spawn(ready, done_tx.clone(), Arc::clone(&ctx));
+                    spawn(ready, done_tx.clone(), Arc::clone(&ctx), &mut running);
                 }
             }
         }
+    }
+    // Commit what was stored before leaving the group, so the next owner starts right after it.
+    if let Err(error) =
+        tokio::task::block_in_place(|| consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync))
+    {
+        tracing::debug!(%error, sink = %ctx.sink.name, "final commit (nothing stored is fine)");
     }
     tracing::info!(sink = %ctx.sink.name, "sink stopped");
     Ok(())

@@ -15,6 +15,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::breaker::{Breaker, BreakerConfig};
+use super::oauth::TokenSource;
 use super::retry::{classify, next, retry_after, Attempt, Next};
 use crate::metrics::SinkMetrics;
 
@@ -24,6 +25,9 @@ pub enum PartnerError {
     #[error("partner {partner:?}: {reason}")]
     Config { partner: String, reason: String },
 }
+
+/// Longest sleep before looking at the rate limiter again.
+const MAX_TOKEN_WAIT: Duration = Duration::from_millis(50);
 
 /// One request to deliver (the same on every attempt).
 #[derive(Debug, Clone)]
@@ -35,6 +39,8 @@ pub struct Request {
     pub idempotency_key: String,
     /// Sign as a Standard Webhook with this message id (notifications).
     pub webhook_id: Option<String>,
+    /// The trace context to pass on when spans are not exported (each attempt's own otherwise).
+    pub traceparent: Option<String>,
 }
 
 /// How a delivery ended after its last attempt.
@@ -68,9 +74,12 @@ pub struct PartnerClient {
     http: reqwest::Client,
     permits: Arc<Semaphore>,
     limiter: RwLock<Arc<DefaultDirectRateLimiter>>,
+    /// The share of the partner's rate this instance enforces.
+    share: Mutex<f64>,
     breaker: Mutex<Breaker>,
     auth: Option<(String, String)>,
     signer: Option<standardwebhooks::Webhook>,
+    oauth: Option<TokenSource>,
     metrics: SinkMetrics,
 }
 
@@ -102,9 +111,19 @@ impl PartnerClient {
                 Some(("authorization".to_owned(), format!("Bearer {}", token.resolve().map_err(err)?)))
             }
             Some(OutboundAuth::ApiKey { header, key }) => Some((header.to_lowercase(), key.resolve().map_err(err)?)),
-            Some(OutboundAuth::OauthClientCredentials { .. }) => {
-                return Err(err("OAuth2 client credentials are not built yet".to_owned()));
+            Some(OutboundAuth::OauthClientCredentials { .. }) => None,
+        };
+        let oauth = match &outbound.auth {
+            Some(OutboundAuth::OauthClientCredentials { token_url, client_id, client_secret, scope }) => {
+                Some(TokenSource::new(
+                    http.clone(),
+                    token_url.clone(),
+                    client_id.clone(),
+                    client_secret.resolve().map_err(err)?,
+                    scope.clone(),
+                ))
             }
+            _ => None,
         };
         let signer = match &outbound.signing_secret {
             None => None,
@@ -119,9 +138,11 @@ impl PartnerClient {
             http,
             permits: Arc::new(Semaphore::new(usize::try_from(outbound.concurrency).unwrap_or(1).max(1))),
             limiter: RwLock::new(Arc::new(limiter)),
+            share: Mutex::new(1.0),
             breaker: Mutex::new(Breaker::new(breaker)),
             auth,
             signer,
+            oauth,
             metrics: SinkMetrics::default(),
         })
     }
@@ -145,6 +166,11 @@ impl PartnerClient {
         self.metrics.breaker_transitions.get_or_create(&SinkMetrics::po(&self.name, change.to)).inc();
     }
 
+    /// The partner's outbound settings.
+    pub fn outbound(&self) -> Option<&interchange_core::topology::Outbound> {
+        self.partner.outbound.as_ref()
+    }
+
     /// The partner's URL for commands that do not name one.
     pub fn url(&self) -> String {
         let outbound = self.partner.outbound.as_ref();
@@ -153,14 +179,21 @@ impl PartnerClient {
     }
 
     /// Enforce `owned / total` of the partner's rate here (the rest belongs to other instances).
+    /// A new limiter only when the share changed: replacing it refills the burst. Owning nothing
+    /// (before the first assignment) keeps the whole rate: there is no work to limit then.
     pub fn set_share(&self, owned: usize, total: usize) {
         let Some(outbound) = &self.partner.outbound else { return };
         #[allow(clippy::cast_precision_loss)]
-        let share = if total == 0 { 1.0 } else { owned as f64 / total as f64 };
+        let share = if total == 0 || owned == 0 { 1.0 } else { owned as f64 / total as f64 };
+        let Ok(mut current) = self.share.lock() else { return };
+        if (*current - share).abs() < f64::EPSILON {
+            return;
+        }
+        *current = share;
         let limiter =
             RateLimiter::direct(quota(outbound.rate_limit.per_second, outbound.rate_limit.burst, share.max(0.0)));
-        if let Ok(mut current) = self.limiter.write() {
-            *current = Arc::new(limiter);
+        if let Ok(mut l) = self.limiter.write() {
+            *l = Arc::new(limiter);
         }
     }
 
@@ -204,19 +237,28 @@ impl PartnerClient {
                     }
                 }
             }
-            let limiter = self.limiter.read().map(|l| Arc::clone(&l)).ok();
-            if let Some(limiter) = limiter {
-                if limiter.check().is_err() {
-                    let waited = Instant::now();
-                    tokio::select! {
-                        () = shutdown.cancelled() => return Delivery { outcome: Outcome::Interrupted, attempts: attempt, status, partner_reference: None, detail },
-                        () = limiter.until_ready() => {}
+            // Every attempt takes a token. The limiter is looked up again after each wait: a
+            // rebalance may have replaced it with one of another share.
+            let mut waited: Option<Instant> = None;
+            loop {
+                let Some(limiter) = self.limiter.read().map(|l| Arc::clone(&l)).ok() else { break };
+                let wait = match limiter.check() {
+                    Ok(()) => break,
+                    Err(not_until) => {
+                        not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()))
                     }
-                    self.metrics
-                        .rate_limit_wait
-                        .get_or_create(&SinkMetrics::p(&self.name))
-                        .observe(waited.elapsed().as_secs_f64());
+                };
+                waited.get_or_insert_with(Instant::now);
+                tokio::select! {
+                    () = shutdown.cancelled() => return Delivery { outcome: Outcome::Interrupted, attempts: attempt, status, partner_reference: None, detail },
+                    () = tokio::time::sleep(wait.min(MAX_TOKEN_WAIT)) => {}
                 }
+            }
+            if let Some(waited) = waited {
+                self.metrics
+                    .rate_limit_wait
+                    .get_or_create(&SinkMetrics::p(&self.name))
+                    .observe(waited.elapsed().as_secs_f64());
             }
             attempt += 1;
             if attempt > 1 {
@@ -277,14 +319,69 @@ impl PartnerClient {
     ) -> (Attempt, Option<Duration>, Option<String>) {
         let method = self.partner.outbound.as_ref().map_or("POST", |o| o.method.as_str());
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::POST);
+        // The HTTP client span (OpenTelemetry semantic conventions); the partner gets its context.
+        let url = reqwest::Url::parse(&request.url).ok();
+        let span = tracing::info_span!(
+            "attempt",
+            otel.name = %method,
+            otel.kind = "client",
+            http.request.method = %method,
+            url.full = %request.url,
+            server.address = url.as_ref().and_then(|u| u.host_str()).unwrap_or(""),
+            server.port = url.as_ref().and_then(reqwest::Url::port_or_known_default).unwrap_or(0),
+            partner = %self.name,
+            http.response.status_code = tracing::field::Empty,
+            "error.type" = tracing::field::Empty,
+        );
+        let result =
+            tracing::Instrument::instrument(self.call(method, request, status, detail, &span), span.clone()).await;
+        match *status {
+            Some(code) => span.record("http.response.status_code", code),
+            None => {
+                span.record("error.type", if detail.as_deref() == Some("timed out") { "timeout" } else { "connect" })
+            }
+        };
+        result
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        request: &Request,
+        status: &mut Option<u16>,
+        detail: &mut Option<String>,
+        span: &tracing::Span,
+    ) -> (Attempt, Option<Duration>, Option<String>) {
         let mut builder = self
             .http
             .request(method, &request.url)
             .header("content-type", "application/json")
             .header("idempotency-key", &request.idempotency_key)
             .body(request.body.clone());
+        if let Some(tp) = interchange_core::telemetry::traceparent(span).or_else(|| request.traceparent.clone()) {
+            builder = builder.header("traceparent", tp);
+        }
+        if let Some(outbound) = &self.partner.outbound {
+            for (name, value) in &outbound.headers {
+                builder = builder.header(name.as_str(), value.as_str());
+            }
+        }
         if let Some((name, value)) = &self.auth {
             builder = builder.header(name.as_str(), value.as_str());
+        }
+        let mut bearer = None;
+        if let Some(oauth) = &self.oauth {
+            match oauth.token().await {
+                Ok(token) => {
+                    builder = builder.bearer_auth(&token);
+                    bearer = Some(token);
+                }
+                Err(e) => {
+                    *status = None;
+                    *detail = Some(e);
+                    return (Attempt::Transient, None, None);
+                }
+            }
         }
         if let (Some(signer), Some(id)) = (&self.signer, &request.webhook_id) {
             let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
@@ -330,6 +427,11 @@ impl PartnerClient {
                 }
                 let excerpt: String = body.chars().take(256).collect();
                 *detail = Some(format!("HTTP {code}: {excerpt}"));
+                if let (Some(oauth), Some(token), 401) = (&self.oauth, &bearer, code) {
+                    // The token was revoked or expired early: fetch a new one and try again.
+                    oauth.invalidate(token).await;
+                    return (Attempt::Transient, floor, None);
+                }
                 (outcome, floor, None)
             }
         }

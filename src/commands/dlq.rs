@@ -1,0 +1,115 @@
+//! `hub dlq list|replay`: inspect dead letters and re-publish them to where they came from.
+
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context};
+use interchange_sinks::replay::{self, Filter, Letter};
+
+use super::{kafka, load};
+use crate::cli::{DlqCommand, DlqFilterArgs, Global};
+
+/// `--since`/`--until`: an RFC 3339 time, or a duration meaning that long ago (`2h`, `30m`).
+fn instant_ms(text: &str) -> anyhow::Result<i64> {
+    let at = match humantime::parse_rfc3339_weak(text) {
+        Ok(t) => t,
+        Err(_) => {
+            let ago = humantime::parse_duration(text)
+                .with_context(|| format!("{text:?} is neither an RFC 3339 time nor a duration"))?;
+            SystemTime::now().checked_sub(ago).unwrap_or(UNIX_EPOCH)
+        }
+    };
+    Ok(i64::try_from(at.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_millis()).unwrap_or(i64::MAX))
+}
+
+fn filter(args: &DlqFilterArgs) -> anyhow::Result<Filter> {
+    Ok(Filter {
+        partner: args.partner.clone(),
+        correlation_id: args.correlation_id.clone(),
+        stage: args.stage.clone(),
+        since_ms: args.since.as_deref().map(instant_ms).transpose()?,
+        until_ms: args.until.as_deref().map(instant_ms).transpose()?,
+    })
+}
+
+fn time(ms: i64) -> String {
+    let at = UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+    humantime::format_rfc3339_millis(at).to_string()
+}
+
+fn print_table(letters: &[Letter]) {
+    println!(
+        "{:<28} {:<24} {:<22} {:<12} {:<10} {:<38} ERROR",
+        "DEAD LETTER", "FAILED AT", "STAGE", "PARTNER", "CLASS", "CORRELATION ID"
+    );
+    for l in letters {
+        let error: String = l.error.chars().take(100).collect();
+        println!(
+            "{:<28} {:<24} {:<22} {:<12} {:<10} {:<38} {error}",
+            format!("{}/{}@{}", l.topic, l.partition, l.offset),
+            time(l.failed_at),
+            l.stage,
+            l.partner.as_deref().unwrap_or("-"),
+            l.error_class,
+            l.correlation_id,
+        );
+    }
+}
+
+pub async fn run(global: &Global, cmd: DlqCommand) -> anyhow::Result<ExitCode> {
+    let topology = load(global)?;
+    let args = match &cmd {
+        DlqCommand::List(a) => &a.filter,
+        DlqCommand::Replay(a) => &a.filter,
+    };
+    // The dead-letter topics of every processor and sink, or those named.
+    let mut topics: Vec<String> = Vec::new();
+    let declared: Vec<&str> = topology
+        .processors
+        .iter()
+        .map(|p| p.dead_letter.as_str())
+        .chain(topology.sinks.iter().map(|s| s.dead_letter.as_str()))
+        .collect();
+    for name in if args.topic.is_empty() { declared.clone() } else { args.topic.iter().map(String::as_str).collect() } {
+        let Some(topic) = topology.topic(name).or_else(|| topology.topics.iter().find(|t| t.name == name)) else {
+            bail!("no topic {name:?} in {}", global.topology.display());
+        };
+        if !topics.contains(&topic.name) {
+            topics.push(topic.name.clone());
+        }
+    }
+    let schema = &topology.contracts.get("dead_letter").context("the topology has no dead_letter contract")?.schema;
+    let settings = kafka(global)?;
+    let services = interchange_sinks::Services {
+        kafka: settings.clone(),
+        registry_url: global.registry_url.clone(),
+        registry_basic_auth: global.registry_basic_auth.clone(),
+        cql_nodes: Vec::new(),
+    };
+    let letters = replay::list(&services, schema, &topics, &filter(args)?).await?;
+    match cmd {
+        DlqCommand::List(list) => {
+            if list.json {
+                for letter in &letters {
+                    println!("{}", serde_json::to_string(letter)?);
+                }
+            } else {
+                print_table(&letters);
+                eprintln!("{} dead letter(s) in {}", letters.len(), topics.join(", "));
+            }
+        }
+        DlqCommand::Replay(r) => {
+            if r.dry_run {
+                print_table(&letters);
+                eprintln!("dry run: would re-publish {} record(s) to their source topics; nothing sent", letters.len());
+                return Ok(ExitCode::SUCCESS);
+            }
+            let written = replay::replay(&settings, &letters).await?;
+            for l in &letters {
+                println!("{}/{}@{} -> {} ({})", l.topic, l.partition, l.offset, l.source_topic, l.correlation_id);
+            }
+            eprintln!("re-published {written} record(s) with their original keys, headers and event ids");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
