@@ -17,6 +17,8 @@ use common::sinks::{metric_value, Partner};
 use common::{bootstrap, free_port, registry_url, repo, service, unique_prefix};
 
 const SIGNING_SECRET: &str = "whsec_c2lnbmluZy1zZWNyZXQtZm9yLXRlc3RzLTAxMjM0NTY=";
+/// The order that carries the caller's own trace context.
+const TRACED: usize = 1;
 const ERP_TOKEN: &str = "erp-token-that-must-never-be-logged";
 
 /// An OTLP/HTTP receiver (JSON encoding): every span it was sent.
@@ -141,7 +143,7 @@ async fn one_trace_from_webhook_to_partner_counters_and_clean_logs() {
             .header("x-api-key", SHOP_KEY)
             .header("x-correlation-id", &correlation)
             .body(body.clone());
-        if i == 0 {
+        if i == TRACED {
             request = request.header("traceparent", format!("00-{caller_trace}-00f067aa0ba902b7-01"));
         }
         for (name, value) in signature_headers(&body, now_unix()) {
@@ -159,14 +161,42 @@ async fn one_trace_from_webhook_to_partner_counters_and_clean_logs() {
 
     // One trace: edge server span → producer span → processor consumer span → sink consumer span
     // → HTTP client span, whose context the ERP received.
-    let erp_call =
-        erp.calls().into_iter().find(|c| c.json["correlation_id"] == ids[0].as_str()).expect("the ERP got order 0");
+    let erp_call = erp
+        .calls()
+        .into_iter()
+        .find(|c| c.json["correlation_id"] == ids[TRACED].as_str())
+        .expect("the ERP got the traced order");
     let traceparent = erp_call
         .headers
         .get("traceparent")
         .and_then(|v| v.to_str().ok())
         .expect("traceparent to the partner")
         .to_owned();
+    if &traceparent[3..35] != caller_trace {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        for s in spans.lock().expect("lock").iter().filter(|s| {
+            s["traceId"] == traceparent[3..35] || s["traceId"] == caller_trace || s["name"] == "POST /api/v1/orders"
+        }) {
+            eprintln!(
+                "SPAN {} {} {} {} {:?} {:?}",
+                s["traceId"],
+                s["spanId"],
+                s["parentSpanId"],
+                s["name"],
+                attr(s, "correlation_id"),
+                s["startTimeUnixNano"]
+            );
+        }
+        eprintln!("ERP traceparent {traceparent}");
+        for line in std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("trace context") || l.contains(ids[TRACED].as_str()))
+            .take(20)
+        {
+            eprintln!("LOG {line}");
+        }
+    }
     assert_eq!(&traceparent[3..35], caller_trace, "the partner's request continues the caller's trace");
     let client_span_id = traceparent[36..52].to_owned();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -209,7 +239,7 @@ async fn one_trace_from_webhook_to_partner_counters_and_clean_logs() {
     let consumer = &chain[2].2;
     assert_eq!(attr(consumer, "messaging.system").as_deref(), Some("kafka"));
     assert_eq!(attr(consumer, "messaging.destination.name"), Some(format!("{prefix}orders.inbound")));
-    assert_eq!(attr(consumer, "correlation_id"), Some(ids[0].clone()));
+    assert_eq!(attr(consumer, "correlation_id"), Some(ids[TRACED].clone()));
     assert!(
         attr(consumer, "messaging.kafka.offset").is_some() && attr(consumer, "messaging.consumer.group.name").is_some()
     );
@@ -240,6 +270,23 @@ async fn one_trace_from_webhook_to_partner_counters_and_clean_logs() {
     assert_eq!(metric_value(&processor_metrics, "hub_processor_dead_letters_total", &[]), 0.0);
     assert!(
         metric_value(&processor_metrics, "hub_processor_records_total", &["outcome=\"changed\""]) >= 10.0,
+        "{processor_metrics}"
+    );
+    // Consumer lag comes from librdkafka's statistics every 5 s: all read by now.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let lag_line = format!("hub_processor_lag_records{{processor=\"order-saga\",topic=\"{prefix}orders.inbound\"");
+    while !scrape(processor_port, "/metrics").contains(&lag_line) {
+        assert!(
+            Instant::now() < deadline,
+            "no lag gauge for the inbound topic:\n{}",
+            scrape(processor_port, "/metrics").lines().filter(|l| l.contains("lag")).collect::<Vec<_>>().join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let processor_metrics = scrape(processor_port, "/metrics");
+    assert_eq!(
+        metric_value(&processor_metrics, "hub_processor_lag_records", &[&lag_line[26..]]),
+        0.0,
         "{processor_metrics}"
     );
     let sink_metrics = scrape(sink_port, "/metrics");

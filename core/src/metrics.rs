@@ -30,7 +30,7 @@ pub const PROCESSOR_RESTORE_DURATION: &str = "hub_processor_restore_duration_sec
 pub const PROCESSOR_STATES: &str = "hub_processor_states";
 /// Records sent to the dead-letter topic, by processor and error class.
 pub const PROCESSOR_DEAD_LETTERS: &str = "hub_processor_dead_letters";
-/// Consumer lag per input partition, records.
+/// Consumer lag per input partition (processor, topic, partition), records.
 pub const PROCESSOR_LAG: &str = "hub_processor_lag_records";
 
 /// Deliveries finished, by partner and outcome (`delivered`, `refused`, `exhausted`, `invalid`).
@@ -53,6 +53,8 @@ pub const SINK_DEAD_LETTERS: &str = "hub_sink_dead_letters";
 pub const SINK_IN_FLIGHT: &str = "hub_sink_in_flight_records";
 /// Partitions of its input a sink owns now, by sink.
 pub const SINK_ASSIGNED_PARTITIONS: &str = "hub_sink_assigned_partitions";
+/// Consumer lag per input partition (sink, topic, partition), records: the backlog not yet read.
+pub const SINK_LAG: &str = "hub_sink_lag_records";
 
 /// State records the read-model projector handled, by sink and outcome (`projected`, `tombstone`, `invalid`).
 pub const PROJECTOR_RECORDS: &str = "hub_projector_records";

@@ -93,8 +93,7 @@ fn tracer_provider(role: &'static str) -> Result<SdkTracerProvider, String> {
 }
 
 /// Installs the global subscriber; `filter` is RUST_LOG syntax (`info,interchange_core=debug`)
-/// and applies to logs. Spans of the hub's own crates at INFO and above are exported when OTLP
-/// is configured, whatever the log filter.
+/// and applies to logs and to the spans exported when OTLP is configured.
 pub fn init(format: LogFormat, filter: &str, role: &'static str) -> Telemetry {
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let json = match format {
@@ -122,16 +121,11 @@ pub fn init(format: LogFormat, filter: &str, role: &'static str) -> Telemetry {
     } else {
         (None, None)
     };
-    let traces = provider.as_ref().map(|p| {
-        let ours = tracing_subscriber::filter::Targets::new()
-            .with_target("interchange_core", tracing::Level::INFO)
-            .with_target("interchange_ingest", tracing::Level::INFO)
-            .with_target("interchange_processors", tracing::Level::INFO)
-            .with_target("interchange_sinks", tracing::Level::INFO)
-            .with_target("hub", tracing::Level::INFO);
-        tracing_opentelemetry::layer().with_tracer(p.tracer("interchange")).with_filter(ours)
-    });
-    let result = tracing_subscriber::registry().with(logs.with_filter(filter)).with(traces).try_init();
+    // One global filter for logs and traces (per-layer filters lost spans now and then with
+    // tracing-opentelemetry): the spans exported are those the filter enables, so keep the hub's
+    // crates at `info` or finer to trace.
+    let traces = provider.as_ref().map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("interchange")));
+    let result = tracing_subscriber::registry().with(filter).with(logs).with(traces).try_init();
     if result.is_ok() {
         tracing::debug!(role, exporting = provider.is_some(), "telemetry initialised");
         if let Some(problem) = problem {
@@ -152,7 +146,9 @@ pub fn parent(span: &tracing::Span, traceparent: Option<&str>, tracestate: Optio
     }
     let cx = TraceContextPropagator::new().extract(&carrier);
     if cx.span().span_context().is_valid() {
-        let _ = span.set_parent(cx);
+        if let Err(error) = span.set_parent(cx) {
+            tracing::debug!(%error, "trace context not applied");
+        }
     }
 }
 

@@ -31,6 +31,14 @@ fn latency() -> Histogram {
     Histogram::new(exponential_buckets(0.001, 2.0, 16))
 }
 
+/// `sink`, `topic` and `partition` labels.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LagLabels {
+    pub sink: String,
+    pub topic: String,
+    pub partition: String,
+}
+
 /// Every metric of the sink role; cheap to clone (shared handles).
 #[derive(Debug, Clone)]
 pub struct SinkMetrics {
@@ -44,6 +52,7 @@ pub struct SinkMetrics {
     pub dead_letters: Family<PartnerOutcome, Counter>,
     pub in_flight: Family<SinkLabel, Gauge>,
     pub assigned: Family<SinkLabel, Gauge>,
+    pub lag: Family<LagLabels, Gauge>,
     pub projector: ProjectorMetrics,
 }
 
@@ -109,7 +118,9 @@ impl SinkMetrics {
             in_flight: Family::default(),
             assigned: Family::default(),
             projector: ProjectorMetrics::register(registry),
+            lag: Family::default(),
         };
+        registry.register(names::SINK_LAG, "Consumer lag per input partition", m.lag.clone());
         registry.register(names::SINK_DELIVERIES, "Deliveries finished by partner and outcome", m.deliveries.clone());
         registry.register(names::SINK_ATTEMPTS, "HTTP attempts by partner and outcome", m.attempts.clone());
         registry.register(names::SINK_ATTEMPT_DURATION, "Duration of one HTTP attempt", m.attempt_duration.clone());

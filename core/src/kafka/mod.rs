@@ -1,6 +1,7 @@
 //! Kafka client settings shared by every role: bootstrap servers plus any librdkafka property.
 
 pub mod admin;
+pub mod lag;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -29,13 +29,29 @@ pub struct Rebalances {
     assigned: Option<Vec<(String, i32)>>,
 }
 
-/// Records rebalances; the loop (same thread) handles them before the next record.
+/// Records rebalances; the loop (same thread) handles them before the next record. Exports the
+/// consumer lag from librdkafka's statistics.
 #[derive(Debug, Default, Clone)]
 pub struct RebalanceContext {
     pub seen: Arc<Mutex<Rebalances>>,
+    /// The lag gauge and this processor's name.
+    pub lag: Option<(
+        prometheus_client::metrics::family::Family<super::metrics::LagLabels, prometheus_client::metrics::gauge::Gauge>,
+        String,
+    )>,
 }
 
-impl ClientContext for RebalanceContext {}
+impl ClientContext for RebalanceContext {
+    fn stats_raw(&self, statistics: &[u8]) {
+        let Some((family, processor)) = &self.lag else { return };
+        family.clear();
+        for (topic, partition, lag) in interchange_core::kafka::lag::lags(statistics) {
+            let labels =
+                super::metrics::LagLabels { processor: processor.clone(), topic, partition: partition.to_string() };
+            family.get_or_create(&labels).set(lag);
+        }
+    }
+}
 
 impl ConsumerContext for RebalanceContext {
     fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {

@@ -14,6 +14,14 @@ pub struct OutcomeLabels {
     pub outcome: &'static str,
 }
 
+/// `processor`, `topic` and `partition` labels.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LagLabels {
+    pub processor: String,
+    pub topic: String,
+    pub partition: String,
+}
+
 /// Every metric of the processor role.
 #[derive(Debug, Clone)]
 pub struct ProcessorMetrics {
@@ -24,6 +32,7 @@ pub struct ProcessorMetrics {
     pub restore: Histogram,
     pub states: Gauge,
     pub dead_letters: Family<OutcomeLabels, Counter>,
+    pub lag: Family<LagLabels, Gauge>,
 }
 
 impl ProcessorMetrics {
@@ -37,7 +46,9 @@ impl ProcessorMetrics {
             restore: Histogram::new(exponential_buckets(0.01, 2.0, 14)),
             states: Gauge::default(),
             dead_letters: Family::default(),
+            lag: Family::default(),
         };
+        registry.register(names::PROCESSOR_LAG, "Consumer lag per input partition", m.lag.clone());
         registry.register(names::PROCESSOR_RECORDS, "Records handled by outcome", m.records.clone());
         registry.register(names::PROCESSOR_TRANSACTIONS, "Transactions by outcome", m.transactions.clone());
         registry.register(names::PROCESSOR_COMMIT_DURATION, "Time to commit a transaction", m.commit.clone());

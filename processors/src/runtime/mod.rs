@@ -139,7 +139,7 @@ pub async fn run(
         metrics,
         ready: AtomicBool::new(false),
     });
-    let consumer = consumer(&services.kafka, &group, config)?;
+    let consumer = consumer(&services.kafka, &group, config, shared.metrics.lag.clone(), &shared.name)?;
     consumer
         .subscribe(&processor.inputs.iter().map(String::as_str).collect::<Vec<_>>())
         .map_err(|source| ProcessorError::Kafka { operation: "subscribe", source })?;
@@ -214,6 +214,8 @@ fn consumer(
     settings: &KafkaSettings,
     group: &str,
     config: &ProcessorConfig,
+    lag: prometheus_client::metrics::family::Family<metrics::LagLabels, prometheus_client::metrics::gauge::Gauge>,
+    processor: &str,
 ) -> Result<BaseConsumer<eos::RebalanceContext>, ProcessorError> {
     let mut c = settings.client_config("hub-processor");
     c.set("group.id", group)
@@ -229,8 +231,9 @@ fn consumer(
     for (k, v) in &settings.properties {
         c.set(k, v);
     }
-    c.create_with_context(eos::RebalanceContext::default())
-        .map_err(|source| ProcessorError::Kafka { operation: "consumer", source })
+    c.set("statistics.interval.ms", "5000");
+    let context = eos::RebalanceContext { seen: Arc::default(), lag: Some((lag, processor.to_owned())) };
+    c.create_with_context(context).map_err(|source| ProcessorError::Kafka { operation: "consumer", source })
 }
 
 fn producer(

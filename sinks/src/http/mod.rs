@@ -286,6 +286,11 @@ pub async fn start(
 struct GroupContext {
     joined: std::sync::atomic::AtomicBool,
     offsets: std::sync::Mutex<Offsets>,
+    /// The lag gauge and the sink's name.
+    lag: Option<(
+        prometheus_client::metrics::family::Family<crate::metrics::LagLabels, prometheus_client::metrics::gauge::Gauge>,
+        String,
+    )>,
 }
 
 impl GroupContext {
@@ -294,7 +299,16 @@ impl GroupContext {
     }
 }
 
-impl rdkafka::ClientContext for GroupContext {}
+impl rdkafka::ClientContext for GroupContext {
+    fn stats_raw(&self, statistics: &[u8]) {
+        let Some((family, sink)) = &self.lag else { return };
+        family.clear();
+        for (topic, partition, lag) in interchange_core::kafka::lag::lags(statistics) {
+            let labels = crate::metrics::LagLabels { sink: sink.clone(), topic, partition: partition.to_string() };
+            family.get_or_create(&labels).set(lag);
+        }
+    }
+}
 
 impl rdkafka::consumer::ConsumerContext for GroupContext {
     fn pre_rebalance(&self, _: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &rdkafka::consumer::Rebalance<'_>) {
@@ -338,10 +352,12 @@ async fn consume(ctx: Arc<Context>, kafka: KafkaSettings, group: Group) -> Resul
         .set("auto.offset.reset", "earliest")
         // Deliveries run at HTTP speed: prefetching librdkafka's default 64 MiB buys nothing and
         // costs memory with a large backlog.
-        .set("queued.max.messages.kbytes", "16384");
-    let consumer: StreamConsumer<GroupContext> = config
-        .create_with_context(GroupContext::default())
-        .map_err(|source| SinkError::Kafka { operation: "consumer", source })?;
+        .set("queued.max.messages.kbytes", "16384")
+        .set("statistics.interval.ms", "5000");
+    let context =
+        GroupContext { lag: Some((ctx.metrics.lag.clone(), ctx.sink.name.clone())), ..GroupContext::default() };
+    let consumer: StreamConsumer<GroupContext> =
+        config.create_with_context(context).map_err(|source| SinkError::Kafka { operation: "consumer", source })?;
     consumer
         .subscribe(&[ctx.sink.input.as_str()])
         .map_err(|source| SinkError::Kafka { operation: "subscribe", source })?;

@@ -98,6 +98,24 @@ pub async fn start(
     Ok(tokio::spawn(projector.run()))
 }
 
+/// Feeds the sinks' consumer-lag gauge (`hub_sink_lag_records`) from librdkafka's statistics.
+struct LagContext {
+    family:
+        prometheus_client::metrics::family::Family<crate::metrics::LagLabels, prometheus_client::metrics::gauge::Gauge>,
+    sink: String,
+}
+
+impl rdkafka::ClientContext for LagContext {
+    fn stats_raw(&self, statistics: &[u8]) {
+        for (topic, partition, lag) in interchange_core::kafka::lag::lags(statistics) {
+            let labels = crate::metrics::LagLabels { sink: self.sink.clone(), topic, partition: partition.to_string() };
+            self.family.get_or_create(&labels).set(lag);
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for LagContext {}
+
 /// Waits `backoff` (doubling it up to [`MAX_BACKOFF`]); `false` when shutting down instead.
 async fn pause(shutdown: &CancellationToken, backoff: &mut Duration) -> bool {
     let wait = *backoff;
@@ -153,9 +171,11 @@ impl Projector {
             .set("enable.auto.commit", "true")
             .set("enable.auto.offset.store", "false")
             .set("auto.commit.interval.ms", "1000")
-            .set("auto.offset.reset", "earliest");
-        let consumer: StreamConsumer =
-            config.create().map_err(|source| SinkError::Kafka { operation: "consumer", source })?;
+            .set("auto.offset.reset", "earliest")
+            .set("statistics.interval.ms", "5000");
+        let context = LagContext { family: self.metrics.lag.clone(), sink: self.sink.name.clone() };
+        let consumer: StreamConsumer<LagContext> =
+            config.create_with_context(context).map_err(|source| SinkError::Kafka { operation: "consumer", source })?;
         consumer
             .subscribe(&[self.sink.input.as_str()])
             .map_err(|source| SinkError::Kafka { operation: "subscribe", source })?;
