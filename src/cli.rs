@@ -150,6 +150,8 @@ pub enum BenchCommand {
     /// Measure the HTTP sink: deliveries/s against bare reqwest, the rate limiter's accuracy, and
     /// a sink's memory with a million commands waiting.
     Sink(crate::bench::sink::SinkBenchArgs),
+    /// The whole flow end to end (edge, processor, sinks, a test ERP and client) under open-loop load.
+    Flow(crate::bench::flow::FlowBenchArgs),
 }
 
 /// `hub process` options.

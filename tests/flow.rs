@@ -78,6 +78,7 @@ async fn start_hub(shop_url: &str, erp_url: &str, prefix: &str) -> (common::Topo
     let hub = Hub(Command::new(env!("CARGO_BIN_EXE_hub"))
         .args(["--topology", topology.arg(), "--topic-prefix", prefix, "run", "--listen", &format!("127.0.0.1:{port}")])
         .args(["--processor-listen", &format!("127.0.0.1:{processor_port}"), "--instance-id", "flow"])
+        .args(["--sink-listen", &format!("127.0.0.1:{}", common::free_port())])
         .env("HUB_BOOTSTRAP_SERVERS", bootstrap())
         .env("HUB_REGISTRY_URL", registry_url())
         .env("HUB_REDIS_URL", service("HUB_REDIS_URL", "redis://127.0.0.1:6379"))

@@ -85,8 +85,13 @@ pub fn otlp_requested() -> bool {
     !disabled && (var("OTEL_EXPORTER_OTLP_ENDPOINT").is_some() || var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_some())
 }
 
-fn tracer_provider(role: &'static str) -> Result<SdkTracerProvider, String> {
-    let exporter = opentelemetry_otlp::SpanExporter::builder().with_http().build().map_err(|e| e.to_string())?;
+fn tracer_provider(role: &'static str, endpoint: Option<&str>) -> Result<SdkTracerProvider, String> {
+    use opentelemetry_otlp::WithExportConfig;
+    let mut builder = opentelemetry_otlp::SpanExporter::builder().with_http();
+    if let Some(endpoint) = endpoint {
+        builder = builder.with_endpoint(endpoint);
+    }
+    let exporter = builder.build().map_err(|e| e.to_string())?;
     let service = std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| format!("hub-{role}"));
     let resource = opentelemetry_sdk::Resource::builder().with_service_name(service).build();
     Ok(SdkTracerProvider::builder().with_batch_exporter(exporter).with_resource(resource).build())
@@ -114,7 +119,7 @@ pub fn init(format: LogFormat, filter: &str, role: &'static str) -> Telemetry {
     };
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     let (provider, problem) = if otlp_requested() {
-        match tracer_provider(role) {
+        match tracer_provider(role, None) {
             Ok(p) => (Some(p), None),
             Err(e) => (None, Some(e)),
         }
@@ -125,6 +130,15 @@ pub fn init(format: LogFormat, filter: &str, role: &'static str) -> Telemetry {
     // tracing-opentelemetry): the spans exported are those the filter enables, so keep the hub's
     // crates at `info` or finer to trace.
     let traces = provider.as_ref().map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("interchange")));
+    // Behind a reload handle, so a benchmark can measure the same process with export on and off.
+    let (traces, handle) = tracing_subscriber::reload::Layer::new(traces);
+    let _ = SWITCH.set(Box::new(move |provider: Option<&SdkTracerProvider>| {
+        handle
+            .modify(|layer| {
+                *layer = provider.map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("interchange")))
+            })
+            .map_err(|e| e.to_string())
+    }));
     let result = tracing_subscriber::registry().with(filter).with(logs).with(traces).try_init();
     if result.is_ok() {
         tracing::debug!(role, exporting = provider.is_some(), "telemetry initialised");
@@ -133,6 +147,24 @@ pub fn init(format: LogFormat, filter: &str, role: &'static str) -> Telemetry {
         }
     }
     Telemetry { provider }
+}
+
+type Switch = Box<dyn Fn(Option<&SdkTracerProvider>) -> Result<(), String> + Send + Sync>;
+
+/// Swaps the trace layer of the installed subscriber.
+static SWITCH: std::sync::OnceLock<Switch> = std::sync::OnceLock::new();
+
+/// Starts exporting spans over OTLP/HTTP to `endpoint` (a full `/v1/traces` URL) in a process
+/// that was started without; the guard stops it when dropped. For benchmarks.
+pub fn export_to(endpoint: &str, role: &'static str) -> Result<Telemetry, String> {
+    let provider = tracer_provider(role, Some(endpoint))?;
+    SWITCH.get().ok_or("telemetry is not initialised")?(Some(&provider))?;
+    Ok(Telemetry { provider: Some(provider) })
+}
+
+/// Stops exporting spans (the layer is removed; the guard of [`export_to`] still flushes).
+pub fn stop_exporting() -> Result<(), String> {
+    SWITCH.get().ok_or("telemetry is not initialised")?(None)
 }
 
 /// Makes `span` the child of the W3C trace context in `traceparent` (and `tracestate`), when

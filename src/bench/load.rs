@@ -84,7 +84,7 @@ impl HttpTarget {
 }
 
 /// `HTTP 503 overloaded`: the status and the last segment of the problem's `type`, if any.
-fn problem(status: StatusCode, body: &[u8]) -> String {
+pub fn problem(status: StatusCode, body: &[u8]) -> String {
     let kind = serde_json::from_slice::<Value>(body)
         .ok()
         .and_then(|v| v.get("type").and_then(Value::as_str).map(|t| t.rsplit('/').next().unwrap_or(t).to_owned()));

@@ -10,6 +10,7 @@
 
 mod baseline;
 mod edge;
+pub mod flow;
 mod load;
 pub mod process;
 pub mod project;
@@ -64,6 +65,10 @@ pub struct IngestBenchArgs {
     /// Keep the run's topics instead of deleting them at the end.
     #[arg(long)]
     pub keep_topics: bool,
+    /// Also run the peak phase again with every span exported over OTLP (to a receiver the
+    /// bench runs), to measure what tracing costs.
+    #[arg(long)]
+    pub tracing: bool,
 }
 
 /// What every phase needs.
@@ -244,5 +249,48 @@ async fn edge_phases(
     accepted += recorder.accepted;
     let label = format!("edge half load (open, {rate:.0}/s)");
     phases.push(Phase { key: "edge_half", label, recorder, elapsed, open: Some(info) });
+    if bench.args.tracing {
+        eprintln!("bench: phase 5: edge peak again, every span exported over OTLP");
+        let (receiver, spans) = otlp_receiver().await?;
+        let guard = interchange_core::telemetry::export_to(&format!("{receiver}/v1/traces"), "bench")
+            .map_err(|e| anyhow::anyhow!("starting the trace export: {e}"))?;
+        accepted += closed_loop(&target.with_pool(bench.pool()?), c, warmup).await?.0.accepted;
+        let (recorder, elapsed) = closed_loop(&target.with_pool(bench.pool()?), c, duration).await?;
+        accepted += recorder.accepted;
+        interchange_core::telemetry::stop_exporting().map_err(|e| anyhow::anyhow!(e))?;
+        drop(guard);
+        let exported = spans.load(std::sync::atomic::Ordering::Relaxed);
+        let traced = Phase {
+            key: "edge_peak_traced",
+            label: "edge peak, traces exported".to_owned(),
+            recorder,
+            elapsed,
+            open: None,
+        };
+        eprintln!(
+            "bench: tracing on/off at peak: {:.0}/s vs {:.0}/s = {:.3} ({exported} OTLP export requests received)",
+            traced.rate(),
+            phases[0].rate(),
+            traced.rate() / phases[0].rate().max(1.0)
+        );
+        phases.push(traced);
+    }
     Ok((phases, accepted))
+}
+
+/// An OTLP/HTTP receiver that accepts and discards; counts the export requests.
+async fn otlp_receiver() -> anyhow::Result<(String, Arc<std::sync::atomic::AtomicU64>)> {
+    let count = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let c = Arc::clone(&count);
+    let app = axum::Router::new().fallback(move |_: axum::body::Bytes| {
+        let c = Arc::clone(&c);
+        async move {
+            c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            axum::http::StatusCode::OK
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok((format!("http://{addr}"), count))
 }

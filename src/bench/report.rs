@@ -114,6 +114,9 @@ pub fn print(summary: &Summary) {
     }
     println!("edge peak / HTTP ceiling:  {}", fmt_ratio(summary.ratio("edge_peak", "http_ceiling")));
     println!("edge peak / Kafka ceiling: {}", fmt_ratio(summary.ratio("edge_peak", "kafka_ceiling")));
+    if summary.phases.iter().any(|p| p.key == "edge_peak_traced") {
+        println!("edge peak traced / untraced: {}", fmt_ratio(summary.ratio("edge_peak_traced", "edge_peak")));
+    }
     if let Some(half) = summary.phase("edge_half") {
         println!(
             "p99 at half of peak (open loop): {:.2} ms (p50 {:.2}, p99.9 {:.2})",
@@ -189,6 +192,7 @@ pub fn json_line(summary: &Summary) -> String {
         "ratios": {
             "edge_peak_over_http_ceiling": summary.ratio("edge_peak", "http_ceiling").map(round),
             "edge_peak_over_kafka_ceiling": summary.ratio("edge_peak", "kafka_ceiling").map(round),
+            "edge_peak_traced_over_untraced": summary.ratio("edge_peak_traced", "edge_peak").map(round),
         },
         "half_load_p99_ms": summary.phase("edge_half").map(|p| round(p.millis(0.99))),
         "records": records,

@@ -93,12 +93,24 @@ fn header(value: &str) -> anyhow::Result<HeaderValue> {
 /// `count` signed requests with unique order ids `BENCH-<run>-<n>`, timestamped now (valid for
 /// the partner's signature tolerance, five minutes by default).
 pub fn pool(run: &str, count: usize, credentials: &Credentials) -> anyhow::Result<Vec<Prepared>> {
+    pool_with(run, count, credentials, |_| {})
+}
+
+/// [`pool`] with each order changed by `edit` before it is signed.
+pub fn pool_with(
+    run: &str,
+    count: usize,
+    credentials: &Credentials,
+    edit: impl Fn(&mut Value),
+) -> anyhow::Result<Vec<Prepared>> {
     let timestamp = now_unix();
     let api_key = header(&credentials.api_key)?;
     let json_type = HeaderValue::from_static("application/json");
     let mut out = Vec::with_capacity(count);
     for n in 0..count {
-        let body = serde_json::to_vec(&order(&format!("BENCH-{run}-{n:07}")))?;
+        let mut order = order(&format!("BENCH-{run}-{n:07}"));
+        edit(&mut order);
+        let body = serde_json::to_vec(&order)?;
         let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
         let signature = sign(&credentials.webhook_secret, &id, timestamp, &body)?;
         let mut headers = HeaderMap::with_capacity(5);

@@ -44,7 +44,7 @@ impl SecretDir {
     }
 
     /// Writes `secret` to a file only the owner can read; returns its path.
-    fn write(&self, name: &str, secret: &str) -> anyhow::Result<String> {
+    pub fn write(&self, name: &str, secret: &str) -> anyhow::Result<String> {
         let path = self.path.join(name);
         let mut file = std::fs::OpenOptions::new()
             .write(true)

@@ -29,6 +29,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Readmodel(cmd) => readmodel::run(&global, cmd).await,
         Command::Bench(crate::cli::BenchCommand::Project(args)) => crate::bench::project::run(&global, &args).await,
         Command::Bench(crate::cli::BenchCommand::Sink(args)) => crate::bench::sink::run(&global, &args).await,
+        Command::Bench(crate::cli::BenchCommand::Flow(args)) => crate::bench::flow::run(&global, &args).await,
         Command::Run(args) => process::run_all(&global, &args).await,
         Command::Process(args) => process::run(&global, &args).await,
         Command::Sink(args) => process::run_sinks(&global, &args).await,

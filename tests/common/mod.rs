@@ -5,6 +5,7 @@ pub mod avro;
 pub mod edge;
 pub mod kafka;
 pub mod orders;
+pub mod pipeline;
 pub mod process;
 pub mod readmodel;
 pub mod sinks;

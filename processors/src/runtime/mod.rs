@@ -226,6 +226,9 @@ fn consumer(
         // Eager assignment: a rebalance aborts the open transaction and every partition
         // restarts from its committed offset.
         .set("partition.assignment.strategy", "range")
+        // A read_committed fetch waits for fetch.wait.max.ms (500 ms by default) when the broker
+        // has nothing committed to return; every hop after a transaction paid it.
+        .set("fetch.wait.max.ms", "10")
         .set("session.timeout.ms", config.session_timeout.as_millis().to_string())
         .set("heartbeat.interval.ms", (config.session_timeout.as_millis() / 5).max(100).to_string());
     for (k, v) in &settings.properties {

@@ -353,7 +353,9 @@ async fn consume(ctx: Arc<Context>, kafka: KafkaSettings, group: Group) -> Resul
         // Deliveries run at HTTP speed: prefetching librdkafka's default 64 MiB buys nothing and
         // costs memory with a large backlog.
         .set("queued.max.messages.kbytes", "16384")
-        .set("statistics.interval.ms", "5000");
+        .set("statistics.interval.ms", "5000")
+        // A read_committed fetch otherwise waits up to 500 ms when nothing committed is there.
+        .set("fetch.wait.max.ms", "10");
     let context =
         GroupContext { lag: Some((ctx.metrics.lag.clone(), ctx.sink.name.clone())), ..GroupContext::default() };
     let consumer: StreamConsumer<GroupContext> =
