@@ -78,6 +78,10 @@ pub enum Command {
     /// Check or register the Avro contracts with the schema registry.
     #[command(subcommand)]
     Schemas(SchemasCommand),
+    /// Create or update the CQL read model (keyspace and tables) the projector writes and the
+    /// order status API reads.
+    #[command(subcommand)]
+    Readmodel(ReadModelCommand),
     /// List dead letters, or replay them to their source topics (filters: partner, correlation
     /// id, stage, time range).
     #[command(subcommand)]
@@ -114,11 +118,35 @@ pub struct DemoArgs {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum ReadModelCommand {
+    /// Apply cql/readmodel.cql to the keyspace of every cql_projector sink (CREATE ... IF NOT
+    /// EXISTS: idempotent).
+    Migrate(MigrateArgs),
+}
+
+/// `hub readmodel migrate` options.
+#[derive(Debug, Clone, Args)]
+pub struct MigrateArgs {
+    /// Copies of each row: the replication factor of a new keyspace.
+    #[arg(long, env = "HUB_CQL_REPLICATION_FACTOR", default_value_t = 1)]
+    pub replication_factor: u32,
+    /// Data center for NetworkTopologyStrategy (production); SimpleStrategy when not given (development).
+    #[arg(long, env = "HUB_CQL_DATACENTER")]
+    pub datacenter: Option<String>,
+    /// Print the statements instead of running them.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Drive the ingest edge with realistic orders; compare with the HTTP and Kafka ceilings.
     Ingest(crate::bench::IngestBenchArgs),
     /// Measure the order processor: exactly-once against at-least-once, and state restore.
     Process(crate::bench::process::ProcessBenchArgs),
+    /// Measure the read-model projector: states projected per second and state-topic commit to
+    /// readable row latency, against raw CQL inserts.
+    Project(crate::bench::project::ProjectBenchArgs),
     /// Measure the HTTP sink: deliveries/s against bare reqwest, the rate limiter's accuracy, and
     /// a sink's memory with a million commands waiting.
     Sink(crate::bench::sink::SinkBenchArgs),

@@ -31,6 +31,7 @@ async fn main() -> ExitCode {
         Command::Sink(_) => "sink",
         Command::Topology(_)
         | Command::Schemas(_)
+        | Command::Readmodel(_)
         | Command::Bench(_)
         | Command::Demo(_)
         | Command::Dlq(_)

@@ -55,3 +55,19 @@ pub const SINK_IN_FLIGHT: &str = "hub_sink_in_flight_records";
 pub const SINK_ASSIGNED_PARTITIONS: &str = "hub_sink_assigned_partitions";
 /// Consumer lag per input partition (sink, topic, partition), records: the backlog not yet read.
 pub const SINK_LAG: &str = "hub_sink_lag_records";
+
+/// State records the read-model projector handled, by sink and outcome (`projected`, `tombstone`, `invalid`).
+pub const PROJECTOR_RECORDS: &str = "hub_projector_records";
+/// CQL writes (one unlogged batch per order and read batch), by sink and outcome (`ok`, `error`).
+pub const PROJECTOR_WRITES: &str = "hub_projector_writes";
+/// Duration of one CQL write of an order's rows, seconds.
+pub const PROJECTOR_WRITE_DURATION: &str = "hub_projector_write_duration_seconds";
+/// Time from a state record's timestamp (its append to the state topic) to its rows being written, seconds.
+pub const PROJECTOR_LAG: &str = "hub_projector_lag_seconds";
+/// 1 while the projector cannot write to CQL (it waits and retries without moving its offsets), by sink.
+pub const PROJECTOR_CQL_DOWN: &str = "hub_projector_cql_down";
+
+/// Order status API reads by outcome (`found`, `not_modified`, `not_found`, `not_projected`, `unavailable`).
+pub const QUERY_REQUESTS: &str = "hub_query_requests";
+/// Duration of one read-model query at the edge, seconds.
+pub const QUERY_DURATION: &str = "hub_query_duration_seconds";

@@ -26,7 +26,10 @@ use crate::limits::Limits;
 use crate::metrics::IngestMetrics;
 use crate::produce::Produce;
 use crate::shared::Shared;
-use crate::{handlers, health, openapi};
+use crate::{handlers, health, openapi, orders};
+
+/// The contract of the routes that take orders: they get the order status API beside them.
+pub const ORDER_CONTRACT: &str = "order_received";
 
 /// One ingest route, resolved: its topic, contract and registered schema id.
 #[derive(Debug)]
@@ -84,6 +87,13 @@ pub struct AppState {
     pub retry_after_unavailable: u64,
     pub tls: bool,
     pub openapi: serde_json::Value,
+    /// Where the order read model is (the topology's CQL projector keyspace), if anywhere.
+    pub read_model_config: Option<crate::orders::ReadModelConfig>,
+    /// The read model's session, set once connected (in the background: ingest never waits for it).
+    pub read_model: Arc<std::sync::OnceLock<crate::orders::ReadModel>>,
+    /// How long the "accepted" marker of an order lives.
+    pub accepted_ttl: Duration,
+    pub topic_prefix: String,
 }
 
 impl std::fmt::Debug for AppState {
@@ -99,6 +109,8 @@ pub struct Services {
     pub registry_url: String,
     pub registry_basic_auth: Option<String>,
     pub redis_url: String,
+    /// CQL contact points of the order read model (the status API); empty: no status API.
+    pub cql_nodes: Vec<String>,
 }
 
 fn auth_configs(topology: &Topology) -> Result<Vec<PartnerAuthConfig>, IngestError> {
@@ -212,6 +224,13 @@ pub async fn build(
     let mut metrics_registry = prometheus_client::registry::Registry::default();
     let metrics = IngestMetrics::register(&mut metrics_registry);
     let openapi = openapi::document(&routes, config.max_batch);
+    let keyspace = topology.sinks.iter().find_map(|s| match &s.params {
+        interchange_core::topology::SinkParams::CqlProjector { keyspace, .. } => Some(keyspace.clone()),
+        _ => None,
+    });
+    let read_model_config = keyspace
+        .filter(|_| !services.cql_nodes.is_empty())
+        .map(|keyspace| crate::orders::ReadModelConfig { nodes: services.cql_nodes.clone(), keyspace });
     Ok(Arc::new(AppState {
         routes,
         auth,
@@ -231,6 +250,10 @@ pub async fn build(
         retry_after_unavailable: 1,
         tls: config.tls_cert.is_some(),
         openapi,
+        read_model_config,
+        read_model: Arc::new(std::sync::OnceLock::new()),
+        accepted_ttl: config.idempotency_ttl,
+        topic_prefix: topology.topic_prefix.clone(),
     }))
 }
 
@@ -244,6 +267,21 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route("/openapi.json", get(health::openapi));
     let by_path: HashMap<String, Arc<RouteSpec>> = app.routes.iter().map(|r| (r.path.clone(), Arc::clone(r))).collect();
     for (path, route) in by_path {
+        if route.contract == ORDER_CONTRACT {
+            let base: Arc<str> = Arc::from(path.as_str());
+            let for_events = Arc::clone(&base);
+            router = router
+                .route(
+                    &format!("{path}/{{id}}"),
+                    get(move |state, id, headers| orders::status(state, id, headers, Arc::clone(&base))),
+                )
+                .route(
+                    &format!("{path}/{{id}}/events"),
+                    get(move |state, id, page, headers| {
+                        orders::events(state, id, page, headers, Arc::clone(&for_events))
+                    }),
+                );
+        }
         let single = Arc::clone(&route);
         router = router.route(
             &path,

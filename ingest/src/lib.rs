@@ -15,6 +15,7 @@ pub mod idempotency;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;
+pub mod orders;
 pub mod pipeline;
 pub mod problem;
 pub mod produce;

@@ -36,6 +36,11 @@ pub struct OperationLabels {
     pub operation: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueryLabels {
+    pub outcome: &'static str,
+}
+
 /// Every metric of one edge instance.
 #[derive(Debug)]
 pub struct IngestMetrics {
@@ -46,6 +51,8 @@ pub struct IngestMetrics {
     pub rate_limited: Family<LimitLabels, Counter>,
     pub redis_errors: Family<OperationLabels, Counter>,
     pub shed: Counter,
+    pub queries: Family<QueryLabels, Counter>,
+    pub query_duration: Histogram,
 }
 
 fn latency_histogram() -> Histogram {
@@ -64,6 +71,8 @@ impl IngestMetrics {
             rate_limited: Family::default(),
             redis_errors: Family::default(),
             shed: Counter::default(),
+            queries: Family::default(),
+            query_duration: latency_histogram(),
         };
         registry.register(
             names::INGEST_REQUESTS,
@@ -80,6 +89,8 @@ impl IngestMetrics {
         registry.register(names::INGEST_RATE_LIMITED, "Requests refused by a rate limit", metrics.rate_limited.clone());
         registry.register(names::INGEST_REDIS_ERRORS, "Redis calls that failed", metrics.redis_errors.clone());
         registry.register(names::INGEST_SHED, "Requests refused at the concurrency limit", metrics.shed.clone());
+        registry.register(names::QUERY_REQUESTS, "Order status reads by outcome", metrics.queries.clone());
+        registry.register(names::QUERY_DURATION, "Duration of a read-model query", metrics.query_duration.clone());
         metrics
     }
 }

@@ -161,12 +161,91 @@ fn route_paths(route: &RouteSpec, max_batch: usize, paths: &mut Map<String, Valu
     }}));
 }
 
+/// The statuses of the order status API, with their descriptions.
+pub const QUERY_STATUSES: [(&str, &str); 4] = [
+    ("401", "Missing or invalid credentials"),
+    ("400", "Invalid page limit or cursor"),
+    ("404", "No such order for this partner (type order-not-found), or accepted and not projected yet (type accepted-not-yet-projected, see Retry-After)"),
+    ("503", "The read model is not reachable; see Retry-After"),
+];
+
+/// `GET <route>/{id}` and `GET <route>/{id}/events` beside an order route.
+fn order_paths(route: &RouteSpec, paths: &mut Map<String, Value>) {
+    let mut errors = Map::new();
+    for (status, description) in QUERY_STATUSES {
+        errors.insert(status.to_owned(), problem_response(description));
+    }
+    let id = json!({ "name": "id", "in": "path", "required": true, "description": "The correlation id the 202 answer gave (links.status)", "schema": { "type": "string" } });
+    let mut status = errors.clone();
+    status.insert(
+        "200".to_owned(),
+        json!({
+            "description": "The order's latest projected state",
+            "headers": { "ETag": { "description": "The state version", "schema": { "type": "string" } } },
+            "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Order" } } },
+        }),
+    );
+    status.insert("304".to_owned(), json!({ "description": "Not modified since the ETag given in If-None-Match" }));
+    paths.insert(
+        format!("{}/{{id}}", route.path),
+        json!({ "get": {
+            "summary": "Current status of an order this partner submitted",
+            "operationId": format!("get_{}", route.contract),
+            "security": [{ "apiKey": [] }, { "bearer": [] }],
+            "parameters": [id, { "name": "If-None-Match", "in": "header", "schema": { "type": "string" } }],
+            "responses": status,
+        }}),
+    );
+    let mut events = errors;
+    events.insert(
+        "200".to_owned(),
+        json!({
+            "description": "A page of the order's transitions, newest first",
+            "content": { "application/json": { "schema": { "$ref": "#/components/schemas/OrderEvents" } } },
+        }),
+    );
+    paths.insert(format!("{}/{{id}}/events", route.path), json!({ "get": {
+        "summary": "Timeline of an order this partner submitted, newest first",
+        "operationId": format!("get_{}_events", route.contract),
+        "security": [{ "apiKey": [] }, { "bearer": [] }],
+        "parameters": [id,
+            { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": crate::orders::MAX_PAGE, "default": crate::orders::DEFAULT_PAGE } },
+            { "name": "cursor", "in": "query", "description": "next_cursor of the previous page", "schema": { "type": "string" } }],
+        "responses": events,
+    }}));
+}
+
+fn order_schemas() -> (Value, Value) {
+    let text = json!({ "type": ["string", "null"] });
+    let time = json!({ "type": ["string", "null"], "format": "date-time" });
+    let order = json!({ "type": "object", "required": ["id", "order_id", "partner", "status", "version"], "properties": {
+        "id": { "type": "string" }, "order_id": { "type": "string" }, "partner": { "type": "string" },
+        "status": { "enum": ["RECEIVED", "VALIDATED", "SENT_TO_PARTNER", "COMPLETED", "REJECTED", "COMPENSATING", "COMPENSATED"] },
+        "version": { "type": "integer", "description": "Transitions so far; the ETag" },
+        "currency": { "type": "string" }, "subtotal": { "type": "string" }, "discount": { "type": "string" }, "total": { "type": "string" },
+        "items": { "type": "array", "items": { "type": "object" } },
+        "partner_reference": text, "failure_reason": text, "deadline": time, "created_at": time, "updated_at": time,
+        "links": { "type": "object", "properties": { "self": { "type": "string" }, "events": { "type": "string" } } } } });
+    let events = json!({ "type": "object", "required": ["id", "events", "next_cursor"], "properties": {
+        "id": { "type": "string" },
+        "events": { "type": "array", "items": { "type": "object", "properties": {
+            "version": { "type": "integer" }, "at": time, "from": { "type": "string" }, "to": { "type": "string" },
+            "event_id": { "type": "string" }, "event_type": { "type": "string" }, "detail": text } } },
+        "next_cursor": text,
+        "links": { "type": "object", "properties": { "next": text, "order": { "type": "string" } } } } });
+    (order, events)
+}
+
 /// The whole document.
 pub fn document(routes: &[Arc<RouteSpec>], max_batch: usize) -> Value {
     let mut paths = Map::new();
     for route in routes {
         route_paths(route, max_batch, &mut paths);
+        if route.contract == crate::app::ORDER_CONTRACT {
+            order_paths(route, &mut paths);
+        }
     }
+    let (order, order_events) = order_schemas();
     let plain = |description: &str| {
         json!({ "get": { "summary": description, "responses": {
         "200": { "description": "OK" }, "503": problem_response("Not ready") } } })
@@ -197,7 +276,9 @@ pub fn document(routes: &[Arc<RouteSpec>], max_batch: usize) -> Value {
                 "Accepted": { "type": "object", "required": ["status", "event_id", "correlation_id", "topic", "partition", "offset", "links"], "properties": {
                     "status": { "const": "accepted" }, "event_id": { "type": "string", "format": "uuid" }, "correlation_id": { "type": "string" },
                     "topic": { "type": "string" }, "partition": { "type": "integer" }, "offset": { "type": "integer" },
-                    "links": { "type": "object", "properties": { "status": { "type": "string" } } } } },
+                    "links": { "type": "object", "properties": { "status": { "type": "string" }, "events": { "type": "string" } } } } },
+                "Order": order,
+                "OrderEvents": order_events,
                 "BatchResult": { "type": "object", "required": ["accepted", "duplicates", "rejected", "results"], "properties": {
                     "accepted": { "type": "integer" }, "duplicates": { "type": "integer" }, "rejected": { "type": "integer" },
                     "results": { "type": "array", "items": { "type": "object", "required": ["index", "status", "http_status"], "properties": {

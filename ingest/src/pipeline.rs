@@ -107,6 +107,7 @@ pub async fn accept_all(
     route: &Arc<RouteSpec>,
     events: Vec<Incoming>,
 ) -> Vec<Result<Answer, Problem>> {
+    let partner = events.first().map(|e| e.partner.clone()).unwrap_or_default();
     let mut staged: Vec<Staged> = Vec::new();
     // Repeats of an Idempotency-Key inside one batch answer like their first occurrence.
     let mut keys_seen: std::collections::HashMap<String, (usize, String)> = std::collections::HashMap::new();
@@ -211,7 +212,25 @@ pub async fn accept_all(
         };
         answers.push(finish(app, route, incoming, encoded, token, outcome).await);
     }
+    if route.contract == crate::app::ORDER_CONTRACT {
+        let accepted: Vec<(String, String)> = answers
+            .iter()
+            .filter_map(|a| a.as_ref().ok())
+            .filter(|a| !a.replayed)
+            .map(|a| (partner.clone(), a.response.correlation_id.clone()))
+            .collect();
+        crate::orders::mark_accepted(app, &accepted).await;
+    }
     answers
+}
+
+/// Where to look next: the order status API for orders, the event's own location otherwise.
+fn links(route: &RouteSpec, location: &str) -> Value {
+    if route.contract == crate::app::ORDER_CONTRACT {
+        json!({ "status": location, "events": format!("{location}/events") })
+    } else {
+        json!({ "status": location })
+    }
 }
 
 /// An event after validation and reservation: ready to send (with its idempotency token and
@@ -295,7 +314,7 @@ async fn finish(
                 "topic": route.topic,
                 "partition": landed.partition,
                 "offset": landed.offset,
-                "links": { "status": location },
+                "links": links(route, &location),
             });
             let response = StoredResponse {
                 status: StatusCode::ACCEPTED.as_u16(),

@@ -22,6 +22,9 @@ pub async fn run(
     config: &IngestConfig,
     shutdown: CancellationToken,
 ) -> Result<(), IngestError> {
+    if let Some(config) = &app.read_model_config {
+        crate::orders::connect_in_background(config.clone(), Arc::clone(&app.read_model), shutdown.clone());
+    }
     let probe = tokio::spawn(health::probe(Arc::clone(&app), Duration::from_secs(2), shutdown.clone()));
     let router = app::router(Arc::clone(&app)).into_make_service_with_connect_info::<SocketAddr>();
     let addr = listener.local_addr().map_err(|e| IngestError::Internal(e.to_string()))?;

@@ -53,6 +53,47 @@ pub struct SinkMetrics {
     pub in_flight: Family<SinkLabel, Gauge>,
     pub assigned: Family<SinkLabel, Gauge>,
     pub lag: Family<LagLabels, Gauge>,
+    pub projector: ProjectorMetrics,
+}
+
+/// `sink` and `outcome` labels.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SinkOutcome {
+    pub sink: String,
+    pub outcome: &'static str,
+}
+
+/// The read-model projector's metrics.
+#[derive(Debug, Clone)]
+pub struct ProjectorMetrics {
+    pub records: Family<SinkOutcome, Counter>,
+    pub writes: Family<SinkOutcome, Counter>,
+    pub write_duration: Family<SinkLabel, Histogram>,
+    pub lag: Family<SinkLabel, Histogram>,
+    pub cql_down: Family<SinkLabel, Gauge>,
+}
+
+impl ProjectorMetrics {
+    fn register(registry: &mut Registry) -> Self {
+        let m = Self {
+            records: Family::default(),
+            writes: Family::default(),
+            write_duration: Family::new_with_constructor(latency),
+            lag: Family::new_with_constructor(latency),
+            cql_down: Family::default(),
+        };
+        registry.register(names::PROJECTOR_RECORDS, "State records handled by outcome", m.records.clone());
+        registry.register(names::PROJECTOR_WRITES, "CQL writes of an order's rows by outcome", m.writes.clone());
+        registry.register(names::PROJECTOR_WRITE_DURATION, "Duration of one CQL write", m.write_duration.clone());
+        registry.register(names::PROJECTOR_LAG, "State record timestamp to rows written", m.lag.clone());
+        registry.register(names::PROJECTOR_CQL_DOWN, "1 while CQL writes fail", m.cql_down.clone());
+        m
+    }
+
+    /// The `sink`/`outcome` label set.
+    pub fn so(sink: &str, outcome: &'static str) -> SinkOutcome {
+        SinkOutcome { sink: sink.to_owned(), outcome }
+    }
 }
 
 impl Default for SinkMetrics {
@@ -76,6 +117,7 @@ impl SinkMetrics {
             dead_letters: Family::default(),
             in_flight: Family::default(),
             assigned: Family::default(),
+            projector: ProjectorMetrics::register(registry),
             lag: Family::default(),
         };
         registry.register(names::SINK_LAG, "Consumer lag per input partition", m.lag.clone());

@@ -13,6 +13,7 @@ mod edge;
 pub mod flow;
 mod load;
 pub mod process;
+pub mod project;
 mod report;
 mod requests;
 mod setup;
@@ -112,6 +113,7 @@ pub async fn ingest(global: &Global, args: &IngestBenchArgs) -> anyhow::Result<E
         registry_url: global.registry_url.clone(),
         registry_basic_auth: global.registry_basic_auth.clone(),
         redis_url: global.redis_url.clone(),
+        cql_nodes: crate::commands::cql_nodes(global),
     };
     let bench = Bench {
         args,

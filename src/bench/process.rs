@@ -55,7 +55,7 @@ fn processor_config(mode: Mode) -> anyhow::Result<ProcessorConfig> {
     Ok(config)
 }
 
-async fn fresh(
+pub(super) async fn fresh(
     global: &Global,
     kafka: &KafkaSettings,
     registry: &Registry,
@@ -66,7 +66,7 @@ async fn fresh(
     Ok((topology, ids))
 }
 
-fn encode(
+pub(super) fn encode(
     topology: &Topology,
     ids: &BTreeMap<String, u32>,
     contract: &str,
@@ -82,7 +82,11 @@ fn encode(
 }
 
 /// Produces `records` (key, payload) with many in flight; returns how long it took.
-async fn produce(kafka: &KafkaSettings, topic: &str, records: Vec<(String, Vec<u8>)>) -> anyhow::Result<Duration> {
+pub(super) async fn produce(
+    kafka: &KafkaSettings,
+    topic: &str,
+    records: Vec<(String, Vec<u8>)>,
+) -> anyhow::Result<Duration> {
     let producer: FutureProducer = kafka.producer_config("hub-bench-producer").create().context("producer")?;
     let started = Instant::now();
     let mut pending = Vec::with_capacity(10_000);

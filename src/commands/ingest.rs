@@ -16,6 +16,7 @@ pub async fn run(global: &Global, args: &IngestArgs) -> anyhow::Result<ExitCode>
         registry_url: global.registry_url.clone(),
         registry_basic_auth: global.registry_basic_auth.clone(),
         redis_url: global.redis_url.clone(),
+        cql_nodes: crate::commands::cql_nodes(global),
     };
     let app = interchange_ingest::build(&topology, &services, &args.edge).await.context("starting the ingest edge")?;
     let listener = tokio::net::TcpListener::bind(args.edge.listen)

@@ -5,6 +5,7 @@ mod dlq;
 mod ingest;
 mod probe;
 mod process;
+mod readmodel;
 mod schemas;
 mod topology;
 
@@ -25,6 +26,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ingest(args) => ingest::run(&global, &args).await,
         Command::Bench(crate::cli::BenchCommand::Ingest(args)) => crate::bench::ingest(&global, &args).await,
         Command::Bench(crate::cli::BenchCommand::Process(args)) => crate::bench::process::run(&global, &args).await,
+        Command::Readmodel(cmd) => readmodel::run(&global, cmd).await,
+        Command::Bench(crate::cli::BenchCommand::Project(args)) => crate::bench::project::run(&global, &args).await,
         Command::Bench(crate::cli::BenchCommand::Sink(args)) => crate::bench::sink::run(&global, &args).await,
         Command::Bench(crate::cli::BenchCommand::Flow(args)) => crate::bench::flow::run(&global, &args).await,
         Command::Run(args) => process::run_all(&global, &args).await,
@@ -45,4 +48,9 @@ pub fn load(global: &Global) -> anyhow::Result<Topology> {
 pub fn kafka(global: &Global) -> anyhow::Result<KafkaSettings> {
     KafkaSettings::new(&global.bootstrap_servers, global.kafka_config.as_deref(), &global.kafka_properties)
         .context("Kafka settings")
+}
+
+/// The CQL contact points from the global options.
+pub fn cql_nodes(global: &Global) -> Vec<String> {
+    global.cql_nodes.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect()
 }

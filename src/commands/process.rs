@@ -28,7 +28,7 @@ fn sink_services(global: &Global) -> anyhow::Result<interchange_sinks::Services>
         kafka: kafka(global)?,
         registry_url: global.registry_url.clone(),
         registry_basic_auth: global.registry_basic_auth.clone(),
-        cql_nodes: global.cql_nodes.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect(),
+        cql_nodes: super::cql_nodes(global),
     })
 }
 
@@ -49,6 +49,7 @@ pub async fn run_all(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode
         registry_url: global.registry_url.clone(),
         registry_basic_auth: global.registry_basic_auth.clone(),
         redis_url: global.redis_url.clone(),
+        cql_nodes: crate::commands::cql_nodes(global),
     };
     let app =
         interchange_ingest::build(&topology, &edge_services, &args.edge).await.context("starting the ingest edge")?;

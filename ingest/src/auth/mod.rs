@@ -197,6 +197,20 @@ impl Authenticator {
     /// Names the partner behind a request, checking its webhook signature when the partner
     /// signs. `now_unix` is the current time in unix seconds; nothing here reads the clock.
     pub fn authenticate(&self, headers: &HeaderMap, body: &[u8], now_unix: i64) -> Result<Identity, AuthError> {
+        let (identity, index) = self.credential_identity(headers, now_unix)?;
+        if let Some(webhooks) = self.partners.get(index).and_then(|p| p.webhooks.as_ref()) {
+            webhooks.verify(headers, body, now_unix)?;
+        }
+        Ok(identity)
+    }
+
+    /// The partner behind the request's credential (API key or JWT) alone: for reads, which
+    /// have no body for a webhook signature to protect.
+    pub fn identify(&self, headers: &HeaderMap, now_unix: i64) -> Result<Identity, AuthError> {
+        self.credential_identity(headers, now_unix).map(|(identity, _)| identity)
+    }
+
+    fn credential_identity(&self, headers: &HeaderMap, now_unix: i64) -> Result<(Identity, usize), AuthError> {
         let (index, method, subject) = match credential(headers)? {
             Credential::Bearer(token) => {
                 let (index, subject) = self.issuers.verify(token, now_unix)?;
@@ -205,10 +219,7 @@ impl Authenticator {
             Credential::ApiKey(key) => (self.api_keys.lookup(key)?, AuthMethod::ApiKey, None),
         };
         let partner = self.partners.get(index).ok_or(AuthError::InvalidApiKey)?;
-        if let Some(webhooks) = &partner.webhooks {
-            webhooks.verify(headers, body, now_unix)?;
-        }
-        Ok(Identity { partner: partner.name.clone(), method, subject })
+        Ok((Identity { partner: partner.name.clone(), method, subject }, index))
     }
 }
 

@@ -214,7 +214,12 @@ impl Context {
     }
 }
 
-async fn encoder(topology: &Topology, registry: &Registry, topic: &str, contract: &str) -> Result<Encoder, SinkError> {
+pub(crate) async fn encoder(
+    topology: &Topology,
+    registry: &Registry,
+    topic: &str,
+    contract: &str,
+) -> Result<Encoder, SinkError> {
     let t = topology
         .topics
         .iter()

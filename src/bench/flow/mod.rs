@@ -166,6 +166,7 @@ pub async fn run(global: &Global, args: &FlowBenchArgs) -> anyhow::Result<ExitCo
         registry_url: global.registry_url.clone(),
         registry_basic_auth: global.registry_basic_auth.clone(),
         redis_url: global.redis_url.clone(),
+        cql_nodes: crate::commands::cql_nodes(global),
     };
     let bench = Bench {
         args,

@@ -1,0 +1,52 @@
+//! `hub readmodel migrate`: creates the CQL read model (cql/readmodel.cql) of every projector
+//! sink of the topology; safe to run any number of times.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use interchange_core::topology::SinkParams;
+use interchange_sinks::projector::cql;
+
+use super::{cql_nodes, load};
+use crate::cli::{Global, MigrateArgs, ReadModelCommand};
+
+pub async fn run(global: &Global, command: ReadModelCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        ReadModelCommand::Migrate(args) => migrate(global, &args).await,
+    }
+}
+
+async fn migrate(global: &Global, args: &MigrateArgs) -> anyhow::Result<ExitCode> {
+    let topology = load(global)?;
+    let keyspaces: Vec<(&str, Duration)> = topology
+        .sinks
+        .iter()
+        .filter_map(|s| match &s.params {
+            SinkParams::CqlProjector { keyspace, timeline_ttl } => Some((keyspace.as_str(), *timeline_ttl)),
+            SinkParams::Http { .. } => None,
+        })
+        .collect();
+    if keyspaces.is_empty() {
+        println!("no cql_projector sink in the topology: nothing to migrate");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let replication = cql::replication(args.replication_factor, args.datacenter.as_deref());
+    if args.dry_run {
+        for (keyspace, ttl) in keyspaces {
+            for statement in cql::statements(cql::SCHEMA, keyspace, &replication, ttl) {
+                println!("{statement};\n");
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let nodes = cql_nodes(global);
+    let session = cql::connect(&nodes, Duration::from_secs(10)).await.context("connecting to CQL")?;
+    for (keyspace, ttl) in keyspaces {
+        let n = cql::migrate(&session, keyspace, &replication, ttl)
+            .await
+            .with_context(|| format!("keyspace {keyspace}"))?;
+        println!("read model {keyspace}: {n} statements applied (replication {replication})");
+    }
+    Ok(ExitCode::SUCCESS)
+}

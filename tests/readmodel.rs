@@ -1,0 +1,293 @@
+//! The CQL read model and the order status API against the real local stack: orders posted to
+//! the edge flow through the processor into the tables and back out of the API (owner only);
+//! replaying the state topic gives the same rows; an older state never overwrites a newer one;
+//! the edge says "accepted, not yet projected" and keeps ingesting without CQL.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::edge::*;
+use common::orders::wait_terminal;
+use common::process::publish_inventory;
+use common::readmodel::*;
+use common::{bootstrap, kafka, registry_url, repo, service, unique_prefix, TopologyCopy};
+use serde_json::Value;
+
+struct Hub(Child);
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A partner on loopback that answers 201 with an id to everything.
+async fn partner() -> String {
+    let app = axum::Router::new().fallback(|| async {
+        (
+            axum::http::StatusCode::CREATED,
+            axum::Json(serde_json::json!({ "id": format!("ERP-{}", uuid::Uuid::new_v4()) })),
+        )
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
+
+/// `hub run` (every role, the projector included) for `prefix` on `topology`.
+fn hub_run(topology: &TopologyCopy, prefix: &str, port: u16) -> Hub {
+    let processor_port = common::free_port();
+    let sink_port = common::free_port();
+    Hub(Command::new(env!("CARGO_BIN_EXE_hub"))
+        .args(["--topology", topology.arg(), "--topic-prefix", prefix, "--cql-nodes", &cql_nodes(), "run"])
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--processor-listen", &format!("127.0.0.1:{processor_port}")])
+        .args(["--sink-listen", &format!("127.0.0.1:{sink_port}"), "--instance-id", "readmodel"])
+        .env("HUB_BOOTSTRAP_SERVERS", bootstrap())
+        .env("HUB_REGISTRY_URL", registry_url())
+        .env("HUB_REDIS_URL", service("HUB_REDIS_URL", "redis://127.0.0.1:6379"))
+        .env("HUB_PARTNER_ACME_SHOP_API_KEYS", SHOP_KEY)
+        .env("HUB_PARTNER_ACME_SHOP_WEBHOOK_SECRETS", SHOP_WEBHOOK_SECRET)
+        .env("HUB_PARTNER_ACME_SHOP_SIGNING_SECRET", SHOP_WEBHOOK_SECRET)
+        .env("HUB_PARTNER_ACME_ERP_TOKEN", "erp-token")
+        .env("HUB_TEST_BETA_JWT_SECRET", BETA_JWT_SECRET)
+        .env("HUB_LOG_FORMAT", "json")
+        .current_dir(repo())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(topology.dir.path().join("hub-run.log")).expect("log"))
+        .spawn()
+        .expect("hub run"))
+}
+
+/// Posts an order as acme-shop; returns the 202 body.
+async fn post_order(client: &reqwest::Client, edge: &Edge, correlation: &str, order_id: &str) -> Value {
+    let mut body = order(order_id);
+    body.as_object_mut().expect("object").remove("callback_url");
+    let body = serde_json::to_vec(&body).expect("json");
+    let mut request = client
+        .post(edge.url("/api/v1/orders"))
+        .header("x-api-key", SHOP_KEY)
+        .header("x-correlation-id", correlation)
+        .body(body.clone());
+    for (name, value) in signature_headers(&body, now_unix()) {
+        request = request.header(name, value);
+    }
+    let response = request.send().await.expect("answer");
+    assert_eq!(response.status(), reqwest::StatusCode::ACCEPTED);
+    response.json().await.expect("json")
+}
+
+/// GET as acme-shop (API key, no signature needed for reads).
+async fn get(client: &reqwest::Client, url: &str) -> reqwest::Response {
+    client.get(url).header("x-api-key", SHOP_KEY).send().await.expect("answer")
+}
+
+/// Polls the status API until the order is in `status`; returns the body and ETag.
+async fn wait_status(client: &reqwest::Client, url: &str, status: &str) -> (Value, String) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let response = get(client, url).await;
+        if response.status() == reqwest::StatusCode::OK {
+            let etag = response.headers()["etag"].to_str().expect("etag").to_owned();
+            let body: Value = response.json().await.expect("json");
+            if body["status"] == status {
+                return (body, etag);
+            }
+        }
+        assert!(Instant::now() < deadline, "{url} never reached {status}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn orders_flow_into_the_read_model_the_owner_reads_them_and_a_replay_gives_the_same_rows() {
+    let prefix = unique_prefix("readmodel");
+    let keyspace = unique_keyspace("flow");
+    let topology = topology_with_keyspace(&keyspace);
+    let partner_url = partner().await;
+    let text = std::fs::read_to_string(&topology.path)
+        .expect("read")
+        .replace("base_url = \"http://127.0.0.1:18081\"", &format!("base_url = \"{partner_url}\""))
+        .replace("base_url = \"http://127.0.0.1:18082\"", &format!("base_url = \"{partner_url}\""));
+    std::fs::write(&topology.path, text).expect("write");
+    provision(&topology, &prefix);
+    migrate(&topology, &prefix);
+    migrate(&topology, &prefix); // idempotent
+    let skus: Vec<String> = (100..106).map(|i| format!("SKU-{i:05}")).collect();
+    let levels: Vec<(&str, i64)> = skus.iter().map(|s| (s.as_str(), 1_000_000)).collect();
+    publish_inventory(&format!("{prefix}inventory.levels"), &levels).await;
+    let port = common::free_port();
+    let hub = hub_run(&topology, &prefix, port);
+    let edge = Edge {
+        child: Command::new("true").spawn().expect("placeholder"),
+        base: format!("http://127.0.0.1:{port}"),
+        log: topology.dir.path().join("hub-run.log"),
+    };
+    edge.wait_ready(Duration::from_secs(90));
+
+    let client = reqwest::Client::new();
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let id = format!("{prefix}rm-{i}");
+        let accepted = post_order(&client, &edge, &id, &format!("RM-{i}")).await;
+        assert_eq!(accepted["links"]["status"], format!("/api/v1/orders/{id}"), "202 says where to poll");
+        assert_eq!(accepted["links"]["events"], format!("/api/v1/orders/{id}/events"));
+        ids.push(id);
+    }
+    let states = wait_terminal(&format!("{prefix}orders.state"), &ids, Duration::from_secs(120)).await;
+
+    for id in &ids {
+        let url = edge.url(&format!("/api/v1/orders/{id}"));
+        let (body, etag) = wait_status(&client, &url, "COMPLETED").await;
+        let state = &states[id];
+        assert_eq!(body["order_id"], state["order_id"]);
+        assert_eq!(body["version"], state["version"]);
+        assert_eq!(body["total"], state["total"]);
+        assert_eq!(body["currency"], "BRL");
+        assert_eq!(body["partner_reference"], state["partner_reference"]);
+        assert!(body["partner_reference"].as_str().is_some_and(|r| r.starts_with("ERP-")));
+        assert!(body["created_at"].as_str().is_some_and(|t| t.ends_with('Z')), "{body}");
+        assert_eq!(etag, format!("\"v{}\"", state["version"]));
+        // The same version again: 304.
+        let again =
+            client.get(&url).header("x-api-key", SHOP_KEY).header("if-none-match", &etag).send().await.expect("answer");
+        assert_eq!(again.status(), reqwest::StatusCode::NOT_MODIFIED);
+
+        // The timeline, newest first, two at a time through the cursor.
+        let mut versions = Vec::new();
+        let mut next = Some(edge.url(&format!("/api/v1/orders/{id}/events?limit=2")));
+        while let Some(page_url) = next {
+            let page: Value = get(&client, &page_url).await.json().await.expect("json");
+            let events = page["events"].as_array().expect("events");
+            assert!(events.len() <= 2);
+            versions.extend(events.iter().map(|e| e["version"].as_i64().expect("version")));
+            next = page["links"]["next"].as_str().map(|n| edge.url(n));
+        }
+        let expected: Vec<i64> = (1..=state["version"].as_i64().expect("v")).rev().collect();
+        assert_eq!(versions, expected, "every transition once, newest first");
+
+        // Another partner (beta-shop, JWT) gets 404 as for an unknown order: existence does not leak.
+        let other = client.get(&url).bearer_auth(beta_token(300)).send().await.expect("answer");
+        assert_eq!(other.status(), reqwest::StatusCode::NOT_FOUND);
+        assert_eq!(other.headers()["content-type"], "application/problem+json");
+        let problem: Value = other.json().await.expect("json");
+        assert_eq!(problem["type"], "https://interchange.dev/problems/order-not-found");
+        let other_events =
+            client.get(format!("{url}/events")).bearer_auth(beta_token(300)).send().await.expect("answer");
+        assert_eq!(other_events.status(), reqwest::StatusCode::NOT_FOUND);
+    }
+    let unknown = get(&client, &edge.url(&format!("/api/v1/orders/{prefix}nope"))).await;
+    assert_eq!(unknown.status(), reqwest::StatusCode::NOT_FOUND);
+    let unauthenticated = client.get(edge.url(&format!("/api/v1/orders/{}", ids[0]))).send().await.expect("answer");
+    assert_eq!(unauthenticated.status(), reqwest::StatusCode::UNAUTHORIZED);
+    let openapi: Value = get(&client, &edge.url("/openapi.json")).await.json().await.expect("json");
+    assert!(openapi["paths"]["/api/v1/orders/{id}"]["get"].is_object());
+    assert!(openapi["paths"]["/api/v1/orders/{id}/events"]["get"].is_object());
+    drop(hub);
+
+    // Replays: every state record on the topic, again, by projectors with their own groups.
+    let session = session().await;
+    let original = snapshot(&session, &keyspace).await;
+    assert!(original.len() >= ids.len() * 5, "orders and transitions: {original:?}");
+    // Data records only: the transactional state topic also holds commit markers.
+    let records = kafka::read_all(&format!("{prefix}orders.state"), "read_committed").len() as u64;
+
+    // ... into empty tables: the same rows (same write times too).
+    let fresh = unique_keyspace("replay");
+    let replay = replay_topology(&fresh, "order-projector-replay");
+    migrate(&replay, &prefix);
+    let projector = Projector::start(&replay, &prefix, "order-projector-replay");
+    projector.wait_projected(records, Duration::from_secs(90)).await;
+    assert_eq!(snapshot(&session, &fresh).await, original, "a replay into empty tables gives the same rows");
+    drop(projector);
+
+    // ... into the full tables: nothing changes.
+    let again = replay_topology(&keyspace, "order-projector-again");
+    let projector = Projector::start(&again, &prefix, "order-projector-again");
+    projector.wait_projected(records, Duration::from_secs(90)).await;
+    assert_eq!(snapshot(&session, &keyspace).await, original, "a replay into full tables changes nothing");
+    drop(projector);
+    drop_keyspace(&session, &fresh).await;
+    drop_keyspace(&session, &keyspace).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_older_state_never_overwrites_a_newer_one() {
+    let prefix = unique_prefix("outoforder");
+    let keyspace = unique_keyspace("order");
+    let topology = topology_with_keyspace(&keyspace);
+    provision(&topology, &prefix);
+    migrate(&topology, &prefix);
+    let topic = format!("{prefix}orders.state");
+    let (a, b) = (format!("{prefix}a"), format!("{prefix}b"));
+    // a: newest first within one read; b: the newest alone first, the older ones later.
+    produce_states(&topic, &[state(&a, 4), state(&a, 2), state(&a, 1), state(&b, 3)]).await;
+    let projector = Projector::start(&topology, &prefix, "order-projector");
+    projector.wait_projected(4, Duration::from_secs(90)).await;
+    let session = session().await;
+    assert_eq!(order_row(&session, &keyspace, &a).await, Some(("COMPLETED".to_owned(), 4)));
+    assert_eq!(order_row(&session, &keyspace, &b).await, Some(("SENT_TO_PARTNER".to_owned(), 3)));
+    produce_states(&topic, &[state(&b, 1), state(&b, 2), state(&a, 3)]).await;
+    projector.wait_projected(7, Duration::from_secs(60)).await;
+    assert_eq!(order_row(&session, &keyspace, &a).await, Some(("COMPLETED".to_owned(), 4)), "v3 after v4 lost");
+    assert_eq!(
+        order_row(&session, &keyspace, &b).await,
+        Some(("SENT_TO_PARTNER".to_owned(), 3)),
+        "v1, v2 after v3 lost"
+    );
+    assert_eq!(timeline(&session, &keyspace, &a).await, vec![4, 3, 2, 1]);
+    assert_eq!(timeline(&session, &keyspace, &b).await, vec![3, 2, 1]);
+    // The newer state still wins afterwards.
+    produce_states(&topic, &[state(&b, 4)]).await;
+    projector.wait_projected(8, Duration::from_secs(60)).await;
+    assert_eq!(order_row(&session, &keyspace, &b).await, Some(("COMPLETED".to_owned(), 4)));
+    assert_eq!(projector.status("/readyz"), Some(200));
+    drop(projector);
+    drop_keyspace(&session, &keyspace).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_accepted_order_not_yet_projected_is_told_apart_and_ingest_works_without_cql() {
+    let prefix = unique_prefix("notyet");
+    let keyspace = unique_keyspace("notyet");
+    let topology = topology_with_keyspace(&keyspace);
+    provision(&topology, &prefix);
+    migrate(&topology, &prefix);
+    let client = reqwest::Client::new();
+    // An edge with the read model but no projector running.
+    let edge = Edge::start(&topology, &prefix, &["--cql-nodes", &cql_nodes()]);
+    let id = format!("{prefix}n-1");
+    post_order(&client, &edge, &id, "N-1").await;
+    let url = edge.url(&format!("/api/v1/orders/{id}"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let response = loop {
+        let response = get(&client, &url).await;
+        if response.status() != reqwest::StatusCode::SERVICE_UNAVAILABLE || Instant::now() > deadline {
+            break response; // 503 only until the edge's CQL session is up
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(response.status(), reqwest::StatusCode::NOT_FOUND);
+    assert!(response.headers().contains_key("retry-after"));
+    let problem: Value = response.json().await.expect("json");
+    assert_eq!(problem["type"], "https://interchange.dev/problems/accepted-not-yet-projected");
+    let other = client.get(&url).bearer_auth(beta_token(300)).send().await.expect("answer");
+    let problem: Value = other.json().await.expect("json");
+    assert_eq!(problem["type"], "https://interchange.dev/problems/order-not-found", "not someone else's acceptance");
+    let unknown: Value =
+        get(&client, &edge.url(&format!("/api/v1/orders/{prefix}never"))).await.json().await.expect("json");
+    assert_eq!(unknown["type"], "https://interchange.dev/problems/order-not-found");
+    drop(edge);
+
+    // An edge whose CQL is unreachable: reads answer 503, orders are still accepted.
+    let edge = Edge::start(&topology, &prefix, &["--cql-nodes", "127.0.0.1:1"]);
+    let response = get(&client, &edge.url(&format!("/api/v1/orders/{id}"))).await;
+    assert_eq!(response.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    post_order(&client, &edge, &format!("{prefix}n-2"), "N-2").await;
+    let session = session().await;
+    drop_keyspace(&session, &keyspace).await;
+}
