@@ -34,6 +34,8 @@ pub struct Rebalances {
 #[derive(Debug, Default, Clone)]
 pub struct RebalanceContext {
     pub seen: Arc<Mutex<Rebalances>>,
+    /// Rows of the lag gauge set last.
+    pub shown: Arc<Mutex<Vec<super::metrics::LagLabels>>>,
     /// The lag gauge and this processor's name.
     pub lag: Option<(
         prometheus_client::metrics::family::Family<super::metrics::LagLabels, prometheus_client::metrics::gauge::Gauge>,
@@ -44,11 +46,19 @@ pub struct RebalanceContext {
 impl ClientContext for RebalanceContext {
     fn stats_raw(&self, statistics: &[u8]) {
         let Some((family, processor)) = &self.lag else { return };
-        family.clear();
+        let mut now = Vec::new();
         for (topic, partition, lag) in interchange_core::kafka::lag::lags(statistics) {
             let labels =
                 super::metrics::LagLabels { processor: processor.clone(), topic, partition: partition.to_string() };
             family.get_or_create(&labels).set(lag);
+            now.push(labels);
+        }
+        // Partitions no longer reported (revoked) go; other processors' rows stay.
+        if let Ok(mut shown) = self.shown.lock() {
+            for gone in shown.iter().filter(|l| !now.contains(l)) {
+                family.remove(gone);
+            }
+            *shown = now;
         }
     }
 }

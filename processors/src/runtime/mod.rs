@@ -235,7 +235,8 @@ fn consumer(
         c.set(k, v);
     }
     c.set("statistics.interval.ms", "5000");
-    let context = eos::RebalanceContext { seen: Arc::default(), lag: Some((lag, processor.to_owned())) };
+    let context =
+        eos::RebalanceContext { seen: Arc::default(), shown: Arc::default(), lag: Some((lag, processor.to_owned())) };
     c.create_with_context(context).map_err(|source| ProcessorError::Kafka { operation: "consumer", source })
 }
 

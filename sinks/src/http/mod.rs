@@ -286,11 +286,8 @@ pub async fn start(
 struct GroupContext {
     joined: std::sync::atomic::AtomicBool,
     offsets: std::sync::Mutex<Offsets>,
-    /// The lag gauge and the sink's name.
-    lag: Option<(
-        prometheus_client::metrics::family::Family<crate::metrics::LagLabels, prometheus_client::metrics::gauge::Gauge>,
-        String,
-    )>,
+    /// This sink's rows of the lag gauge.
+    lag: Option<crate::metrics::LagGauge>,
 }
 
 impl GroupContext {
@@ -301,11 +298,8 @@ impl GroupContext {
 
 impl rdkafka::ClientContext for GroupContext {
     fn stats_raw(&self, statistics: &[u8]) {
-        let Some((family, sink)) = &self.lag else { return };
-        family.clear();
-        for (topic, partition, lag) in interchange_core::kafka::lag::lags(statistics) {
-            let labels = crate::metrics::LagLabels { sink: sink.clone(), topic, partition: partition.to_string() };
-            family.get_or_create(&labels).set(lag);
+        if let Some(lag) = &self.lag {
+            lag.update(statistics);
         }
     }
 }
@@ -357,8 +351,10 @@ async fn consume(ctx: Arc<Context>, kafka: KafkaSettings, group: Group) -> Resul
         .set("statistics.interval.ms", "5000")
         // A read_committed fetch otherwise waits up to 500 ms when nothing committed is there.
         .set("fetch.wait.max.ms", "10");
-    let context =
-        GroupContext { lag: Some((ctx.metrics.lag.clone(), ctx.sink.name.clone())), ..GroupContext::default() };
+    let context = GroupContext {
+        lag: Some(crate::metrics::LagGauge::new(ctx.metrics.lag.clone(), &ctx.sink.name)),
+        ..GroupContext::default()
+    };
     let consumer: StreamConsumer<GroupContext> =
         config.create_with_context(context).map_err(|source| SinkError::Kafka { operation: "consumer", source })?;
     consumer

@@ -100,17 +100,12 @@ pub async fn start(
 
 /// Feeds the sinks' consumer-lag gauge (`hub_sink_lag_records`) from librdkafka's statistics.
 struct LagContext {
-    family:
-        prometheus_client::metrics::family::Family<crate::metrics::LagLabels, prometheus_client::metrics::gauge::Gauge>,
-    sink: String,
+    lag: crate::metrics::LagGauge,
 }
 
 impl rdkafka::ClientContext for LagContext {
     fn stats_raw(&self, statistics: &[u8]) {
-        for (topic, partition, lag) in interchange_core::kafka::lag::lags(statistics) {
-            let labels = crate::metrics::LagLabels { sink: self.sink.clone(), topic, partition: partition.to_string() };
-            self.family.get_or_create(&labels).set(lag);
-        }
+        self.lag.update(statistics);
     }
 }
 
@@ -175,7 +170,7 @@ impl Projector {
             .set("statistics.interval.ms", "5000")
             // read_committed: a fetch otherwise idles up to 500 ms after each transaction.
             .set("fetch.wait.max.ms", "10");
-        let context = LagContext { family: self.metrics.lag.clone(), sink: self.sink.name.clone() };
+        let context = LagContext { lag: crate::metrics::LagGauge::new(self.metrics.lag.clone(), &self.sink.name) };
         let consumer: StreamConsumer<LagContext> =
             config.create_with_context(context).map_err(|source| SinkError::Kafka { operation: "consumer", source })?;
         consumer
