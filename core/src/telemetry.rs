@@ -129,17 +129,27 @@ pub fn init(format: LogFormat, filter: &str, role: &'static str) -> Telemetry {
     // One global filter for logs and traces (per-layer filters lost spans now and then with
     // tracing-opentelemetry): the spans exported are those the filter enables, so keep the hub's
     // crates at `info` or finer to trace.
-    let traces = provider.as_ref().map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("interchange")));
-    // Behind a reload handle, so a benchmark can measure the same process with export on and off.
-    let (traces, handle) = tracing_subscriber::reload::Layer::new(traces);
-    let _ = SWITCH.set(Box::new(move |provider: Option<&SdkTracerProvider>| {
-        handle
-            .modify(|layer| {
-                *layer = provider.map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("interchange")))
-            })
-            .map_err(|e| e.to_string())
-    }));
-    let result = tracing_subscriber::registry().with(filter).with(logs).with(traces).try_init();
+    let result = match &provider {
+        // Exporting from the start: the layer itself, so trace context can be read and set
+        // through it (a reload layer hides it from `OpenTelemetrySpanExt`).
+        Some(p) => {
+            let traces = tracing_opentelemetry::layer().with_tracer(p.tracer("interchange"));
+            tracing_subscriber::registry().with(filter).with(logs).with(traces).try_init()
+        }
+        // Not exporting: an empty slot behind a reload handle, so a benchmark can switch export
+        // on in the same process ([`export_to`]; spans are exported, context is not propagated).
+        None => {
+            let (traces, handle) = tracing_subscriber::reload::Layer::new(None);
+            let _ = SWITCH.set(Box::new(move |provider: Option<&SdkTracerProvider>| {
+                handle
+                    .modify(|layer| {
+                        *layer = provider.map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("interchange")));
+                    })
+                    .map_err(|e| e.to_string())
+            }));
+            tracing_subscriber::registry().with(filter).with(logs).with(traces).try_init()
+        }
+    };
     if result.is_ok() {
         tracing::debug!(role, exporting = provider.is_some(), "telemetry initialised");
         if let Some(problem) = problem {
@@ -155,7 +165,8 @@ type Switch = Box<dyn Fn(Option<&SdkTracerProvider>) -> Result<(), String> + Sen
 static SWITCH: std::sync::OnceLock<Switch> = std::sync::OnceLock::new();
 
 /// Starts exporting spans over OTLP/HTTP to `endpoint` (a full `/v1/traces` URL) in a process
-/// that was started without; the guard stops it when dropped. For benchmarks.
+/// that was started without; the guard stops it when dropped. For benchmarks: spans are built
+/// and exported as usual, but trace context is not read from or written to headers.
 pub fn export_to(endpoint: &str, role: &'static str) -> Result<Telemetry, String> {
     let provider = tracer_provider(role, Some(endpoint))?;
     SWITCH.get().ok_or("telemetry is not initialised")?(Some(&provider))?;
