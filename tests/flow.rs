@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -47,14 +47,7 @@ async fn recorder_with(status: u16) -> (String, Calls) {
     (format!("http://{addr}"), calls)
 }
 
-struct Hub(Child);
-
-impl Drop for Hub {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::Hub;
 
 /// Starts `hub run` for `prefix` with the partners at `shop_url` and `erp_url`; returns it and the edge.
 async fn start_hub(shop_url: &str, erp_url: &str, prefix: &str) -> (common::TopologyCopy, Hub, Edge) {

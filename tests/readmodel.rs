@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::edge::*;
@@ -15,14 +15,7 @@ use common::readmodel::*;
 use common::{bootstrap, kafka, registry_url, repo, service, unique_prefix, TopologyCopy};
 use serde_json::Value;
 
-struct Hub(Child);
-
-impl Drop for Hub {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::Hub;
 
 /// A partner on loopback that answers 201 with an id to everything.
 async fn partner() -> String {

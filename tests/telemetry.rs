@@ -5,7 +5,7 @@
 mod common;
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -47,14 +47,7 @@ async fn otlp_receiver() -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
     (format!("http://{addr}"), spans)
 }
 
-struct Hub(Child);
-
-impl Drop for Hub {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::Hub;
 
 fn attr(span: &serde_json::Value, key: &str) -> Option<String> {
     span["attributes"].as_array()?.iter().find(|a| a["key"] == key).map(|a| {

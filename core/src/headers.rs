@@ -1,6 +1,14 @@
 //! The headers every Kafka record of the hub carries, defined once.
 
-use rdkafka::message::{Header, Headers, OwnedHeaders};
+use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
+use rdkafka::Message;
+
+/// The value of header `name` of `message`, as text (lossy), if present.
+pub fn value(message: &OwnedMessage, name: &str) -> Option<String> {
+    message.headers().and_then(|h| {
+        h.iter().find(|x| x.key == name).and_then(|x| x.value).map(|v| String::from_utf8_lossy(v).into_owned())
+    })
+}
 
 /// Correlation id: the order (saga) the record belongs to; also the record key.
 pub const CORRELATION_ID: &str = "correlation-id";

@@ -158,33 +158,15 @@ impl SinkMetrics {
     }
 }
 
-/// One sink's rows of the lag gauge, refreshed from librdkafka's statistics: partitions no longer
-/// reported (revoked) are removed, other sinks' rows are left alone.
-#[derive(Debug)]
-pub struct LagGauge {
-    family: Family<LagLabels, Gauge>,
-    sink: String,
-    shown: std::sync::Mutex<Vec<LagLabels>>,
-}
+/// One sink's rows of the lag gauge.
+pub type LagGauge = interchange_core::kafka::lag::LagGauge<LagLabels>;
 
-impl LagGauge {
-    pub fn new(family: Family<LagLabels, Gauge>, sink: &str) -> Self {
-        Self { family, sink: sink.to_owned(), shown: std::sync::Mutex::default() }
-    }
-
-    /// Sets the gauge from one statistics JSON document.
-    pub fn update(&self, statistics: &[u8]) {
-        let mut now = Vec::new();
-        for (topic, partition, lag) in interchange_core::kafka::lag::lags(statistics) {
-            let labels = LagLabels { sink: self.sink.clone(), topic, partition: partition.to_string() };
-            self.family.get_or_create(&labels).set(lag);
-            now.push(labels);
-        }
-        if let Ok(mut shown) = self.shown.lock() {
-            for gone in shown.iter().filter(|l| !now.contains(l)) {
-                self.family.remove(gone);
-            }
-            *shown = now;
-        }
-    }
+/// The lag rows of `sink`.
+pub fn lag_gauge(family: Family<LagLabels, Gauge>, sink: &str) -> LagGauge {
+    let sink = sink.to_owned();
+    LagGauge::new(family, move |topic, partition| LagLabels {
+        sink: sink.clone(),
+        topic,
+        partition: partition.to_string(),
+    })
 }

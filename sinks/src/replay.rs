@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use base64::Engine;
 use interchange_core::contract::avro_to_json;
+use interchange_core::headers::value as header;
 use interchange_core::kafka::KafkaSettings;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
+use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Message, Offset, TopicPartitionList};
@@ -71,12 +72,6 @@ pub struct Letter {
     pub original_value: Option<Vec<u8>>,
     #[serde(skip)]
     pub original_headers: Vec<(String, Vec<u8>)>,
-}
-
-fn header(message: &OwnedMessage, name: &str) -> Option<String> {
-    message.headers().and_then(|h| {
-        h.iter().find(|x| x.key == name).and_then(|x| x.value).map(|v| String::from_utf8_lossy(v).into_owned())
-    })
 }
 
 fn kafka(operation: &'static str) -> impl Fn(KafkaError) -> SinkError {

@@ -31,6 +31,16 @@ pub fn registry_url() -> String {
     service("HUB_REGISTRY_URL", "http://127.0.0.1:8081/apis/ccompat/v7")
 }
 
+/// A `hub` child process, killed (and reaped) on drop.
+pub struct Hub(pub std::process::Child);
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A free port on loopback.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()

@@ -2,6 +2,49 @@
 //! each assigned partition and its end (the last stable offset under read_committed). Parsed from the raw JSON, so fields
 //! a newer librdkafka adds or drops do not break it.
 
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+
+/// One consumer's rows of a lag gauge, refreshed from its statistics: partitions no longer
+/// reported (revoked) are removed, rows of other consumers in the process are left alone.
+pub struct LagGauge<L> {
+    family: Family<L, Gauge>,
+    /// The labels of a row: topic and partition.
+    labels: Box<dyn Fn(String, i32) -> L + Send + Sync>,
+    shown: std::sync::Mutex<Vec<L>>,
+}
+
+impl<L> std::fmt::Debug for LagGauge<L> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LagGauge").finish_non_exhaustive()
+    }
+}
+
+impl<L> LagGauge<L>
+where
+    L: Clone + std::hash::Hash + Eq + Send + Sync,
+{
+    pub fn new(family: Family<L, Gauge>, labels: impl Fn(String, i32) -> L + Send + Sync + 'static) -> Self {
+        Self { family, labels: Box::new(labels), shown: std::sync::Mutex::default() }
+    }
+
+    /// Sets the rows from one statistics JSON document.
+    pub fn update(&self, statistics: &[u8]) {
+        let mut now = Vec::new();
+        for (topic, partition, lag) in lags(statistics) {
+            let labels = (self.labels)(topic, partition);
+            self.family.get_or_create(&labels).set(lag);
+            now.push(labels);
+        }
+        if let Ok(mut shown) = self.shown.lock() {
+            for gone in shown.iter().filter(|l| !now.contains(l)) {
+                self.family.remove(gone);
+            }
+            *shown = now;
+        }
+    }
+}
+
 /// `(topic, partition, lag)` for every partition the consumer fetches and knows the lag of.
 pub fn lags(stats_json: &[u8]) -> Vec<(String, i32, i64)> {
     let Ok(stats) = serde_json::from_slice::<serde_json::Value>(stats_json) else { return Vec::new() };

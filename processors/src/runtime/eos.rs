@@ -5,9 +5,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use interchange_core::headers::value as header;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
+use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
@@ -34,31 +35,14 @@ pub struct Rebalances {
 #[derive(Debug, Default, Clone)]
 pub struct RebalanceContext {
     pub seen: Arc<Mutex<Rebalances>>,
-    /// Rows of the lag gauge set last.
-    pub shown: Arc<Mutex<Vec<super::metrics::LagLabels>>>,
-    /// The lag gauge and this processor's name.
-    pub lag: Option<(
-        prometheus_client::metrics::family::Family<super::metrics::LagLabels, prometheus_client::metrics::gauge::Gauge>,
-        String,
-    )>,
+    /// This processor's rows of the lag gauge.
+    pub lag: Option<Arc<interchange_core::kafka::lag::LagGauge<super::metrics::LagLabels>>>,
 }
 
 impl ClientContext for RebalanceContext {
     fn stats_raw(&self, statistics: &[u8]) {
-        let Some((family, processor)) = &self.lag else { return };
-        let mut now = Vec::new();
-        for (topic, partition, lag) in interchange_core::kafka::lag::lags(statistics) {
-            let labels =
-                super::metrics::LagLabels { processor: processor.clone(), topic, partition: partition.to_string() };
-            family.get_or_create(&labels).set(lag);
-            now.push(labels);
-        }
-        // Partitions no longer reported (revoked) go; other processors' rows stay.
-        if let Ok(mut shown) = self.shown.lock() {
-            for gone in shown.iter().filter(|l| !now.contains(l)) {
-                family.remove(gone);
-            }
-            *shown = now;
+        if let Some(lag) = &self.lag {
+            lag.update(statistics);
         }
     }
 }
@@ -104,12 +88,6 @@ pub struct Loop<'a> {
 
 fn now_millis() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)
-}
-
-fn header(message: &OwnedMessage, name: &str) -> Option<String> {
-    message.headers().and_then(|h| {
-        h.iter().find(|x| x.key == name).and_then(|x| x.value).map(|v| String::from_utf8_lossy(v).into_owned())
-    })
 }
 
 impl<'a> Loop<'a> {

@@ -210,6 +210,19 @@ async fn check_topics(settings: &KafkaSettings, processor: &Processor) -> Result
     }
 }
 
+/// The lag rows of `processor`.
+fn lag_gauge(
+    family: prometheus_client::metrics::family::Family<metrics::LagLabels, prometheus_client::metrics::gauge::Gauge>,
+    processor: &str,
+) -> interchange_core::kafka::lag::LagGauge<metrics::LagLabels> {
+    let processor = processor.to_owned();
+    interchange_core::kafka::lag::LagGauge::new(family, move |topic, partition| metrics::LagLabels {
+        processor: processor.clone(),
+        topic,
+        partition: partition.to_string(),
+    })
+}
+
 fn consumer(
     settings: &KafkaSettings,
     group: &str,
@@ -235,8 +248,7 @@ fn consumer(
         c.set(k, v);
     }
     c.set("statistics.interval.ms", "5000");
-    let context =
-        eos::RebalanceContext { seen: Arc::default(), shown: Arc::default(), lag: Some((lag, processor.to_owned())) };
+    let context = eos::RebalanceContext { seen: Arc::default(), lag: Some(Arc::new(lag_gauge(lag, processor))) };
     c.create_with_context(context).map_err(|source| ProcessorError::Kafka { operation: "consumer", source })
 }
 

@@ -8,11 +8,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use interchange_core::avro::Encoder;
 use interchange_core::contract::{avro_to_json, json_to_avro, UnknownFields};
+use interchange_core::headers::value as header;
 use interchange_core::kafka::KafkaSettings;
 use interchange_core::registry::Registry;
 use interchange_core::topology::{Sink, Topology};
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
+use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use schema_registry_converter::async_impl::avro::AvroDecoder;
@@ -65,12 +66,6 @@ struct Context {
 
 fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(0)).unwrap_or(0)
-}
-
-fn header(message: &OwnedMessage, name: &str) -> Option<String> {
-    message.headers().and_then(|h| {
-        h.iter().find(|x| x.key == name).and_then(|x| x.value).map(|v| String::from_utf8_lossy(v).into_owned())
-    })
 }
 
 impl Context {
@@ -352,7 +347,7 @@ async fn consume(ctx: Arc<Context>, kafka: KafkaSettings, group: Group) -> Resul
         // A read_committed fetch otherwise waits up to 500 ms when nothing committed is there.
         .set("fetch.wait.max.ms", "10");
     let context = GroupContext {
-        lag: Some(crate::metrics::LagGauge::new(ctx.metrics.lag.clone(), &ctx.sink.name)),
+        lag: Some(crate::metrics::lag_gauge(ctx.metrics.lag.clone(), &ctx.sink.name)),
         ..GroupContext::default()
     };
     let consumer: StreamConsumer<GroupContext> =

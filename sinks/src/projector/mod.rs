@@ -170,7 +170,7 @@ impl Projector {
             .set("statistics.interval.ms", "5000")
             // read_committed: a fetch otherwise idles up to 500 ms after each transaction.
             .set("fetch.wait.max.ms", "10");
-        let context = LagContext { lag: crate::metrics::LagGauge::new(self.metrics.lag.clone(), &self.sink.name) };
+        let context = LagContext { lag: crate::metrics::lag_gauge(self.metrics.lag.clone(), &self.sink.name) };
         let consumer: StreamConsumer<LagContext> =
             config.create_with_context(context).map_err(|source| SinkError::Kafka { operation: "consumer", source })?;
         consumer
