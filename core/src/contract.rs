@@ -18,6 +18,8 @@ use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 use time::{OffsetDateTime, UtcOffset};
 
+use crate::avro::decimal::{bytes_for_precision, bytes_needed, from_twos_complement, twos_complement};
+
 /// What to do with JSON fields the contract does not have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -323,8 +325,14 @@ impl<'s> Converter<'_, 's> {
                 from_twos_complement(&bytes).ok_or_else(|| wrong("more than 128 bits".to_owned()))
             }
             Json::String(s) => unscaled_decimal(s, schema),
-            Json::Number(n) => unscaled_decimal(&n.to_string(), schema),
-            other => Err(wrong(found("a decimal string or number", other))),
+            // An integer is held exactly; a number with a fraction has gone through binary
+            // floating point (1234567890123456.78 reads as ...456.8), so it is refused, not rounded.
+            Json::Number(n) if n.is_i64() || n.is_u64() => unscaled_decimal(&n.to_string(), schema),
+            Json::Number(n) => Err(wrong(format!(
+                "{n} is a JSON number with a fraction, which loses digits; send the amount as a string (\"{}\")",
+                example_amount(schema.scale)
+            ))),
+            other => Err(wrong(found("a decimal string", other))),
         }
     }
 
@@ -426,6 +434,15 @@ fn decimal_expected(schema: &DecimalSchema) -> String {
     format!("decimal with at most {precision} digits, {scale} after the point")
 }
 
+/// "129.90" for scale 2, for messages.
+fn example_amount(scale: usize) -> String {
+    if scale == 0 {
+        "129".to_owned()
+    } else {
+        format!("129.{:0<scale$}", "9")
+    }
+}
+
 /// The unscaled value of a plain decimal literal ("-12.34"), refusing rounding and overflow.
 fn unscaled_decimal(literal: &str, schema: &DecimalSchema) -> Result<i128, (String, String)> {
     let (negative, unsigned) = match literal.strip_prefix('-') {
@@ -455,46 +472,6 @@ fn unscaled_decimal(literal: &str, schema: &DecimalSchema) -> Result<i128, (Stri
     let magnitude: i128 = if digits.is_empty() { Ok(0) } else { digits.parse() }
         .map_err(|_| (decimal_expected(schema), "unsupported: more than 38 digits".to_owned()))?;
     Ok(if negative { -magnitude } else { magnitude })
-}
-
-/// Fewest big-endian two's-complement bytes that hold `value`.
-fn bytes_needed(value: i128) -> usize {
-    (1..16).find(|&n| twos_complement(value, n).is_some()).unwrap_or(16)
-}
-
-/// Bytes apache-avro requires for `precision` digits when it resolves a decimal
-/// (its `max_prec_for_len` check): shorter encodings fail reader-schema resolution.
-fn bytes_for_precision(precision: usize) -> usize {
-    let digits = |n: i32| (2.0_f64.powi(8 * n - 1) - 1.0).log10().floor();
-    (1..=16_i32).find(|&n| digits(n) >= precision as f64).and_then(|n| usize::try_from(n).ok()).unwrap_or(16)
-}
-
-/// `value` as exactly `length` big-endian two's-complement bytes, if it fits.
-fn twos_complement(value: i128, length: usize) -> Option<Vec<u8>> {
-    let fill = if value < 0 { 0xFF } else { 0x00 };
-    let full = value.to_be_bytes();
-    if length >= full.len() {
-        let mut bytes = vec![fill; length - full.len()];
-        bytes.extend_from_slice(&full);
-        return Some(bytes);
-    }
-    let (dropped, kept) = full.split_at(full.len() - length);
-    let sign_kept = kept.first().map_or(value == 0, |b| (b & 0x80 != 0) == (value < 0));
-    (dropped.iter().all(|&b| b == fill) && sign_kept).then(|| kept.to_vec())
-}
-
-/// The value of big-endian two's-complement bytes, if it fits in 128 bits.
-fn from_twos_complement(bytes: &[u8]) -> Option<i128> {
-    let negative = bytes.first().is_some_and(|b| b & 0x80 != 0);
-    let fill = if negative { 0xFF } else { 0x00 };
-    let (extra, tail) = bytes.split_at(bytes.len().saturating_sub(16));
-    let sign_lost = tail.first().is_some_and(|b| (b & 0x80 != 0) != negative);
-    if sign_lost || extra.iter().any(|&b| b != fill) {
-        return None;
-    }
-    let mut buffer = [fill; 16];
-    buffer[16 - tail.len()..].copy_from_slice(tail);
-    Some(i128::from_be_bytes(buffer))
 }
 
 fn expected_record(record: &RecordSchema) -> String {

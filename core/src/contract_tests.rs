@@ -276,9 +276,8 @@ fn decimals_are_exact_or_refused() {
         (json!("0.1"), 10),
         (json!("12.340"), 1234),
         (json!("007.50"), 750),
-        (json!(12.5), 1250),
         (json!(3), 300),
-        (json!(-0.05), -5),
+        (json!(-7), -700),
         (json!("9999999999999999.99"), 999_999_999_999_999_999),
         (json!("-9999999999999999.99"), -999_999_999_999_999_999),
     ];
@@ -299,7 +298,10 @@ fn decimals_are_exact_or_refused() {
         (json!(""), "decimal with at most 18 digits, 2 after the point"),
         (json!(true), "decimal with at most 18 digits, 2 after the point"),
         (json!("0.125"), "decimal with at most 2 fraction digits"),
-        (json!(0.125), "decimal with at most 2 fraction digits"),
+        (json!(0.125), "decimal with at most 18 digits, 2 after the point"),
+        (json!(12.5), "decimal with at most 18 digits, 2 after the point"),
+        (json!(-0.05), "decimal with at most 18 digits, 2 after the point"),
+        (json!(1_234_567_890_123_456.8), "decimal with at most 18 digits, 2 after the point"),
         (json!("10000000000000000.00"), "decimal with at most 18 digits"),
     ];
     for (input, expected) in refused {
@@ -308,6 +310,17 @@ fn decimals_are_exact_or_refused() {
         assert_eq!(violations[0].pointer, "", "{input}");
         assert_eq!(violations[0].expected, expected, "{input}");
     }
+}
+
+#[test]
+fn money_as_a_json_number_with_a_fraction_is_refused_never_rounded() {
+    // 1234567890123456.78 fits decimal(18,2), but as a JSON number it is a float: ...456.8.
+    let body: Json = serde_json::from_str(r#"{"price": 1234567890123456.78}"#).unwrap();
+    let violations = json_to_avro(&price(), &body["price"], UnknownFields::Reject).unwrap_err();
+    assert!(violations[0].detail.contains("send the amount as a string (\"129.90\")"), "{violations:?}");
+    let exact: Json = serde_json::from_str(r#"{"price": "1234567890123456.78"}"#).unwrap();
+    let value = json_to_avro(&price(), &exact["price"], UnknownFields::Reject).unwrap();
+    assert_eq!(avro_to_json(&price(), &value), json!("1234567890123456.78"));
 }
 
 #[test]

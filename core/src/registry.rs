@@ -1,7 +1,5 @@
-//! Confluent-compatible schema registry client for `hub schemas check|register`.
-//!
-//! Encoding and decoding records goes through `schema_registry_converter`; it has no calls for
-//! compatibility checks or subject config, so the admin side speaks the REST API directly.
+//! Confluent-compatible schema registry client: `hub schemas check|register`, the ids of the
+//! hub's contracts, and writer schemas by id for [`crate::avro::Reader`].
 
 use std::time::Duration;
 
@@ -24,6 +22,17 @@ pub enum Compatibility {
     Compatible,
     /// A new version the rule refuses, with the registry's reasons.
     Incompatible { messages: Vec<String> },
+}
+
+/// What a global schema id names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SchemaById {
+    /// An Avro schema, as registered.
+    Avro(String),
+    /// A schema of another type (`JSON`, `PROTOBUF`).
+    NotAvro(String),
+    /// No schema has this id.
+    Missing,
 }
 
 /// A registry at `url` (for Apicurio, its `/apis/ccompat/v7` base).
@@ -174,6 +183,23 @@ impl Registry {
                 status: 404,
                 message: "this contract is not registered: run `hub schemas register`".to_owned(),
             }),
+        }
+    }
+
+    /// What the registry holds under global id `id`. Any failure (unreachable, 5xx, refused
+    /// credentials) is an error: not the fault of a record that names the id.
+    pub async fn schema_by_id(&self, id: u32) -> Result<SchemaById, CoreError> {
+        let (status, body) = self.call(Method::GET, &format!("/schemas/ids/{id}"), None).await?;
+        if status == StatusCode::NOT_FOUND {
+            return Ok(SchemaById::Missing);
+        }
+        if !status.is_success() {
+            return Err(Self::refused(&format!("schema id {id}"), status, &body));
+        }
+        match (body.get("schemaType").and_then(serde_json::Value::as_str), body.get("schema")) {
+            (Some(kind), _) if kind != "AVRO" => Ok(SchemaById::NotAvro(kind.to_owned())),
+            (_, Some(serde_json::Value::String(text))) => Ok(SchemaById::Avro(text.clone())),
+            _ => Err(Self::refused(&format!("schema id {id}"), status, &body)),
         }
     }
 

@@ -18,7 +18,6 @@ use std::sync::Arc;
 use interchange_core::kafka::KafkaSettings;
 use interchange_core::registry::Registry;
 use interchange_core::topology::{SinkParams, Topology};
-use schema_registry_converter::async_impl::schema_registry::SrSettings;
 use tokio_util::sync::CancellationToken;
 
 pub use config::SinkConfig;
@@ -32,19 +31,6 @@ pub struct Services {
     pub registry_basic_auth: Option<String>,
     /// CQL contact points (the projector).
     pub cql_nodes: Vec<String>,
-}
-
-impl Services {
-    /// Registry settings for decoders, with basic auth when configured.
-    pub fn sr_settings(&self) -> SrSettings {
-        match self.registry_basic_auth.as_deref().and_then(|a| a.split_once(':')) {
-            Some((user, password)) => SrSettings::new_builder(self.registry_url.clone())
-                .set_basic_authorization(user, Some(password))
-                .build()
-                .unwrap_or_else(|_| SrSettings::new(self.registry_url.clone())),
-            None => SrSettings::new(self.registry_url.clone()),
-        }
-    }
 }
 
 /// What every sink runtime is built from.

@@ -8,16 +8,16 @@
 use std::time::Duration;
 
 use base64::Engine;
-use interchange_core::contract::avro_to_json;
+use interchange_core::avro::Reader;
 use interchange_core::headers::value as header;
 use interchange_core::kafka::KafkaSettings;
+use interchange_core::registry::Registry;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Message, Offset, TopicPartitionList};
-use schema_registry_converter::async_impl::avro::AvroDecoder;
 use serde::Serialize;
 
 use crate::SinkError;
@@ -134,19 +134,16 @@ pub async fn list(
     filter: &Filter,
 ) -> Result<Vec<Letter>, SinkError> {
     let b64 = |v: &serde_json::Value| v.as_str().and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok());
-    let decoder = AvroDecoder::new(services.sr_settings());
+    let registry = Registry::new(&services.registry_url, services.registry_basic_auth.as_deref())?;
+    let reader = Reader::new(registry, [("dead_letter".to_owned(), schema.clone())]);
     let mut letters = Vec::new();
     for topic in topics {
         for message in read_topic(&services.kafka, topic).await? {
             let Some(payload) = message.payload() else { continue };
-            let value = decoder
-                .decode(Some(payload))
+            let (_, json) = reader
+                .decode_json(payload)
                 .await
-                .map_err(|e| SinkError::Config(format!("{topic}/{}@{}: {e}", message.partition(), message.offset())))?
-                .value
-                .resolve(schema)
                 .map_err(|e| SinkError::Config(format!("{topic}/{}@{}: {e}", message.partition(), message.offset())))?;
-            let json = avro_to_json(schema, &value);
             let text = |k: &str| json[k].as_str().unwrap_or_default().to_owned();
             let original_headers = json["headers"]
                 .as_object()

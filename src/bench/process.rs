@@ -242,8 +242,7 @@ async fn restore_time(
         .collect::<anyhow::Result<_>>()?;
     let produced = produce(kafka, &state_topic, records).await?;
     eprintln!("  produced {size} states in {:.1} s", produced.as_secs_f64());
-    let codec =
-        Arc::new(Codec::new(&topology, &global.registry_url, registry, std::slice::from_ref(&state_topic)).await?);
+    let codec = Arc::new(Codec::new(&topology, registry, std::slice::from_ref(&state_topic)).await?);
     let sample = format!("{}bench-{}", topology.topic_prefix, size / 2);
     let partitions: Vec<i32> =
         (0..topology.topics.iter().find(|t| t.name == state_topic).map_or(1, |t| t.partitions)).collect();

@@ -7,6 +7,7 @@ pub mod kafka;
 pub mod orders;
 pub mod pipeline;
 pub mod process;
+pub mod python;
 pub mod readmodel;
 pub mod sinks;
 

@@ -97,7 +97,7 @@ pub async fn run(
     topics.extend(processor.lookups.iter().cloned());
     topics.push(processor.state.clone());
     topics.push(processor.dead_letter.clone());
-    let codec = Arc::new(codec::Codec::new(topology, &services.registry_url, &registry, &topics).await?);
+    let codec = Arc::new(codec::Codec::new(topology, &registry, &topics).await?);
     let mut output_topics = HashMap::new();
     for topic in topology.topics.iter().filter(|t| processor.outputs.contains(&t.name)) {
         for schema in &topic.schemas {

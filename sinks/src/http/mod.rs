@@ -2,12 +2,12 @@
 //! stack in order per correlation id, write a delivery result (and a dead letter when it fails),
 //! and store an offset only when everything before it in the partition is finished.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use interchange_core::avro::Encoder;
-use interchange_core::contract::{avro_to_json, json_to_avro, UnknownFields};
+use interchange_core::avro::Reader;
+use interchange_core::contract::{json_to_avro, UnknownFields};
 use interchange_core::headers::value as header;
 use interchange_core::kafka::KafkaSettings;
 use interchange_core::registry::Registry;
@@ -16,7 +16,6 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
-use schema_registry_converter::async_impl::avro::AvroDecoder;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -52,8 +51,8 @@ struct Context {
     sink: Sink,
     partner: PartnerClient,
     commands: Vec<String>,
-    decoder: AvroDecoder,
-    contracts: HashMap<String, apache_avro::Schema>,
+    /// Reads the commands this sink delivers (core's one reader).
+    reader: Reader,
     results: Option<(String, Encoder)>,
     dead_letter: (String, Encoder),
     producer: FutureProducer,
@@ -246,11 +245,10 @@ pub async fn start(
         sink: sink.clone(),
         partner: client,
         commands: commands.to_vec(),
-        decoder: AvroDecoder::new(env.services.sr_settings()),
-        contracts: commands
-            .iter()
-            .filter_map(|c| topology.contracts.get(c).map(|k| (c.clone(), k.schema.clone())))
-            .collect(),
+        reader: Reader::new(
+            env.registry.clone(),
+            commands.iter().filter_map(|c| topology.contracts.get(c).map(|k| (c.clone(), k.schema.clone()))),
+        ),
         results,
         dead_letter: (
             sink.dead_letter.clone(),
@@ -440,30 +438,34 @@ async fn consume(ctx: Arc<Context>, kafka: KafkaSettings, group: Group) -> Resul
                     let _ = done_tx.send((Job { partition, offset, key, message, contract: kind, command: Value::Null }, true));
                     continue;
                 }
-                let schema = ctx.contracts.get(&kind);
-                let decoded = match (message.payload(), schema) {
-                    (Some(payload), Some(schema)) => loop {
-                        match ctx.decoder.decode(Some(payload)).await {
-                            Ok(d) => break d.value.resolve(schema).ok().map(|v| avro_to_json(schema, &v)),
+                let decoded = match message.payload() {
+                    Some(payload) => loop {
+                        match ctx.reader.decode(payload).await {
+                            Ok(d) if d.contract == kind => break Ok(ctx.reader.to_json(&d)),
+                            Ok(d) => break Err(format!("event-type {kind:?} but the record is a {}", d.contract)),
                             // The registry is unreachable: wait for it rather than dead-letter.
-                            Err(error) if error.retriable && !group.stop.is_cancelled() => {
+                            Err(error) if error.is_transient() && !group.stop.is_cancelled() => {
                                 tracing::warn!(%error, sink = %ctx.sink.name, "schema registry; retrying");
                                 tokio::time::sleep(Duration::from_secs(1)).await;
                             }
-                            Err(_) => break None,
+                            Err(error) => break Err(error.to_string()),
                         }
                     },
-                    _ => None,
+                    None => Err("a record without a value".to_owned()),
                 };
-                let Some(command) = decoded else {
-                    let job = Job { partition, offset, key, message, contract: kind, command: Value::Null };
-                    let ctx2 = Arc::clone(&ctx);
-                    let tx = done_tx.clone();
-                    tokio::spawn(async move {
-                        let ok = ctx2.dead_letter(&job, "PERMANENT", "not a readable command").await.is_ok();
-                        let _ = tx.send((job, ok));
-                    });
-                    continue;
+                let command = match decoded {
+                    Ok(command) => command,
+                    Err(reason) => {
+                        let job = Job { partition, offset, key, message, contract: kind, command: Value::Null };
+                        let ctx2 = Arc::clone(&ctx);
+                        let tx = done_tx.clone();
+                        tokio::spawn(async move {
+                            let reason = format!("not a readable command: {reason}");
+                            let ok = ctx2.dead_letter(&job, "PERMANENT", &reason).await.is_ok();
+                            let _ = tx.send((job, ok));
+                        });
+                        continue;
+                    }
                 };
                 let job = Job { partition, offset, key: key.clone(), message, contract: kind, command };
                 if let Some(job) = queue.push(&key, job) {

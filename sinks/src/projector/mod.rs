@@ -18,14 +18,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::{FutureExt, StreamExt};
 use interchange_core::avro::Encoder;
-use interchange_core::contract::{avro_to_json, json_to_avro, UnknownFields};
+use interchange_core::avro::Reader;
+use interchange_core::contract::{json_to_avro, UnknownFields};
 use interchange_core::kafka::KafkaSettings;
 use interchange_core::topology::Sink;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::OwnedMessage;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
-use schema_registry_converter::async_impl::avro::AvroDecoder;
 use tokio_util::sync::CancellationToken;
 
 use self::cql::Writer;
@@ -52,8 +52,8 @@ struct Projector {
     nodes: Vec<String>,
     kafka: KafkaSettings,
     group: String,
-    decoder: AvroDecoder,
-    schema: apache_avro::Schema,
+    /// Reads `order_state` records (core's one reader).
+    reader: Reader,
     dead_letter: (String, Encoder),
     producer: FutureProducer,
     metrics: SinkMetrics,
@@ -78,8 +78,7 @@ pub async fn start(
         nodes: env.services.cql_nodes.clone(),
         kafka: env.services.kafka.clone(),
         group: format!("{}{}", topology.topic_prefix, sink.name),
-        decoder: AvroDecoder::new(env.services.sr_settings()),
-        schema: contract.schema.clone(),
+        reader: Reader::new(env.registry.clone(), [("order_state".to_owned(), contract.schema.clone())]),
         dead_letter: (
             sink.dead_letter.clone(),
             crate::http::encoder(topology, env.registry, &sink.dead_letter, "dead_letter").await?,
@@ -236,6 +235,7 @@ impl Projector {
                     projections.push(p);
                     oldest_ms = oldest_ms.min(message.timestamp().to_millis().unwrap_or(i64::MAX));
                 }
+                Err(_) if self.shutdown.is_cancelled() => return false,
                 Err(reason) => {
                     self.m().records.get_or_create(&ProjectorMetrics::so(name, "invalid")).inc();
                     tracing::warn!(%reason, sink = %name, offset = message.offset(), "unreadable state record; dead-lettered");
@@ -294,10 +294,23 @@ impl Projector {
         true
     }
 
+    /// Reads a state record; waits while the registry is unreachable (a record is dead-lettered
+    /// only for what can never be projected).
     async fn decode(&self, payload: &[u8]) -> Result<Projection, String> {
-        let decoded = self.decoder.decode(Some(payload)).await.map_err(|e| format!("not Avro of the registry: {e}"))?;
-        let value = decoded.value.resolve(&self.schema).map_err(|e| format!("not an order state: {e}"))?;
-        rows::project(&avro_to_json(&self.schema, &value))
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.reader.decode_json(payload).await {
+                Ok((_, json)) => return rows::project(&json),
+                Err(error) if error.is_transient() => {
+                    tracing::warn!(%error, sink = %self.sink.name, "schema registry; retrying");
+                    self.down(format!("schema registry unavailable: {error}"));
+                    if !pause(&self.shutdown, &mut backoff).await {
+                        return Err("shutting down".to_owned());
+                    }
+                }
+                Err(error) => return Err(error.to_string()),
+            }
+        }
     }
 
     /// Dead-letters an unreadable record, retrying until it is written (or shutdown).

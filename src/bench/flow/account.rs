@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use apache_avro::reader::datum::GenericDatumReader;
+use interchange_core::avro::Reader;
 use interchange_core::kafka::KafkaSettings;
+use interchange_core::registry::Registry;
 use interchange_core::topology::{SinkParams, Topology};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
@@ -204,6 +205,7 @@ fn event_type<'m>(message: &'m rdkafka::message::BorrowedMessage<'_>) -> Option<
 pub async fn read_topics(
     topology: &Topology,
     kafka: &KafkaSettings,
+    registry: &Registry,
     ledger: &Arc<Ledger>,
     inbound_before: i64,
 ) -> anyhow::Result<TopicCounts> {
@@ -211,12 +213,13 @@ pub async fn read_topics(
     let inbound = processor.inputs.first().context("processor inputs")?.clone();
     let commands = processor.outputs.first().context("processor outputs")?.clone();
     let state_schema = topology.contracts.get("order_state").context("contract order_state")?.schema.clone();
+    let reader = Reader::new(registry.clone(), [("order_state".to_owned(), state_schema)]);
+    let runtime = tokio::runtime::Handle::current();
     let inbound_after = super::super::setup::count_records(kafka, &inbound).await?;
     let (kafka, ledger) = (kafka.clone(), Arc::clone(ledger));
     let (commands_partitions, state_partitions) =
         (partitions(topology, &commands), partitions(topology, &processor.state));
     tokio::task::spawn_blocking(move || -> anyhow::Result<TopicCounts> {
-        let reader = GenericDatumReader::builder(&state_schema).build().context("order_state reader")?;
         let n = ledger.slots.len();
         let mut counts = TopicCounts {
             inbound_records: inbound_after - inbound_before,
@@ -246,7 +249,8 @@ pub async fn read_topics(
                 counts.strays += 1;
                 return;
             };
-            counts.states[i] = m.payload().and_then(|p| state_of(&reader, p));
+            counts.states[i] =
+                m.payload().and_then(|p| runtime.block_on(reader.decode_json(p)).ok()).and_then(state_of);
         })?;
         Ok(counts)
     })
@@ -254,20 +258,7 @@ pub async fn read_topics(
     .context("reading the topics")?
 }
 
-/// Status and version of a Confluent-framed `order_state` written with our contract.
-fn state_of(reader: &GenericDatumReader<'_>, payload: &[u8]) -> Option<(String, i64)> {
-    let mut body = payload.get(5..)?;
-    let value = reader.read_value(&mut body).ok()?;
-    let apache_avro::types::Value::Record(fields) = value else { return None };
-    let mut status = None;
-    let mut version = None;
-    for (name, value) in fields {
-        match (name.as_str(), value) {
-            ("status", apache_avro::types::Value::Enum(_, symbol)) => status = Some(symbol),
-            ("version", apache_avro::types::Value::Long(v)) => version = Some(v),
-            ("version", apache_avro::types::Value::Int(v)) => version = Some(i64::from(v)),
-            _ => {}
-        }
-    }
-    Some((status?, version?))
+/// Status and version of an `order_state` read by the hub's reader.
+fn state_of((_, json): (String, serde_json::Value)) -> Option<(String, i64)> {
+    Some((json.get("status")?.as_str()?.to_owned(), json.get("version")?.as_i64()?))
 }

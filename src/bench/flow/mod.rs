@@ -266,7 +266,7 @@ impl Bench<'_> {
         let (phases, lag_groups, lag, next) = measured?;
         stopped?;
         eprintln!("bench flow: reading the topics back");
-        let counts = account::read_topics(self.topology, kafka, self.ledger, inbound_before).await?;
+        let counts = account::read_topics(self.topology, kafka, self.registry, self.ledger, inbound_before).await?;
         let topics = report::TopicCheck::of(self.ledger, &counts, next);
         let baselines = if self.args.no_baselines { BTreeMap::new() } else { self.baselines(&ids).await? };
         Ok(Summary {

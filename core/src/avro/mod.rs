@@ -1,4 +1,10 @@
-//! Confluent wire format: magic byte 0, the schema id big-endian, the Avro body.
+//! Confluent wire format: magic byte 0, the schema id big-endian, the Avro body; the hub's one
+//! encoder per contract and its one reader of records ([`Reader`]).
+
+pub(crate) mod decimal;
+mod reader;
+
+pub use reader::{DecodeError, Decoded, Reader};
 
 use apache_avro::types::Value;
 use apache_avro::Schema;

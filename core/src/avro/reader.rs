@@ -1,0 +1,246 @@
+//! The one way the hub reads a Confluent Avro record: the writer's schema from the registry by
+//! the record's id, resolved to the hub's contract.
+//!
+//! A record written with any registered schema that is compatible with the contract (an older or
+//! newer version, a new optional field, a new enum symbol where the contract has a default) is
+//! read; decimals are accepted in every length the Avro specification allows. What cannot be read
+//! says why and names the schema id, so a dead letter points at the writer.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use apache_avro::reader::datum::GenericDatumReader;
+use apache_avro::schema::{Name, ResolvedSchema};
+use apache_avro::types::Value;
+use apache_avro::Schema;
+use serde_json::Value as Json;
+
+use super::decimal;
+use crate::contract::avro_to_json;
+use crate::registry::{Registry, SchemaById};
+
+/// Why a record could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// No magic byte and schema id in front.
+    #[error("not Confluent Avro: {0}")]
+    NotAvro(String),
+    /// The registry could not be asked: not the record's fault, retry.
+    #[error("schema registry unavailable: {0}")]
+    Unavailable(String),
+    /// The id is not in the registry, or names a schema that is not usable Avro.
+    #[error("schema id {id} {reason}")]
+    UnknownSchema { id: u32, reason: String },
+    /// The writer's record type is none of the contracts this reader reads.
+    #[error("schema id {id}: record type {name} is not one this reader reads")]
+    UnknownType { id: u32, name: String },
+    /// The body does not decode with its own writer schema.
+    #[error("schema id {id}: the body does not match its writer schema: {reason}")]
+    Corrupt { id: u32, reason: String },
+    /// The writer schema does not resolve to the contract, or a value breaks it.
+    #[error("schema id {id} does not fit the contract {contract}: {reason}")]
+    Contract { id: u32, contract: String, reason: String },
+}
+
+impl DecodeError {
+    /// True when retrying the same record later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+}
+
+/// A record read into one of the reader's contracts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decoded {
+    /// The contract's name (`order_received`).
+    pub contract: String,
+    /// The writer's schema id.
+    pub schema_id: u32,
+    /// The value, shaped by the contract's schema.
+    pub value: Value,
+}
+
+/// A contract this reader reads into.
+#[derive(Debug)]
+struct Contract {
+    name: String,
+    schema: Schema,
+    /// Named types of the schema, so references resolve while checking values.
+    names: HashMap<Name, Schema>,
+}
+
+/// A writer schema fetched once per id: the schema is leaked to give its datum reader a
+/// `'static` borrow; there is one per schema id the registry holds and a record named.
+struct Writer {
+    full_name: Option<String>,
+    reader: GenericDatumReader<'static>,
+}
+
+/// Reads records into the hub's contracts; writer schemas are fetched once per id.
+pub struct Reader {
+    registry: Registry,
+    /// Contracts by record full name.
+    contracts: HashMap<String, Contract>,
+    writers: RwLock<HashMap<u32, Arc<Writer>>>,
+}
+
+impl std::fmt::Debug for Reader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let contracts: Vec<&String> = self.contracts.values().map(|c| &c.name).collect();
+        f.debug_struct("Reader").field("contracts", &contracts).finish_non_exhaustive()
+    }
+}
+
+impl Reader {
+    /// A reader of `contracts` (name and schema) through `registry`.
+    pub fn new(registry: Registry, contracts: impl IntoIterator<Item = (String, Schema)>) -> Self {
+        let contracts = contracts
+            .into_iter()
+            .filter_map(|(name, schema)| {
+                let full_name = full_name(&schema)?;
+                let names = ResolvedSchema::new(&schema)
+                    .map(|r| r.get_names().iter().map(|(n, s)| (n.clone(), (*s).clone())).collect())
+                    .unwrap_or_default();
+                Some((full_name, Contract { name, schema, names }))
+            })
+            .collect();
+        Self { registry, contracts, writers: RwLock::new(HashMap::new()) }
+    }
+
+    /// The schema of contract `name`, if this reader reads it.
+    pub fn schema(&self, name: &str) -> Option<&Schema> {
+        self.contracts.values().find(|c| c.name == name).map(|c| &c.schema)
+    }
+
+    /// Reads `payload` (Confluent wire format) into the contract its writer's record type names.
+    pub async fn decode(&self, payload: &[u8]) -> Result<Decoded, DecodeError> {
+        let (id, mut body) = match payload {
+            [0, a, b, c, d, rest @ ..] => (u32::from_be_bytes([*a, *b, *c, *d]), rest),
+            [] => return Err(DecodeError::NotAvro("an empty value".to_owned())),
+            _ => return Err(DecodeError::NotAvro("no magic byte 0 and 4-byte schema id in front".to_owned())),
+        };
+        let writer = self.writer(id).await?;
+        let name = writer.full_name.clone().unwrap_or_else(|| "(not a record)".to_owned());
+        let contract = self.contracts.get(&name).ok_or_else(|| DecodeError::UnknownType { id, name: name.clone() })?;
+        let written =
+            writer.reader.read_value(&mut body).map_err(|e| DecodeError::Corrupt { id, reason: e.to_string() })?;
+        let broken = |reason: String| DecodeError::Contract { id, contract: contract.name.clone(), reason };
+        let widened = widen_decimals(written).map_err(broken)?;
+        let resolved = widened.resolve(&contract.schema).map_err(|e| broken(e.to_string()))?;
+        let value = check_decimals(resolved, &contract.schema, &contract.names, "").map_err(broken)?;
+        Ok(Decoded { contract: contract.name.clone(), schema_id: id, value })
+    }
+
+    /// Reads `payload` and turns it into the JSON shape the hub's contracts take
+    /// ([`crate::contract::avro_to_json`]): the contract's name and the JSON.
+    pub async fn decode_json(&self, payload: &[u8]) -> Result<(String, Json), DecodeError> {
+        let decoded = self.decode(payload).await?;
+        let json = self.to_json(&decoded);
+        Ok((decoded.contract, json))
+    }
+
+    /// `decoded` as JSON (decimals as strings with the contract's scale, timestamps RFC 3339).
+    pub fn to_json(&self, decoded: &Decoded) -> Json {
+        match self.schema(&decoded.contract) {
+            Some(schema) => avro_to_json(schema, &decoded.value),
+            None => Json::Null,
+        }
+    }
+
+    async fn writer(&self, id: u32) -> Result<Arc<Writer>, DecodeError> {
+        if let Some(writer) = self.writers.read().ok().and_then(|w| w.get(&id).cloned()) {
+            return Ok(writer);
+        }
+        let unknown = |reason: String| DecodeError::UnknownSchema { id, reason };
+        let text = match self.registry.schema_by_id(id).await {
+            Ok(SchemaById::Avro(text)) => text,
+            Ok(SchemaById::NotAvro(kind)) => return Err(unknown(format!("is a {kind} schema, not Avro"))),
+            Ok(SchemaById::Missing) => return Err(unknown("is not in the schema registry".to_owned())),
+            Err(error) => return Err(DecodeError::Unavailable(error.to_string())),
+        };
+        let schema = Schema::parse_str(&text).map_err(|e| unknown(format!("does not parse as Avro: {e}")))?;
+        let full_name = full_name(&schema);
+        let schema: &'static Schema = Box::leak(Box::new(schema));
+        let reader =
+            GenericDatumReader::builder(schema).build().map_err(|e| unknown(format!("cannot be read: {e}")))?;
+        let writer = Arc::new(Writer { full_name, reader });
+        if let Ok(mut writers) = self.writers.write() {
+            writers.entry(id).or_insert_with(|| Arc::clone(&writer));
+        }
+        Ok(writer)
+    }
+}
+
+fn full_name(schema: &Schema) -> Option<String> {
+    match schema {
+        Schema::Record(record) => Some(record.name.fullname(None)),
+        _ => None,
+    }
+}
+
+/// Every decimal of a decoded value in 16 bytes, so resolution's length check passes whatever
+/// length the writer chose.
+fn widen_decimals(value: Value) -> Result<Value, String> {
+    Ok(match value {
+        Value::Decimal(d) => Value::Decimal(decimal::widen(&d).ok_or("a decimal of more than 128 bits")?),
+        Value::Union(index, inner) => Value::Union(index, Box::new(widen_decimals(*inner)?)),
+        Value::Array(items) => Value::Array(items.into_iter().map(widen_decimals).collect::<Result<_, _>>()?),
+        Value::Map(entries) => {
+            Value::Map(entries.into_iter().map(|(k, v)| Ok((k, widen_decimals(v)?))).collect::<Result<_, String>>()?)
+        }
+        Value::Record(fields) => {
+            Value::Record(fields.into_iter().map(|(k, v)| Ok((k, widen_decimals(v)?))).collect::<Result<_, String>>()?)
+        }
+        other => other,
+    })
+}
+
+/// Checks every decimal of a resolved value against the contract's precision and writes it in
+/// the length the hub's encoder uses; the error names the field by JSON pointer.
+fn check_decimals(value: Value, schema: &Schema, names: &HashMap<Name, Schema>, at: &str) -> Result<Value, String> {
+    let schema = match schema {
+        Schema::Ref { name } => names.get(name).ok_or_else(|| format!("{at}: unresolved type {name}"))?,
+        other => other,
+    };
+    Ok(match (value, schema) {
+        (Value::Decimal(d), Schema::Decimal(decimal)) => {
+            Value::Decimal(decimal::fits(&d, decimal).map_err(|reason| format!("{at}: {reason}"))?)
+        }
+        (Value::Union(index, inner), Schema::Union(union)) => {
+            let variant = usize::try_from(index).ok().and_then(|i| union.variants().get(i));
+            match variant {
+                Some(variant) => Value::Union(index, Box::new(check_decimals(*inner, variant, names, at)?)),
+                None => Value::Union(index, inner),
+            }
+        }
+        (Value::Array(items), Schema::Array(array)) => Value::Array(
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| check_decimals(v, &array.items, names, &format!("{at}/{i}")))
+                .collect::<Result<_, _>>()?,
+        ),
+        (Value::Map(entries), Schema::Map(map)) => Value::Map(
+            entries
+                .into_iter()
+                .map(|(k, v)| {
+                    let checked = check_decimals(v, &map.types, names, &format!("{at}/{k}"))?;
+                    Ok((k, checked))
+                })
+                .collect::<Result<_, String>>()?,
+        ),
+        (Value::Record(fields), Schema::Record(record)) => Value::Record(
+            fields
+                .into_iter()
+                .map(|(k, v)| {
+                    let checked = match record.fields.iter().find(|f| f.name == k) {
+                        Some(field) => check_decimals(v, &field.schema, names, &format!("{at}/{k}"))?,
+                        None => v,
+                    };
+                    Ok((k, checked))
+                })
+                .collect::<Result<_, String>>()?,
+        ),
+        (other, _) => other,
+    })
+}
