@@ -261,3 +261,104 @@ async fn the_roles_as_separate_processes_complete_every_order_and_a_data_team_re
         assert_eq!(steps, ["RECEIVED", "VALIDATED", "SENT_TO_PARTNER", "COMPLETED"], "{id}");
     }
 }
+
+/// An order as an upstream system publishes it with Confluent's Python client: `value` in the
+/// contract's JSON shape, serialized by the stock `AvroSerializer` (shortest decimals).
+fn python_produce(topic: &str, id: &str, schema: &str, value: &serde_json::Value) -> serde_json::Value {
+    serde_json::json!({
+        "topic": topic, "key": id, "schema": schema, "value": value, "register": false,
+        "headers": { "correlation-id": id, "event-id": value["event_id"], "event-type": "order_received",
+                     "producer-role": "upstream-python" },
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upstream_orders_from_confluents_python_client_complete_next_to_the_edges_orders() {
+    let (erp_url, erp) = partner(Behaviour::Answer).await;
+    let (shop_url, shop) = partner(Behaviour::Answer).await;
+    let prefix = unique_prefix("python-upstream");
+    let pipeline = Pipeline::start(&prefix, &Options::new(&erp_url, &shop_url), STOCK).await;
+    let inbound = pipeline.topic("orders.inbound");
+    let contract = std::fs::read_to_string(common::repo().join("schemas/order_received.avsc")).expect("contract");
+
+    // A newer compatible version, as an upstream team would register it: a new optional field
+    // and a new sales channel.
+    let mut evolved: serde_json::Value = serde_json::from_str(&contract).expect("contract JSON");
+    let fields = evolved["fields"].as_array_mut().expect("fields");
+    for field in fields.iter_mut() {
+        if field["name"] == "channel" {
+            field["type"]["symbols"].as_array_mut().expect("symbols").push(serde_json::json!("KIOSK"));
+        }
+    }
+    fields.push(serde_json::json!({"name": "loyalty_tier", "type": ["null", "string"], "default": null}));
+    let evolved = evolved.to_string();
+    let registered = common::python::run_async(
+        "register",
+        vec![serde_json::json!({"subject": format!("{inbound}-value"), "schema": evolved})],
+    )
+    .await;
+    assert!(registered[0]["id"].as_u64().is_some(), "{registered:?}");
+
+    let mut accepted = pipeline.post_orders("EDGE", 2).await;
+    let prices = ["0.01", "250.00", "99999.99"];
+    let mut requests = Vec::new();
+    let mut sent = HashMap::new();
+    for (i, price) in prices.iter().enumerate() {
+        let id = format!("{prefix}PY-{i}");
+        let mut order = upstream_order(&id, &format!("PY-{i}"), "SKU-A", 1);
+        order["items"][0]["unit_price"] = serde_json::json!(price);
+        order["received_at"] = serde_json::json!("2026-11-30T12:00:00.000Z");
+        requests.push(python_produce(&inbound, &id, &contract, &order));
+        sent.insert(id.clone(), order);
+        accepted.push(id);
+    }
+    let id = format!("{prefix}PY-EVOLVED");
+    let mut order = upstream_order(&id, "PY-EVOLVED", "SKU-A", 2);
+    order["received_at"] = serde_json::json!("2026-11-30T12:00:00.000Z");
+    order["channel"] = serde_json::json!("KIOSK");
+    order["loyalty_tier"] = serde_json::json!("gold");
+    requests.push(python_produce(&inbound, &id, &evolved, &order));
+    sent.insert(id.clone(), order);
+    accepted.push(id);
+    let produced = common::python::run_async("produce", requests).await;
+    assert_eq!(produced.len(), sent.len(), "{produced:?}");
+
+    // A record naming a schema id the registry does not hold: a dead letter that names it.
+    let unknown_key = format!("{prefix}PY-UNKNOWN-ID");
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", common::bootstrap())
+        .set("partitioner", "murmur2_random")
+        .create()
+        .expect("producer");
+    let headers = OwnedHeaders::new()
+        .insert(Header { key: "event-type", value: Some("order_received") })
+        .insert(Header { key: "correlation-id", value: Some(unknown_key.as_str()) });
+    producer
+        .send(
+            FutureRecord::to(&inbound)
+                .key(&unknown_key)
+                .payload([0_u8, 0x7f, 0xff, 0xff, 0x01, 2, 0].as_slice())
+                .headers(headers),
+            Duration::from_secs(30),
+        )
+        .await
+        .expect("record produced");
+
+    let states = assert_exact(&pipeline, &accepted, (&accepted, 1), &erp, &shop, |_| "order.completed").await;
+    for (id, order) in &sent {
+        let state = &states[id];
+        assert_eq!(state["status"], "COMPLETED", "{id}: {state}");
+        assert_eq!(state["items"][0]["unit_price"], order["items"][0]["unit_price"], "{id}: the price exactly");
+        assert_eq!(state["items"][1]["unit_price"], "19.90", "{id}");
+    }
+    let dead = common::kafka::read_all(&pipeline.topic("orders.dlq"), "read_committed");
+    assert_eq!(dead.len(), 1, "one dead letter: the record with an unknown schema id");
+    let message = dead[0].headers().and_then(|h| {
+        h.iter()
+            .find(|x| x.key == "hub-error-message")
+            .and_then(|x| x.value)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    });
+    assert_eq!(dead[0].key(), Some(unknown_key.as_bytes()));
+    assert!(message.as_deref().is_some_and(|m| m.contains("schema id 2147483393")), "{message:?}");
+}
