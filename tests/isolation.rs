@@ -25,11 +25,7 @@ fn header(record: &OwnedMessage, name: &str) -> Option<String> {
 }
 
 fn assert_running(processor: &mut Processor) {
-    assert!(
-        processor.child.try_wait().expect("wait").is_none(),
-        "the processor exited:\n{}",
-        processor.log_text()
-    );
+    assert!(processor.child.try_wait().expect("wait").is_none(), "the processor exited:\n{}", processor.log_text());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -183,7 +179,10 @@ async fn over_the_size_limit(args: &[&str], exactly_once: bool) {
         tokio::time::sleep(Duration::from_millis(500)).await;
         dead = kafka::read_all(&t("orders.dlq"), "read_committed");
     }
-    assert!(!dead.is_empty() && dead.iter().all(|d| d.key() == Some(huge_id.as_bytes())), "the huge order, and only it");
+    assert!(
+        !dead.is_empty() && dead.iter().all(|d| d.key() == Some(huge_id.as_bytes())),
+        "the huge order, and only it"
+    );
     assert!(dead.len() == 1 || !exactly_once, "one dead letter: {}", dead.len());
     let (partition, offset) = {
         let inbound = kafka::read_all(&t("orders.inbound"), "read_committed");

@@ -25,7 +25,11 @@ pub fn violations(contract: &str, body: &Value) -> Vec<Violation> {
         let quantity = line.get("quantity").and_then(Value::as_i64);
         let total = price.zip(quantity).and_then(|(p, q)| p.checked_times(q));
         if let Some(refusal) = total.and_then(|t| t.refusal("the line total (unit_price × quantity)")) {
-            out.push(Violation { pointer: format!("/items/{i}/unit_price"), expected: expected.clone(), detail: refusal });
+            out.push(Violation {
+                pointer: format!("/items/{i}/unit_price"),
+                expected: expected.clone(),
+                detail: refusal,
+            });
         }
         subtotal = subtotal.zip(total).and_then(|(s, t)| s.checked_add(t));
     }

@@ -429,7 +429,9 @@ impl<'a> Loop<'a> {
         let shared = self.shared;
         let state = match self.store.get(partition, key, |bytes| decode_state(shared, bytes)) {
             Ok(state) => state,
-            Err(error) => return self.refuse(partition, key, source, &format!("its order's state cannot be read: {error}")),
+            Err(error) => {
+                return self.refuse(partition, key, source, &format!("its order's state cannot be read: {error}"))
+            }
         };
         let outcome = saga::apply(state, event, event_id, now, &shared.params, &shared.levels);
         match outcome {
@@ -501,7 +503,8 @@ impl<'a> Loop<'a> {
             if self.batch.redo {
                 break;
             }
-            if !self.assigned.contains(&partition) || self.quarantine.broken_timers.contains(&(partition, key.clone())) {
+            if !self.assigned.contains(&partition) || self.quarantine.broken_timers.contains(&(partition, key.clone()))
+            {
                 continue;
             }
             self.current = Some(Origin::Timer(partition, key.clone()));

@@ -61,7 +61,12 @@ pub fn encode(
 
 /// Sends the encoded `records` of `transition` into the open transaction and stages the state in
 /// the store. Stops at the first refused record: the loop then redoes the batch.
-pub fn send(l: &mut Loop<'_>, partition: i32, records: Vec<Record>, transition: Transition) -> Result<(), ProcessorError> {
+pub fn send(
+    l: &mut Loop<'_>,
+    partition: i32,
+    records: Vec<Record>,
+    transition: Transition,
+) -> Result<(), ProcessorError> {
     let key = transition.state.correlation_id.clone();
     for record in records {
         l.send(&record.topic, &key, Some(&record.payload), record.headers, false)?;
