@@ -7,6 +7,7 @@ pub mod error;
 pub mod headers;
 pub mod kafka;
 pub mod metrics;
+pub mod money;
 pub mod registry;
 pub mod shutdown;
 pub mod telemetry;

@@ -4,6 +4,7 @@
 // request, so its size does not matter there.
 #![allow(clippy::result_large_err)]
 
+pub mod amounts;
 pub mod app;
 pub mod auth;
 pub mod config;

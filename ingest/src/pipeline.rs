@@ -84,7 +84,11 @@ fn encode(
             object.insert(field.to_owned(), value);
         }
     }
-    let record = json_to_avro(&route.schema, &Value::Object(object), unknown);
+    let body = Value::Object(object);
+    let record = json_to_avro(&route.schema, &body, unknown);
+    if record.is_ok() {
+        violations.extend(crate::amounts::violations(&route.contract, &body));
+    }
     let record = match (record, violations.is_empty()) {
         (Ok(record), true) => record,
         (Ok(_), false) => return Err(Problem::contract(violations)),

@@ -15,6 +15,7 @@ use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
 use super::config::Mode;
+use super::delivery::{self, DeliveryContext, InputKey, Origin, Poison, Quarantine, Written};
 use super::error::{react, ProcessorError, Reaction};
 use super::metrics::OutcomeLabels;
 use super::restore::restore;
@@ -71,6 +72,8 @@ struct Batch {
     offsets: HashMap<(String, i32), i64>,
     /// Trace contexts of (the first few) records in the batch: the commit span links to them.
     traces: Vec<String>,
+    /// Something in the batch failed (a refused record, an abortable error): abort and redo it.
+    redo: bool,
 }
 
 /// Most records a commit span links to.
@@ -80,10 +83,14 @@ const MAX_LINKS: usize = 32;
 pub struct Loop<'a> {
     pub shared: &'a Shared,
     pub consumer: BaseConsumer<RebalanceContext>,
-    pub producer: BaseProducer,
+    pub producer: BaseProducer<DeliveryContext>,
     pub store: super::store::Store,
     pub assigned: Vec<i32>,
     batch: Batch,
+    /// Inputs whose outputs the broker refused, and what the redo does about them.
+    quarantine: Quarantine,
+    /// What the records sent now are written for.
+    current: Option<Origin>,
 }
 
 fn now_millis() -> i64 {
@@ -91,7 +98,11 @@ fn now_millis() -> i64 {
 }
 
 impl<'a> Loop<'a> {
-    pub fn new(shared: &'a Shared, consumer: BaseConsumer<RebalanceContext>, producer: BaseProducer) -> Self {
+    pub fn new(
+        shared: &'a Shared,
+        consumer: BaseConsumer<RebalanceContext>,
+        producer: BaseProducer<DeliveryContext>,
+    ) -> Self {
         Self {
             shared,
             consumer,
@@ -99,6 +110,8 @@ impl<'a> Loop<'a> {
             store: super::store::Store::default(),
             assigned: Vec::new(),
             batch: Batch::default(),
+            quarantine: Quarantine::default(),
+            current: None,
         }
     }
 
@@ -119,11 +132,17 @@ impl<'a> Loop<'a> {
             let message = self.consumer.poll(Duration::from_millis(50)).map(|r| r.map(|m| m.detach()));
             self.rebalanced()?;
             match message {
-                Some(Ok(message)) => self.process(&message)?,
+                Some(Ok(message)) => self.process(&message).map_err(|e| at_record(&message, e))?,
                 Some(Err(error)) => tracing::warn!(%error, "consumer"),
                 None => {}
             }
-            self.timers()?;
+            if !self.batch.redo {
+                self.timers()?;
+            }
+            if self.batch.redo {
+                self.redo()?;
+                continue;
+            }
             let due = self.batch.started.is_some_and(|s| s.elapsed() >= self.shared.commit_interval);
             if self.batch.open && (self.batch.records >= self.shared.max_batch || due) {
                 self.commit()?;
@@ -163,6 +182,7 @@ impl<'a> Loop<'a> {
         if seen.revoked {
             tracing::info!(processor = %self.shared.name, "partitions revoked");
             self.abort_batch(false)?;
+            self.quarantine.clear();
         }
         let Some(assigned) = seen.assigned else { return Ok(()) };
         let partitions: Vec<i32> = {
@@ -193,24 +213,37 @@ impl<'a> Loop<'a> {
             return Ok(());
         }
         if self.eos() {
-            self.producer
-                .begin_transaction()
-                .map_err(|source| ProcessorError::Kafka { operation: "begin transaction", source })?;
+            self.retrying("begin transaction", |l| l.producer.begin_transaction())?;
         }
         self.batch.open = true;
         self.batch.started = Some(Instant::now());
         Ok(())
     }
 
-    /// Produces one record into the open transaction, waiting while the local queue is full.
+    /// Whether the open batch is to be aborted and redone (nothing more is sent into it).
+    pub fn redoing(&self) -> bool {
+        self.batch.redo
+    }
+
+    /// Produces one record into the open transaction, waiting while the local queue is full. A
+    /// record refused here (over the client's `message.max.bytes`) or a transaction no longer
+    /// usable marks the batch for a redo; only a fatal error (fenced) is returned.
     pub fn send(
         &mut self,
         topic: &str,
         key: &str,
         payload: Option<&[u8]>,
         headers: OwnedHeaders,
+        dead_letter: bool,
     ) -> Result<(), ProcessorError> {
-        let mut record = BaseRecord::to(topic).key(key).headers(headers);
+        if self.batch.redo {
+            return Ok(());
+        }
+        let Some(origin) = self.current.clone() else {
+            return Err(ProcessorError::Config("a record written for no input".to_owned()));
+        };
+        let written = Arc::new(Written { origin, dead_letter });
+        let mut record = BaseRecord::with_opaque_to(topic, Arc::clone(&written)).key(key).headers(headers);
         if let Some(payload) = payload {
             record = record.payload(payload);
         }
@@ -221,11 +254,64 @@ impl<'a> Loop<'a> {
                     record = back;
                     self.producer.poll(Duration::from_millis(10));
                 }
-                Err((source, _)) => return Err(ProcessorError::Kafka { operation: "produce", source }),
+                Err((error, _)) if delivery::record_fault(&error) => {
+                    tracing::warn!(topic, %error, origin = ?written.origin, "record refused; redoing the batch without its input");
+                    self.quarantine.note(&[delivery::Refusal { written, error }], None)?;
+                    self.batch.redo = true;
+                    return Ok(());
+                }
+                Err((source, _)) if react(&source) == Reaction::Fatal => {
+                    return Err(ProcessorError::Kafka { operation: "produce", source })
+                }
+                Err((source, _)) => {
+                    tracing::warn!(topic, %source, "produce failed; redoing the batch");
+                    self.batch.redo = true;
+                    return Ok(());
+                }
             }
         }
     }
 
+    /// Handles delivery reports so far: refusals go to the quarantine and mark the batch for a
+    /// redo. `alone` is the input whose records alone were in flight. True when all were delivered.
+    fn check_deliveries(&mut self, alone: Option<&InputKey>) -> Result<bool, ProcessorError> {
+        let refusals = self.producer.context().take();
+        if refusals.is_empty() {
+            return Ok(true);
+        }
+        let (faults, others): (Vec<_>, Vec<_>) = refusals.into_iter().partition(|r| delivery::record_fault(&r.error));
+        for refusal in &others {
+            tracing::warn!(error = %refusal.error, origin = ?refusal.written.origin, "a record was not delivered; redoing the batch");
+        }
+        for refusal in &faults {
+            tracing::warn!(error = %refusal.error, origin = ?refusal.written.origin, "the broker refused a record");
+        }
+        self.quarantine.note(&faults, alone)?;
+        self.batch.redo = true;
+        Ok(false)
+    }
+
+    /// Waits for every record in flight and handles their delivery reports.
+    fn settle(&mut self, alone: Option<&InputKey>) -> Result<bool, ProcessorError> {
+        if let Err(error) = self.drain() {
+            tracing::warn!(%error, "records not acknowledged in time; redoing the batch");
+            self.batch.redo = true;
+            return Ok(false);
+        }
+        self.check_deliveries(alone)
+    }
+
+    /// Aborts the batch and redoes it from the committed offsets; what the broker refused is
+    /// dead-lettered by the redo.
+    fn redo(&mut self) -> Result<(), ProcessorError> {
+        let _ = self.drain();
+        self.check_deliveries(None)?;
+        self.shared.metrics.transactions.get_or_create(&self.labels("redone")).inc();
+        self.abort_batch(true)
+    }
+
+    /// Processes one input record; an input whose outputs the broker refused before is
+    /// dead-lettered instead, and a suspected one is processed alone to find out.
     fn process(&mut self, message: &OwnedMessage) -> Result<(), ProcessorError> {
         if !self.assigned.contains(&message.partition()) {
             return Ok(());
@@ -233,6 +319,37 @@ impl<'a> Loop<'a> {
         self.begin()?;
         self.batch.records += 1;
         self.batch.offsets.insert((message.topic().to_owned(), message.partition()), message.offset());
+        let input: InputKey = (message.topic().to_owned(), message.partition(), message.offset());
+        self.current = Some(Origin::Input(input.clone()));
+        if let Some(poison) = self.quarantine.poisoned.get(&input).cloned() {
+            return self.dead_letter_refused(message, &poison);
+        }
+        if !self.quarantine.suspects.contains_key(&input) {
+            return self.process_record(message);
+        }
+        // Alone: nothing else in flight before or with its records.
+        if !self.settle(None)? {
+            return Ok(());
+        }
+        self.process_record(message)?;
+        if !self.batch.redo && self.settle(Some(&input))? {
+            self.quarantine.suspects.remove(&input);
+        }
+        Ok(())
+    }
+
+    /// Dead-letters an input whose outputs the broker refused; bare when even its full dead
+    /// letter was refused.
+    fn dead_letter_refused(&mut self, message: &OwnedMessage, poison: &Poison) -> Result<(), ProcessorError> {
+        let reason = format!("its outputs cannot be written: {}", poison.cause);
+        if poison.bare {
+            let reason = format!("{reason} (value and headers left out: the whole dead letter was refused too)");
+            return self.dead_letter(&super::outputs::bare(message), "PERMANENT", &reason);
+        }
+        self.dead_letter(message, "PERMANENT", &reason)
+    }
+
+    fn process_record(&mut self, message: &OwnedMessage) -> Result<(), ProcessorError> {
         let decoded = match message.payload() {
             None => Err("a record without a value".to_owned()),
             Some(payload) => match self.shared.codec.decode(payload) {
@@ -310,13 +427,24 @@ impl<'a> Loop<'a> {
         source: Option<&OwnedMessage>,
     ) -> Result<(), ProcessorError> {
         let shared = self.shared;
-        let state = self.store.get(partition, key, |bytes| decode_state(shared, bytes))?;
+        let state = match self.store.get(partition, key, |bytes| decode_state(shared, bytes)) {
+            Ok(state) => state,
+            Err(error) => {
+                return self.refuse(partition, key, source, &format!("its order's state cannot be read: {error}"))
+            }
+        };
         let outcome = saga::apply(state, event, event_id, now, &shared.params, &shared.levels);
         match outcome {
             Ok(saga::Outcome::Changed(transition)) => {
+                let records = match super::outputs::encode(shared, event_id, &transition, traceparent.as_deref()) {
+                    Ok(records) => records,
+                    Err(error) => {
+                        return self.refuse(partition, key, source, &format!("its outputs cannot be encoded: {error}"))
+                    }
+                };
                 let label = if source.is_some() { "changed" } else { "timer" };
                 self.shared.metrics.records.get_or_create(&self.labels(label)).inc();
-                super::outputs::write(self, partition, event_id, *transition, traceparent)
+                super::outputs::send(self, partition, records, *transition)
             }
             Ok(saga::Outcome::Unchanged { reason }) => {
                 tracing::debug!(key, reason, "event changed nothing");
@@ -330,6 +458,24 @@ impl<'a> Loop<'a> {
                     Ok(())
                 }
             },
+        }
+    }
+
+    /// An event that cannot be carried out: its input is dead-lettered; a timer is dropped.
+    fn refuse(
+        &mut self,
+        partition: i32,
+        key: &str,
+        source: Option<&OwnedMessage>,
+        reason: &str,
+    ) -> Result<(), ProcessorError> {
+        match source {
+            Some(message) => self.dead_letter(message, "PERMANENT", reason),
+            None => {
+                tracing::error!(state_topic = %self.shared.state_topic, partition, key, reason, "deadline timer dropped");
+                self.quarantine.broken_timers.insert((partition, key.to_owned()));
+                Ok(())
+            }
         }
     }
 
@@ -354,14 +500,21 @@ impl<'a> Loop<'a> {
     fn timers(&mut self) -> Result<(), ProcessorError> {
         let due = self.store.due(Millis(now_millis()), 200);
         for (partition, key, deadline) in due {
-            if !self.assigned.contains(&partition) {
+            if self.batch.redo {
+                break;
+            }
+            if !self.assigned.contains(&partition) || self.quarantine.broken_timers.contains(&(partition, key.clone()))
+            {
                 continue;
             }
+            self.current = Some(Origin::Timer(partition, key.clone()));
             let id = saga::deadline_event_id(&key, deadline);
             let shared = self.shared;
             if self
                 .store
-                .get(partition, &key, |bytes| decode_state(shared, bytes))?
+                .get(partition, &key, |bytes| decode_state(shared, bytes))
+                .ok()
+                .flatten()
                 .is_some_and(|s| s.applied_event_ids.contains(&id))
             {
                 continue;
@@ -376,6 +529,10 @@ impl<'a> Loop<'a> {
     fn commit(&mut self) -> Result<(), ProcessorError> {
         if !self.batch.open {
             return Ok(());
+        }
+        // Only what the broker acknowledged commits: a refused record redoes the batch.
+        if self.batch.redo || !self.settle(None)? {
+            return self.redo();
         }
         let started = Instant::now();
         let mut offsets = TopicPartitionList::new();
@@ -405,6 +562,9 @@ impl<'a> Loop<'a> {
                     "committed"
                 );
                 self.store.commit();
+                for ((topic, partition), offset) in &self.batch.offsets {
+                    self.quarantine.committed(topic, *partition, *offset);
+                }
                 self.shared.metrics.transactions.get_or_create(&self.labels("committed")).inc();
                 self.shared.metrics.commit.observe(started.elapsed().as_secs_f64());
                 #[allow(clippy::cast_precision_loss)]
@@ -417,7 +577,7 @@ impl<'a> Loop<'a> {
                 Reaction::Fatal => Err(ProcessorError::Kafka { operation: "commit", source }),
                 Reaction::Retry | Reaction::AbortAndRewind => {
                     tracing::warn!(%source, "commit failed; aborting and redoing the batch");
-                    self.abort_batch(true)
+                    self.redo()
                 }
             },
         }
@@ -472,38 +632,78 @@ impl<'a> Loop<'a> {
     fn abort_batch(&mut self, rewind: bool) -> Result<(), ProcessorError> {
         if self.batch.open {
             if self.eos() {
-                if let Err(source) = self.producer.abort_transaction(CALL_TIMEOUT) {
-                    if react(&source) == Reaction::Fatal {
-                        return Err(ProcessorError::Kafka { operation: "abort transaction", source });
-                    }
-                    tracing::warn!(%source, "abort failed");
-                }
+                self.abort_transaction()?;
             }
             self.shared.metrics.transactions.get_or_create(&self.labels("aborted")).inc();
         }
+        // Reports of records purged by the abort (or still in flight in at-least-once mode)
+        // belong to the batch thrown away.
+        let _ = self.drain();
+        let _ = self.producer.context().take();
         self.store.abort();
         self.batch = Batch::default();
         if rewind {
-            let assignment = self
-                .consumer
-                .assignment()
-                .map_err(|source| ProcessorError::Kafka { operation: "assignment", source })?;
-            let committed = self
-                .consumer
-                .committed_offsets(assignment, CALL_TIMEOUT)
-                .map_err(|source| ProcessorError::Kafka { operation: "committed offsets", source })?;
-            let mut target = TopicPartitionList::new();
-            for ((topic, partition), offset) in committed.to_topic_map() {
-                let offset = if matches!(offset, Offset::Offset(_)) { offset } else { Offset::Beginning };
-                target
-                    .add_partition_offset(&topic, partition, offset)
-                    .map_err(|source| ProcessorError::Kafka { operation: "rewind", source })?;
-            }
-            self.consumer
-                .seek_partitions(target, CALL_TIMEOUT)
-                .map_err(|source| ProcessorError::Kafka { operation: "rewind", source })?;
+            self.rewind()?;
         }
         Ok(())
+    }
+
+    /// Aborts the open transaction, retrying what may pass; a transaction that cannot be aborted
+    /// (fenced, or still open after the retries) ends the process.
+    fn abort_transaction(&mut self) -> Result<(), ProcessorError> {
+        let mut attempt = 0;
+        loop {
+            match self.producer.abort_transaction(CALL_TIMEOUT) {
+                Ok(()) => return Ok(()),
+                Err(source) => match react(&source) {
+                    Reaction::Fatal => return Err(ProcessorError::Kafka { operation: "abort transaction", source }),
+                    Reaction::Retry if attempt < 5 => {
+                        attempt += 1;
+                        tracing::warn!(%source, attempt, "abort failed; retrying");
+                        std::thread::sleep(Duration::from_millis(200 * attempt));
+                    }
+                    Reaction::Retry => {
+                        return Err(ProcessorError::Kafka { operation: "abort transaction", source });
+                    }
+                    // No transaction left to abort (the failed commit ended it).
+                    Reaction::AbortAndRewind => {
+                        tracing::warn!(%source, "abort failed");
+                        return Ok(());
+                    }
+                },
+            }
+        }
+    }
+
+    /// Moves the consumer back to the committed offsets of its assignment.
+    fn rewind(&mut self) -> Result<(), ProcessorError> {
+        let mut committed = None;
+        self.retrying("committed offsets", |l| {
+            let assignment = l.consumer.assignment()?;
+            committed = Some(l.consumer.committed_offsets(assignment, CALL_TIMEOUT)?);
+            Ok(())
+        })?;
+        let mut target = TopicPartitionList::new();
+        for ((topic, partition), offset) in committed.unwrap_or_default().to_topic_map() {
+            let offset = if matches!(offset, Offset::Offset(_)) { offset } else { Offset::Beginning };
+            target
+                .add_partition_offset(&topic, partition, offset)
+                .map_err(|source| ProcessorError::Kafka { operation: "rewind", source })?;
+        }
+        self.retrying("rewind", |l| l.consumer.seek_partitions(target.clone(), CALL_TIMEOUT).map(|_| ()))
+    }
+}
+
+/// `error` with the input record it happened on (once).
+fn at_record(message: &OwnedMessage, error: ProcessorError) -> ProcessorError {
+    match error {
+        ProcessorError::Record { .. } => error,
+        source => ProcessorError::Record {
+            topic: message.topic().to_owned(),
+            partition: message.partition(),
+            offset: message.offset(),
+            source: Box::new(source),
+        },
     }
 }
 

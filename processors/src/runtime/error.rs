@@ -15,6 +15,9 @@ pub enum ProcessorError {
     Registry(#[from] interchange_core::CoreError),
     #[error("encoding {contract}: {reason}")]
     Encode { contract: String, reason: String },
+    /// A failure while handling one input record, with where to find it.
+    #[error("{topic}/{partition}@{offset}: {source}")]
+    Record { topic: String, partition: i32, offset: i64, source: Box<ProcessorError> },
 }
 
 /// What the transaction loop does about a failed Kafka call.

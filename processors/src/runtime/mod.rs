@@ -2,6 +2,7 @@
 
 pub mod codec;
 pub mod config;
+pub mod delivery;
 pub mod eos;
 pub mod error;
 pub mod lookup;
@@ -256,7 +257,7 @@ fn producer(
     settings: &KafkaSettings,
     transactional_id: &str,
     config: &ProcessorConfig,
-) -> Result<BaseProducer, ProcessorError> {
+) -> Result<BaseProducer<delivery::DeliveryContext>, ProcessorError> {
     let mut p = settings.producer_config("hub-processor");
     if config.mode == Mode::ExactlyOnce {
         p.set("transactional.id", transactional_id)
@@ -269,7 +270,8 @@ fn producer(
     for (k, v) in &settings.properties {
         p.set(k, v);
     }
-    p.create().map_err(|source| ProcessorError::Kafka { operation: "producer", source })
+    p.create_with_context(delivery::DeliveryContext::default())
+        .map_err(|source| ProcessorError::Kafka { operation: "producer", source })
 }
 
 type HealthState = (Arc<Shared>, Arc<Mutex<prometheus_client::registry::Registry>>);

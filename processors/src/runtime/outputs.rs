@@ -1,9 +1,13 @@
 //! Turning a transition's actions into records, and dead letters.
+//!
+//! Every record of a transition is encoded before the first is sent: a value the encoder refuses
+//! leaves nothing of that input in the open transaction, and the input becomes a dead letter.
 
-use rdkafka::message::{Header, OwnedMessage};
+use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
 
 use super::eos::{headers, Loop};
 use super::error::ProcessorError;
+use super::Shared;
 use crate::saga::{Action, Transition};
 
 fn to_json<T: serde::Serialize>(contract: &str, value: &T) -> Result<serde_json::Value, ProcessorError> {
@@ -11,18 +15,22 @@ fn to_json<T: serde::Serialize>(contract: &str, value: &T) -> Result<serde_json:
         .map_err(|e| ProcessorError::Encode { contract: contract.to_owned(), reason: e.to_string() })
 }
 
-/// Writes the new state and every action of `transition` into the open transaction, and stages
-/// the state in the store.
-pub fn write(
-    l: &mut Loop<'_>,
-    partition: i32,
+/// One encoded record, ready to send.
+pub struct Record {
+    pub topic: String,
+    pub payload: Vec<u8>,
+    pub headers: OwnedHeaders,
+}
+
+/// Encodes every action of `transition` and its new state (last), or fails without side effects.
+pub fn encode(
+    shared: &Shared,
     event_id: &str,
-    transition: Transition,
-    traceparent: Option<String>,
-) -> Result<(), ProcessorError> {
-    let shared = l.shared;
-    let key = transition.state.correlation_id.clone();
-    let tp = traceparent.as_deref();
+    transition: &Transition,
+    traceparent: Option<&str>,
+) -> Result<Vec<Record>, ProcessorError> {
+    let key = transition.state.correlation_id.as_str();
+    let mut records = Vec::with_capacity(transition.actions.len() + 1);
     for action in &transition.actions {
         let (contract, json, id) = match action {
             Action::Dispatch(c) => ("dispatch_command", to_json("dispatch_command", c)?, c.command_id.as_str()),
@@ -38,16 +46,34 @@ pub fn write(
             reason: "no output topic of the processor carries it".to_owned(),
         })?;
         let payload = shared.codec.encode(contract, topic, &json)?;
-        l.send(topic, &key, Some(&payload), headers(&key, id, contract, tp))?;
+        records.push(Record { topic: topic.clone(), payload, headers: headers(key, id, contract, traceparent) });
     }
     let state = to_json("order_state", &transition.state)?;
     let payload = shared.codec.encode("order_state", &shared.state_topic, &state)?;
-    let mut state_headers = headers(&key, event_id, "order_state", tp);
+    let mut state_headers = headers(key, event_id, "order_state", traceparent);
     if let Some(deadline) = super::store::pending_deadline(&transition.state) {
         let at = deadline.0.to_string();
         state_headers = state_headers.insert(Header { key: super::store::DEADLINE_HEADER, value: Some(at.as_str()) });
     }
-    l.send(&shared.state_topic, &key, Some(&payload), state_headers)?;
+    records.push(Record { topic: shared.state_topic.clone(), payload, headers: state_headers });
+    Ok(records)
+}
+
+/// Sends the encoded `records` of `transition` into the open transaction and stages the state in
+/// the store. Stops at the first refused record: the loop then redoes the batch.
+pub fn send(
+    l: &mut Loop<'_>,
+    partition: i32,
+    records: Vec<Record>,
+    transition: Transition,
+) -> Result<(), ProcessorError> {
+    let key = transition.state.correlation_id.clone();
+    for record in records {
+        l.send(&record.topic, &key, Some(&record.payload), record.headers, false)?;
+        if l.redoing() {
+            return Ok(());
+        }
+    }
     tracing::debug!(correlation_id = %key, order_id = %transition.state.order_id, status = transition.state.status.as_str(),
         version = transition.state.version, "order transition");
     l.store.put(partition, transition.state);
@@ -61,5 +87,19 @@ pub fn dead_letter(l: &mut Loop<'_>, message: &OwnedMessage, class: &str, reason
     let letter = interchange_core::dead_letter::dead_letter(message, &stage, class, reason, &[]);
     let payload = shared.codec.encode("dead_letter", &shared.dead_letter_topic, &letter.value)?;
     let topic = shared.dead_letter_topic.clone();
-    l.send(&topic, &letter.key, Some(&payload), letter.headers)
+    l.send(&topic, &letter.key, Some(&payload), letter.headers, true)
+}
+
+/// `message` without its value and headers, for a dead letter too large to write whole.
+pub fn bare(message: &OwnedMessage) -> OwnedMessage {
+    use rdkafka::Message;
+    OwnedMessage::new(
+        None,
+        message.key().map(<[u8]>::to_vec),
+        message.topic().to_owned(),
+        message.timestamp(),
+        message.partition(),
+        message.offset(),
+        None,
+    )
 }

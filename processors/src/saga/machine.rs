@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use interchange_core::money::Cents;
 use serde_json::json;
 
 use super::model::*;
@@ -201,13 +202,37 @@ fn invalid(order: &OrderReceived) -> Option<String> {
 fn short_of_stock(order: &OrderReceived, inventory: &dyn Inventory) -> Vec<String> {
     let mut needed: BTreeMap<&str, i64> = BTreeMap::new();
     for line in &order.items {
-        *needed.entry(&line.sku).or_default() += i64::from(line.quantity);
+        let qty = needed.entry(&line.sku).or_default();
+        *qty = qty.saturating_add(i64::from(line.quantity));
     }
     needed
         .into_iter()
         .filter(|(sku, qty)| inventory.available(sku).unwrap_or(0) < *qty)
         .map(|(sku, _)| sku.to_owned())
         .collect()
+}
+
+/// Subtotal, discount and total of `order`, computed exactly (i128 cents); `Err` names the
+/// first amount the contracts (`decimal(18,2)`) cannot carry. Upstream producers can send lines
+/// whose product or sum is past that range: such an order is rejected, never an error.
+fn totals(order: &OrderReceived, params: &Params) -> Result<(Money, Money, Money), String> {
+    let too_large = |field: &str| format!("{field} is too large to compute");
+    let mut subtotal = Cents::default();
+    for line in &order.items {
+        let line_total =
+            line.unit_price.cents().checked_times(i64::from(line.quantity)).ok_or_else(|| too_large("subtotal"))?;
+        subtotal = subtotal.checked_add(line_total).ok_or_else(|| too_large("subtotal"))?;
+    }
+    let discount = if subtotal >= params.discount_min_total.cents() {
+        subtotal.checked_percent(u32::from(params.discount_percent)).ok_or_else(|| too_large("discount"))?
+    } else {
+        Cents::default()
+    };
+    let total = subtotal.checked_sub(discount).ok_or_else(|| too_large("total"))?;
+    let carried = |field: &str, amount: Cents| {
+        Money::carried(amount).ok_or_else(|| amount.refusal(field).unwrap_or_else(|| too_large(field)))
+    };
+    Ok((carried("subtotal", subtotal)?, carried("discount", discount)?, carried("total", total)?))
 }
 
 fn receive(
@@ -217,12 +242,9 @@ fn receive(
     params: &Params,
     inventory: &dyn Inventory,
 ) -> Transition {
-    let subtotal = Money(order.items.iter().map(|l| l.unit_price.0.saturating_mul(i64::from(l.quantity))).sum());
-    let discount = if subtotal >= params.discount_min_total {
-        subtotal.percent(params.discount_percent)
-    } else {
-        Money::default()
-    };
+    let amounts = totals(order, params);
+    let (subtotal, discount, total) =
+        amounts.as_ref().map_or((Money::default(), Money::default(), Money::default()), |a| *a);
     let event = Event::Received(order.clone());
     let mut state = OrderState {
         correlation_id: order.correlation_id.clone(),
@@ -234,7 +256,7 @@ fn receive(
         currency: order.currency.clone(),
         subtotal,
         discount,
-        total: Money(subtotal.0 - discount.0),
+        total,
         dispatch_command_id: None,
         partner_reference: None,
         failure_reason: None,
@@ -247,9 +269,9 @@ fn receive(
     };
     remember(&mut state, event_id, params);
     step(&mut state, Status::Received, &event, event_id, now, None, params);
-    let refusal = match invalid(order) {
-        Some(why) => Some(("INVALID", why)),
-        None => {
+    let refusal = match (invalid(order), amounts) {
+        (Some(why), _) | (None, Err(why)) => Some(("INVALID", why)),
+        (None, Ok(_)) => {
             let short = short_of_stock(order, inventory);
             (!short.is_empty()).then(|| ("OUT_OF_STOCK", format!("not enough stock of {}", short.join(", "))))
         }

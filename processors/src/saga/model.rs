@@ -3,31 +3,30 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use interchange_core::money::Cents;
+pub use interchange_core::money::MAX_CENTS;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// An amount with two decimals, held as cents so arithmetic is exact.
+/// An amount the contracts carry (`decimal(18,2)`), held as cents so arithmetic is exact. Only
+/// amounts within [`MAX_CENTS`] are built by [`Money::parse`] and [`Money::carried`]; sums and
+/// products are computed in [`Cents`] (i128) and checked back into range.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Money(pub i64);
 
 impl Money {
-    /// Parses "129.90", "5", "-0.01" (at most two decimals).
+    /// Parses "129.90", "5", "-0.01" (at most two decimals, at most 18 digits).
     pub fn parse(text: &str) -> Option<Money> {
-        let (negative, digits) = text.strip_prefix('-').map_or((false, text), |rest| (true, rest));
-        let (whole, frac) = digits.split_once('.').unwrap_or((digits, ""));
-        if whole.is_empty() || frac.len() > 2 || !whole.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        let whole: i64 = whole.parse().ok()?;
-        let frac: i64 = format!("{frac:0<2}").parse().ok()?;
-        let cents = whole.checked_mul(100)?.checked_add(frac)?;
-        Some(Money(if negative { -cents } else { cents }))
+        Cents::parse(text).and_then(Money::carried)
     }
 
-    /// `self × percent / 100`, rounded half away from zero to the cent.
-    pub fn percent(self, percent: u8) -> Money {
-        let scaled = i128::from(self.0) * i128::from(percent);
-        let rounded = (scaled + if scaled >= 0 { 50 } else { -50 }) / 100;
-        Money(i64::try_from(rounded).unwrap_or(i64::MAX))
+    /// `cents` if a contract can carry it.
+    pub fn carried(cents: Cents) -> Option<Money> {
+        cents.carried().map(Money)
+    }
+
+    /// The exact, wide form for arithmetic.
+    pub fn cents(self) -> Cents {
+        Cents(i128::from(self.0))
     }
 }
 
@@ -47,8 +46,9 @@ impl Serialize for Money {
 impl<'de> Deserialize<'de> for Money {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
-        Money::parse(&text)
-            .ok_or_else(|| serde::de::Error::custom(format!("not an amount with two decimals: {text:?}")))
+        Money::parse(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!("not an amount with two decimals and at most 18 digits: {text:?}"))
+        })
     }
 }
 

@@ -101,3 +101,49 @@ proptest! {
         }
     }
 }
+
+fn line() -> impl Strategy<Value = (i64, i32)> {
+    // Prices anywhere in decimal(18,2) (biased to the top of the range), any positive quantity.
+    let price = prop_oneof![0..=MAX_CENTS, (MAX_CENTS - 1_000)..=MAX_CENTS, 0..100_000_i64];
+    let quantity = prop_oneof![1..=i32::MAX, 1..10_i32];
+    (price, quantity)
+}
+
+proptest! {
+    /// The totals are exact: an order is validated with the exact sum when it fits decimal(18,2)
+    /// and rejected naming the field when it does not; never a panic, a wrap or a saturation.
+    #[test]
+    fn totals_are_exact_or_the_order_is_rejected(lines in proptest::collection::vec(line(), 1..8), percent in 0..=100_u8) {
+        let mut p = params();
+        p.discount_percent = percent;
+        let items: Vec<Line> = lines.iter().enumerate()
+            .map(|(i, (price, qty))| Line { sku: format!("SKU-{i}"), quantity: *qty, unit_price: Money(*price) })
+            .collect();
+        let inventory: HashMap<String, i64> = items.iter().map(|l| (l.sku.clone(), i64::MAX)).collect();
+        let order = OrderReceived {
+            event_id: "e".into(), correlation_id: "c".into(), order_id: "o".into(), partner: "p".into(),
+            customer_id: "x".into(), items, currency: "EUR".into(), channel: "WEB".into(), callback_url: None,
+            received_at: Millis(0), attributes: Default::default(),
+        };
+        let exact: i128 = lines.iter().map(|(price, qty)| i128::from(*price) * i128::from(*qty)).sum();
+        let Ok(Outcome::Changed(t)) = apply(None, &Event::Received(order), "e", Millis(0), &p, &inventory) else {
+            return Err(TestCaseError::fail("an order always changes the state"));
+        };
+        if exact <= i128::from(MAX_CENTS) {
+            prop_assert_eq!(t.state.status, Status::Validated);
+            prop_assert_eq!(i128::from(t.state.subtotal.0), exact);
+            prop_assert!(t.state.discount.0 >= 0 && t.state.discount.0 <= t.state.subtotal.0);
+            prop_assert_eq!(t.state.total.0, t.state.subtotal.0 - t.state.discount.0);
+        } else {
+            prop_assert_eq!(t.state.status, Status::Rejected);
+            let reason = t.state.failure_reason.clone().unwrap_or_default();
+            prop_assert!(reason.contains("subtotal"), "{}", reason);
+            prop_assert!(t.actions.iter().any(|a| matches!(a, Action::Notify(n) if n.event_type == "order.rejected")));
+        }
+    }
+
+    #[test]
+    fn money_in_range_prints_and_parses_back(cents in -MAX_CENTS..=MAX_CENTS) {
+        prop_assert_eq!(Money::parse(&Money(cents).to_string()), Some(Money(cents)));
+    }
+}

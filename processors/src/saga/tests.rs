@@ -74,7 +74,7 @@ fn money_parses_prints_and_takes_percentages() {
     assert_eq!(Money::parse("1.234"), None);
     assert_eq!(Money(12_990).to_string(), "129.90");
     assert_eq!(Money(-1).to_string(), "-0.01");
-    assert_eq!(Money(61_050).percent(5), Money(3_053));
+    assert_eq!(Money(61_050).cents().checked_percent(5), Some(interchange_core::money::Cents(3_053)));
 }
 
 #[test]
@@ -249,4 +249,51 @@ fn history_and_applied_ids_are_bounded() {
     assert_eq!(done.history[0].to, "VALIDATED");
     assert_eq!(done.applied_event_ids, ["r-1"]);
     assert_eq!(done.version, 4, "the version counts every transition, not just the kept ones");
+}
+
+#[test]
+fn an_order_whose_subtotal_the_contract_cannot_carry_is_rejected_naming_the_field() {
+    // The order: each price fits decimal(18,2), their sum has 19 digits.
+    let o = order(&[("SKU-1", 2, "9999999999999999.99")]);
+    let t = changed(apply(None, &Event::Received(o), "e-1", Millis(1), &params(), &stock(&[("SKU-1", 5)])));
+    assert_eq!(t.state.status, Status::Rejected);
+    let reason = t.state.failure_reason.clone().unwrap_or_default();
+    assert!(reason.contains("subtotal 19999999999999999.98 has 19 digits"), "{reason}");
+    assert_eq!((t.state.subtotal, t.state.discount, t.state.total), (Money(0), Money(0), Money(0)));
+    let [Action::Rejected(r), Action::Notify(n)] = t.actions.as_slice() else { panic!("{:?}", t.actions) };
+    assert_eq!((r.reason.as_str(), r.detail.as_str()), ("INVALID", reason.as_str()));
+    assert_eq!((n.event_type.as_str(), n.status), ("order.rejected", Status::Rejected));
+}
+
+#[test]
+fn a_product_past_i64_is_rejected_not_wrapped() {
+    // 9999999999999999.99 × i32::MAX overflows i64 (it saturated or wrapped before).
+    let o = order(&[("SKU-1", i32::MAX, "9999999999999999.99"), ("SKU-2", 1, "1.00")]);
+    let t = changed(apply(
+        None,
+        &Event::Received(o),
+        "e-1",
+        Millis(1),
+        &params(),
+        &stock(&[("SKU-1", i64::MAX), ("SKU-2", 1)]),
+    ));
+    assert_eq!(t.state.status, Status::Rejected);
+    assert!(t.state.failure_reason.as_deref().is_some_and(|r| r.contains("subtotal")), "{:?}", t.state.failure_reason);
+}
+
+#[test]
+fn the_largest_carried_subtotal_is_validated() {
+    let o = order(&[("SKU-1", 1, "9999999999999998.99"), ("SKU-2", 1, "1.00")]);
+    let t =
+        changed(apply(None, &Event::Received(o), "e-1", Millis(1), &params(), &stock(&[("SKU-1", 1), ("SKU-2", 1)])));
+    assert_eq!(t.state.status, Status::Validated);
+    assert_eq!(t.state.subtotal, Money(MAX_CENTS));
+    assert_eq!(t.state.total.0, t.state.subtotal.0 - t.state.discount.0);
+}
+
+#[test]
+fn money_refuses_amounts_past_decimal_18_2() {
+    assert_eq!(Money::parse("9999999999999999.99"), Some(Money(MAX_CENTS)));
+    assert_eq!(Money::parse("10000000000000000.00"), None);
+    assert_eq!(Money::parse("99999999999999999999"), None);
 }
