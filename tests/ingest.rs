@@ -588,3 +588,63 @@ async fn concurrent_repeats_of_a_key_write_one_record() {
     );
     assert_eq!(kafka::count(&s.topic), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn money_is_exact_or_refused_and_the_openapi_document_says_the_same() {
+    let s = setup("money");
+    let edge = Edge::start(&s.topology, &s.prefix, &[]);
+    let doc: Value = reqwest::get(edge.url("/openapi.json")).await.expect("answer").json().await.expect("json");
+    let body_schema = &doc["paths"]["/api/v1/orders"]["post"]["requestBody"]["content"]["application/json"]["schema"];
+    let price_schema = &body_schema["properties"]["items"]["items"]["properties"]["unit_price"];
+    let validator = jsonschema::validator_for(price_schema).unwrap_or_else(|e| panic!("{e}: {price_schema}"));
+    // (the literal as the partner writes it, what the hub must store, or None when refused)
+    let cases: [(&str, Option<&str>); 9] = [
+        (r#""12.34""#, Some("12.34")),
+        (r#""12.340""#, Some("12.34")),
+        ("5", Some("5.00")),
+        (r#""9999999999999999.99""#, Some("9999999999999999.99")),
+        ("12.5", None),
+        ("1234567890123456.78", None),
+        (r#""12.345""#, None),
+        (r#""12.""#, None),
+        (r#""1e3""#, None),
+    ];
+    let mut accepted = Vec::new();
+    for (i, (literal, stored)) in cases.iter().enumerate() {
+        let mut body = order(&format!("MONEY-{i}"));
+        body["items"] = json!([{ "sku": "SKU-1", "quantity": 1, "unit_price": "__PRICE__" }]);
+        let text = body.to_string().replace(r#""__PRICE__""#, literal);
+        let response = post_shop(&edge, "/api/v1/orders", text.as_bytes(), &[]).await;
+        let parsed: Value = serde_json::from_str(literal).expect("a JSON literal");
+        assert_eq!(
+            validator.is_valid(&parsed),
+            stored.is_some(),
+            "{literal}: openapi.json and the edge disagree ({price_schema})"
+        );
+        match stored {
+            Some(stored) => {
+                assert_eq!(response.status(), StatusCode::ACCEPTED, "{literal}");
+                let answer: Value = response.json().await.expect("json");
+                accepted.push((answer["correlation_id"].as_str().expect("id").to_owned(), *stored));
+            }
+            None => {
+                let (status, problem) = problem(response).await;
+                assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{literal}: {problem}");
+                assert_eq!(problem["errors"][0]["pointer"], "/items/0/unit_price", "{literal}: {problem}");
+                if parsed.is_f64() {
+                    let detail = problem["errors"][0]["detail"].as_str().unwrap_or_default();
+                    assert!(detail.contains("send the amount as a string"), "{literal}: {problem}");
+                }
+            }
+        }
+    }
+    let records = kafka::read_all(&s.topic, "read_committed");
+    assert_eq!(records.len(), accepted.len(), "one record per 202, none for a refusal");
+    let decoder = common::avro::decoder();
+    for record in &records {
+        let (_, json) = common::avro::decode(&decoder, record.payload().expect("value"), "order_received").await;
+        let id = json["correlation_id"].as_str().expect("id");
+        let (_, stored) = accepted.iter().find(|(a, _)| a == id).expect("an accepted order");
+        assert_eq!(json["items"][0]["unit_price"], *stored, "stored exactly, never rounded");
+    }
+}

@@ -38,7 +38,20 @@ fn json_schema(avro: &Value, named: &mut HashMap<String, Value>) -> Value {
             {
                 (_, Some("decimal")) => {
                     let scale = o.get("scale").and_then(Value::as_u64).unwrap_or(0);
-                    json!({ "type": "string", "pattern": format!("^-?[0-9]+(\\.[0-9]{{1,{scale}}})?$"), "examples": ["129.90"] })
+                    let precision = o.get("precision").and_then(Value::as_u64).unwrap_or(0);
+                    let fraction =
+                        if scale == 0 { "(\\.0+)?".to_owned() } else { format!("(\\.[0-9]{{1,{scale}}}0*)?") };
+                    json!({
+                        "oneOf": [
+                            { "type": "string", "pattern": format!("^-?[0-9]+{fraction}$"), "examples": ["129.90"] },
+                            { "type": "integer" }
+                        ],
+                        "description": format!(
+                            "An exact amount: a decimal string with at most {precision} digits, {scale} after the point \
+                             (trailing zeros beyond them are dropped), or an integer. A JSON number with a fraction is \
+                             refused: it would be read through binary floating point."
+                        )
+                    })
                 }
                 (_, Some("timestamp-millis" | "timestamp-micros")) => {
                     json!({ "oneOf": [{ "type": "string", "format": "date-time" }, { "type": "integer", "description": "epoch milliseconds" }] })
