@@ -361,4 +361,33 @@ async fn upstream_orders_from_confluents_python_client_complete_next_to_the_edge
     });
     assert_eq!(dead[0].key(), Some(unknown_key.as_bytes()));
     assert!(message.as_deref().is_some_and(|m| m.contains("schema id 2147483393")), "{message:?}");
+
+    // Confluent's Python consumer and stock AvroDeserializer read every record the roles wrote
+    // (state, events, commands, results, dead letters), field for field as the hub reads them.
+    let decoder = common::avro::decoder();
+    for name in ["orders.state", "orders.events", "orders.commands", "orders.results", "orders.dlq"] {
+        let topic = pipeline.topic(name);
+        let ours = common::kafka::read_all(&topic, "read_committed");
+        assert!(!ours.is_empty(), "{name}: records to read");
+        let request = serde_json::json!({"topic": topic, "count": ours.len(), "timeout_s": 60});
+        let theirs = common::python::run_async("consume", vec![request]).await;
+        let (records, done) = theirs.split_at(theirs.len() - 1);
+        assert_eq!(done[0]["done"], ours.len(), "{name}: Confluent's consumer read every record");
+        for record in records {
+            let (partition, offset) =
+                (record["partition"].as_i64().expect("partition"), record["offset"].as_i64().expect("offset"));
+            let message = ours
+                .iter()
+                .find(|m| i64::from(m.partition()) == partition && m.offset() == offset)
+                .unwrap_or_else(|| panic!("{name}: {partition}@{offset} is not a committed record"));
+            let contract = message
+                .headers()
+                .and_then(|h| h.iter().find(|x| x.key == "event-type").and_then(|x| x.value))
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .unwrap_or_else(|| "dead_letter".to_owned());
+            let contract = if name == "orders.dlq" { "dead_letter".to_owned() } else { contract };
+            let (_, json) = common::avro::decode(&decoder, message.payload().expect("value"), &contract).await;
+            assert_eq!(record["value"], json, "{name} {partition}@{offset} ({contract})");
+        }
+    }
 }
