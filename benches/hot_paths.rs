@@ -18,7 +18,7 @@ use interchange_core::avro::Encoder;
 use interchange_core::contract::{json_to_avro, UnknownFields};
 use interchange_core::topology::Topology;
 use interchange_ingest::auth::{Authenticator, PartnerAuthConfig};
-use interchange_processors::saga::{apply, DeliveryResult, Event, Millis, Money, OrderReceived, Outcome, Params};
+use interchange_processors::saga::{apply, DeliveryResult, Event, Millis, Money, Now, OrderReceived, Outcome, Params};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -89,7 +89,7 @@ fn saga(c: &mut Criterion) {
     let order: OrderReceived = serde_json::from_value(order_json()).expect("order");
     let stock: HashMap<String, i64> = order.items.iter().map(|l| (l.sku.clone(), 1_000_000)).collect();
     let received = Event::Received(order.clone());
-    let validated = match apply(None, &received, &order.event_id, Millis(1_000), &params, &stock) {
+    let validated = match apply(None, &received, &order.event_id, Now::at(Millis(1_000)), &params, &stock) {
         Ok(Outcome::Changed(t)) => t.state,
         other => panic!("expected a transition, got {other:?}"),
     };
@@ -109,14 +109,23 @@ fn saga(c: &mut Criterion) {
     let mut group = c.benchmark_group("saga_apply");
     group.bench_function("baseline: clone the state", |b| b.iter(|| black_box(black_box(&validated).clone())));
     group.bench_function("received -> validated (stock check, dispatch)", |b| {
-        b.iter(|| black_box(apply(None, black_box(&received), "e-1", Millis(1_000), &params, &stock)));
+        b.iter(|| black_box(apply(None, black_box(&received), "e-1", Now::at(Millis(1_000)), &params, &stock)));
     });
     group.bench_function("delivered -> completed (notification)", |b| {
-        b.iter(|| black_box(apply(Some(&validated), black_box(&delivered), "r-1", Millis(2_000), &params, &stock)));
+        b.iter(|| {
+            black_box(apply(Some(&validated), black_box(&delivered), "r-1", Now::at(Millis(2_000)), &params, &stock))
+        });
     });
     group.bench_function("repeat of an applied event", |b| {
         b.iter(|| {
-            black_box(apply(Some(&validated), black_box(&received), &order.event_id, Millis(3_000), &params, &stock))
+            black_box(apply(
+                Some(&validated),
+                black_box(&received),
+                &order.event_id,
+                Now::at(Millis(3_000)),
+                &params,
+                &stock,
+            ))
         });
     });
     group.finish();

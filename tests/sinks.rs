@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::edge::provision;
 use common::kafka::read_all;
-use common::sinks::{dispatch, notification, produce, topology, Partner, SinkProcess};
+use common::sinks::{cancel, dispatch, notification, produce, topology, Partner, SinkProcess};
 use common::unique_prefix;
 use rdkafka::message::Headers;
 use rdkafka::Message;
@@ -414,4 +414,63 @@ impl OutputWithStdin for std::process::Command {
         child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write");
         child.wait_with_output().expect("verifier output")
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_past_its_deadline_is_reported_expired_and_never_reaches_the_partner_and_a_cancel_has_its_own_request(
+) {
+    let erp = Partner::ok().await;
+    let shop = Partner::ok().await;
+    let topology = topology(
+        &erp.url,
+        &shop.url,
+        "rate_limit = { per_second = 1000, burst = 100 }\nretry = { initial_backoff = \"50ms\", max_backoff = \"100ms\", max_attempts = 3 }",
+        "rate_limit = { per_second = 100, burst = 10 }",
+    );
+    let prefix = unique_prefix("sink-expired");
+    provision(&topology, &prefix);
+    let mut commands: Vec<_> = ["late-1", "fresh-1", "late-2"].iter().map(|k| dispatch(k, 0)).collect();
+    for c in commands.iter_mut().filter(|c| c["correlation_id"].as_str().unwrap_or_default().starts_with("late-")) {
+        c["deadline"] = serde_json::json!(c["issued_at"].as_i64().expect("issued_at") - 1_000);
+    }
+    let commands_topic = format!("{prefix}orders.commands");
+    produce(&commands_topic, "dispatch_command", &commands, None).await;
+    let withdraw = cancel("fresh-1", commands[1]["command_id"].as_str().expect("id"));
+    produce(&commands_topic, "cancel_command", std::slice::from_ref(&withdraw), None).await;
+    let sink = SinkProcess::start(&topology, &prefix, &["erp-dispatch"], "expired");
+    sink.wait_ready(Duration::from_secs(60));
+    let results_topic = format!("{prefix}orders.results");
+    wait_for("four delivery results", Duration::from_secs(60), || common::kafka::count(&results_topic) >= 4).await;
+    let decoder = common::avro::decoder();
+    let mut outcomes = HashMap::new();
+    for message in read_all(&results_topic, "read_committed") {
+        let (_, result) = common::avro::decode(&decoder, message.payload().expect("value"), "delivery_result").await;
+        outcomes.insert(result["command_id"].as_str().unwrap_or_default().to_owned(), result);
+    }
+    assert_eq!(outcomes.len(), 4, "one result per command: {outcomes:?}");
+    let outcome = |c: &serde_json::Value| {
+        let r = &outcomes[c["command_id"].as_str().unwrap_or_default()];
+        (
+            r["command_type"].as_str().map(str::to_owned),
+            r["outcome"].as_str().map(str::to_owned),
+            r["attempts"].as_i64(),
+        )
+    };
+    for late in [&commands[0], &commands[2]] {
+        assert_eq!(outcome(late), (Some("dispatch_command".into()), Some("EXPIRED".into()), Some(0)), "{late}");
+    }
+    assert_eq!(outcome(&commands[1]), (Some("dispatch_command".into()), Some("DELIVERED".into()), Some(1)));
+    assert_eq!(outcome(&withdraw), (Some("cancel_command".into()), Some("DELIVERED".into()), Some(1)));
+    // What the partner received: the fresh dispatch and the cancel, each once, nothing expired.
+    let calls: Vec<(String, String, String)> = erp.calls().into_iter().map(|c| (c.key, c.method, c.path)).collect();
+    let fresh = commands[1]["command_id"].as_str().expect("id").to_owned();
+    let cancel_key = withdraw["command_id"].as_str().expect("id").to_owned();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert!(calls.contains(&(fresh, "POST".into(), "/orders".into())), "{calls:?}");
+    assert!(calls.contains(&(cancel_key, "POST".into(), "/orders/fresh-1%2F0/cancel".into())), "{calls:?}");
+    let cancel_call = erp.calls().into_iter().find(|c| c.path.ends_with("/cancel")).expect("cancel call");
+    assert_eq!(cancel_call.json["dispatch_command_id"], commands[1]["command_id"]);
+    assert_eq!(cancel_call.headers["authorization"], format!("Bearer {}", common::sinks::ERP_TOKEN).as_str());
+    assert_eq!(read_all(&format!("{prefix}orders.dlq"), "read_committed").len(), 0, "expiry is no dead letter");
+    assert_eq!(sink.metric("hub_sink_deliveries_total", &["partner=\"acme-erp\"", "outcome=\"expired\""]), 2.0);
 }

@@ -74,6 +74,8 @@ retry = {{ initial_backoff = "{}ms", max_backoff = "{}ms", max_attempts = {} }}
 
 fn request(client: &PartnerClient, key: &str) -> Request {
     Request {
+        method: "POST".to_owned(),
+        deadline: None,
         url: client.url(),
         body: br#"{"order_id": "A-1"}"#.to_vec(),
         idempotency_key: key.to_owned(),
@@ -104,6 +106,27 @@ async fn two_503s_then_200_is_one_delivery_after_three_attempts_with_one_key() {
     // Full jitter: each gap is at most its (doubling) cap.
     let gaps: Vec<Duration> = received.windows(2).map(|w| w[1].at - w[0].at).collect();
     assert!(gaps[0] <= Duration::from_millis(200 + 100) && gaps[1] <= Duration::from_millis(400 + 100), "{gaps:?}");
+}
+
+#[tokio::test]
+async fn a_request_past_its_deadline_expires_without_a_call_and_one_before_it_is_delivered() {
+    let (url, script) = partner(vec![(503, vec![], "busy".into())]).await;
+    let client = PartnerClient::new(&partner_config(&url, fast(), None), BreakerConfig::default()).expect("client");
+    let now =
+        i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis())
+            .expect("ms");
+    let mut late = request(&client, "cmd-late");
+    late.deadline = Some(now - 1);
+    let delivery = client.deliver(&late, &CancellationToken::new()).await;
+    assert_eq!((delivery.outcome, delivery.attempts, delivery.status), (Outcome::Expired, 0, None));
+    assert!(script.received.lock().expect("lock").is_empty(), "the partner never saw it");
+    // Before its deadline: delivered, retried after a 503 under the same key (retries of a
+    // started delivery go on past the deadline: tests/scenarios.rs, the ERP that never answers).
+    let mut timely = request(&client, "cmd-timely");
+    timely.deadline = Some(now + 600_000);
+    let delivery = client.deliver(&timely, &CancellationToken::new()).await;
+    assert_eq!((delivery.outcome, delivery.attempts), (Outcome::Delivered, 2));
+    assert_eq!(script.received.lock().expect("lock").len(), 2);
 }
 
 #[tokio::test]

@@ -85,6 +85,8 @@ fn partner(base: &str) -> Partner {
 
 fn request(client: &PartnerClient, key: &str) -> Request {
     Request {
+        method: "POST".to_owned(),
+        deadline: None,
         url: client.url(),
         body: b"{}".to_vec(),
         idempotency_key: key.into(),

@@ -74,6 +74,7 @@ fn partner(name: &str, base_url: &str, per_second: u32, burst: u32, concurrency:
         signing_secret: None,
         headers: std::collections::BTreeMap::new(),
         body: None,
+        requests: std::collections::BTreeMap::new(),
     };
     Partner { name: name.to_owned(), doc: String::new(), inbound: None, outbound: Some(outbound) }
 }
@@ -95,6 +96,8 @@ async fn through_stack(clients: &[Arc<PartnerClient>], n: usize, concurrency: us
             let (stop, failed) = (&stop, &failed);
             async move {
                 let request = Request {
+                    method: "POST".to_owned(),
+                    deadline: None,
                     url: client.url(),
                     body: body(i),
                     idempotency_key: format!("cmd-{i}"),
@@ -252,6 +255,8 @@ async fn limited(rate: u32, burst: u32, concurrency: usize, seconds: u64) -> any
                 let mut i = w;
                 while !stop.is_cancelled() {
                     let request = Request {
+                        method: "POST".to_owned(),
+                        deadline: None,
                         url: client.url(),
                         body: body(i),
                         idempotency_key: format!("k{i}"),

@@ -21,6 +21,8 @@ pub const ERP_TOKEN: &str = "erp-token";
 /// One request a partner received, with the status it answered (0: never answered).
 #[derive(Debug, Clone)]
 pub struct Call {
+    /// The path (and query) called.
+    pub path: String,
     pub headers: HeaderMap,
     pub body: Vec<u8>,
     pub status: u16,
@@ -44,7 +46,7 @@ pub async fn partner(behaviour: Behaviour) -> (String, Calls) {
     let calls: Calls = Arc::default();
     let first: Arc<Mutex<Option<Instant>>> = Arc::default();
     let state = Arc::clone(&calls);
-    let app = axum::Router::new().fallback(move |headers: HeaderMap, body: axum::body::Bytes| {
+    let app = axum::Router::new().fallback(move |uri: axum::http::Uri, headers: HeaderMap, body: axum::body::Bytes| {
         let (state, first) = (Arc::clone(&state), Arc::clone(&first));
         async move {
             let since_first = first.lock().expect("lock").get_or_insert_with(Instant::now).elapsed();
@@ -56,7 +58,7 @@ pub async fn partner(behaviour: Behaviour) -> (String, Calls) {
             };
             let n = {
                 let mut calls = state.lock().expect("lock");
-                calls.push(Call { headers, body: body.to_vec(), status });
+                calls.push(Call { path: uri.to_string(), headers, body: body.to_vec(), status });
                 calls.len()
             };
             if status == 0 {
@@ -84,6 +86,8 @@ pub struct Options<'a> {
     pub erp_retry: &'a str,
     /// Three processes (`hub ingest`, `hub process`, `hub sink`) instead of one `hub run`.
     pub separate: bool,
+    /// With `separate`: `hub process` is not started until [`Pipeline::start_processor`].
+    pub processor_later: bool,
 }
 
 impl<'a> Options<'a> {
@@ -95,6 +99,7 @@ impl<'a> Options<'a> {
             erp_timeout: "30s",
             erp_retry: r#"{ initial_backoff = "50ms", max_backoff = "200ms", max_attempts = 3 }"#,
             separate: false,
+            processor_later: false,
         }
     }
 }
@@ -107,6 +112,8 @@ pub struct Pipeline {
     /// host:port of the sink role's /metrics.
     pub sink_health: String,
     children: Vec<(Child, std::path::PathBuf)>,
+    /// The processor role held back (`processor_later`): its arguments and health port.
+    held: Option<(Vec<String>, u16)>,
 }
 
 impl Drop for Pipeline {
@@ -176,27 +183,13 @@ impl Pipeline {
             vec![("run", args)]
         };
         let mut children = Vec::new();
+        let mut held = None;
         for (role, args) in roles {
-            let log = topology.dir.path().join(format!("hub-{role}.log"));
-            let child = Command::new(env!("CARGO_BIN_EXE_hub"))
-                .args(["--topology", topology.arg(), "--topic-prefix", prefix])
-                .args(&args)
-                .env("HUB_BOOTSTRAP_SERVERS", bootstrap())
-                .env("HUB_REGISTRY_URL", registry_url())
-                .env("HUB_REDIS_URL", service("HUB_REDIS_URL", "redis://127.0.0.1:6379"))
-                .env("HUB_PARTNER_ACME_SHOP_API_KEYS", SHOP_KEY)
-                .env("HUB_PARTNER_ACME_SHOP_WEBHOOK_SECRETS", SHOP_WEBHOOK_SECRET)
-                .env("HUB_PARTNER_ACME_SHOP_SIGNING_SECRET", SIGNING_SECRET)
-                .env("HUB_PARTNER_ACME_ERP_TOKEN", ERP_TOKEN)
-                .env("HUB_TEST_BETA_JWT_SECRET", super::edge::BETA_JWT_SECRET)
-                .env("HUB_LOG_FORMAT", "json")
-                .env("RUST_LOG", "info")
-                .current_dir(repo())
-                .stdout(Stdio::null())
-                .stderr(std::fs::File::create(&log).expect("log"))
-                .spawn()
-                .expect("spawn hub");
-            children.push((child, log));
+            if role == "process" && options.processor_later {
+                held = Some((args, processor_port));
+                continue;
+            }
+            children.push(spawn(&topology, prefix, role, &args));
         }
         let pipeline = Pipeline {
             topology,
@@ -204,9 +197,13 @@ impl Pipeline {
             edge: format!("http://{}", listen(edge_port)),
             sink_health: listen(sink_port),
             children,
+            held,
         };
         let deadline = Instant::now() + Duration::from_secs(120);
         for port in [edge_port, processor_port, sink_port] {
+            if options.processor_later && port == processor_port {
+                continue;
+            }
             while http_status(&listen(port), "/readyz") != Some(200) {
                 assert!(Instant::now() < deadline, "role on port {port} not ready:\n{}", pipeline.logs());
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -215,6 +212,44 @@ impl Pipeline {
         pipeline
     }
 
+    /// Starts the processor held back with `processor_later` and waits until it is ready.
+    pub async fn start_processor(&mut self) {
+        let (args, port) = self.held.take().expect("a processor held back");
+        self.children.push(spawn(&self.topology, &self.prefix, "process", &args));
+        let listen = format!("127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while http_status(&listen, "/readyz") != Some(200) {
+            assert!(Instant::now() < deadline, "processor not ready:\n{}", self.logs());
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// Starts `hub <role> args` for `prefix` with the test partners' secrets, logging to a file.
+fn spawn(topology: &TopologyCopy, prefix: &str, role: &str, args: &[String]) -> (Child, std::path::PathBuf) {
+    let log = topology.dir.path().join(format!("hub-{role}.log"));
+    let child = Command::new(env!("CARGO_BIN_EXE_hub"))
+        .args(["--topology", topology.arg(), "--topic-prefix", prefix])
+        .args(args)
+        .env("HUB_BOOTSTRAP_SERVERS", bootstrap())
+        .env("HUB_REGISTRY_URL", registry_url())
+        .env("HUB_REDIS_URL", service("HUB_REDIS_URL", "redis://127.0.0.1:6379"))
+        .env("HUB_PARTNER_ACME_SHOP_API_KEYS", SHOP_KEY)
+        .env("HUB_PARTNER_ACME_SHOP_WEBHOOK_SECRETS", SHOP_WEBHOOK_SECRET)
+        .env("HUB_PARTNER_ACME_SHOP_SIGNING_SECRET", SIGNING_SECRET)
+        .env("HUB_PARTNER_ACME_ERP_TOKEN", ERP_TOKEN)
+        .env("HUB_TEST_BETA_JWT_SECRET", super::edge::BETA_JWT_SECRET)
+        .env("HUB_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .current_dir(repo())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("spawn hub");
+    (child, log)
+}
+
+impl Pipeline {
     pub fn topic(&self, name: &str) -> String {
         format!("{}{name}", self.prefix)
     }

@@ -23,6 +23,9 @@ pub const SIGNING_SECRET: &str = "whsec_c2lnbmluZy1zZWNyZXQtZm9yLXRlc3RzLTAxMjM0
 #[derive(Debug, Clone)]
 pub struct Call {
     pub at: Instant,
+    /// Method and path (with the query) the call was made to.
+    pub method: String,
+    pub path: String,
     pub key: String,
     pub headers: HeaderMap,
     pub body: Vec<u8>,
@@ -50,36 +53,41 @@ impl Partner {
         let status_override = Arc::new(AtomicU16::new(0));
         let delay_ms = Arc::new(AtomicU64::new(0));
         let (state, over, delay) = (Arc::clone(&calls), Arc::clone(&status_override), Arc::clone(&delay_ms));
-        let app = axum::Router::new().fallback(move |headers: HeaderMap, body: axum::body::Bytes| {
-            let (state, answer, over, delay) =
-                (Arc::clone(&state), Arc::clone(&answer), Arc::clone(&over), Arc::clone(&delay));
-            async move {
-                let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-                let json = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
-                let call = Call { at: Instant::now(), key: key.clone(), headers, body: body.to_vec(), json };
-                let attempt = {
-                    let mut calls = state.lock().expect("lock");
-                    calls.push(call.clone());
-                    calls.iter().filter(|c| c.key == key).count()
-                };
-                let wait = delay.load(Ordering::Relaxed);
-                if wait > 0 {
-                    tokio::time::sleep(Duration::from_millis(wait)).await;
+        let app = axum::Router::new().fallback(
+            move |method: axum::http::Method, uri: axum::http::Uri, headers: HeaderMap, body: axum::body::Bytes| {
+                let (state, answer, over, delay) =
+                    (Arc::clone(&state), Arc::clone(&answer), Arc::clone(&over), Arc::clone(&delay));
+                async move {
+                    let key =
+                        headers.get("idempotency-key").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+                    let json = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+                    let (method, path) = (method.to_string(), uri.to_string());
+                    let call =
+                        Call { at: Instant::now(), method, path, key: key.clone(), headers, body: body.to_vec(), json };
+                    let attempt = {
+                        let mut calls = state.lock().expect("lock");
+                        calls.push(call.clone());
+                        calls.iter().filter(|c| c.key == key).count()
+                    };
+                    let wait = delay.load(Ordering::Relaxed);
+                    if wait > 0 {
+                        tokio::time::sleep(Duration::from_millis(wait)).await;
+                    }
+                    let (status, extra) = match over.load(Ordering::Relaxed) {
+                        0 => answer(&call, attempt),
+                        s => (s, vec![]),
+                    };
+                    let code = StatusCode::from_u16(status).expect("status");
+                    let mut response =
+                        (code, axum::Json(serde_json::json!({ "id": format!("REF-{key}"), "error": "test answer" })))
+                            .into_response();
+                    for (name, value) in extra {
+                        response.headers_mut().insert(name, value.parse().expect("header"));
+                    }
+                    response
                 }
-                let (status, extra) = match over.load(Ordering::Relaxed) {
-                    0 => answer(&call, attempt),
-                    s => (s, vec![]),
-                };
-                let code = StatusCode::from_u16(status).expect("status");
-                let mut response =
-                    (code, axum::Json(serde_json::json!({ "id": format!("REF-{key}"), "error": "test answer" })))
-                        .into_response();
-                for (name, value) in extra {
-                    response.headers_mut().insert(name, value.parse().expect("header"));
-                }
-                response
-            }
-        });
+            },
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         tokio::spawn(async move { axum::serve(listener, app).await });
@@ -147,6 +155,20 @@ pub fn dispatch(correlation_id: &str, seq: usize) -> serde_json::Value {
     })
 }
 
+/// A cancel of the dispatch `dispatch_command_id` for the ERP.
+pub fn cancel(correlation_id: &str, dispatch_command_id: &str) -> serde_json::Value {
+    serde_json::json!({
+        "command_id": uuid::Uuid::new_v4().to_string(),
+        "correlation_id": correlation_id,
+        "order_id": format!("{correlation_id}/0"),
+        "partner": "acme-erp",
+        "dispatch_command_id": dispatch_command_id,
+        "partner_reference": format!("REF-{dispatch_command_id}"),
+        "reason": "the order was compensated before the dispatch was accepted",
+        "issued_at": now_ms(),
+    })
+}
+
 /// A notification for the client (to the partner's configured URL).
 pub fn notification(correlation_id: &str) -> serde_json::Value {
     serde_json::json!({
@@ -174,6 +196,7 @@ pub async fn produce(topic: &str, contract: &str, commands: &[serde_json::Value]
         .expect("producer");
     let full = match contract {
         "dispatch_command" => "io.interchange.orders.DispatchCommand",
+        "cancel_command" => "io.interchange.orders.CancelCommand",
         _ => "io.interchange.orders.NotificationCommand",
     };
     let mut sends = Vec::new();

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 pub use super::raw::{
     BreakerSettings, CleanupPolicy, OutboundAuth, ProcessorParams, RateLimit, RawInbound as Inbound,
-    RawOutbound as Outbound, RetryPolicy, SecretRef, SinkParams,
+    RawOutbound as Outbound, RequestMapping, RetryPolicy, SecretRef, SinkParams,
 };
 
 /// A checked topology: every reference resolves, co-partitioning holds, contracts parse.

@@ -299,6 +299,23 @@ pub struct RawOutbound {
     /// The request body: output field → JSON pointer into the command (`"orderId" = "/order_id"`).
     /// Without it the command's JSON is sent whole.
     pub body: Option<BTreeMap<String, String>>,
+    /// Requests of other commands than the default one, by contract name
+    /// (`[partner.outbound.requests.cancel_command]`): each replaces the method, path and body
+    /// above for that command; auth, headers, limits and retries stay shared.
+    #[serde(default)]
+    pub requests: BTreeMap<String, RequestMapping>,
+}
+
+/// How one command becomes a request to a partner.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestMapping {
+    #[serde(default = "default_method")]
+    pub method: String,
+    /// Path after `base_url`, `{field}` placeholders as in the outbound `path`.
+    pub path: String,
+    /// Output field → JSON pointer into the command; the command whole without it.
+    pub body: Option<BTreeMap<String, String>>,
 }
 
 fn default_path() -> String {

@@ -35,7 +35,7 @@ fn replace_once(text: &str, from: &str, to: &str) -> String {
 fn the_shipped_topology_is_valid() {
     let topology = Topology::load(&repo().join("topology.toml"), "").expect("valid");
     assert_eq!(topology.topics.len(), 7);
-    assert_eq!(topology.contracts.len(), 10);
+    assert_eq!(topology.contracts.len(), 11);
     let state = topology.topic("orders.state").expect("state topic");
     assert!(state.cleanup_policy.is_compacted());
     let saga = &topology.processors[0];
@@ -135,6 +135,11 @@ fn duplicates_bad_values_and_key_mismatch_are_reported() {
         "doc = \"Outcome of each delivery attempt series, written by the sinks.\"\npartitions = 12\nkey = \"order_id\"",
     );
     text = replace_once(&text, "base_url = \"http://127.0.0.1:18082\"", "base_url = \"ftp://erp\"");
+    text = replace_once(
+        &text,
+        "[partner.outbound.requests.cancel_command]\nmethod = \"POST\"\npath = \"/orders/{order_id}/cancel\"",
+        "[partner.outbound.requests.cancel_command]\nmethod = \"SEND\"\npath = \"orders/{order_id/cancel\"\n\n[partner.outbound.requests.refund_command]\npath = \"/refunds\"",
+    );
     let (_dir, path) = write_copy(&text);
     let errors = Topology::load(&path, "").expect_err("broken").0;
     let has = |pred: &dyn Fn(&TopologyError) -> bool| errors.iter().any(pred);
@@ -148,6 +153,9 @@ fn duplicates_bad_values_and_key_mismatch_are_reported() {
         "{errors:#?}"
     );
     assert!(has(&|e| matches!(e, TopologyError::Invalid { field: "outbound.base_url", .. })), "{errors:#?}");
+    for field in ["outbound.requests", "outbound.requests.method", "outbound.requests.path"] {
+        assert!(has(&|e| matches!(e, TopologyError::Invalid { field: f, .. } if *f == field)), "{field}: {errors:#?}");
+    }
 }
 
 #[test]

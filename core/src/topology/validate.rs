@@ -35,7 +35,7 @@ impl RawTopology {
         let routes = checker.routes(&topics);
         let processors = checker.processors(&topics);
         let sinks = checker.sinks(&topics);
-        let partners = checker.partners();
+        let partners = checker.partners(&contracts);
         if !checker.errors.is_empty() {
             return Err(checker.errors);
         }
@@ -51,6 +51,9 @@ impl RawTopology {
         })
     }
 }
+
+/// HTTP methods a partner request may use.
+const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
 
 fn invalid(owner: String, field: &'static str, value: impl ToString, reason: impl Into<String>) -> TopologyError {
     TopologyError::Invalid { owner, field, value: value.to_string(), reason: reason.into() }
@@ -382,7 +385,38 @@ impl Checker<'_> {
         out
     }
 
-    fn partners(&mut self) -> Vec<Partner> {
+    /// Per-command requests of a partner: known contracts, methods the hub sends, balanced paths.
+    fn requests(
+        &mut self,
+        owner: &str,
+        requests: &BTreeMap<String, super::raw::RequestMapping>,
+        contracts: &BTreeMap<String, Contract>,
+    ) {
+        for (contract, mapping) in requests {
+            if !contracts.contains_key(contract) {
+                self.errors.push(invalid(owner.to_owned(), "outbound.requests", contract, "no such contract"));
+            }
+            if !METHODS.contains(&mapping.method.as_str()) {
+                self.errors.push(invalid(
+                    owner.to_owned(),
+                    "outbound.requests.method",
+                    &mapping.method,
+                    "not an HTTP method the hub sends",
+                ));
+            }
+            if !mapping.path.starts_with('/') || mapping.path.matches('{').count() != mapping.path.matches('}').count()
+            {
+                self.errors.push(invalid(
+                    owner.to_owned(),
+                    "outbound.requests.path",
+                    &mapping.path,
+                    "must start with '/' and have balanced { } in the template",
+                ));
+            }
+        }
+    }
+
+    fn partners(&mut self, contracts: &BTreeMap<String, Contract>) -> Vec<Partner> {
         let mut out = Vec::new();
         for raw in &self.raw.partners {
             let owner = format!("partner {:?}", raw.name);
@@ -414,7 +448,7 @@ impl Checker<'_> {
                         self.errors.push(invalid(owner.clone(), "outbound.base_url", &outbound.base_url, e.to_string()))
                     }
                 }
-                if !["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&outbound.method.as_str()) {
+                if !METHODS.contains(&outbound.method.as_str()) {
                     self.errors.push(invalid(
                         owner.clone(),
                         "outbound.method",
@@ -457,6 +491,7 @@ impl Checker<'_> {
                         "unbalanced { } in the template",
                     ));
                 }
+                self.requests(&owner, &outbound.requests, contracts);
                 let b = outbound.breaker;
                 if !(b.failure_ratio > 0.0 && b.failure_ratio <= 1.0) || b.window.is_zero() || b.half_open_probes == 0 {
                     self.errors.push(invalid(

@@ -20,7 +20,7 @@ use super::error::{react, ProcessorError, Reaction};
 use super::metrics::OutcomeLabels;
 use super::restore::restore;
 use super::Shared;
-use crate::saga::{self, Event, Millis};
+use crate::saga::{self, Event, Millis, Now};
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -387,7 +387,9 @@ impl<'a> Loop<'a> {
             );
             return self.dead_letter(message, "PERMANENT", &reason);
         }
-        let now = message.timestamp().to_millis().map_or_else(|| Millis(now_millis()), Millis);
+        // Event time for the history; processing time (this clock) for deadlines.
+        let processing = Millis(now_millis());
+        let now = Now { event: message.timestamp().to_millis().map_or(processing, Millis), processing };
         let incoming = header(message, interchange_core::headers::TRACEPARENT);
         // The consumer span, child of the producer's; the records written carry its context.
         let span = tracing::info_span!(
@@ -422,7 +424,7 @@ impl<'a> Loop<'a> {
         key: &str,
         event: &Event,
         event_id: &str,
-        now: Millis,
+        now: Now,
         traceparent: Option<String>,
         source: Option<&OwnedMessage>,
     ) -> Result<(), ProcessorError> {
@@ -520,7 +522,8 @@ impl<'a> Loop<'a> {
                 continue;
             }
             self.begin()?;
-            self.step(partition, &key, &Event::DeadlineExpired { deadline }, &id, Millis(now_millis()), None, None)?;
+            let now = Now::at(Millis(now_millis()));
+            self.step(partition, &key, &Event::DeadlineExpired { deadline }, &id, now, None, None)?;
         }
         Ok(())
     }

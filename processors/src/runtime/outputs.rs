@@ -34,6 +34,7 @@ pub fn encode(
     for action in &transition.actions {
         let (contract, json, id) = match action {
             Action::Dispatch(c) => ("dispatch_command", to_json("dispatch_command", c)?, c.command_id.as_str()),
+            Action::Cancel(c) => ("cancel_command", to_json("cancel_command", c)?, c.command_id.as_str()),
             Action::Notify(c) => ("notification_command", to_json("notification_command", c)?, c.command_id.as_str()),
             Action::ReleaseStock(c) => {
                 ("stock_release_command", to_json("stock_release_command", c)?, c.command_id.as_str())

@@ -1,4 +1,5 @@
-//! The order saga as a pure function: `apply(state, event, now) -> Outcome`. No I/O, no clock.
+//! The order saga as a pure function: `apply(state, event, now) -> Outcome`. No I/O, no clock:
+//! the runtime passes both the event's time and its own processing time ([`Now`]).
 
 use std::collections::BTreeMap;
 
@@ -35,6 +36,7 @@ impl<S: std::hash::BuildHasher> Inventory for std::collections::HashMap<String, 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     Dispatch(DispatchCommand),
+    Cancel(CancelCommand),
     Notify(NotificationCommand),
     ReleaseStock(StockReleaseCommand),
     Validated(OrderValidated),
@@ -80,12 +82,13 @@ pub fn deadline_event_id(correlation_id: &str, deadline: Millis) -> String {
     derive_id(correlation_id, &format!("deadline/{}", deadline.0))
 }
 
-/// Applies `event` (with id `event_id`, at event time `now`) to the order's current `state`.
+/// Applies `event` (with id `event_id`) to the order's current `state`. `now.event` is recorded
+/// (history, `issued_at`); deadlines are set and checked on `now.processing`.
 pub fn apply(
     state: Option<&OrderState>,
     event: &Event,
     event_id: &str,
-    now: Millis,
+    now: Now,
     params: &Params,
     inventory: &dyn Inventory,
 ) -> Result<Outcome, Rejection> {
@@ -98,12 +101,16 @@ pub fn apply(
         }
         (Some(s), Event::Received(_)) => Err(Rejection::AlreadyExists { order_id: s.order_id.clone() }),
         (None, other) => Err(Rejection::NoSuchOrder { event_type: other.kind() }),
+        (Some(s), Event::Delivered(result)) if s.status == Status::Compensated => {
+            Ok(super::cancel::after_compensation(s, result, event_id, now.event, params))
+        }
         (Some(s), _) if s.status.is_terminal() => Ok(Outcome::Unchanged { reason: "order already finished" }),
-        (Some(s), Event::Delivered(result)) => Ok(delivered(s, result, event_id, now, params)),
+        (Some(s), Event::Delivered(result)) => Ok(delivered(s, result, event_id, now.event, params)),
         (Some(s), Event::DeadlineExpired { deadline }) => {
-            if s.status == Status::Validated && s.deadline == Some(*deadline) && now >= *deadline {
+            if s.status == Status::Validated && s.deadline == Some(*deadline) && now.processing >= *deadline {
                 let detail = format!("no delivery result by {}", deadline.0);
-                Ok(Outcome::Changed(Box::new(compensate(s, event, event_id, now, params, "DEADLINE_EXPIRED", &detail))))
+                let t = compensate(s, event, event_id, now.event, params, "DEADLINE_EXPIRED", &detail);
+                Ok(Outcome::Changed(Box::new(t)))
             } else {
                 Ok(Outcome::Unchanged { reason: "deadline no longer pending" })
             }
@@ -112,7 +119,7 @@ pub fn apply(
 }
 
 /// Moves `state` to `to`, recording the step.
-fn step(
+pub(super) fn step(
     state: &mut OrderState,
     to: Status,
     event: &Event,
@@ -138,7 +145,7 @@ fn step(
     state.updated_at = now;
 }
 
-fn remember(state: &mut OrderState, event_id: &str, params: &Params) {
+pub(super) fn remember(state: &mut OrderState, event_id: &str, params: &Params) {
     state.applied_event_ids.push(event_id.to_owned());
     if state.applied_event_ids.len() > params.applied_limit {
         let excess = state.applied_event_ids.len() - params.applied_limit;
@@ -238,10 +245,11 @@ fn totals(order: &OrderReceived, params: &Params) -> Result<(Money, Money, Money
 fn receive(
     order: &OrderReceived,
     event_id: &str,
-    now: Millis,
+    clocks: Now,
     params: &Params,
     inventory: &dyn Inventory,
 ) -> Transition {
+    let now = clocks.event;
     let amounts = totals(order, params);
     let (subtotal, discount, total) =
         amounts.as_ref().map_or((Money::default(), Money::default(), Money::default()), |a| *a);
@@ -261,6 +269,8 @@ fn receive(
         partner_reference: None,
         failure_reason: None,
         deadline: None,
+        cancel_command_id: None,
+        cancel_outcome: None,
         callback_url: order.callback_url.clone(),
         applied_event_ids: Vec::new(),
         history: Vec::new(),
@@ -286,7 +296,8 @@ fn receive(
         return Transition { state, actions };
     }
     let command_id = derive_id(event_id, "dispatch");
-    let deadline = Millis(now.0.saturating_add(params.dispatch_deadline_ms));
+    // Measured from now, on the processor's clock: never from the record's own timestamp.
+    let deadline = Millis(clocks.processing.0.saturating_add(params.dispatch_deadline_ms));
     state.dispatch_command_id = Some(command_id.clone());
     state.deadline = Some(deadline);
     step(&mut state, Status::Validated, &event, event_id, now, None, params);
@@ -333,6 +344,22 @@ fn delivered(state: &OrderState, result: &DeliveryResult, event_id: &str, now: M
         step(&mut next, Status::Completed, &event, event_id, now, None, params);
         let actions = vec![notify(&next, event_id, "order.completed", now, None)];
         return Outcome::Changed(Box::new(Transition { state: next, actions }));
+    }
+    if result.outcome == "EXPIRED" {
+        let detail = format!(
+            "the dispatch expired before {} saw it (deadline {})",
+            result.partner,
+            state.deadline.map_or_else(|| "unknown".to_owned(), |d| d.0.to_string())
+        );
+        return Outcome::Changed(Box::new(compensate(
+            state,
+            &event,
+            event_id,
+            now,
+            params,
+            "DEADLINE_EXPIRED",
+            &detail,
+        )));
     }
     let detail = format!(
         "{} refused the dispatch ({} after {} attempt(s){}{})",

@@ -1,6 +1,8 @@
 //! The reference order saga: received, validated, sent to partner, completed; compensated on a
-//! refused dispatch or an expired deadline.
+//! refused dispatch or an expired deadline; a dispatch the partner accepts after compensation is
+//! withdrawn with a cancel command.
 
+mod cancel;
 mod machine;
 mod model;
 

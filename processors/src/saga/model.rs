@@ -77,6 +77,24 @@ impl<'de> Deserialize<'de> for Millis {
     }
 }
 
+/// The two clocks an event is applied at. `event` is the input's own time (its record's
+/// CreateTime; the wall clock for a timer): it goes in the history, `issued_at` and `updated_at`.
+/// `processing` is the processor's wall clock when it applies the event: deadlines are measured
+/// on it, so a backlog or an upstream record with an old timestamp still gets the whole
+/// `dispatch_deadline` from the moment its dispatch is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Now {
+    pub event: Millis,
+    pub processing: Millis,
+}
+
+impl Now {
+    /// Both clocks at `at` (a timer, or a record applied as it is written).
+    pub fn at(at: Millis) -> Self {
+        Self { event: at, processing: at }
+    }
+}
+
 /// One ordered SKU.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Line {
@@ -116,7 +134,7 @@ pub struct DeliveryResult {
     pub correlation_id: String,
     pub partner: String,
     pub command_type: String,
-    /// DELIVERED, REFUSED, EXHAUSTED (UNKNOWN for symbols this version does not know).
+    /// DELIVERED, REFUSED, EXHAUSTED, EXPIRED (UNKNOWN for symbols this version does not know).
     pub outcome: String,
     #[serde(default)]
     pub http_status: Option<i32>,
@@ -217,6 +235,12 @@ pub struct OrderState {
     pub failure_reason: Option<String>,
     #[serde(default)]
     pub deadline: Option<Millis>,
+    /// The cancel sent because the partner accepted the dispatch after the order was compensated.
+    #[serde(default)]
+    pub cancel_command_id: Option<String>,
+    /// How that cancel's delivery ended, once known.
+    #[serde(default)]
+    pub cancel_outcome: Option<String>,
     #[serde(default)]
     pub callback_url: Option<String>,
     #[serde(default)]
@@ -238,6 +262,19 @@ pub struct DispatchCommand {
     pub total: Money,
     pub currency: String,
     pub deadline: Millis,
+    pub issued_at: Millis,
+}
+
+/// `cancel_command`: withdraws a dispatch the partner accepted after the order was compensated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CancelCommand {
+    pub command_id: String,
+    pub correlation_id: String,
+    pub order_id: String,
+    pub partner: String,
+    pub dispatch_command_id: String,
+    pub partner_reference: Option<String>,
+    pub reason: String,
     pub issued_at: Millis,
 }
 

@@ -19,28 +19,49 @@ fn params() -> Params {
 
 #[derive(Debug, Clone)]
 enum Step {
-    Receive { id: u8, qty: i32 },
-    Result { id: u8, outcome: u8, right_command: bool, dispatch: bool },
-    Deadline { late: bool },
+    Receive {
+        id: u8,
+        qty: i32,
+    },
+    /// `kind`: 0 a dispatch's result, 1 a notification's, 2 a cancel's.
+    Result {
+        id: u8,
+        outcome: u8,
+        right_command: bool,
+        kind: u8,
+    },
+    Deadline {
+        late: bool,
+    },
 }
 
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         (0..4_u8, -1..4_i32).prop_map(|(id, qty)| Step::Receive { id, qty }),
-        (0..6_u8, 0..3_u8, any::<bool>(), any::<bool>())
-            .prop_map(|(id, outcome, right_command, dispatch)| Step::Result { id, outcome, right_command, dispatch }),
+        (0..6_u8, 0..4_u8, any::<bool>(), 0..3_u8).prop_map(|(id, outcome, right_command, kind)| Step::Result {
+            id,
+            outcome,
+            right_command,
+            kind
+        }),
         any::<bool>().prop_map(|late| Step::Deadline { late }),
     ]
 }
 
 proptest! {
     #[test]
-    fn invariants_hold_for_any_sequence(steps in proptest::collection::vec(step(), 1..24), stock_level in 0..4_i64) {
+    fn invariants_hold_for_any_sequence(
+        steps in proptest::collection::vec(step(), 1..24),
+        stock_level in 0..4_i64,
+        lag in 0..1_000_000_i64,
+    ) {
         let inventory: HashMap<String, i64> = [("SKU".to_owned(), stock_level)].into_iter().collect();
         let p = params();
         let mut state: Option<OrderState> = None;
         let mut applied: Vec<String> = Vec::new();
         let mut dispatched = false;
+        let mut delivered = false;
+        let mut cancelled = false;
         let mut now = 0_i64;
         for s in steps {
             now += 7;
@@ -53,15 +74,17 @@ proptest! {
                     };
                     (Event::Received(order), format!("recv-{id}"))
                 }
-                Step::Result { id, outcome, right_command, dispatch } => {
-                    let command_id = match (&state, right_command) {
-                        (Some(s), true) => s.dispatch_command_id.clone().unwrap_or_default(),
+                Step::Result { id, outcome, right_command, kind } => {
+                    let command_id = match (&state, right_command, kind) {
+                        (Some(s), true, 2) => s.cancel_command_id.clone().unwrap_or_default(),
+                        (Some(s), true, _) => s.dispatch_command_id.clone().unwrap_or_default(),
                         _ => "other".into(),
                     };
+                    let command_type = ["dispatch_command", "notification_command", "cancel_command"][usize::from(kind)];
                     let r = DeliveryResult {
                         event_id: format!("res-{id}"), command_id, correlation_id: "c".into(), partner: "erp".into(),
-                        command_type: if dispatch { "dispatch_command".into() } else { "notification_command".into() },
-                        outcome: ["DELIVERED", "REFUSED", "EXHAUSTED"][usize::from(outcome)].into(),
+                        command_type: command_type.into(),
+                        outcome: ["DELIVERED", "REFUSED", "EXHAUSTED", "EXPIRED"][usize::from(outcome)].into(),
                         http_status: None, partner_reference: None, attempts: 1, detail: None, completed_at: Millis(now),
                     };
                     (Event::Delivered(r), format!("res-{id}"))
@@ -74,19 +97,35 @@ proptest! {
                 }
             };
             let before = state.clone();
-            match apply(state.as_ref(), &event, &id, Millis(now), &p, &inventory) {
+            // Records may be old (a backlog, an upstream timestamp): event time lags processing time.
+            let at = Now { event: Millis(now - lag), processing: Millis(now) };
+            let dispatch_delivered = matches!(&event, Event::Delivered(r) if r.command_type == "dispatch_command"
+                && r.outcome == "DELIVERED" && before.as_ref().and_then(|b| b.dispatch_command_id.as_ref()) == Some(&r.command_id));
+            match apply(state.as_ref(), &event, &id, at, &p, &inventory) {
                 Ok(Outcome::Changed(t)) => {
-                    // Terminal states are terminal.
-                    prop_assert!(!before.as_ref().is_some_and(|b| b.status.is_terminal()), "left a terminal state: {before:?} -> {:?}", t.state.status);
+                    // Terminal states are terminal: a compensated order only records its cancel.
+                    if let Some(b) = before.as_ref().filter(|b| b.status.is_terminal()) {
+                        prop_assert_eq!(b.status, Status::Compensated, "left a terminal state: {:?}", t.state.status);
+                        prop_assert_eq!(t.state.status, Status::Compensated);
+                    }
                     // No event applied twice.
                     prop_assert!(!applied.contains(&id), "event {id} applied twice");
                     applied.push(id.clone());
                     prop_assert!(t.state.version > before.as_ref().map_or(0, |b| b.version));
                     for action in &t.actions {
                         match action {
-                            Action::Dispatch(_) => {
+                            Action::Dispatch(d) => {
                                 prop_assert!(!dispatched, "dispatched twice");
                                 dispatched = true;
+                                // The whole deadline from now, whatever the record's own time.
+                                prop_assert_eq!(d.deadline, Millis(now + p.dispatch_deadline_ms));
+                            }
+                            // A cancel only for a compensated order whose dispatch was accepted, once.
+                            Action::Cancel(c) => {
+                                prop_assert!(!cancelled, "cancelled twice");
+                                cancelled = true;
+                                prop_assert!(dispatch_delivered && before.as_ref().is_some_and(|b| b.status == Status::Compensated));
+                                prop_assert_eq!(Some(&c.dispatch_command_id), t.state.dispatch_command_id.as_ref());
                             }
                             // Compensation only after a dispatch.
                             Action::ReleaseStock(_) => prop_assert!(dispatched, "compensated before any dispatch"),
@@ -94,9 +133,15 @@ proptest! {
                         }
                     }
                     prop_assert_eq!(t.state.total.0, t.state.subtotal.0 - t.state.discount.0);
+                    delivered |= dispatch_delivered;
                     state = Some(t.state);
                 }
                 Ok(Outcome::Unchanged { .. }) | Err(_) => {}
+            }
+            // Never silent disagreement: a compensated order whose dispatch the partner accepted
+            // has its cancel.
+            if state.as_ref().is_some_and(|s| s.status == Status::Compensated) && delivered {
+                prop_assert!(cancelled && state.as_ref().is_some_and(|s| s.cancel_command_id.is_some()));
             }
         }
     }
@@ -126,7 +171,7 @@ proptest! {
             received_at: Millis(0), attributes: Default::default(),
         };
         let exact: i128 = lines.iter().map(|(price, qty)| i128::from(*price) * i128::from(*qty)).sum();
-        let Ok(Outcome::Changed(t)) = apply(None, &Event::Received(order), "e", Millis(0), &p, &inventory) else {
+        let Ok(Outcome::Changed(t)) = apply(None, &Event::Received(order), "e", Now::at(Millis(0)), &p, &inventory) else {
             return Err(TestCaseError::fail("an order always changes the state"));
         };
         if exact <= i128::from(MAX_CENTS) {

@@ -47,7 +47,14 @@ fn changed(outcome: Result<Outcome, Rejection>) -> Transition {
 
 fn validated() -> Transition {
     let o = order(&[("SKU-1", 2, "300.00"), ("SKU-2", 1, "10.50")]);
-    changed(apply(None, &Event::Received(o), "e-1", Millis(1_000), &params(), &stock(&[("SKU-1", 5), ("SKU-2", 1)])))
+    changed(apply(
+        None,
+        &Event::Received(o),
+        "e-1",
+        Now::at(Millis(1_000)),
+        &params(),
+        &stock(&[("SKU-1", 5), ("SKU-2", 1)]),
+    ))
 }
 
 fn result(state: &OrderState, outcome: &str) -> DeliveryResult {
@@ -101,14 +108,14 @@ fn a_valid_order_in_stock_is_validated_discounted_and_dispatched() {
 #[test]
 fn no_discount_below_the_minimum() {
     let o = order(&[("SKU-1", 1, "100.00")]);
-    let t = changed(apply(None, &Event::Received(o), "e-1", Millis(1), &params(), &stock(&[("SKU-1", 1)])));
+    let t = changed(apply(None, &Event::Received(o), "e-1", Now::at(Millis(1)), &params(), &stock(&[("SKU-1", 1)])));
     assert_eq!((t.state.discount, t.state.total), (Money(0), Money(10_000)));
 }
 
 #[test]
 fn out_of_stock_is_rejected_and_notified() {
     let o = order(&[("SKU-1", 2, "1.00"), ("SKU-1", 2, "1.00"), ("SKU-9", 1, "1.00")]);
-    let t = changed(apply(None, &Event::Received(o), "e-1", Millis(1), &params(), &stock(&[("SKU-1", 3)])));
+    let t = changed(apply(None, &Event::Received(o), "e-1", Now::at(Millis(1)), &params(), &stock(&[("SKU-1", 3)])));
     assert_eq!(t.state.status, Status::Rejected);
     assert_eq!(t.state.failure_reason.as_deref(), Some("not enough stock of SKU-1, SKU-9"));
     let [Action::Rejected(r), Action::Notify(n)] = t.actions.as_slice() else { panic!("{:?}", t.actions) };
@@ -129,7 +136,8 @@ fn invalid_orders_are_rejected() {
     ] {
         let mut o = order(&lines);
         o.currency = currency.into();
-        let t = changed(apply(None, &Event::Received(o), "e-1", Millis(1), &params(), &stock(&[("SKU-1", 9)])));
+        let t =
+            changed(apply(None, &Event::Received(o), "e-1", Now::at(Millis(1)), &params(), &stock(&[("SKU-1", 9)])));
         assert_eq!(t.state.status, Status::Rejected);
         assert!(t.state.failure_reason.as_deref().is_some_and(|r| r.contains(why)), "{:?}", t.state.failure_reason);
         assert!(matches!(&t.actions[0], Action::Rejected(r) if r.reason == "INVALID"));
@@ -140,7 +148,8 @@ fn invalid_orders_are_rejected() {
 fn a_delivered_dispatch_completes_the_order_and_notifies_the_client() {
     let v = validated().state;
     let r = result(&v, "DELIVERED");
-    let t = changed(apply(Some(&v), &Event::Delivered(r), "r-DELIVERED", Millis(2_000), &params(), &stock(&[])));
+    let t =
+        changed(apply(Some(&v), &Event::Delivered(r), "r-DELIVERED", Now::at(Millis(2_000)), &params(), &stock(&[])));
     assert_eq!(t.state.status, Status::Completed);
     assert_eq!(t.state.partner_reference.as_deref(), Some("ERP-77"));
     assert_eq!(t.state.deadline, None);
@@ -156,7 +165,7 @@ fn a_refused_dispatch_is_compensated() {
     let v = validated().state;
     for outcome in ["REFUSED", "EXHAUSTED"] {
         let r = result(&v, outcome);
-        let t = changed(apply(Some(&v), &Event::Delivered(r), "r-x", Millis(2_000), &params(), &stock(&[])));
+        let t = changed(apply(Some(&v), &Event::Delivered(r), "r-x", Now::at(Millis(2_000)), &params(), &stock(&[])));
         assert_eq!(t.state.status, Status::Compensated);
         let [Action::ReleaseStock(s), Action::Rejected(rej), Action::Notify(n)] = t.actions.as_slice() else {
             panic!("{:?}", t.actions)
@@ -177,13 +186,21 @@ fn an_expired_deadline_is_compensated_once() {
     let v = validated().state;
     let deadline = v.deadline.expect("deadline");
     let id = deadline_event_id(&v.correlation_id, deadline);
-    let early =
-        apply(Some(&v), &Event::DeadlineExpired { deadline }, &id, Millis(deadline.0 - 1), &params(), &stock(&[]));
+    let early = apply(
+        Some(&v),
+        &Event::DeadlineExpired { deadline },
+        &id,
+        Now::at(Millis(deadline.0 - 1)),
+        &params(),
+        &stock(&[]),
+    );
     assert_eq!(early, Ok(Outcome::Unchanged { reason: "deadline no longer pending" }));
-    let t = changed(apply(Some(&v), &Event::DeadlineExpired { deadline }, &id, deadline, &params(), &stock(&[])));
+    let t =
+        changed(apply(Some(&v), &Event::DeadlineExpired { deadline }, &id, Now::at(deadline), &params(), &stock(&[])));
     assert_eq!(t.state.status, Status::Compensated);
     assert!(matches!(&t.actions[1], Action::Rejected(r) if r.reason == "DEADLINE_EXPIRED"));
-    let again = apply(Some(&t.state), &Event::DeadlineExpired { deadline }, &id, deadline, &params(), &stock(&[]));
+    let again =
+        apply(Some(&t.state), &Event::DeadlineExpired { deadline }, &id, Now::at(deadline), &params(), &stock(&[]));
     assert!(matches!(again, Ok(Outcome::Unchanged { .. })));
 }
 
@@ -192,27 +209,33 @@ fn repeats_late_results_and_other_results_change_nothing() {
     let v = validated().state;
     let received = Event::Received(order(&[("SKU-1", 1, "1.00")]));
     assert_eq!(
-        apply(Some(&v), &received, "e-1", Millis(5), &params(), &stock(&[])),
+        apply(Some(&v), &received, "e-1", Now::at(Millis(5)), &params(), &stock(&[])),
         Ok(Outcome::Unchanged { reason: "event already applied" })
     );
     let mut notification = result(&v, "DELIVERED");
     notification.command_type = "notification_command".into();
     assert!(matches!(
-        apply(Some(&v), &Event::Delivered(notification), "n-1", Millis(5), &params(), &stock(&[])),
+        apply(Some(&v), &Event::Delivered(notification), "n-1", Now::at(Millis(5)), &params(), &stock(&[])),
         Ok(Outcome::Unchanged { .. })
     ));
     let mut stray = result(&v, "DELIVERED");
     stray.command_id = "someone-else".into();
     assert!(matches!(
-        apply(Some(&v), &Event::Delivered(stray), "s-1", Millis(5), &params(), &stock(&[])),
+        apply(Some(&v), &Event::Delivered(stray), "s-1", Now::at(Millis(5)), &params(), &stock(&[])),
         Ok(Outcome::Unchanged { .. })
     ));
-    let done =
-        changed(apply(Some(&v), &Event::Delivered(result(&v, "DELIVERED")), "r-1", Millis(5), &params(), &stock(&[])))
-            .state;
+    let done = changed(apply(
+        Some(&v),
+        &Event::Delivered(result(&v, "DELIVERED")),
+        "r-1",
+        Now::at(Millis(5)),
+        &params(),
+        &stock(&[]),
+    ))
+    .state;
     let late = result(&v, "REFUSED");
     assert_eq!(
-        apply(Some(&done), &Event::Delivered(late), "r-2", Millis(6), &params(), &stock(&[])),
+        apply(Some(&done), &Event::Delivered(late), "r-2", Now::at(Millis(6)), &params(), &stock(&[])),
         Ok(Outcome::Unchanged { reason: "order already finished" })
     );
 }
@@ -222,16 +245,16 @@ fn rejections_are_for_the_dead_letter_topic() {
     let v = validated().state;
     let second = Event::Received(order(&[("SKU-1", 1, "1.00")]));
     assert_eq!(
-        apply(Some(&v), &second, "e-2", Millis(5), &params(), &stock(&[])),
+        apply(Some(&v), &second, "e-2", Now::at(Millis(5)), &params(), &stock(&[])),
         Err(Rejection::AlreadyExists { order_id: "A-1".into() })
     );
     let orphan = Event::Delivered(result(&v, "DELIVERED"));
     assert_eq!(
-        apply(None, &orphan, "r-1", Millis(5), &params(), &stock(&[])),
+        apply(None, &orphan, "r-1", Now::at(Millis(5)), &params(), &stock(&[])),
         Err(Rejection::NoSuchOrder { event_type: "delivery_result" })
     );
     assert_eq!(
-        apply(None, &Event::DeadlineExpired { deadline: Millis(1) }, "d", Millis(5), &params(), &stock(&[])),
+        apply(None, &Event::DeadlineExpired { deadline: Millis(1) }, "d", Now::at(Millis(5)), &params(), &stock(&[])),
         Err(Rejection::NoSuchOrder { event_type: "deadline_expired" })
     );
 }
@@ -242,9 +265,16 @@ fn history_and_applied_ids_are_bounded() {
     p.history_limit = 3;
     p.applied_limit = 1;
     let o = order(&[("SKU-1", 1, "1.00")]);
-    let v = changed(apply(None, &Event::Received(o), "e-1", Millis(1), &p, &stock(&[("SKU-1", 1)]))).state;
-    let done =
-        changed(apply(Some(&v), &Event::Delivered(result(&v, "DELIVERED")), "r-1", Millis(2), &p, &stock(&[]))).state;
+    let v = changed(apply(None, &Event::Received(o), "e-1", Now::at(Millis(1)), &p, &stock(&[("SKU-1", 1)]))).state;
+    let done = changed(apply(
+        Some(&v),
+        &Event::Delivered(result(&v, "DELIVERED")),
+        "r-1",
+        Now::at(Millis(2)),
+        &p,
+        &stock(&[]),
+    ))
+    .state;
     assert_eq!(done.history.len(), 3);
     assert_eq!(done.history[0].to, "VALIDATED");
     assert_eq!(done.applied_event_ids, ["r-1"]);
@@ -255,7 +285,7 @@ fn history_and_applied_ids_are_bounded() {
 fn an_order_whose_subtotal_the_contract_cannot_carry_is_rejected_naming_the_field() {
     // The order: each price fits decimal(18,2), their sum has 19 digits.
     let o = order(&[("SKU-1", 2, "9999999999999999.99")]);
-    let t = changed(apply(None, &Event::Received(o), "e-1", Millis(1), &params(), &stock(&[("SKU-1", 5)])));
+    let t = changed(apply(None, &Event::Received(o), "e-1", Now::at(Millis(1)), &params(), &stock(&[("SKU-1", 5)])));
     assert_eq!(t.state.status, Status::Rejected);
     let reason = t.state.failure_reason.clone().unwrap_or_default();
     assert!(reason.contains("subtotal 19999999999999999.98 has 19 digits"), "{reason}");
@@ -273,7 +303,7 @@ fn a_product_past_i64_is_rejected_not_wrapped() {
         None,
         &Event::Received(o),
         "e-1",
-        Millis(1),
+        Now::at(Millis(1)),
         &params(),
         &stock(&[("SKU-1", i64::MAX), ("SKU-2", 1)]),
     ));
@@ -284,8 +314,14 @@ fn a_product_past_i64_is_rejected_not_wrapped() {
 #[test]
 fn the_largest_carried_subtotal_is_validated() {
     let o = order(&[("SKU-1", 1, "9999999999999998.99"), ("SKU-2", 1, "1.00")]);
-    let t =
-        changed(apply(None, &Event::Received(o), "e-1", Millis(1), &params(), &stock(&[("SKU-1", 1), ("SKU-2", 1)])));
+    let t = changed(apply(
+        None,
+        &Event::Received(o),
+        "e-1",
+        Now::at(Millis(1)),
+        &params(),
+        &stock(&[("SKU-1", 1), ("SKU-2", 1)]),
+    ));
     assert_eq!(t.state.status, Status::Validated);
     assert_eq!(t.state.subtotal, Money(MAX_CENTS));
     assert_eq!(t.state.total.0, t.state.subtotal.0 - t.state.discount.0);
@@ -296,4 +332,96 @@ fn money_refuses_amounts_past_decimal_18_2() {
     assert_eq!(Money::parse("9999999999999999.99"), Some(Money(MAX_CENTS)));
     assert_eq!(Money::parse("10000000000000000.00"), None);
     assert_eq!(Money::parse("99999999999999999999"), None);
+}
+
+#[test]
+fn an_old_record_gets_the_whole_deadline_from_processing_time() {
+    // An upstream record (or a backlog) stamped long before the processor reads it.
+    let o = order(&[("SKU-1", 1, "10.00")]);
+    let at = Now { event: Millis(1_000), processing: Millis(50_000_000) };
+    let t = changed(apply(None, &Event::Received(o), "e-1", at, &params(), &stock(&[("SKU-1", 1)])));
+    let deadline = Millis(50_000_000 + params().dispatch_deadline_ms);
+    assert_eq!(t.state.deadline, Some(deadline));
+    let Some(Action::Dispatch(d)) = t.actions.iter().find(|a| matches!(a, Action::Dispatch(_))) else {
+        panic!("{:?}", t.actions)
+    };
+    assert_eq!((d.deadline, d.issued_at), (deadline, Millis(1_000)), "deadline on processing time, event time kept");
+    assert!(t.state.history.iter().all(|h| h.at == Millis(1_000)), "the history keeps event time");
+    // Once the event-time deadline is past, the timer still waits for the processing-time one.
+    let id = deadline_event_id(&t.state.correlation_id, deadline);
+    let expire = |now: i64| {
+        apply(Some(&t.state), &Event::DeadlineExpired { deadline }, &id, Now::at(Millis(now)), &params(), &stock(&[]))
+    };
+    assert_eq!(
+        expire(1_000 + params().dispatch_deadline_ms),
+        Ok(Outcome::Unchanged { reason: "deadline no longer pending" })
+    );
+    assert_eq!(changed(expire(deadline.0)).state.status, Status::Compensated);
+}
+
+#[test]
+fn an_expired_dispatch_is_compensated_as_a_deadline() {
+    let v = validated().state;
+    let t = changed(apply(
+        Some(&v),
+        &Event::Delivered(result(&v, "EXPIRED")),
+        "r-x",
+        Now::at(Millis(2_000)),
+        &params(),
+        &stock(&[]),
+    ));
+    assert_eq!(t.state.status, Status::Compensated);
+    assert!(t.state.failure_reason.as_deref().is_some_and(|r| r.contains("expired before acme-erp saw it")), "{t:?}");
+    assert!(matches!(&t.actions[1], Action::Rejected(r) if r.reason == "DEADLINE_EXPIRED"));
+    assert!(matches!(&t.actions[2], Action::Notify(n) if n.event_type == "order.failed"));
+}
+
+#[test]
+fn a_dispatch_delivered_after_compensation_is_cancelled_exactly_once() {
+    let v = validated().state;
+    let deadline = v.deadline.expect("deadline");
+    let id = deadline_event_id(&v.correlation_id, deadline);
+    let none = stock(&[]);
+    let c =
+        changed(apply(Some(&v), &Event::DeadlineExpired { deadline }, &id, Now::at(deadline), &params(), &none)).state;
+    let late = result(&c, "DELIVERED");
+    let later = Now::at(Millis(deadline.0 + 10));
+    let t = changed(apply(Some(&c), &Event::Delivered(late.clone()), "r-late", later, &params(), &none));
+    assert_eq!(t.state.status, Status::Compensated, "the client's answer stands");
+    assert_eq!(t.state.version, c.version + 1);
+    let [Action::Cancel(cancel)] = t.actions.as_slice() else { panic!("one cancel, nothing else: {:?}", t.actions) };
+    assert_eq!(Some(&cancel.dispatch_command_id), v.dispatch_command_id.as_ref());
+    assert_eq!((cancel.partner.as_str(), cancel.partner_reference.as_deref()), ("acme-erp", Some("ERP-77")));
+    assert_eq!(t.state.cancel_command_id.as_ref(), Some(&cancel.command_id));
+    assert_eq!(cancel.command_id, derive_id(&late.command_id, "cancel"), "the same cancel on every redo");
+    let step = t.state.history.last().expect("step");
+    assert_eq!((step.from.as_str(), step.to.as_str()), ("COMPENSATED", "COMPENSATED"));
+    assert!(step.detail.as_deref().is_some_and(|d| d.contains("cancel requested")), "{step:?}");
+    // The same result again, or another success for the dispatch: no second cancel.
+    let s = &t.state;
+    assert!(matches!(
+        apply(Some(s), &Event::Delivered(late.clone()), "r-late", later, &params(), &none),
+        Ok(Outcome::Unchanged { .. })
+    ));
+    assert!(matches!(
+        apply(Some(s), &Event::Delivered(late), "r-again", later, &params(), &none),
+        Ok(Outcome::Unchanged { .. })
+    ));
+    // A late failure of the dispatch changes nothing.
+    let exhausted = result(&c, "EXHAUSTED");
+    assert!(matches!(
+        apply(Some(&c), &Event::Delivered(exhausted), "r-ex", later, &params(), &none),
+        Ok(Outcome::Unchanged { .. })
+    ));
+    // The cancel's own result is recorded, once.
+    let mut answer = result(s, "DELIVERED");
+    answer.command_id.clone_from(&cancel.command_id);
+    answer.command_type = "cancel_command".into();
+    let done = changed(apply(Some(s), &Event::Delivered(answer.clone()), "r-cancel", later, &params(), &none));
+    assert!(done.actions.is_empty());
+    assert_eq!((done.state.status, done.state.cancel_outcome.as_deref()), (Status::Compensated, Some("DELIVERED")));
+    assert!(matches!(
+        apply(Some(&done.state), &Event::Delivered(answer), "r-cancel-2", later, &params(), &none),
+        Ok(Outcome::Unchanged { .. })
+    ));
 }

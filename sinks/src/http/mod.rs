@@ -89,6 +89,7 @@ impl Context {
         let outcome = match delivery.outcome {
             Outcome::Delivered => "DELIVERED",
             Outcome::Refused => "REFUSED",
+            Outcome::Expired => "EXPIRED",
             _ => "EXHAUSTED",
         };
         let event_id =
@@ -113,7 +114,9 @@ impl Context {
             }
             self.send(topic, &job.key, &payload, headers).await?;
         }
-        if delivery.outcome != Outcome::Delivered {
+        // An expired command is no failure to replay: the saga compensates it (and a replay
+        // would expire again).
+        if !matches!(delivery.outcome, Outcome::Delivered | Outcome::Expired) {
             let class = if delivery.outcome == Outcome::Refused { "PERMANENT" } else { "EXHAUSTED" };
             self.metrics.dead_letters.get_or_create(&SinkMetrics::po(&self.partner.name, class)).inc();
             let reason = format!(
@@ -191,6 +194,7 @@ impl Context {
                         Outcome::Delivered => "delivered",
                         Outcome::Refused if delivery.attempts == 0 => "invalid",
                         Outcome::Refused => "refused",
+                        Outcome::Expired => "expired",
                         _ => "exhausted",
                     };
                     self.metrics.deliveries.get_or_create(&SinkMetrics::po(&self.partner.name, outcome)).inc();

@@ -32,6 +32,8 @@ const MAX_TOKEN_WAIT: Duration = Duration::from_millis(50);
 /// One request to deliver (the same on every attempt).
 #[derive(Debug, Clone)]
 pub struct Request {
+    /// HTTP method (the outbound's, or the command's own request mapping's).
+    pub method: String,
     /// Full URL; the partner's base URL and path unless a command overrides it (callbacks).
     pub url: String,
     pub body: Vec<u8>,
@@ -41,6 +43,9 @@ pub struct Request {
     pub webhook_id: Option<String>,
     /// The trace context to pass on when spans are not exported (each attempt's own otherwise).
     pub traceparent: Option<String>,
+    /// Milliseconds since the epoch after which the first attempt is not made (the command's
+    /// `deadline`): the saga compensates then, so the partner must not see it.
+    pub deadline: Option<i64>,
 }
 
 /// How a delivery ended after its last attempt.
@@ -51,6 +56,8 @@ pub enum Outcome {
     Refused,
     /// Retries ran out on transient failures.
     Exhausted,
+    /// The command's deadline passed before the first attempt: the partner never saw it.
+    Expired,
     /// Shutdown came first: not finished, redelivered after restart.
     Interrupted,
 }
@@ -87,6 +94,11 @@ impl std::fmt::Debug for PartnerClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PartnerClient").field("name", &self.name).finish_non_exhaustive()
     }
+}
+
+/// The wall clock in milliseconds since the epoch (a command's deadline is on that scale).
+fn epoch_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 fn quota(per_second: u32, burst: u32, share: f64) -> Quota {
@@ -265,6 +277,19 @@ impl PartnerClient {
                     .get_or_create(&SinkMetrics::p(&self.name))
                     .observe(waited.elapsed().as_secs_f64());
             }
+            // Past its deadline a command is not started: the saga compensates it, and the partner
+            // must not accept what the client is told failed. Once an attempt may have reached the
+            // partner, retries go on under the same Idempotency-Key to learn what it did (a late
+            // success is withdrawn by the saga with a cancel command).
+            if attempt == 0 && request.deadline.is_some_and(|d| epoch_ms() >= d) {
+                return Delivery {
+                    outcome: Outcome::Expired,
+                    attempts: 0,
+                    status: None,
+                    partner_reference: None,
+                    detail: Some(format!("deadline {} passed before the first attempt", request.deadline.unwrap_or(0))),
+                };
+            }
             attempt += 1;
             if attempt > 1 {
                 self.metrics.retries.get_or_create(&SinkMetrics::p(&self.name)).inc();
@@ -322,8 +347,7 @@ impl PartnerClient {
         status: &mut Option<u16>,
         detail: &mut Option<String>,
     ) -> (Attempt, Option<Duration>, Option<String>) {
-        let method = self.partner.outbound.as_ref().map_or("POST", |o| o.method.as_str());
-        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::POST);
+        let method = reqwest::Method::from_bytes(request.method.as_bytes()).unwrap_or(reqwest::Method::POST);
         // The HTTP client span (OpenTelemetry semantic conventions); the partner gets its context.
         let url = reqwest::Url::parse(&request.url).ok();
         let span = tracing::info_span!(

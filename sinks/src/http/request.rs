@@ -49,6 +49,15 @@ fn url_segment(value: &str) -> impl Iterator<Item = String> + '_ {
     })
 }
 
+/// Milliseconds since the epoch of a timestamp as the reader renders it (RFC 3339) or as a number.
+pub fn epoch_ms(value: &Value) -> Option<i64> {
+    if let Some(ms) = value.as_i64() {
+        return Some(ms);
+    }
+    let at = time::OffsetDateTime::parse(value.as_str()?, &time::format_description::well_known::Rfc3339).ok()?;
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
 /// The body: the command whole, or the fields `mapping` picks (output name → JSON pointer).
 pub fn body(mapping: Option<&std::collections::BTreeMap<String, String>>, command: &Value) -> Result<Vec<u8>, String> {
     let Some(mapping) = mapping else { return Ok(command.to_string().into_bytes()) };
@@ -60,12 +69,19 @@ pub fn body(mapping: Option<&std::collections::BTreeMap<String, String>>, comman
     Ok(Value::Object(out).to_string().into_bytes())
 }
 
-/// The request for `command` (of contract `contract`) to a partner with `outbound` settings.
-/// Notifications go to the order's callback URL when it names one on the partner's host, their
-/// body is the notification's payload, and they are signed with `msg_<command id>` as id.
+/// The request for `command` (of contract `contract`) to a partner with `outbound` settings:
+/// the contract's own `[partner.outbound.requests.<contract>]` when it has one (method, path,
+/// body), the outbound `method`, `path` and `body` otherwise. Notifications go to the order's
+/// callback URL when it names one on the partner's host, their body is the notification's
+/// payload, and they are signed with `msg_<command id>` as id. A command with a `deadline`
+/// (milliseconds since the epoch) is not to be started after it.
 pub fn build(outbound: &Outbound, contract: &str, command: &Value) -> Result<Request, String> {
     let id = command["command_id"].as_str().ok_or("the command has no command_id")?.to_owned();
     let base = outbound.base_url.trim_end_matches('/');
+    let deadline = match &command["deadline"] {
+        Value::Null => None,
+        value => Some(epoch_ms(value).ok_or_else(|| format!("the command's deadline {value} is not a timestamp"))?),
+    };
     if contract == "notification_command" {
         let configured = format!("{base}{}", expand_path(&outbound.path, command)?);
         let url = command["callback_url"].as_str().map_or(configured, str::to_owned);
@@ -74,19 +90,27 @@ pub fn build(outbound: &Outbound, contract: &str, command: &Value) -> Result<Req
         }
         let body = command["payload_json"].as_str().unwrap_or("{}").as_bytes().to_vec();
         return Ok(Request {
+            method: outbound.method.clone(),
             url,
             body,
             idempotency_key: id.clone(),
             webhook_id: Some(format!("msg_{id}")),
             traceparent: None,
+            deadline,
         });
     }
+    let (method, path, mapping) = match outbound.requests.get(contract) {
+        Some(r) => (&r.method, &r.path, r.body.as_ref()),
+        None => (&outbound.method, &outbound.path, outbound.body.as_ref()),
+    };
     Ok(Request {
-        url: format!("{base}{}", expand_path(&outbound.path, command)?),
-        body: body(outbound.body.as_ref(), command)?,
+        method: method.clone(),
+        url: format!("{base}{}", expand_path(path, command)?),
+        body: body(mapping, command)?,
         idempotency_key: id,
         webhook_id: None,
         traceparent: None,
+        deadline,
     })
 }
 
@@ -124,6 +148,29 @@ mod tests {
         assert!(build(&missing, "dispatch_command", &command()).is_err());
         let whole = build(&outbound(""), "dispatch_command", &command()).expect("ok");
         assert_eq!(serde_json::from_slice::<Value>(&whole.body).expect("json"), command());
+    }
+
+    #[test]
+    fn a_command_with_its_own_request_mapping_uses_it() {
+        let o = outbound(
+            "path = \"/orders\"\n[requests.cancel_command]\nmethod = \"DELETE\"\npath = \"/orders/{order_id}\"\n[requests.cancel_command.body]\nref = \"/partner_reference\"",
+        );
+        let mut cancel = command();
+        cancel["partner_reference"] = json!("ERP-9");
+        let r = build(&o, "cancel_command", &cancel).expect("ok");
+        assert_eq!((r.method.as_str(), r.url.as_str()), ("DELETE", "http://erp.test:8080/orders/A%201%2F2"));
+        assert_eq!(serde_json::from_slice::<Value>(&r.body).expect("json"), json!({ "ref": "ERP-9" }));
+        assert_eq!(r.idempotency_key, "c-1");
+        let d = build(&o, "dispatch_command", &command()).expect("ok");
+        assert_eq!((d.method.as_str(), d.url.as_str()), ("POST", "http://erp.test:8080/orders"));
+        assert_eq!(d.deadline, None);
+        let mut timed = command();
+        timed["deadline"] = json!(1_700_000_000_000_i64);
+        assert_eq!(build(&o, "dispatch_command", &timed).expect("ok").deadline, Some(1_700_000_000_000));
+        timed["deadline"] = json!("2023-11-14T22:13:20.250Z");
+        assert_eq!(build(&o, "dispatch_command", &timed).expect("ok").deadline, Some(1_700_000_000_250));
+        timed["deadline"] = json!("soon");
+        assert!(build(&o, "dispatch_command", &timed).is_err(), "an unreadable deadline is refused, not ignored");
     }
 
     #[test]
