@@ -36,7 +36,10 @@ PRIMITIVES = {"null", "boolean", "int", "long", "float", "double", "bytes", "str
 
 
 def registry():
-    return SchemaRegistryClient({"url": os.environ.get("HUB_REGISTRY_URL", "http://127.0.0.1:8081/apis/ccompat/v7")})
+    # A request timeout, so a registry call that never answers is retried (the client's own
+    # retries) instead of hanging the test: Apicurio under load was seen to leave one unanswered.
+    return SchemaRegistryClient({"url": os.environ.get("HUB_REGISTRY_URL", "http://127.0.0.1:8081/apis/ccompat/v7"),
+                                 "timeout": 10, "max.retries": 5})
 
 
 def names_of(schema, namespace=None, names=None):
