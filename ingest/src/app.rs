@@ -83,7 +83,9 @@ pub struct AppState {
     pub unknown_fields: UnknownFields,
     pub body_limit: usize,
     pub max_batch: usize,
-    pub trust_forwarded_for: bool,
+    pub trusted_proxies: crate::client_ip::TrustedProxies,
+    pub body_timeout: Duration,
+    pub replays: crate::replay::Replays,
     pub retry_after_unavailable: u64,
     pub tls: bool,
     pub openapi: serde_json::Value,
@@ -204,6 +206,13 @@ pub async fn build(
     services: &Services,
     config: &IngestConfig,
 ) -> Result<Arc<AppState>, IngestError> {
+    if config.trust_forwarded_for {
+        return Err(IngestError::Config(
+            "--trust-forwarded-for is gone (it believed the leftmost X-Forwarded-For entry, which any client \
+             can write): name the proxies in front of the edge with --trusted-proxies CIDR,..."
+                .to_owned(),
+        ));
+    }
     let auth = Authenticator::new(auth_configs(topology)?).map_err(|e| IngestError::Config(e.to_string()))?;
     let registry_client = Registry::new(&services.registry_url, services.registry_basic_auth.as_deref())?;
     let routes = routes(topology, &registry_client).await?;
@@ -231,6 +240,7 @@ pub async fn build(
     let read_model_config = keyspace
         .filter(|_| !services.cql_nodes.is_empty())
         .map(|keyspace| crate::orders::ReadModelConfig { nodes: services.cql_nodes.clone(), keyspace });
+    let replays = crate::replay::Replays::new(shared.clone(), &topology.topic_prefix);
     Ok(Arc::new(AppState {
         routes,
         auth,
@@ -246,7 +256,9 @@ pub async fn build(
         unknown_fields: config.unknown_fields.into(),
         body_limit: config.body_limit,
         max_batch: config.max_batch,
-        trust_forwarded_for: config.trust_forwarded_for,
+        trusted_proxies: config.trusted_proxies.clone(),
+        body_timeout: config.body_timeout,
+        replays,
         retry_after_unavailable: 1,
         tls: config.tls_cert.is_some(),
         openapi,
@@ -273,12 +285,14 @@ pub fn router(app: Arc<AppState>) -> Router {
             router = router
                 .route(
                     &format!("{path}/{{id}}"),
-                    get(move |state, id, headers| orders::status(state, id, headers, Arc::clone(&base))),
+                    get(move |state, connect, id, headers| {
+                        orders::status(state, connect, id, headers, Arc::clone(&base))
+                    }),
                 )
                 .route(
                     &format!("{path}/{{id}}/events"),
-                    get(move |state, id, page, headers| {
-                        orders::events(state, id, page, headers, Arc::clone(&for_events))
+                    get(move |state, connect, id, page, headers| {
+                        orders::events(state, connect, id, page, headers, Arc::clone(&for_events))
                     }),
                 );
         }

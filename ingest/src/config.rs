@@ -26,7 +26,8 @@ pub struct IngestConfig {
     /// Most events in one :batch request.
     #[arg(long, env = "HUB_INGEST_MAX_BATCH", default_value_t = 500)]
     pub max_batch: usize,
-    /// Requests handled at once; more are answered 503 at once instead of queueing.
+    /// Requests of identified partners handled at once (a permit is taken after the identity and
+    /// rate checks, so unauthenticated traffic never holds one); more are answered 503 at once.
     #[arg(long, env = "HUB_INGEST_CONCURRENCY", default_value_t = 4096)]
     pub concurrency: usize,
     /// JSON fields the contract does not have: reject (422) or ignore.
@@ -35,9 +36,22 @@ pub struct IngestConfig {
     /// Per client IP limit as RATE/BURST requests per second (for example 100/200); none by default.
     #[arg(long, env = "HUB_INGEST_IP_RATE_LIMIT", value_parser = parse_rate)]
     pub ip_rate_limit: Option<interchange_core::topology::RateLimit>,
-    /// Take the client IP from the first X-Forwarded-For address (only behind a trusted proxy).
-    #[arg(long, env = "HUB_INGEST_TRUST_FORWARDED_FOR")]
+    /// Proxies in front of the edge, as CIDR,... (for example 10.0.0.0/8,127.0.0.1): only from
+    /// these peers is X-Forwarded-For believed, and the client is its rightmost hop that is not
+    /// one of them (hops a client wrote itself are never used). None by default: the peer is the client.
+    #[arg(long, env = "HUB_INGEST_TRUSTED_PROXIES", value_parser = crate::client_ip::parse_proxies, default_value = "")]
+    pub trusted_proxies: crate::client_ip::TrustedProxies,
+    /// Removed: it trusted the leftmost X-Forwarded-For entry, which any client can write. The
+    /// edge refuses to start with it; use --trusted-proxies.
+    #[arg(long, env = "HUB_INGEST_TRUST_FORWARDED_FOR", hide = true)]
     pub trust_forwarded_for: bool,
+    /// Longest time for a request's body to arrive once its headers did (408 after it). The
+    /// body is read only after the caller was identified from the headers.
+    #[arg(long, env = "HUB_INGEST_BODY_TIMEOUT", value_parser = humantime::parse_duration, default_value = "10s")]
+    pub body_timeout: Duration,
+    /// Longest time for a connection to send a request's headers; the connection is closed after it.
+    #[arg(long, env = "HUB_INGEST_HEADER_TIMEOUT", value_parser = humantime::parse_duration, default_value = "10s")]
+    pub header_timeout: Duration,
     /// How long an answered Idempotency-Key is remembered.
     #[arg(long, env = "HUB_INGEST_IDEMPOTENCY_TTL", value_parser = humantime::parse_duration, default_value = "24h")]
     pub idempotency_ttl: Duration,

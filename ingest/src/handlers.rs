@@ -1,8 +1,8 @@
-//! HTTP handlers of the ingest routes: admission (limits, body, identity), then the pipeline.
+//! HTTP handlers of the ingest routes: admission ([`crate::admission`]), then the pipeline.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
@@ -11,101 +11,33 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio::sync::SemaphorePermit;
 
+use crate::admission::{self, Caller};
 use crate::app::{AppState, RouteSpec};
 use crate::envelope::{self, TraceContext, CORRELATION_RULE};
-use crate::limits::{retry_after_secs, Verdict};
-use crate::metrics::{status_class, LimitLabels, OperationLabels, RequestLabels, RouteLabels};
+use crate::metrics::{status_class, RequestLabels, RouteLabels};
 use crate::pipeline::{accept_all, valid_idempotency_key, Answer, Incoming};
 use crate::problem::Problem;
 
 /// Who is calling, and the body they sent, once admitted.
 struct Admitted<'a> {
-    _permit: SemaphorePermit<'a>,
+    /// Holds the concurrency permit until the answer.
+    _caller: Caller<'a>,
     partner: String,
     body: Vec<u8>,
 }
 
-fn client_ip(peer: SocketAddr, headers: &HeaderMap, trust_forwarded_for: bool) -> IpAddr {
-    if trust_forwarded_for {
-        let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-        if let Some(ip) = forwarded.and_then(|v| v.split(',').next()).and_then(|v| v.trim().parse().ok()) {
-            return ip;
-        }
-    }
-    peer.ip()
+/// Whether a request carries Idempotency-Keys for everything it posts, so that a repeat of the
+/// same signed message writes nothing (see [`crate::replay`]).
+type RetrySafe = fn(&HeaderMap, &[u8]) -> bool;
+
+fn single_retry_safe(headers: &HeaderMap, _body: &[u8]) -> bool {
+    headers.contains_key("idempotency-key")
 }
 
-fn limited(
-    app: &AppState,
-    scope: &'static str,
-    verdict: Verdict,
-    error: Option<crate::error::IngestError>,
-) -> Result<(), Problem> {
-    if let Some(error) = error {
-        app.metrics.redis_errors.get_or_create(&OperationLabels { operation: "rate_limit" }).inc();
-        tracing::debug!(%error, "shared rate limit unavailable; local limit applies");
-    }
-    match verdict {
-        Verdict::Allowed => Ok(()),
-        Verdict::Limited { retry_after, shared } => {
-            let decided_by = if shared { "shared" } else { "local" };
-            app.metrics.rate_limited.get_or_create(&LimitLabels { scope, decided_by }).inc();
-            Err(Problem::new(StatusCode::TOO_MANY_REQUESTS, "rate-limited", format!("{scope} rate limit exceeded"))
-                .retry_after(retry_after_secs(retry_after)))
-        }
-    }
-}
-
-async fn admit<'a>(
-    app: &'a AppState,
-    peer: SocketAddr,
-    headers: &HeaderMap,
-    body: Body,
-    route: &RouteSpec,
-) -> Result<Admitted<'a>, Problem> {
-    let Ok(permit) = app.permits.try_acquire() else {
-        app.metrics.shed.inc();
-        return Err(Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "overloaded",
-            "the edge is at its concurrency limit",
-        )
-        .retry_after(1));
-    };
-    let (verdict, error) = app.limits.check_ip(client_ip(peer, headers, app.trust_forwarded_for)).await;
-    limited(app, "ip", verdict, error)?;
-    let too_large = || {
-        Problem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body-too-large",
-            format!("the body is larger than {} bytes", app.body_limit),
-        )
-    };
-    let declared =
-        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > app.body_limit) {
-        return Err(too_large());
-    }
-    let body = axum::body::to_bytes(body, app.body_limit).await.map_err(|_| too_large())?.to_vec();
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let identity = app.auth.authenticate(headers, &body, i64::try_from(now).unwrap_or(i64::MAX)).map_err(|e| {
-        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::UNAUTHORIZED);
-        let mut problem = Problem::new(status, e.problem_type(), e.to_string());
-        problem.title = "Unauthorized".to_owned();
-        problem
-    })?;
-    if !route.partners.iter().any(|p| p == &identity.partner) {
-        return Err(Problem::new(
-            StatusCode::FORBIDDEN,
-            "route-not-allowed",
-            format!("partner {:?} may not post to {}", identity.partner, route.path),
-        ));
-    }
-    let (verdict, error) = app.limits.check_partner(&identity.partner).await;
-    limited(app, "partner", verdict, error)?;
-    Ok(Admitted { _permit: permit, partner: identity.partner, body })
+fn batch_retry_safe(_headers: &HeaderMap, body: &[u8]) -> bool {
+    serde_json::from_slice::<BatchBody>(body)
+        .is_ok_and(|b| !b.events.is_empty() && b.events.iter().all(|e| e.idempotency_key.is_some()))
 }
 
 fn record(app: &AppState, route: &RouteSpec, partner: &str, status: StatusCode, started: Instant) {
@@ -151,18 +83,35 @@ async fn handle(
     headers: &HeaderMap,
     body: Body,
     route: &Arc<RouteSpec>,
+    retry_safe: RetrySafe,
     inner: impl for<'a> AsyncFnOnce(Admitted<'a>) -> Response,
 ) -> Response {
     let started = Instant::now();
-    let admitted = match admit(app, peer, headers, body, route).await {
-        Ok(admitted) => admitted,
+    let caller = match admission::admit_headers(app, peer, headers, Some(route)).await {
+        Ok(caller) => caller,
         Err(problem) => {
             record(app, route, "-", problem.status_code(), started);
             return problem.into_response();
         }
     };
-    let partner = admitted.partner.clone();
-    let response = inner(admitted).await;
+    let partner = caller.identity.partner.clone();
+    let checked = match admission::read_body(app, headers, body).await {
+        Ok(body) => admission::verify_body(app, &caller, headers, &body, retry_safe(headers, &body))
+            .await
+            .map(|replay_key| (body, replay_key)),
+        Err(problem) => Err(problem),
+    };
+    let (body, replay_key) = match checked {
+        Ok(checked) => checked,
+        Err(problem) => {
+            record(app, route, &partner, problem.status_code(), started);
+            return problem.into_response();
+        }
+    };
+    let response = inner(Admitted { _caller: caller, partner: partner.clone(), body }).await;
+    if !response.status().is_success() {
+        admission::release_replay(app, replay_key).await;
+    }
     record(app, route, &partner, response.status(), started);
     response
 }
@@ -175,9 +124,11 @@ pub async fn accept(
     body: Body,
     route: Arc<RouteSpec>,
 ) -> Response {
-    handle(&app, peer, &headers, body, &route, async |admitted| match single(&app, &route, &headers, admitted).await {
-        Ok(answer) => answer_response(answer),
-        Err(problem) => problem.into_response(),
+    handle(&app, peer, &headers, body, &route, single_retry_safe, async |admitted| {
+        match single(&app, &route, &headers, admitted).await {
+            Ok(answer) => answer_response(answer),
+            Err(problem) => problem.into_response(),
+        }
     })
     .await
 }
@@ -248,7 +199,7 @@ pub async fn batch(
     body: Body,
     route: Arc<RouteSpec>,
 ) -> Response {
-    handle(&app, peer, &headers, body, &route, async |admitted| {
+    handle(&app, peer, &headers, body, &route, batch_retry_safe, async |admitted| {
         match batch_inner(&app, &route, &headers, admitted).await {
             Ok(body) => (StatusCode::OK, axum::Json(body)).into_response(),
             Err(problem) => problem.into_response(),

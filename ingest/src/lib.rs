@@ -4,9 +4,11 @@
 // request, so its size does not matter there.
 #![allow(clippy::result_large_err)]
 
+pub mod admission;
 pub mod amounts;
 pub mod app;
 pub mod auth;
+pub mod client_ip;
 pub mod config;
 pub mod envelope;
 pub mod error;
@@ -20,6 +22,7 @@ pub mod orders;
 pub mod pipeline;
 pub mod problem;
 pub mod produce;
+pub mod replay;
 pub mod server;
 pub mod shared;
 

@@ -7,6 +7,11 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+/// Requests whose body did not arrive within `--body-timeout` (counter, `_total`).
+pub const BODY_TIMEOUTS: &str = "hub_ingest_body_timeouts";
+/// Requests refused as a `webhook-id` replay (counter, `_total`).
+pub const WEBHOOK_REPLAYS: &str = "hub_ingest_webhook_replays";
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
     pub route: String,
@@ -51,6 +56,8 @@ pub struct IngestMetrics {
     pub rate_limited: Family<LimitLabels, Counter>,
     pub redis_errors: Family<OperationLabels, Counter>,
     pub shed: Counter,
+    pub body_timeouts: Counter,
+    pub webhook_replays: Counter,
     pub queries: Family<QueryLabels, Counter>,
     pub query_duration: Histogram,
 }
@@ -71,6 +78,8 @@ impl IngestMetrics {
             rate_limited: Family::default(),
             redis_errors: Family::default(),
             shed: Counter::default(),
+            body_timeouts: Counter::default(),
+            webhook_replays: Counter::default(),
             queries: Family::default(),
             query_duration: latency_histogram(),
         };
@@ -89,6 +98,12 @@ impl IngestMetrics {
         registry.register(names::INGEST_RATE_LIMITED, "Requests refused by a rate limit", metrics.rate_limited.clone());
         registry.register(names::INGEST_REDIS_ERRORS, "Redis calls that failed", metrics.redis_errors.clone());
         registry.register(names::INGEST_SHED, "Requests refused at the concurrency limit", metrics.shed.clone());
+        registry.register(BODY_TIMEOUTS, "Requests answered 408: the body was too slow", metrics.body_timeouts.clone());
+        registry.register(
+            WEBHOOK_REPLAYS,
+            "Requests refused because their webhook-id was seen within its signature window",
+            metrics.webhook_replays.clone(),
+        );
         registry.register(names::QUERY_REQUESTS, "Order status reads by outcome", metrics.queries.clone());
         registry.register(names::QUERY_DURATION, "Duration of a read-model query", metrics.query_duration.clone());
         metrics

@@ -110,16 +110,17 @@ fn record(o: &Map<String, Value>, named: &mut HashMap<String, Value>) -> Value {
 }
 
 /// The statuses every ingest route can answer, with their descriptions.
-pub const ROUTE_STATUSES: [(&str, &str); 9] = [
+pub const ROUTE_STATUSES: [(&str, &str); 10] = [
     ("400", "Malformed JSON, or an invalid X-Correlation-Id or Idempotency-Key"),
-    ("401", "Missing or invalid credentials or signature"),
+    ("401", "Missing or invalid credentials or signature; checked from the headers before the body is read"),
     ("403", "The partner may not use this route"),
-    ("409", "A request with the same Idempotency-Key is in flight"),
+    ("408", "The body did not arrive within the edge's body timeout (type body-timeout); not accepted"),
+    ("409", "A request with the same Idempotency-Key is in flight (type idempotency-key-in-flight), or the webhook-id was already accepted within its signature window and this is not a retry with the same body and Idempotency-Key (type webhook-replayed)"),
     ("413", "The body is larger than the limit"),
     ("422", "The body breaks the contract, or the Idempotency-Key was used with another body"),
     ("429", "Rate limit exceeded; see Retry-After"),
     ("500", "The event could not be written; it was not accepted"),
-    ("503", "Broker, idempotency store or capacity unavailable; not accepted, see Retry-After"),
+    ("503", "Broker, idempotency store or capacity unavailable (type overloaded: the edge's concurrency limit for identified partners); not accepted, see Retry-After"),
 ];
 
 fn route_paths(route: &RouteSpec, max_batch: usize, paths: &mut Map<String, Value>) {
@@ -175,11 +176,12 @@ fn route_paths(route: &RouteSpec, max_batch: usize, paths: &mut Map<String, Valu
 }
 
 /// The statuses of the order status API, with their descriptions.
-pub const QUERY_STATUSES: [(&str, &str); 4] = [
+pub const QUERY_STATUSES: [(&str, &str); 5] = [
     ("401", "Missing or invalid credentials"),
     ("400", "Invalid page limit or cursor"),
     ("404", "No such order for this partner (type order-not-found), or accepted and not projected yet (type accepted-not-yet-projected, see Retry-After)"),
-    ("503", "The read model is not reachable; see Retry-After"),
+    ("429", "Per-IP or per-partner rate limit exceeded (reads count against the same quota as posting); see Retry-After"),
+    ("503", "The read model is not reachable (type read-model-unavailable), or the edge is at its concurrency limit (type overloaded); see Retry-After"),
 ];
 
 /// `GET <route>/{id}` and `GET <route>/{id}/events` beside an order route.

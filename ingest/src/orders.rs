@@ -6,10 +6,11 @@
 //! (partner, correlation id), so a partner asking for another partner's order finds nothing and
 //! gets the same 404 as for an order that does not exist.
 
+use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use scylla::client::session::Session;
@@ -22,6 +23,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
+use crate::admission;
 use crate::app::AppState;
 use crate::metrics::QueryLabels;
 use crate::problem::Problem;
@@ -193,17 +195,6 @@ async fn was_accepted(app: &AppState, partner: &str, id: &str) -> bool {
         .is_ok_and(|n| n > 0)
 }
 
-/// Who asks: the partner behind the credential (API key or JWT).
-fn partner(app: &AppState, headers: &HeaderMap) -> Result<String, Problem> {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    app.auth.identify(headers, i64::try_from(now).unwrap_or(i64::MAX)).map(|i| i.partner).map_err(|e| {
-        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::UNAUTHORIZED);
-        let mut problem = Problem::new(status, e.problem_type(), e.to_string());
-        problem.title = "Unauthorized".to_owned();
-        problem
-    })
-}
-
 fn model(app: &AppState) -> Result<&ReadModel, Problem> {
     app.read_model.get().ok_or_else(|| {
         Problem::new(StatusCode::SERVICE_UNAVAILABLE, "read-model-unavailable", "the order read model is not reachable")
@@ -263,12 +254,13 @@ fn matches(headers: &HeaderMap, tag: &str) -> bool {
 /// `GET <route>/{id}`: the order's current state, with an ETag of its version.
 pub async fn status(
     State(app): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(id): Path<String>,
     headers: HeaderMap,
     base: Arc<str>,
 ) -> Response {
     let started = Instant::now();
-    match status_inner(&app, &id, &headers, &base).await {
+    match status_inner(&app, peer, &id, &headers, &base).await {
         Ok(response) => {
             observe(
                 &app,
@@ -284,11 +276,19 @@ pub async fn status(
     }
 }
 
-async fn status_inner(app: &AppState, id: &str, headers: &HeaderMap, base: &str) -> Result<Response, Problem> {
-    let partner = partner(app, headers)?;
+async fn status_inner(
+    app: &AppState,
+    peer: SocketAddr,
+    id: &str,
+    headers: &HeaderMap,
+    base: &str,
+) -> Result<Response, Problem> {
+    // The same IP limit, identity, partner limit and concurrency permit as posting.
+    let caller = admission::admit_headers(app, peer, headers, None).await?;
+    let partner = caller.identity.partner.as_str();
     let model = model(app)?;
-    let Some(row) = model.order(&partner, id).await.map_err(|e| unavailable(app, &e))? else {
-        return Err(missing(app, &partner, id).await);
+    let Some(row) = model.order(partner, id).await.map_err(|e| unavailable(app, &e))? else {
+        return Err(missing(app, partner, id).await);
     };
     let (
         order_id,
@@ -335,13 +335,14 @@ pub struct Page {
 /// `GET <route>/{id}/events`: the order's transitions, newest first, a page at a time.
 pub async fn events(
     State(app): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(id): Path<String>,
     Query(page): Query<Page>,
     headers: HeaderMap,
     base: Arc<str>,
 ) -> Response {
     let started = Instant::now();
-    match events_inner(&app, &id, &page, &headers, &base).await {
+    match events_inner(&app, peer, &id, &page, &headers, &base).await {
         Ok(response) => {
             observe(&app, "found", started);
             response
@@ -355,12 +356,14 @@ pub async fn events(
 
 async fn events_inner(
     app: &AppState,
+    peer: SocketAddr,
     id: &str,
     page: &Page,
     headers: &HeaderMap,
     base: &str,
 ) -> Result<Response, Problem> {
-    let partner = partner(app, headers)?;
+    let caller = admission::admit_headers(app, peer, headers, None).await?;
+    let partner = caller.identity.partner.as_str();
     let limit = page.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(Problem::new(StatusCode::BAD_REQUEST, "invalid-page", format!("limit must be 1 to {MAX_PAGE}")));
@@ -372,10 +375,10 @@ async fn events_inner(
         })?,
     };
     let model = model(app)?;
-    let rows = model.events(&partner, id, before, limit + 1).await.map_err(|e| unavailable(app, &e))?;
+    let rows = model.events(partner, id, before, limit + 1).await.map_err(|e| unavailable(app, &e))?;
     if rows.is_empty() && page.cursor.is_none() {
         // No transitions: unknown, or not this partner's, or not projected yet.
-        return Err(missing(app, &partner, id).await);
+        return Err(missing(app, partner, id).await);
     }
     let more = rows.len() > usize::try_from(limit).unwrap_or(0);
     let rows: Vec<EventRow> = rows.into_iter().take(usize::try_from(limit).unwrap_or(0)).collect();

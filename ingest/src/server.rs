@@ -1,6 +1,5 @@
 //! Serving the edge: plain or TLS, with injected shutdown and a bounded drain.
 
-use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -38,42 +37,46 @@ pub async fn run(
             tracing::info!("draining");
         }
     };
-    match (&config.tls_cert, &config.tls_key) {
+    // axum-server for plain and TLS alike: hyper's header read timeout closes connections that
+    // never finish their headers (slowloris), and the handle drains within the deadline.
+    let handle = axum_server::Handle::new();
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        stopping.await;
+        stopper.graceful_shutdown(Some(drain));
+    });
+    let std_listener = listener.into_std().map_err(|e| IngestError::Internal(e.to_string()))?;
+    let served = match (&config.tls_cert, &config.tls_key) {
         (Some(cert), Some(key)) => {
             let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
                 .await
                 .map_err(|e| IngestError::Config(format!("TLS certificate or key: {e}")))?;
-            let handle = axum_server::Handle::new();
-            let stopper = handle.clone();
-            tokio::spawn(async move {
-                stopping.await;
-                stopper.graceful_shutdown(Some(drain));
-            });
             tracing::info!(%addr, tls = true, "ingest edge listening");
-            let std_listener = listener.into_std().map_err(|e| IngestError::Internal(e.to_string()))?;
-            axum_server::from_tcp_rustls(std_listener, tls)
+            let mut server = axum_server::from_tcp_rustls(std_listener, tls)
                 .map_err(|e| IngestError::Internal(e.to_string()))?
-                .handle(handle)
-                .serve(router)
-                .await
-                .map_err(|e| IngestError::Internal(e.to_string()))?;
+                .handle(handle);
+            limit_header_time(server.http_builder(), config.header_timeout);
+            server.serve(router).await
         }
         _ => {
             tracing::info!(%addr, tls = false, "ingest edge listening");
-            let serve = axum::serve(listener, router).with_graceful_shutdown(stopping).into_future();
-            tokio::pin!(serve);
-            let deadline = async {
-                shutdown.cancelled().await;
-                tokio::time::sleep(drain).await;
-            };
-            tokio::select! {
-                result = &mut serve => result.map_err(|e| IngestError::Internal(e.to_string()))?,
-                () = deadline => tracing::warn!(?drain, "in-flight requests did not finish within the drain deadline"),
-            }
+            let mut server =
+                axum_server::from_tcp(std_listener).map_err(|e| IngestError::Internal(e.to_string()))?.handle(handle);
+            limit_header_time(server.http_builder(), config.header_timeout);
+            server.serve(router).await
         }
-    }
+    };
+    served.map_err(|e| IngestError::Internal(e.to_string()))?;
     probe.abort();
     app.produce.flush(drain).await?;
     tracing::info!("ingest edge stopped");
     Ok(())
+}
+
+/// HTTP/1 connections must send a request's headers within `timeout` (hyper closes them after).
+fn limit_header_time(
+    builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
+    timeout: Duration,
+) {
+    builder.http1().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(timeout);
 }

@@ -26,6 +26,7 @@ use http::HeaderMap;
 
 use self::api_key::ApiKeys;
 use self::jwt::Issuers;
+pub use self::signature::SignedMessage;
 use self::signature::WebhookVerifier;
 
 /// How one partner authenticates; secrets already resolved.
@@ -196,16 +197,38 @@ impl Authenticator {
 
     /// Names the partner behind a request, checking its webhook signature when the partner
     /// signs. `now_unix` is the current time in unix seconds; nothing here reads the clock.
+    /// The edge itself calls [`Self::identify`] before reading the body and
+    /// [`Self::verify_signature`] after; this is both at once.
     pub fn authenticate(&self, headers: &HeaderMap, body: &[u8], now_unix: i64) -> Result<Identity, AuthError> {
-        let (identity, index) = self.credential_identity(headers, now_unix)?;
-        if let Some(webhooks) = self.partners.get(index).and_then(|p| p.webhooks.as_ref()) {
-            webhooks.verify(headers, body, now_unix)?;
-        }
+        let identity = self.identify(headers, now_unix)?;
+        self.verify_signature(&identity, headers, body, now_unix)?;
         Ok(identity)
     }
 
-    /// The partner behind the request's credential (API key or JWT) alone: for reads, which
-    /// have no body for a webhook signature to protect.
+    /// Checks the Standard Webhooks signature of `body` when `identity`'s partner signs its
+    /// requests: `None` when it does not, the verified message otherwise.
+    pub fn verify_signature(
+        &self,
+        identity: &Identity,
+        headers: &HeaderMap,
+        body: &[u8],
+        now_unix: i64,
+    ) -> Result<Option<SignedMessage>, AuthError> {
+        let partner = self.partners.iter().find(|p| p.name == identity.partner);
+        match partner.and_then(|p| p.webhooks.as_ref()) {
+            None => Ok(None),
+            Some(webhooks) => webhooks.verify(headers, body, now_unix).map(Some),
+        }
+    }
+
+    /// Whether `identity`'s partner must sign its requests (so the body is needed to finish
+    /// authenticating it).
+    pub fn signs(&self, identity: &Identity) -> bool {
+        self.partners.iter().any(|p| p.name == identity.partner && p.webhooks.is_some())
+    }
+
+    /// The partner behind the request's credential (API key or JWT) alone, from the headers:
+    /// the edge calls it before reading any body, and for reads, which have no body to sign.
     pub fn identify(&self, headers: &HeaderMap, now_unix: i64) -> Result<Identity, AuthError> {
         self.credential_identity(headers, now_unix).map(|(identity, _)| identity)
     }

@@ -17,6 +17,14 @@ use super::AuthError;
 
 const SECRET_PREFIX: &str = "whsec_";
 
+/// A verified Standard Webhooks message: its `webhook-id`, and the last unix second at which
+/// its signature would still be accepted (timestamp + tolerance): the window a replay has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedMessage {
+    pub id: String,
+    pub acceptable_until: i64,
+}
+
 /// A partner's active webhook secrets and how far a timestamp may be from now.
 pub(super) struct WebhookVerifier {
     secrets: Vec<Webhook>,
@@ -33,8 +41,9 @@ impl WebhookVerifier {
         Ok(Some(Self { secrets, tolerance_secs: tolerance.as_secs() }))
     }
 
-    /// Checks the request's `webhook-*` headers against `body` at `now_unix`.
-    pub(super) fn verify(&self, headers: &HeaderMap, body: &[u8], now_unix: i64) -> Result<(), AuthError> {
+    /// Checks the request's `webhook-*` headers against `body` at `now_unix`; on success, the
+    /// message id and until when (unix seconds) this signature would still be accepted.
+    pub(super) fn verify(&self, headers: &HeaderMap, body: &[u8], now_unix: i64) -> Result<SignedMessage, AuthError> {
         let id = header(headers, "webhook-id")?;
         let timestamp = header(headers, "webhook-timestamp")?;
         let signatures = header(headers, "webhook-signature")?;
@@ -51,7 +60,8 @@ impl WebhookVerifier {
             }
         }
         if bool::from(matched) {
-            Ok(())
+            let tolerance = i64::try_from(self.tolerance_secs).unwrap_or(i64::MAX);
+            Ok(SignedMessage { id: id.to_owned(), acceptable_until: timestamp.saturating_add(tolerance) })
         } else {
             Err(AuthError::SignatureInvalid)
         }
