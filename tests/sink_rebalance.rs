@@ -58,7 +58,9 @@ async fn instances_joining_and_leaving_deliver_each_command_once() {
     produce(&format!("{prefix}orders.commands"), "dispatch_command", &commands, None).await;
     let expected: HashMap<String, String> = commands
         .iter()
-        .map(|c| (c["command_id"].as_str().expect("id").to_owned(), c["correlation_id"].as_str().expect("key").to_owned()))
+        .map(|c| {
+            (c["command_id"].as_str().expect("id").to_owned(), c["correlation_id"].as_str().expect("key").to_owned())
+        })
         .collect();
 
     let args = ["--sink-session-timeout", "6s", "--sink-drain-timeout", "5s"];
@@ -92,6 +94,11 @@ async fn instances_joining_and_leaving_deliver_each_command_once() {
         assert!(seen < N, "the queue ran dry in round {round}: make it deeper or the partner slower");
     }
     wait_for("every command at the partner", Duration::from_secs(180), &[&first], || erp.keys().len() >= N).await;
+    // What the first instance did with the work of the partitions it gave away (a figure: the
+    // counter exists only where revocations are handled).
+    let revoked =
+        |outcome: &str| first.metric("hub_sink_revoked_jobs_total", &[LABEL[0], &format!("outcome=\"{outcome}\"")]);
+    let (dropped, finished, cut) = (revoked("dropped"), revoked("finished"), revoked("cut_off"));
     // Stop the last instance: no call can arrive after it exited, so the counts below are final.
     terminate(&mut first);
 
@@ -124,16 +131,14 @@ async fn instances_joining_and_leaving_deliver_each_command_once() {
         repeated.len(),
         results.len(),
     );
+    eprintln!(
+        "first instance on revocations: {dropped} queued jobs dropped, {finished} in flight finished, {cut} cut off"
+    );
     assert_eq!(unknown, 0, "calls with keys that were never produced");
     assert_eq!(per_key.len(), N, "every command delivered");
     assert!(repeated.is_empty(), "calls per Idempotency-Key must be exactly 1; repeated: {repeated:?}");
     assert_eq!(calls.len(), N, "one call per command");
-    assert_eq!(
-        results_per_order.len(),
-        N,
-        "one result per command: {} orders reported",
-        results_per_order.len()
-    );
+    assert_eq!(results_per_order.len(), N, "one result per command: {} orders reported", results_per_order.len());
     assert_eq!(repeated_results, 0, "no command reported twice");
     assert!(expected.values().all(|order| results_per_order.get(order) == Some(&1)));
 }
