@@ -10,10 +10,11 @@ use std::time::{Duration, Instant};
 
 use common::edge::provision;
 use common::kafka::read_all;
-use common::sinks::{dispatch, produce, topology, Partner, SinkProcess};
+use common::sinks::{dispatch, topology, Partner, SinkProcess};
 use common::unique_prefix;
-use rdkafka::message::Headers;
-use rdkafka::Message;
+use rdkafka::message::{Header, Headers, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Message};
 
 const PARTITIONS: f64 = 12.0;
 const ASSIGNED: &str = "hub_sink_assigned_partitions";
@@ -37,11 +38,38 @@ fn terminate(sink: &mut SinkProcess) {
     assert!(status.success(), "hub sink exited with {status}:\n{}", sink.log_text());
 }
 
+/// Produces `commands` one at a time, each acknowledged before the next, to partitions in the
+/// order 0, 6, 1, 7, ... 5, 11: the running sink reads them in that order, so the two deliveries
+/// in flight at any moment are of two halves of the partitions, and a member taking over half
+/// of them takes work in flight.
+async fn produce_interleaved(topic: &str, commands: &[serde_json::Value]) {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", common::bootstrap())
+        .set("enable.idempotence", "true")
+        .create()
+        .expect("producer");
+    let order: Vec<i32> = (0..6).flat_map(|p| [p, p + 6]).collect();
+    for (i, command) in commands.iter().enumerate() {
+        let bytes =
+            common::avro::encode("dispatch_command", topic, Some("io.interchange.orders.DispatchCommand"), command)
+                .await;
+        let key = command["correlation_id"].as_str().expect("key");
+        let id = command["command_id"].as_str().expect("id");
+        let headers = OwnedHeaders::new()
+            .insert(Header { key: "correlation-id", value: Some(key) })
+            .insert(Header { key: "event-id", value: Some(id) })
+            .insert(Header { key: "event-type", value: Some("dispatch_command") });
+        let record =
+            FutureRecord::to(topic).key(key).payload(&bytes).headers(headers).partition(order[i % order.len()]);
+        producer.send(record, Duration::from_secs(30)).await.expect("command produced");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_joining_and_leaving_deliver_each_command_once() {
-    const N: usize = 200;
+    const N: usize = 216;
     let erp = Partner::ok().await;
-    // 300 ms per answer, two at a time: about 30 s of work for one instance.
+    // 300 ms per answer, two at a time: over 30 s of work for one instance.
     erp.delay_ms.store(300, Ordering::Relaxed);
     let shop = Partner::ok().await;
     let topology = topology(
@@ -54,18 +82,17 @@ async fn instances_joining_and_leaving_deliver_each_command_once() {
     std::fs::write(&topology.path, text).expect("write");
     let prefix = unique_prefix("sink-rebalance");
     provision(&topology, &prefix);
+    let args = ["--sink-session-timeout", "6s", "--sink-drain-timeout", "5s"];
+    let mut first = SinkProcess::start_with(&topology, &prefix, &["erp-dispatch"], "a", &args);
+    first.wait_ready(Duration::from_secs(60));
     let commands: Vec<_> = (0..N).map(|i| dispatch(&format!("order-{i}"), 0)).collect();
-    produce(&format!("{prefix}orders.commands"), "dispatch_command", &commands, None).await;
+    produce_interleaved(&format!("{prefix}orders.commands"), &commands).await;
     let expected: HashMap<String, String> = commands
         .iter()
         .map(|c| {
             (c["command_id"].as_str().expect("id").to_owned(), c["correlation_id"].as_str().expect("key").to_owned())
         })
         .collect();
-
-    let args = ["--sink-session-timeout", "6s", "--sink-drain-timeout", "5s"];
-    let mut first = SinkProcess::start_with(&topology, &prefix, &["erp-dispatch"], "a", &args);
-    first.wait_ready(Duration::from_secs(60));
     wait_for("the first deliveries", Duration::from_secs(60), &[&first], || erp.count() >= 10).await;
 
     for round in 0..2 {
@@ -99,6 +126,9 @@ async fn instances_joining_and_leaving_deliver_each_command_once() {
     let revoked =
         |outcome: &str| first.metric("hub_sink_revoked_jobs_total", &[LABEL[0], &format!("outcome=\"{outcome}\"")]);
     let (dropped, finished, cut) = (revoked("dropped"), revoked("finished"), revoked("cut_off"));
+    for line in first.log_text().lines().filter(|l| l.contains("revoked") || l.contains("WARN")) {
+        eprintln!("first instance: {line}");
+    }
     // Stop the last instance: no call can arrive after it exited, so the counts below are final.
     terminate(&mut first);
 

@@ -166,6 +166,11 @@ impl GroupContext {
             for (partition, offset) in &positions {
                 let _ = tpl.add_partition_offset(&self.topic, *partition, Offset::Offset(*offset));
             }
+            // Stored too: librdkafka commits the stored offsets of partitions it unassigns
+            // (auto-commit), which would otherwise take an older one back.
+            if let Err(error) = consumer.store_offsets(&tpl) {
+                tracing::warn!(%error, sink = %self.ctx.sink.name, "storing revoked partitions' offsets");
+            }
             if let Err(error) = consumer.commit(&tpl, CommitMode::Sync) {
                 tracing::warn!(%error, sink = %self.ctx.sink.name, "committing revoked partitions");
             }
