@@ -3,7 +3,7 @@
 //! never skips; and a revoked partition's work is dropped at once (`Flow::revoke`), so no command
 //! is delivered by two owners.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 /// Offsets in flight per partition, per ownership epoch: a partition revoked and assigned again
 /// starts a new epoch, so a late finish from the old one changes nothing.
@@ -149,12 +149,15 @@ pub struct Entry<T> {
 
 /// Everything read and not finished, shared by the consumer loop, the delivery tasks and the
 /// rebalance callback: the offsets, the jobs waiting for their key, the jobs whose turn has come
-/// (`ready`), and the tasks running.
+/// (`ready`, taken in turn across partitions, so the backlog stays spread over them and a member
+/// taking some over takes its share of it), and the tasks running.
 #[derive(Debug)]
 pub struct Flow<T> {
     offsets: Offsets,
     queue: KeyedQueue<Entry<T>>,
-    ready: VecDeque<Entry<T>>,
+    ready: BTreeMap<i32, VecDeque<Entry<T>>>,
+    /// The partition the last ready job was taken from.
+    turn: i32,
     /// Running tasks by ticket id; `true` for deliveries (holders of a key).
     running: HashMap<u64, (Ticket, bool)>,
     /// Offsets to store, per partition (the loop stores them).
@@ -167,7 +170,8 @@ impl<T> Default for Flow<T> {
         Self {
             offsets: Offsets::default(),
             queue: KeyedQueue::default(),
-            ready: VecDeque::new(),
+            ready: BTreeMap::new(),
+            turn: -1,
             running: HashMap::new(),
             stores: HashMap::new(),
             ids: 0,
@@ -213,8 +217,12 @@ impl<T> Flow<T> {
     pub fn push(&mut self, ticket: Ticket, key: &str, item: T) {
         let entry = Entry { ticket, key: key.to_owned(), item };
         if let Some(entry) = self.queue.push(key, ticket.id, entry) {
-            self.ready.push_back(entry);
+            self.make_ready(entry);
         }
+    }
+
+    fn make_ready(&mut self, entry: Entry<T>) {
+        self.ready.entry(entry.ticket.partition).or_default().push_back(entry);
     }
 
     /// The next ready job, now running, unless `limit` deliveries already run.
@@ -222,7 +230,14 @@ impl<T> Flow<T> {
         if self.delivering() >= limit {
             return None;
         }
-        let entry = self.ready.pop_front()?;
+        let turn = self.turn;
+        let partition = self.ready.range(turn + 1..).chain(self.ready.range(..=turn)).map(|(p, _)| *p).next()?;
+        let queue = self.ready.get_mut(&partition)?;
+        let entry = queue.pop_front()?;
+        if queue.is_empty() {
+            self.ready.remove(&partition);
+        }
+        self.turn = partition;
         self.running.insert(entry.ticket.id, (entry.ticket, true));
         Some(entry)
     }
@@ -235,7 +250,7 @@ impl<T> Flow<T> {
             self.finish(ticket);
         }
         if let Some(next) = key.and_then(|k| self.queue.done(k, ticket.id)) {
-            self.ready.push_back(next);
+            self.make_ready(next);
         }
     }
 
@@ -250,13 +265,13 @@ impl<T> Flow<T> {
     pub fn revoke(&mut self, partitions: &[i32]) -> Revocation {
         let revoked = |t: &Ticket| partitions.contains(&t.partition);
         let mut dropped = self.queue.retain_waiting(|e| !revoked(&e.ticket));
-        let (gone, kept): (VecDeque<_>, VecDeque<_>) = self.ready.drain(..).partition(|e| revoked(&e.ticket));
-        self.ready = kept;
+        let gone: Vec<Entry<T>> =
+            partitions.iter().filter_map(|p| self.ready.remove(p)).flat_map(VecDeque::into_iter).collect();
         for entry in gone {
             dropped += 1;
             // Waiting jobs of revoked partitions are gone: what this promotes is kept.
             if let Some(next) = self.queue.done(&entry.key, entry.ticket.id) {
-                self.ready.push_back(next);
+                self.make_ready(next);
             }
         }
         let running = self.running.values().filter(|(t, _)| revoked(t)).map(|(t, _)| t.id).collect();
@@ -297,7 +312,7 @@ impl<T> Flow<T> {
 
     /// Jobs whose turn has come, waiting for a delivery slot.
     pub fn ready(&self) -> usize {
-        self.ready.len()
+        self.ready.values().map(VecDeque::len).sum()
     }
 }
 
@@ -374,6 +389,17 @@ mod tests {
         assert_eq!(f.next_ready(10).map(|e| e.item), Some("a2"));
         f.complete(a2, Some("order-1"), true);
         assert_eq!(f.take_stores(), vec![(0, 3)]);
+    }
+
+    #[test]
+    fn ready_jobs_take_turns_across_partitions() {
+        let mut f: Flow<String> = Flow::default();
+        for (offset, partition) in [0, 0, 0, 1, 1, 2].into_iter().enumerate() {
+            let t = f.read(partition, i64::try_from(offset).unwrap_or(0));
+            f.push(t, &format!("k{}", t.id), format!("p{partition}/{}", t.id));
+        }
+        let order: Vec<String> = std::iter::from_fn(|| f.next_ready(10).map(|e| e.item)).collect();
+        assert_eq!(order, ["p0/1", "p1/4", "p2/6", "p0/2", "p1/5", "p0/3"], "in turn, in order within a partition");
     }
 
     #[test]
