@@ -10,11 +10,10 @@ use std::time::{Duration, Instant};
 
 use common::edge::provision;
 use common::kafka::read_all;
-use common::sinks::{dispatch, topology, Partner, SinkProcess};
+use common::sinks::{dispatch, produce, topology, Partner, SinkProcess};
 use common::unique_prefix;
-use rdkafka::message::{Header, Headers, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{ClientConfig, Message};
+use rdkafka::message::Headers;
+use rdkafka::Message;
 
 const PARTITIONS: f64 = 12.0;
 const ASSIGNED: &str = "hub_sink_assigned_partitions";
@@ -38,33 +37,6 @@ fn terminate(sink: &mut SinkProcess) {
     assert!(status.success(), "hub sink exited with {status}:\n{}", sink.log_text());
 }
 
-/// Produces `commands` one at a time, each acknowledged before the next, to partitions in the
-/// order 0, 6, 1, 7, ... 5, 11: the running sink reads them in that order, so the two deliveries
-/// in flight at any moment are of two halves of the partitions, and a member taking over half
-/// of them takes work in flight.
-async fn produce_interleaved(topic: &str, commands: &[serde_json::Value]) {
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", common::bootstrap())
-        .set("enable.idempotence", "true")
-        .create()
-        .expect("producer");
-    let order: Vec<i32> = (0..6).flat_map(|p| [p, p + 6]).collect();
-    for (i, command) in commands.iter().enumerate() {
-        let bytes =
-            common::avro::encode("dispatch_command", topic, Some("io.interchange.orders.DispatchCommand"), command)
-                .await;
-        let key = command["correlation_id"].as_str().expect("key");
-        let id = command["command_id"].as_str().expect("id");
-        let headers = OwnedHeaders::new()
-            .insert(Header { key: "correlation-id", value: Some(key) })
-            .insert(Header { key: "event-id", value: Some(id) })
-            .insert(Header { key: "event-type", value: Some("dispatch_command") });
-        let record =
-            FutureRecord::to(topic).key(key).payload(&bytes).headers(headers).partition(order[i % order.len()]);
-        producer.send(record, Duration::from_secs(30)).await.expect("command produced");
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_joining_and_leaving_deliver_each_command_once() {
     const N: usize = 216;
@@ -86,7 +58,7 @@ async fn instances_joining_and_leaving_deliver_each_command_once() {
     let mut first = SinkProcess::start_with(&topology, &prefix, &["erp-dispatch"], "a", &args);
     first.wait_ready(Duration::from_secs(60));
     let commands: Vec<_> = (0..N).map(|i| dispatch(&format!("order-{i}"), 0)).collect();
-    produce_interleaved(&format!("{prefix}orders.commands"), &commands).await;
+    produce(&format!("{prefix}orders.commands"), "dispatch_command", &commands, None).await;
     let expected: HashMap<String, String> = commands
         .iter()
         .map(|c| {
