@@ -97,7 +97,7 @@ async fn instances_joining_and_leaving_deliver_each_command_once() {
     // counter exists only where revocations are handled).
     let revoked =
         |outcome: &str| first.metric("hub_sink_revoked_jobs_total", &[LABEL[0], &format!("outcome=\"{outcome}\"")]);
-    let (dropped, finished, cut) = (revoked("dropped"), revoked("finished"), revoked("cut_off"));
+    let (dropped, ended, cut) = (revoked("dropped"), revoked("ended"), revoked("cut_off"));
     for line in first.log_text().lines().filter(|l| l.contains("revoked") || l.contains("WARN")) {
         eprintln!("first instance: {line}");
     }
@@ -134,7 +134,7 @@ async fn instances_joining_and_leaving_deliver_each_command_once() {
         results.len(),
     );
     eprintln!(
-        "first instance on revocations: {dropped} queued jobs dropped, {finished} in flight finished, {cut} cut off"
+        "first instance on revocations: {dropped} queued jobs dropped, {ended} in flight ended in time, {cut} cut off"
     );
     assert_eq!(unknown, 0, "calls with keys that were never produced");
     assert_eq!(per_key.len(), N, "every command delivered");
@@ -143,4 +143,76 @@ async fn instances_joining_and_leaving_deliver_each_command_once() {
     assert_eq!(results_per_order.len(), N, "one result per command: {} orders reported", results_per_order.len());
     assert_eq!(repeated_results, 0, "no command reported twice");
     assert!(expected.values().all(|order| results_per_order.get(order) == Some(&1)));
+}
+
+/// A partner slower than the wait a revocation allows (`--sink-drain-timeout`): the requests in
+/// flight on the revoked partitions are cut off, not reported, and their commands delivered by
+/// the next owner under the same Idempotency-Key; every command is still reported exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_cut_off_by_a_revocation_repeat_under_their_key_and_report_once() {
+    const N: usize = 48;
+    let erp = Partner::ok().await;
+    // Each answer takes longer than the 1 s a revocation waits.
+    erp.delay_ms.store(2_500, Ordering::Relaxed);
+    let shop = Partner::ok().await;
+    let topology = topology(
+        &erp.url,
+        &shop.url,
+        "rate_limit = { per_second = 1000, burst = 100 }\nretry = { initial_backoff = \"50ms\", max_backoff = \"200ms\", max_attempts = 5 }",
+        "rate_limit = { per_second = 100, burst = 10 }",
+    );
+    // Twelve at a time: ready jobs are taken in turn across the partitions, so every partition
+    // has a request in flight.
+    let text = std::fs::read_to_string(&topology.path).expect("read").replace("concurrency = 64", "concurrency = 12");
+    std::fs::write(&topology.path, text).expect("write");
+    let prefix = unique_prefix("sink-revoke-cut");
+    provision(&topology, &prefix);
+    let args = ["--sink-session-timeout", "6s", "--sink-drain-timeout", "1s"];
+    let mut first = SinkProcess::start_with(&topology, &prefix, &["erp-dispatch"], "a", &args);
+    first.wait_ready(Duration::from_secs(60));
+    let commands: Vec<_> = (0..N).map(|i| dispatch(&format!("order-{i}"), 0)).collect();
+    produce(&format!("{prefix}orders.commands"), "dispatch_command", &commands, None).await;
+    wait_for("twelve requests in flight", Duration::from_secs(60), &[&first], || erp.count() >= 12).await;
+    let mut second = SinkProcess::start_with(&topology, &prefix, &["erp-dispatch"], "b", &args);
+    second.wait_ready(Duration::from_secs(60));
+    wait_for("every command at the partner", Duration::from_secs(120), &[&first, &second], || erp.keys().len() >= N)
+        .await;
+    let cut = first.metric("hub_sink_revoked_jobs_total", &[LABEL[0], "outcome=\"cut_off\""]);
+    for line in first.log_text().lines().filter(|l| l.contains("revoked") || l.contains("WARN")) {
+        eprintln!("first instance: {line}");
+    }
+    terminate(&mut second);
+    terminate(&mut first);
+
+    let calls = erp.calls();
+    let mut per_key: HashMap<&str, usize> = HashMap::new();
+    for call in &calls {
+        assert_eq!(call.json["command_id"].as_str(), Some(call.key.as_str()), "a repeat carries the command's key");
+        *per_key.entry(call.key.as_str()).or_default() += 1;
+    }
+    let results = read_all(&format!("{prefix}orders.results"), "read_committed");
+    let mut results_per_order: HashMap<String, usize> = HashMap::new();
+    for r in &results {
+        let correlation = r
+            .headers()
+            .and_then(|h| h.iter().find(|h| h.key == "correlation-id"))
+            .and_then(|h| h.value)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .unwrap_or_default();
+        *results_per_order.entry(correlation).or_default() += 1;
+    }
+    let repeats = calls.len() - per_key.len();
+    eprintln!(
+        "{N} commands: {} calls, {repeats} repeats (all under their key), {cut} requests cut off by the revocation, {} results",
+        calls.len(),
+        results.len()
+    );
+    assert_eq!(per_key.len(), N, "every command delivered");
+    assert!(cut >= 1.0, "the revocation cut no request off: the scenario did not happen");
+    assert!(per_key.values().all(|n| *n <= 2), "a command is repeated at most once, by the next owner");
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let cut = cut as usize;
+    assert_eq!(repeats, cut, "only the requests cut off are repeated");
+    assert_eq!(results.len(), N, "one result per command: a cut-off request is never reported");
+    assert!(results_per_order.values().all(|n| *n == 1));
 }

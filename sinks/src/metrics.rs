@@ -8,7 +8,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-/// Jobs of revoked partitions by outcome (`dropped` before they started, `finished` in flight
+/// Jobs of revoked partitions by outcome (`dropped` before they started, `ended` in flight
 /// before the callback returned, `cut_off` when the wait ran out): `_total` is appended. Named
 /// here rather than in core's list, which other roles share.
 pub const SINK_REVOKED_JOBS: &str = "hub_sink_revoked_jobs";

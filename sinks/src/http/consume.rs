@@ -148,14 +148,14 @@ impl GroupContext {
                 stop.hard.cancel();
             }
         }
-        let finished = revocation.running.len() - cut;
+        let ended = revocation.running.len() - cut;
         let positions = self.with_flow(|f| f.forget(&partitions)).unwrap_or_default();
         let label = SinkMetrics::so(&self.ctx.sink.name, "dropped");
         let revoked_jobs = &self.ctx.metrics.revoked_jobs;
         revoked_jobs.get_or_create(&label).inc_by(u64::try_from(revocation.dropped).unwrap_or(0));
         revoked_jobs
-            .get_or_create(&SinkMetrics::so(&self.ctx.sink.name, "finished"))
-            .inc_by(u64::try_from(finished).unwrap_or(0));
+            .get_or_create(&SinkMetrics::so(&self.ctx.sink.name, "ended"))
+            .inc_by(u64::try_from(ended).unwrap_or(0));
         revoked_jobs
             .get_or_create(&SinkMetrics::so(&self.ctx.sink.name, "cut_off"))
             .inc_by(u64::try_from(cut).unwrap_or(0));
@@ -176,7 +176,7 @@ impl GroupContext {
             }
         }
         tracing::info!(
-            sink = %self.ctx.sink.name, ?partitions, lost, dropped = revocation.dropped, finished, cut_off = cut,
+            sink = %self.ctx.sink.name, ?partitions, lost, dropped = revocation.dropped, ended, cut_off = cut,
             "partitions revoked: their queued jobs dropped, deliveries in flight ended, offsets committed"
         );
     }
