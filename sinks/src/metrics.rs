@@ -8,6 +8,11 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+/// Jobs of revoked partitions by outcome (`dropped` before they started, `ended` in flight
+/// before the callback returned, `cut_off` when the wait ran out): `_total` is appended. Named
+/// here rather than in core's list, which other roles share.
+pub const SINK_REVOKED_JOBS: &str = "hub_sink_revoked_jobs";
+
 /// `partner` and `outcome` labels.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PartnerOutcome {
@@ -52,6 +57,7 @@ pub struct SinkMetrics {
     pub dead_letters: Family<PartnerOutcome, Counter>,
     pub in_flight: Family<SinkLabel, Gauge>,
     pub assigned: Family<SinkLabel, Gauge>,
+    pub revoked_jobs: Family<SinkOutcome, Counter>,
     pub lag: Family<LagLabels, Gauge>,
     pub projector: ProjectorMetrics,
 }
@@ -117,6 +123,7 @@ impl SinkMetrics {
             dead_letters: Family::default(),
             in_flight: Family::default(),
             assigned: Family::default(),
+            revoked_jobs: Family::default(),
             projector: ProjectorMetrics::register(registry),
             lag: Family::default(),
         };
@@ -139,6 +146,7 @@ impl SinkMetrics {
         registry.register(names::SINK_DEAD_LETTERS, "Commands dead-lettered by error class", m.dead_letters.clone());
         registry.register(names::SINK_IN_FLIGHT, "Records read and not yet finished", m.in_flight.clone());
         registry.register(names::SINK_ASSIGNED_PARTITIONS, "Input partitions owned", m.assigned.clone());
+        registry.register(SINK_REVOKED_JOBS, "Jobs of revoked partitions by outcome", m.revoked_jobs.clone());
         m
     }
 
@@ -150,6 +158,11 @@ impl SinkMetrics {
     /// The `partner` label set.
     pub fn p(partner: &str) -> PartnerLabel {
         PartnerLabel { partner: partner.to_owned() }
+    }
+
+    /// The `sink`/`outcome` label set.
+    pub fn so(sink: &str, outcome: &'static str) -> SinkOutcome {
+        SinkOutcome { sink: sink.to_owned(), outcome }
     }
 
     /// The `sink` label set.

@@ -1,6 +1,7 @@
 //! The HTTP sink runtime: consume commands (read_committed), deliver each through its partner's
 //! stack in order per correlation id, write a delivery result (and a dead letter when it fails),
-//! and store an offset only when everything before it in the partition is finished.
+//! and store an offset only when everything before it in the partition is finished (the consumer
+//! and its rebalance handling are in `consume`).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -9,35 +10,30 @@ use interchange_core::avro::Encoder;
 use interchange_core::avro::Reader;
 use interchange_core::contract::{json_to_avro, UnknownFields};
 use interchange_core::headers::value as header;
-use interchange_core::kafka::KafkaSettings;
 use interchange_core::registry::Registry;
 use interchange_core::topology::{Sink, Topology};
-use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::Message;
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use self::breaker::BreakerConfig;
 use self::partner::{Delivery, Outcome, PartnerClient, Request};
 use crate::metrics::SinkMetrics;
-use crate::ordering::{KeyedQueue, Offsets};
 use crate::{Env, SinkError};
 
 pub mod breaker;
+pub mod bucket;
+mod consume;
 pub mod oauth;
 pub mod partner;
 pub mod request;
 pub mod retry;
 
-/// Most records read but not finished before the sink stops reading.
-const MAX_IN_FLIGHT: usize = 10_000;
-
 /// One command read from the topic, waiting for its turn or being delivered.
 #[derive(Debug)]
-struct Job {
+pub(crate) struct Job {
     partition: i32,
     offset: i64,
     key: String,
@@ -47,7 +43,7 @@ struct Job {
 }
 
 /// What a sink needs while it runs.
-struct Context {
+pub(crate) struct Context {
     sink: Sink,
     partner: PartnerClient,
     commands: Vec<String>,
@@ -148,8 +144,9 @@ impl Context {
     }
 
     /// Delivers one job and reports it, in the consumer span of the record (a child of the
-    /// processor's); `false` when interrupted (not finished).
-    async fn run_job(&self, job: &Job) -> bool {
+    /// processor's); `false` when interrupted by `stop` (not finished): the drain deadline or
+    /// the revocation of its partition, at a safe point (never in the middle of a request).
+    async fn run_job(&self, job: &Job, stop: &CancellationToken) -> bool {
         let incoming = header(&job.message, interchange_core::headers::TRACEPARENT);
         let span = tracing::info_span!(
             "deliver",
@@ -167,14 +164,14 @@ impl Context {
         );
         interchange_core::telemetry::parent(&span, incoming.as_deref(), header(&job.message, "tracestate").as_deref());
         let traceparent = interchange_core::telemetry::traceparent(&span).or(incoming);
-        tracing::Instrument::instrument(self.deliver_and_report(job, traceparent), span).await
+        tracing::Instrument::instrument(self.deliver_and_report(job, traceparent, stop), span).await
     }
 
-    async fn deliver_and_report(&self, job: &Job, traceparent: Option<String>) -> bool {
+    async fn deliver_and_report(&self, job: &Job, traceparent: Option<String>, stop: &CancellationToken) -> bool {
         let delivery = match self.request(job) {
             Ok(mut request) => {
                 request.traceparent.clone_from(&traceparent);
-                self.partner.deliver(&request, &self.shutdown).await
+                self.partner.deliver(&request, stop).await
             }
             Err(reason) => Delivery {
                 outcome: Outcome::Refused,
@@ -203,7 +200,7 @@ impl Context {
                 Err(error) => {
                     tracing::warn!(%error, sink = %self.sink.name, "could not write the delivery result; retrying");
                     tokio::select! {
-                        () = self.shutdown.cancelled() => return false,
+                        () = stop.cancelled() => return false,
                         () = tokio::time::sleep(Duration::from_secs(1)) => {}
                     }
                 }
@@ -272,218 +269,6 @@ pub async fn start(
     };
     let group = format!("{}{}", topology.topic_prefix, sink.name);
     let partitions = topology.topics.iter().find(|t| t.name == sink.input).map_or(1, |t| t.partitions);
-    let group = Group { name: group, partitions, config: env.config.clone(), stop: env.shutdown.clone() };
-    Ok(tokio::spawn(consume(Arc::new(context), env.services.kafka.clone(), group)))
-}
-
-/// The consumer's view of the group: whether it was assigned partitions yet (possibly none), and
-/// the offsets in flight, forgotten for a partition the moment it is revoked (inside the
-/// rebalance callback, so no later finish can store an offset for records another member reads).
-#[derive(Default)]
-struct GroupContext {
-    joined: std::sync::atomic::AtomicBool,
-    offsets: std::sync::Mutex<Offsets>,
-    /// This sink's rows of the lag gauge.
-    lag: Option<crate::metrics::LagGauge>,
-}
-
-impl GroupContext {
-    fn in_flight(&self) -> usize {
-        self.offsets.lock().map_or(0, |o| o.in_flight())
-    }
-}
-
-impl rdkafka::ClientContext for GroupContext {
-    fn stats_raw(&self, statistics: &[u8]) {
-        if let Some(lag) = &self.lag {
-            lag.update(statistics);
-        }
-    }
-}
-
-impl rdkafka::consumer::ConsumerContext for GroupContext {
-    fn pre_rebalance(&self, _: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &rdkafka::consumer::Rebalance<'_>) {
-        if let rdkafka::consumer::Rebalance::Revoke(partitions) = rebalance {
-            if let Ok(mut offsets) = self.offsets.lock() {
-                for p in partitions.elements() {
-                    offsets.revoke(p.partition());
-                }
-            }
-        }
-    }
-
-    fn post_rebalance(&self, _: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &rdkafka::consumer::Rebalance<'_>) {
-        if matches!(rebalance, rdkafka::consumer::Rebalance::Assign(_)) {
-            self.joined.store(true, std::sync::atomic::Ordering::Release);
-        }
-    }
-}
-
-/// The consumer group a sink runs in and how it stops.
-struct Group {
-    name: String,
-    partitions: i32,
-    config: crate::SinkConfig,
-    /// Stop reading and drain.
-    stop: CancellationToken,
-}
-
-async fn consume(ctx: Arc<Context>, kafka: KafkaSettings, group: Group) -> Result<(), SinkError> {
-    let partitions = group.partitions;
-    let session = group.config.sink_session_timeout.as_millis();
-    let mut config = kafka.client_config("hub-sink");
-    config
-        .set("group.id", &group.name)
-        .set("session.timeout.ms", session.to_string())
-        .set("heartbeat.interval.ms", (session / 5).max(100).to_string())
-        .set("isolation.level", "read_committed")
-        .set("enable.auto.commit", "true")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.commit.interval.ms", "1000")
-        .set("auto.offset.reset", "earliest")
-        // Deliveries run at HTTP speed: prefetching librdkafka's defaults (100,000 records per
-        // partition, 64 MiB) buys nothing and held 0.5 GiB with a backlog of a million.
-        .set("queued.min.messages", "1000")
-        .set("queued.max.messages.kbytes", "16384")
-        .set("statistics.interval.ms", "5000")
-        // A read_committed fetch otherwise waits up to 500 ms when nothing committed is there.
-        .set("fetch.wait.max.ms", "10");
-    let context = GroupContext {
-        lag: Some(crate::metrics::lag_gauge(ctx.metrics.lag.clone(), &ctx.sink.name)),
-        ..GroupContext::default()
-    };
-    let consumer: StreamConsumer<GroupContext> =
-        config.create_with_context(context).map_err(|source| SinkError::Kafka { operation: "consumer", source })?;
-    consumer
-        .subscribe(&[ctx.sink.input.as_str()])
-        .map_err(|source| SinkError::Kafka { operation: "subscribe", source })?;
-    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(Job, bool)>();
-    let mut queue: KeyedQueue<Job> = KeyedQueue::default();
-    let mut share_check = tokio::time::interval(Duration::from_secs(1));
-    let mut last_owned = usize::MAX;
-    // Jobs whose turn has come wait here until the partner's concurrency has room: a task per
-    // waiting job would hold a whole delivery's state (kilobytes) for each of thousands.
-    let mut ready: std::collections::VecDeque<Job> = std::collections::VecDeque::new();
-    let max_running = ctx.partner.concurrency();
-    let mut running = 0_usize;
-    let mut draining = false;
-    loop {
-        while !draining && running < max_running {
-            let Some(job) = ready.pop_front() else { break };
-            running += 1;
-            let (tx, ctx) = (done_tx.clone(), Arc::clone(&ctx));
-            tokio::spawn(async move {
-                let finished = ctx.run_job(&job).await;
-                let _ = tx.send((job, finished));
-            });
-        }
-        if draining && running == 0 {
-            break;
-        }
-        tokio::select! {
-            () = group.stop.cancelled(), if !draining => {
-                // Unready first (the health endpoint sees the token), then let deliveries in
-                // flight finish until the drain deadline; queued ones wait for the next owner.
-                draining = true;
-                tracing::info!(sink = %ctx.sink.name, running, "draining deliveries in flight");
-                let (hard, wait) = (ctx.shutdown.clone(), group.config.sink_drain_timeout);
-                tokio::spawn(async move {
-                    tokio::time::sleep(wait).await;
-                    hard.cancel();
-                });
-            }
-            _ = share_check.tick() => {
-                let owned = consumer.assignment().map(|a| a.count()).unwrap_or(0);
-                if owned != last_owned {
-                    tracing::info!(sink = %ctx.sink.name, owned, partitions, "partner rate share follows the assignment");
-                    last_owned = owned;
-                }
-                ctx.partner.set_share(owned, usize::try_from(partitions).unwrap_or(1));
-                let label = SinkMetrics::s(&ctx.sink.name);
-                ctx.metrics.assigned.get_or_create(&label).set(i64::try_from(owned).unwrap_or(0));
-                ctx.metrics.in_flight.get_or_create(&label).set(i64::try_from(consumer.context().in_flight()).unwrap_or(0));
-                // A member of a group with more members than partitions owns none and is still ready.
-                let joined = consumer.context().joined.load(std::sync::atomic::Ordering::Acquire);
-                ctx.health.set(&ctx.sink.name, if joined { Ok(()) } else { Err("waiting for the group's assignment".to_owned()) });
-            }
-            Some((job, finished)) = done_rx.recv() => {
-                if ctx.commands.contains(&job.contract) && !job.command.is_null() {
-                    running = running.saturating_sub(1);
-                }
-                if !finished {
-                    continue;
-                }
-                let next = consumer.context().offsets.lock().ok().and_then(|mut o| o.finish(job.partition, job.offset));
-                if let Some(next) = next {
-                    let mut tpl = TopicPartitionList::new();
-                    if tpl.add_partition_offset(job.message.topic(), job.partition, Offset::Offset(next)).is_ok() {
-                        let _ = consumer.store_offsets(&tpl);
-                    }
-                }
-                if let Some(next) = queue.done(&job.key) {
-                    ready.push_back(next);
-                }
-            }
-            message = consumer.recv(), if !draining && consumer.context().in_flight() < MAX_IN_FLIGHT => {
-                let message = match message {
-                    Ok(m) => m.detach(),
-                    Err(error) => {
-                        tracing::warn!(%error, "sink consumer");
-                        continue;
-                    }
-                };
-                let (partition, offset) = (message.partition(), message.offset());
-                if let Ok(mut o) = consumer.context().offsets.lock() {
-                    o.start(partition, offset);
-                }
-                let kind = header(&message, "event-type").unwrap_or_default();
-                let key = message.key().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default();
-                if !ctx.commands.contains(&kind) {
-                    let _ = done_tx.send((Job { partition, offset, key, message, contract: kind, command: Value::Null }, true));
-                    continue;
-                }
-                let decoded = match message.payload() {
-                    Some(payload) => loop {
-                        match ctx.reader.decode(payload).await {
-                            Ok(d) if d.contract == kind => break Ok(ctx.reader.to_json(&d)),
-                            Ok(d) => break Err(format!("event-type {kind:?} but the record is a {}", d.contract)),
-                            // The registry is unreachable: wait for it rather than dead-letter.
-                            Err(error) if error.is_transient() && !group.stop.is_cancelled() => {
-                                tracing::warn!(%error, sink = %ctx.sink.name, "schema registry; retrying");
-                                tokio::time::sleep(Duration::from_secs(1)).await;
-                            }
-                            Err(error) => break Err(error.to_string()),
-                        }
-                    },
-                    None => Err("a record without a value".to_owned()),
-                };
-                let command = match decoded {
-                    Ok(command) => command,
-                    Err(reason) => {
-                        let job = Job { partition, offset, key, message, contract: kind, command: Value::Null };
-                        let ctx2 = Arc::clone(&ctx);
-                        let tx = done_tx.clone();
-                        tokio::spawn(async move {
-                            let reason = format!("not a readable command: {reason}");
-                            let ok = ctx2.dead_letter(&job, "PERMANENT", &reason).await.is_ok();
-                            let _ = tx.send((job, ok));
-                        });
-                        continue;
-                    }
-                };
-                let job = Job { partition, offset, key: key.clone(), message, contract: kind, command };
-                if let Some(job) = queue.push(&key, job) {
-                    ready.push_back(job);
-                }
-            }
-        }
-    }
-    // Commit what was stored before leaving the group, so the next owner starts right after it.
-    if let Err(error) =
-        tokio::task::block_in_place(|| consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync))
-    {
-        tracing::debug!(%error, sink = %ctx.sink.name, "final commit (nothing stored is fine)");
-    }
-    tracing::info!(sink = %ctx.sink.name, "sink stopped");
-    Ok(())
+    let group = consume::Group { name: group, partitions, config: env.config.clone(), stop: env.shutdown.clone() };
+    Ok(tokio::spawn(consume::consume(Arc::new(context), env.services.kafka.clone(), group)))
 }

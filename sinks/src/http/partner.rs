@@ -2,19 +2,20 @@
 //! (every attempt takes a token), circuit breaker, timeout, HTTP client.
 //!
 //! The partner's rate holds in total across sink instances: each instance enforces the share of
-//! it proportional to the partitions it owns (`set_share`, called on every rebalance), so no
-//! shared store sits on the delivery path and a partner's budget follows its backlog.
+//! it proportional to the partitions it owns (`set_share`, called in the rebalance callbacks and
+//! every second), so no shared store sits on the delivery path and a partner's budget follows its
+//! backlog. An instance that owns nothing has no share; a share that changes keeps the tokens
+//! already spent (`Bucket::rescale`), so a rebalance never adds a burst.
 
-use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use interchange_core::topology::{OutboundAuth, Partner};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::breaker::{Breaker, BreakerConfig};
+use super::bucket::Bucket;
 use super::oauth::TokenSource;
 use super::retry::{classify, next, retry_after, Attempt, Next};
 use crate::metrics::SinkMetrics;
@@ -80,9 +81,8 @@ pub struct PartnerClient {
     partner: Partner,
     http: reqwest::Client,
     permits: Arc<Semaphore>,
-    limiter: RwLock<Arc<DefaultDirectRateLimiter>>,
-    /// The share of the partner's rate this instance enforces.
-    share: Mutex<f64>,
+    /// The partner's rate limit, scaled to `share`.
+    limiter: Mutex<Limiter>,
     breaker: Mutex<Breaker>,
     auth: Option<(String, String)>,
     signer: Option<standardwebhooks::Webhook>,
@@ -101,10 +101,20 @@ fn epoch_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-fn quota(per_second: u32, burst: u32, share: f64) -> Quota {
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    let scaled = |n: u32| NonZeroU32::new(((f64::from(n) * share).round() as u32).max(1)).unwrap_or(NonZeroU32::MIN);
-    Quota::per_second(scaled(per_second)).allow_burst(scaled(burst))
+/// The bucket and the share of the partner's rate it enforces.
+#[derive(Debug)]
+struct Limiter {
+    share: f64,
+    bucket: Bucket,
+}
+
+/// `per_second` and `burst` scaled to `share`: none for no share, else a burst of at least one
+/// call (a bucket smaller than one token would never let a call through).
+fn scaled(per_second: u32, burst: u32, share: f64) -> (f64, f64) {
+    if share <= 0.0 {
+        return (0.0, 0.0);
+    }
+    (f64::from(per_second) * share, (f64::from(burst) * share).max(1.0))
 }
 
 impl PartnerClient {
@@ -143,14 +153,14 @@ impl PartnerClient {
                 Some(standardwebhooks::Webhook::new(&secret.resolve().map_err(err)?).map_err(|e| err(e.to_string()))?)
             }
         };
-        let limiter = RateLimiter::direct(quota(outbound.rate_limit.per_second, outbound.rate_limit.burst, 1.0));
+        let (rate, burst) = scaled(outbound.rate_limit.per_second, outbound.rate_limit.burst, 1.0);
+        let limiter = Limiter { share: 1.0, bucket: Bucket::new(rate, burst, Instant::now()) };
         Ok(Self {
             name: partner.name.clone(),
             partner: partner.clone(),
             http,
             permits: Arc::new(Semaphore::new(usize::try_from(outbound.concurrency).unwrap_or(1).max(1))),
-            limiter: RwLock::new(Arc::new(limiter)),
-            share: Mutex::new(1.0),
+            limiter: Mutex::new(limiter),
             breaker: Mutex::new(Breaker::new(breaker)),
             auth,
             signer,
@@ -195,23 +205,24 @@ impl PartnerClient {
         format!("{base}{}", outbound.map_or("/", |o| o.path.as_str()))
     }
 
-    /// Enforce `owned / total` of the partner's rate here (the rest belongs to other instances).
-    /// A new limiter only when the share changed: replacing it refills the burst. Owning nothing
-    /// (before the first assignment) keeps the whole rate: there is no work to limit then.
+    /// Enforce `owned / total` of the partner's rate here (the rest belongs to other instances);
+    /// owning nothing, nothing. Tokens already spent stay spent: a rebalance adds no burst.
     pub fn set_share(&self, owned: usize, total: usize) {
         let Some(outbound) = &self.partner.outbound else { return };
         #[allow(clippy::cast_precision_loss)]
-        let share = if total == 0 || owned == 0 { 1.0 } else { owned as f64 / total as f64 };
-        let Ok(mut current) = self.share.lock() else { return };
-        if (*current - share).abs() < f64::EPSILON {
+        let share = if total == 0 { 0.0 } else { (owned as f64 / total as f64).min(1.0) };
+        let Ok(mut limiter) = self.limiter.lock() else { return };
+        if (limiter.share - share).abs() < f64::EPSILON {
             return;
         }
-        *current = share;
-        let limiter =
-            RateLimiter::direct(quota(outbound.rate_limit.per_second, outbound.rate_limit.burst, share.max(0.0)));
-        if let Ok(mut l) = self.limiter.write() {
-            *l = Arc::new(limiter);
-        }
+        limiter.share = share;
+        let (rate, burst) = scaled(outbound.rate_limit.per_second, outbound.rate_limit.burst, share);
+        limiter.bucket.rescale(rate, burst, Instant::now());
+    }
+
+    /// The share of the partner's rate this instance enforces.
+    pub fn share(&self) -> f64 {
+        self.limiter.lock().map_or(0.0, |l| l.share)
     }
 
     /// The breaker's state name (`closed`, `open`, `half_open`).
@@ -222,7 +233,11 @@ impl PartnerClient {
     /// Delivers `request`, retrying per the partner's policy, until it is delivered, refused,
     /// exhausted, or `shutdown`.
     pub async fn deliver(&self, request: &Request, shutdown: &CancellationToken) -> Delivery {
-        let Ok(_permit) = self.permits.acquire().await else {
+        let permit = tokio::select! {
+            () = shutdown.cancelled() => None,
+            permit = self.permits.acquire() => permit.ok(),
+        };
+        let Some(_permit) = permit else {
             return Delivery {
                 outcome: Outcome::Interrupted,
                 attempts: 0,
@@ -254,16 +269,15 @@ impl PartnerClient {
                     }
                 }
             }
-            // Every attempt takes a token. The limiter is looked up again after each wait: a
-            // rebalance may have replaced it with one of another share.
+            // Every attempt takes a token. The share may change while this waits (a rebalance).
             let mut waited: Option<Instant> = None;
             loop {
-                let Some(limiter) = self.limiter.read().map(|l| Arc::clone(&l)).ok() else { break };
-                let wait = match limiter.check() {
-                    Ok(()) => break,
-                    Err(not_until) => {
-                        not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()))
-                    }
+                let wait = match self.limiter.lock() {
+                    Ok(mut limiter) => match limiter.bucket.take(Instant::now()) {
+                        Ok(()) => break,
+                        Err(wait) => wait,
+                    },
+                    Err(_) => break,
                 };
                 waited.get_or_insert_with(Instant::now);
                 tokio::select! {
