@@ -27,7 +27,10 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// What the rebalance callbacks saw, for the loop to act on after `poll` returns.
 #[derive(Debug, Default)]
 pub struct Rebalances {
-    revoked: bool,
+    /// Partitions revoked (all of them under eager assignment), and whether librdkafka reported
+    /// the assignment as lost (the group moved on without this member: a pause past the session
+    /// timeout or `max.poll.interval.ms`).
+    revoked: Option<(Vec<i32>, bool)>,
     assigned: Option<Vec<(String, i32)>>,
 }
 
@@ -49,9 +52,23 @@ impl ClientContext for RebalanceContext {
 }
 
 impl ConsumerContext for RebalanceContext {
-    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let (Rebalance::Revoke(_), Ok(mut seen)) = (rebalance, self.seen.lock()) {
-            seen.revoked = true;
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Ok(mut seen) = self.seen.lock() else { return };
+        match rebalance {
+            Rebalance::Revoke(list) => {
+                let lost = consumer.assignment_lost();
+                let (partitions, was_lost) = seen.revoked.get_or_insert_with(Default::default);
+                partitions.extend(list.elements().iter().map(|e| e.partition()));
+                *was_lost |= lost;
+                // An assignment seen before this revocation is no longer owned.
+                seen.assigned = None;
+            }
+            // A failed rebalance: ownership is unknown, so nothing is trusted.
+            Rebalance::Error(_) => {
+                let (_, was_lost) = seen.revoked.get_or_insert_with(Default::default);
+                *was_lost = true;
+            }
+            Rebalance::Assign(_) => {}
         }
     }
 
@@ -86,6 +103,12 @@ pub struct Loop<'a> {
     pub producer: BaseProducer<DeliveryContext>,
     pub store: super::store::Store,
     pub assigned: Vec<i32>,
+    /// Committed offset of every owned input partition (as of the assignment, then of each
+    /// commit): a transaction with no input of its own (timers, retirements) commits these with
+    /// the group metadata, so a member the group has moved on from is fenced.
+    positions: HashMap<(String, i32), i64>,
+    /// When remembered retirements were last expired.
+    last_expiry: Instant,
     batch: Batch,
     /// Inputs whose outputs the broker refused, and what the redo does about them.
     quarantine: Quarantine,
@@ -93,7 +116,8 @@ pub struct Loop<'a> {
     current: Option<Origin>,
 }
 
-fn now_millis() -> i64 {
+/// The processor's wall clock, epoch milliseconds.
+pub(crate) fn now_millis() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)
 }
 
@@ -107,8 +131,10 @@ impl<'a> Loop<'a> {
             shared,
             consumer,
             producer,
-            store: super::store::Store::default(),
+            store: super::store::Store::new(shared.retention_ms),
             assigned: Vec::new(),
+            positions: HashMap::new(),
+            last_expiry: Instant::now(),
             batch: Batch::default(),
             quarantine: Quarantine::default(),
             current: None,
@@ -138,6 +164,9 @@ impl<'a> Loop<'a> {
             }
             if !self.batch.redo {
                 self.timers()?;
+            }
+            if !self.batch.redo {
+                self.retirements()?;
             }
             if self.batch.redo {
                 self.redo()?;
@@ -172,17 +201,30 @@ impl<'a> Loop<'a> {
         }
     }
 
-    /// Acts on rebalances seen during the last poll: abort what is open, drop revoked state,
-    /// restore newly assigned partitions before any of their input is processed.
+    /// Acts on rebalances seen during the last poll, before anything else runs: on revocation or
+    /// lost membership, abort what is open and drop the state, timers and retirements of every
+    /// partition no longer owned; on assignment, restore each assigned partition fresh from the
+    /// state topic before any of its input is processed, and read its committed offsets.
     fn rebalanced(&mut self) -> Result<(), ProcessorError> {
         let seen = match self.consumer.context().seen.lock() {
             Ok(mut seen) => std::mem::take(&mut *seen),
             Err(_) => return Err(ProcessorError::Config("rebalance state poisoned".to_owned())),
         };
-        if seen.revoked {
-            tracing::info!(processor = %self.shared.name, "partitions revoked");
+        if let Some((revoked, lost)) = seen.revoked {
+            tracing::info!(processor = %self.shared.name, ?revoked, lost, "partitions revoked; dropping their state");
             self.abort_batch(false)?;
             self.quarantine.clear();
+            // A lost assignment (or a failed rebalance) may not list every partition: drop all.
+            let dropped: Vec<i32> = if lost { self.store.partitions() } else { revoked };
+            for partition in dropped {
+                self.store.drop_partition(partition);
+            }
+            let held = self.store.partitions();
+            self.assigned.retain(|p| held.contains(p));
+            self.positions.retain(|(_, p), _| held.contains(p));
+            self.shared.metrics.rebalances.get_or_create(&self.labels(if lost { "lost" } else { "revoked" })).inc();
+            self.shared.metrics.states.set(i64::try_from(self.store.len()).unwrap_or(i64::MAX));
+            self.shared.ready.store(false, std::sync::atomic::Ordering::Release);
         }
         let Some(assigned) = seen.assigned else { return Ok(()) };
         let partitions: Vec<i32> = {
@@ -196,15 +238,50 @@ impl<'a> Loop<'a> {
                 self.store.drop_partition(held);
             }
         }
+        self.read_positions(&assigned)?;
         let fresh: Vec<i32> = partitions.iter().copied().filter(|p| !self.store.partitions().contains(p)).collect();
         let started = Instant::now();
         let read = restore(&self.shared.settings, &self.shared.state_topic, &fresh, &mut self.store)?;
         self.shared.metrics.restore.observe(started.elapsed().as_secs_f64());
         self.shared.metrics.states.set(i64::try_from(self.store.len()).unwrap_or(i64::MAX));
+        self.shared.metrics.rebalances.get_or_create(&self.labels("assigned")).inc();
         tracing::info!(processor = %self.shared.name, ?partitions, restored = ?fresh, records = read, states = self.store.len(),
-            seconds = started.elapsed().as_secs_f64(), "partitions assigned, state restored");
+            retiring = self.store.retiring(), seconds = started.elapsed().as_secs_f64(), "partitions assigned, state restored");
         self.assigned = partitions;
         self.shared.ready.store(true, std::sync::atomic::Ordering::Release);
+        Ok(())
+    }
+
+    /// The committed offsets of the assigned input partitions (the low watermark where the group
+    /// has none yet: where `auto.offset.reset=earliest` starts anyway).
+    fn read_positions(&mut self, assigned: &[(String, i32)]) -> Result<(), ProcessorError> {
+        self.positions.clear();
+        if !self.eos() || assigned.is_empty() {
+            return Ok(());
+        }
+        let mut list = TopicPartitionList::new();
+        for (topic, partition) in assigned {
+            list.add_partition(topic, *partition);
+        }
+        let mut committed = None;
+        self.retrying("committed offsets", |l| {
+            committed = Some(l.consumer.committed_offsets(list.clone(), CALL_TIMEOUT)?);
+            Ok(())
+        })?;
+        for ((topic, partition), offset) in committed.unwrap_or_default().to_topic_map() {
+            let offset = match offset {
+                Offset::Offset(o) => o,
+                _ => {
+                    let mut low = 0;
+                    self.retrying("watermarks", |l| {
+                        low = l.consumer.fetch_watermarks(&topic, partition, CALL_TIMEOUT)?.0;
+                        Ok(())
+                    })?;
+                    low
+                }
+            };
+            self.positions.insert((topic, partition), offset);
+        }
         Ok(())
     }
 
@@ -427,6 +504,11 @@ impl<'a> Loop<'a> {
         source: Option<&OwnedMessage>,
     ) -> Result<(), ProcessorError> {
         let shared = self.shared;
+        if self.store.retired(partition, key, now_millis()) {
+            let reason = "its order was finished and retired after the state retention (its state deleted): \
+                          a late repeat is not taken for a new order";
+            return self.refuse(partition, key, source, reason);
+        }
         let state = match self.store.get(partition, key, |bytes| decode_state(shared, bytes)) {
             Ok(state) => state,
             Err(error) => {
@@ -436,7 +518,7 @@ impl<'a> Loop<'a> {
         let outcome = saga::apply(state, event, event_id, now, &shared.params, &shared.levels);
         match outcome {
             Ok(saga::Outcome::Changed(transition)) => {
-                let records = match super::outputs::encode(shared, event_id, &transition, traceparent.as_deref()) {
+                let encoded = match super::outputs::encode(shared, event_id, &transition, traceparent.as_deref()) {
                     Ok(records) => records,
                     Err(error) => {
                         return self.refuse(partition, key, source, &format!("its outputs cannot be encoded: {error}"))
@@ -444,7 +526,7 @@ impl<'a> Loop<'a> {
                 };
                 let label = if source.is_some() { "changed" } else { "timer" };
                 self.shared.metrics.records.get_or_create(&self.labels(label)).inc();
-                super::outputs::send(self, partition, records, *transition)
+                super::outputs::send(self, partition, encoded, *transition)
             }
             Ok(saga::Outcome::Unchanged { reason }) => {
                 tracing::debug!(key, reason, "event changed nothing");
@@ -525,6 +607,30 @@ impl<'a> Loop<'a> {
         Ok(())
     }
 
+    /// Retires terminal states past the retention: a tombstone on the state topic, in the same
+    /// kind of transaction as everything else (fenced by the owned partitions' offsets).
+    fn retirements(&mut self) -> Result<(), ProcessorError> {
+        let now = now_millis();
+        for (partition, key) in self.store.retire_due(now, 500) {
+            if self.batch.redo {
+                break;
+            }
+            if !self.assigned.contains(&partition) || self.quarantine.broken_timers.contains(&(partition, key.clone()))
+            {
+                continue;
+            }
+            self.current = Some(Origin::Timer(partition, key.clone()));
+            self.begin()?;
+            super::outputs::tombstone(self, partition, &key)?;
+            self.shared.metrics.records.get_or_create(&self.labels("retired")).inc();
+        }
+        if self.last_expiry.elapsed() > Duration::from_secs(60) {
+            self.store.expire_retired(now);
+            self.last_expiry = Instant::now();
+        }
+        Ok(())
+    }
+
     /// Commits the open transaction: outputs, state and offsets together.
     fn commit(&mut self) -> Result<(), ProcessorError> {
         if !self.batch.open {
@@ -540,6 +646,21 @@ impl<'a> Loop<'a> {
             offsets
                 .add_partition_offset(topic, *partition, Offset::Offset(offset + 1))
                 .map_err(|source| ProcessorError::Kafka { operation: "offsets", source })?;
+        }
+        if self.eos() && offsets.count() == 0 {
+            // A transaction of timers or retirements only: the owned partitions' committed
+            // offsets, unchanged, carry the group metadata that fences a zombie.
+            for ((topic, partition), offset) in &self.positions {
+                if self.assigned.contains(partition) {
+                    offsets
+                        .add_partition_offset(topic, *partition, Offset::Offset(*offset))
+                        .map_err(|source| ProcessorError::Kafka { operation: "offsets", source })?;
+                }
+            }
+            if offsets.count() == 0 {
+                tracing::warn!(processor = %self.shared.name, "no owned partition to fence this transaction with; aborting it");
+                return self.abort_batch(true);
+            }
         }
         let span = tracing::info_span!(
             "commit",
@@ -561,9 +682,10 @@ impl<'a> Loop<'a> {
                     commit_ms = started.elapsed().as_millis(),
                     "committed"
                 );
-                self.store.commit();
+                self.store.commit(now_millis());
                 for ((topic, partition), offset) in &self.batch.offsets {
                     self.quarantine.committed(topic, *partition, *offset);
+                    self.positions.insert((topic.clone(), *partition), offset + 1);
                 }
                 self.shared.metrics.transactions.get_or_create(&self.labels("committed")).inc();
                 self.shared.metrics.commit.observe(started.elapsed().as_secs_f64());

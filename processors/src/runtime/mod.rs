@@ -49,6 +49,8 @@ pub struct Shared {
     pub output_topics: HashMap<String, String>,
     pub commit_interval: Duration,
     pub max_batch: u64,
+    /// How long a terminal order's state stays before its tombstone (milliseconds); `None`: for ever.
+    pub retention_ms: Option<i64>,
     pub metrics: metrics::ProcessorMetrics,
     pub ready: AtomicBool,
 }
@@ -68,7 +70,7 @@ pub struct Services {
 }
 
 fn saga_params(processor: &Processor, config: &ProcessorConfig) -> Result<saga::Params, ProcessorError> {
-    let ProcessorParams::OrderSaga { erp_partner, discount_percent, discount_min_total, dispatch_deadline } =
+    let ProcessorParams::OrderSaga { erp_partner, discount_percent, discount_min_total, dispatch_deadline, .. } =
         &processor.params;
     Ok(saga::Params {
         erp_partner: erp_partner.clone(),
@@ -79,6 +81,12 @@ fn saga_params(processor: &Processor, config: &ProcessorConfig) -> Result<saga::
         history_limit: config.history_limit,
         applied_limit: config.applied_limit,
     })
+}
+
+/// The topology's `terminal_retention` in milliseconds.
+pub fn retention_ms(processor: &Processor) -> Option<i64> {
+    let ProcessorParams::OrderSaga { terminal_retention, .. } = &processor.params;
+    Some(i64::try_from(terminal_retention.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Runs every processor of the topology until `shutdown`; an error means exit non-zero.
@@ -137,6 +145,7 @@ pub async fn run(
         output_topics,
         commit_interval: processor.commit_interval,
         max_batch: u64::try_from(processor.max_batch).unwrap_or(u64::MAX),
+        retention_ms: retention_ms(processor),
         metrics,
         ready: AtomicBool::new(false),
     });
