@@ -248,7 +248,7 @@ async fn restore_time(
         (0..topology.topics.iter().find(|t| t.name == state_topic).map_or(1, |t| t.partitions)).collect();
     let (settings, topic) = (kafka.clone(), state_topic.clone());
     let (seconds, read, held) = tokio::task::spawn_blocking(move || -> anyhow::Result<(f64, u64, usize)> {
-        let mut store = Store::default();
+        let mut store = Store::new(None, 0);
         let started = Instant::now();
         let read = restore::restore(&settings, &topic, &partitions, &mut store)?;
         let seconds = started.elapsed().as_secs_f64();

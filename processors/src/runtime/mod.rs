@@ -8,6 +8,7 @@ pub mod error;
 pub mod lookup;
 pub mod metrics;
 pub mod outputs;
+pub mod rebalance;
 pub mod restore;
 pub mod store;
 
@@ -51,6 +52,8 @@ pub struct Shared {
     pub max_batch: u64,
     /// How long a terminal order's state stays before its tombstone (milliseconds); `None`: for ever.
     pub retention_ms: Option<i64>,
+    /// How long a retired order's key is remembered (the state topic's `delete.retention.ms`).
+    pub remember_ms: i64,
     pub metrics: metrics::ProcessorMetrics,
     pub ready: AtomicBool,
 }
@@ -113,7 +116,7 @@ pub async fn run(
             output_topics.insert(schema.clone(), topic.name.clone());
         }
     }
-    check_topics(&services.kafka, processor).await?;
+    let remember_ms = check_topics(&services.kafka, processor).await?;
     let mut registry_metrics = prometheus_client::registry::Registry::default();
     let metrics = metrics::ProcessorMetrics::register(&mut registry_metrics);
     let (levels, lookup_thread) = match processor.lookups.first() {
@@ -146,6 +149,7 @@ pub async fn run(
         commit_interval: processor.commit_interval,
         max_batch: u64::try_from(processor.max_batch).unwrap_or(u64::MAX),
         retention_ms: retention_ms(processor),
+        remember_ms,
         metrics,
         ready: AtomicBool::new(false),
     });
@@ -182,8 +186,9 @@ pub async fn run(
 }
 
 /// The broker's topics, not only the declaration: inputs and state co-partitioned, state and
-/// lookups compacted. A mismatch stops the processor before it reads anything.
-async fn check_topics(settings: &KafkaSettings, processor: &Processor) -> Result<(), ProcessorError> {
+/// lookups compacted. A mismatch stops the processor before it reads anything. Returns the state
+/// topic's `delete.retention.ms` (how long its tombstones stay), 1 day if unknown.
+async fn check_topics(settings: &KafkaSettings, processor: &Processor) -> Result<i64, ProcessorError> {
     let admin = interchange_core::kafka::admin::Admin::new(settings)?;
     let mut names = processor.inputs.clone();
     names.push(processor.state.clone());
@@ -214,7 +219,12 @@ async fn check_topics(settings: &KafkaSettings, processor: &Processor) -> Result
         }
     }
     if problems.is_empty() {
-        Ok(())
+        Ok(cluster
+            .topics
+            .get(&processor.state)
+            .and_then(|t| t.configs.get("delete.retention.ms"))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(86_400_000))
     } else {
         Err(ProcessorError::Config(problems.join("; ")))
     }

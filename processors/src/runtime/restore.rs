@@ -81,7 +81,6 @@ pub fn restore(
                     bytes: message.payload().map(<[u8]>::to_vec),
                     deadline: header(DEADLINE_HEADER),
                     terminal_at: header(TERMINAL_HEADER),
-                    timestamp: message.timestamp().to_millis().unwrap_or(0),
                     now,
                 };
                 store.restore(partition, key, record);

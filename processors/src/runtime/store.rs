@@ -6,9 +6,10 @@
 //! bytes (fast, and compact in memory); the deadline index is rebuilt from the `hub-deadline`
 //! header the processor writes on states that wait for one, the retirement index from the
 //! `hub-terminal-at` header of terminal states. A terminal state already past its retention is
-//! not held at all: only its key waits for its tombstone. Keys retired recently are remembered
-//! (as a 64-bit hash) for one more retention, so a late repeat of a retired order's event is
-//! refused rather than taken for a new order.
+//! not held at all: only its key waits for its tombstone. Retired keys are remembered (as a
+//! 64-bit hash) while their tombstone is on the state topic: every tombstone restored, and each
+//! one written for `remember` (the topic's `delete.retention.ms`, at least the retention), so a
+//! late repeat of a retired order's event is refused rather than taken for a new order.
 
 use std::collections::{BTreeSet, HashMap};
 use std::hash::{Hash, Hasher};
@@ -88,6 +89,8 @@ pub struct Store {
     retired: HashMap<i32, HashMap<u64, i64>>,
     /// How long a terminal state stays (milliseconds); `None`: for ever.
     retention_ms: Option<i64>,
+    /// How long a retired key is remembered after its tombstone was written or read back.
+    remember_ms: i64,
 }
 
 /// The deadline a state waits for, if it waits for one.
@@ -106,9 +109,10 @@ fn key_hash(key: &str) -> u64 {
 }
 
 impl Store {
-    /// A store that retires terminal states `retention_ms` after they were written (`None`: never).
-    pub fn new(retention_ms: Option<i64>) -> Self {
-        Self { retention_ms, ..Self::default() }
+    /// A store that retires terminal states `retention_ms` after they were written (`None`:
+    /// never) and remembers retired keys for `remember_ms` (at least the retention).
+    pub fn new(retention_ms: Option<i64>, remember_ms: i64) -> Self {
+        Self { retention_ms, remember_ms: remember_ms.max(retention_ms.unwrap_or(0)), ..Self::default() }
     }
 
     /// The state of `key` as the open transaction sees it, decoding a restored one with `decode`.
@@ -193,9 +197,9 @@ impl Store {
         }
     }
 
-    fn remember_retired(&mut self, partition: i32, key: &str, retired_at: i64) {
-        if let Some(until) = self.retire_at(Some(retired_at)) {
-            self.retired.entry(partition).or_default().insert(key_hash(key), until);
+    fn remember_retired(&mut self, partition: i32, key: &str, now: i64) {
+        if self.retention_ms.is_some() {
+            self.retired.entry(partition).or_default().insert(key_hash(key), now.saturating_add(self.remember_ms));
         }
     }
 
@@ -204,11 +208,11 @@ impl Store {
         self.overlay.clear();
     }
 
-    /// Loads a restored record (last write wins; `None` is a tombstone, written at `timestamp`)
-    /// with the deadline and terminal time from its headers. A terminal state past its retention
-    /// at `now` is not held: only its key, to write its tombstone.
+    /// Loads a restored record (last write wins; `None` is a tombstone, remembered as a retired
+    /// key) with the deadline and terminal time from its headers. A terminal state past its
+    /// retention at `now` is not held: only its key, to write its tombstone.
     pub fn restore(&mut self, partition: i32, key: String, record: Restored) {
-        let Restored { bytes, deadline, terminal_at, timestamp, now } = record;
+        let Restored { bytes, deadline, terminal_at, now } = record;
         self.deadlines.set(partition, &key, deadline.filter(|_| bytes.is_some()));
         let retire_at = if bytes.is_some() { self.retire_at(terminal_at) } else { None };
         self.retirements.set(partition, &key, retire_at);
@@ -225,9 +229,7 @@ impl Store {
             }
             None => {
                 states.remove(&key);
-                if self.retire_at(Some(timestamp)).is_some_and(|until| until > now) {
-                    self.remember_retired(partition, &key, timestamp);
-                }
+                self.remember_retired(partition, &key, now);
             }
         }
     }
@@ -301,8 +303,6 @@ pub struct Restored {
     pub deadline: Option<i64>,
     /// The `hub-terminal-at` header.
     pub terminal_at: Option<i64>,
-    /// The record's timestamp (epoch milliseconds).
-    pub timestamp: i64,
     /// The restoring clock.
     pub now: i64,
 }
@@ -311,44 +311,55 @@ pub struct Restored {
 mod tests {
     use super::*;
 
-    fn record(bytes: Option<&[u8]>, terminal_at: Option<i64>, timestamp: i64, now: i64) -> Restored {
-        Restored { bytes: bytes.map(<[u8]>::to_vec), deadline: None, terminal_at, timestamp, now }
+    fn record(bytes: Option<&[u8]>, terminal_at: Option<i64>, now: i64) -> Restored {
+        Restored { bytes: bytes.map(<[u8]>::to_vec), deadline: None, terminal_at, now }
     }
 
     #[test]
     fn a_terminal_state_past_retention_is_not_held_but_waits_for_its_tombstone() {
-        let mut store = Store::new(Some(1_000));
-        store.restore(0, "old".into(), record(Some(b"x"), Some(100), 100, 5_000));
-        store.restore(0, "young".into(), record(Some(b"y"), Some(4_500), 4_500, 5_000));
-        store.restore(0, "live".into(), record(Some(b"z"), None, 4_900, 5_000));
+        let mut store = Store::new(Some(1_000), 0);
+        store.restore(0, "old".into(), record(Some(b"x"), Some(100), 5_000));
+        store.restore(0, "young".into(), record(Some(b"y"), Some(4_500), 5_000));
+        store.restore(0, "live".into(), record(Some(b"z"), None, 5_000));
         assert_eq!(store.len(), 2);
         assert_eq!(store.retire_due(5_000, 10), vec![(0, "old".to_owned())]);
         assert!(store.retired(0, "old", 5_000));
         store.retire(0, "old");
+        assert!(store.retire_due(5_000, 10).is_empty(), "staged once");
         store.commit(5_000);
         assert!(store.retire_due(5_000, 10).is_empty());
         assert!(store.retired(0, "old", 5_999));
-        assert!(!store.retired(0, "old", 6_000), "remembered for one retention");
+        assert!(!store.retired(0, "old", 6_000), "remembered for at least the retention");
         assert_eq!(store.retire_due(5_500, 10), vec![(0, "young".to_owned())]);
     }
 
     #[test]
-    fn a_tombstone_read_back_is_remembered_for_one_retention_from_its_timestamp() {
-        let mut store = Store::new(Some(1_000));
-        store.restore(3, "k".into(), record(Some(b"x"), Some(100), 100, 1_500));
-        store.restore(3, "k".into(), record(None, None, 1_200, 1_500));
+    fn a_tombstone_read_back_is_remembered_until_the_partition_is_dropped() {
+        let mut store = Store::new(Some(1_000), 10_000);
+        store.restore(3, "k".into(), record(Some(b"x"), Some(100), 1_500));
+        store.restore(3, "k".into(), record(None, None, 1_500));
         assert_eq!(store.len(), 0);
         assert!(store.retire_due(i64::MAX, 10).is_empty());
-        assert!(store.retired(3, "k", 2_100));
-        assert!(!store.retired(3, "k", 2_200));
+        assert!(store.retired(3, "k", 11_499));
+        assert!(!store.retired(3, "k", 11_500));
         store.drop_partition(3);
         assert!(!store.retired(3, "k", 1_500));
     }
 
     #[test]
+    fn a_new_state_after_retirement_is_held_again() {
+        let mut store = Store::new(Some(1_000), 0);
+        store.restore(0, "k".into(), record(None, None, 0));
+        assert!(store.retired(0, "k", 10));
+        store.restore(0, "k".into(), record(Some(b"x"), None, 10));
+        assert!(!store.retired(0, "k", 10));
+        assert_eq!(store.len(), 1);
+    }
+
+    #[test]
     fn without_retention_nothing_retires() {
-        let mut store = Store::new(None);
-        store.restore(0, "old".into(), record(Some(b"x"), Some(100), 100, i64::MAX));
+        let mut store = Store::new(None, 0);
+        store.restore(0, "old".into(), record(Some(b"x"), Some(100), i64::MAX));
         assert_eq!(store.len(), 1);
         assert!(store.retire_due(i64::MAX, 10).is_empty());
     }
