@@ -11,7 +11,7 @@
 //! one written for `remember` (the topic's `delete.retention.ms`, at least the retention), so a
 //! late repeat of a retired order's event is refused rather than taken for a new order.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 
 use super::error::ProcessorError;
@@ -83,8 +83,11 @@ pub struct Store {
     overlay: HashMap<(i32, String), Staged>,
     /// Committed states waiting for a dispatch result, by deadline.
     deadlines: TimeIndex,
-    /// Committed terminal states (or keys of ones not held) by when they are to be retired.
+    /// Committed terminal states by when they are to be retired.
     retirements: TimeIndex,
+    /// Keys of terminal states found past their retention by a restore (not held): one copy of
+    /// the key each, until their tombstone is written.
+    overdue: HashMap<i32, HashSet<String>>,
     /// Hashes of keys retired recently, per partition, with when they are forgotten.
     retired: HashMap<i32, HashMap<u64, i64>>,
     /// How long a terminal state stays (milliseconds); `None`: for ever.
@@ -151,6 +154,7 @@ impl Store {
             return false;
         }
         self.retirements.of.contains_key(&(partition, key.to_owned()))
+            || self.overdue.get(&partition).is_some_and(|o| o.contains(key))
             || self.retired.get(&partition).and_then(|r| r.get(&key_hash(key))).is_some_and(|until| *until > now)
     }
 
@@ -192,6 +196,9 @@ impl Store {
     fn forget(&mut self, partition: i32, key: &str) {
         self.deadlines.set(partition, key, None);
         self.retirements.set(partition, key, None);
+        if let Some(o) = self.overdue.get_mut(&partition) {
+            o.remove(key);
+        }
         if let Some(p) = self.committed.get_mut(&partition) {
             p.remove(key);
         }
@@ -215,11 +222,16 @@ impl Store {
         let Restored { bytes, deadline, terminal_at, now } = record;
         self.deadlines.set(partition, &key, deadline.filter(|_| bytes.is_some()));
         let retire_at = if bytes.is_some() { self.retire_at(terminal_at) } else { None };
-        self.retirements.set(partition, &key, retire_at);
+        let overdue = retire_at.is_some_and(|at| at <= now);
+        self.retirements.set(partition, &key, retire_at.filter(|_| !overdue));
+        if let Some(o) = self.overdue.get_mut(&partition) {
+            o.remove(&key);
+        }
         let states = self.committed.entry(partition).or_default();
         match bytes {
-            Some(_) if retire_at.is_some_and(|at| at <= now) => {
+            Some(_) if overdue => {
                 states.remove(&key);
+                self.overdue.entry(partition).or_default().insert(key);
             }
             Some(bytes) => {
                 states.insert(key.clone(), Slot::Raw(bytes));
@@ -239,6 +251,7 @@ impl Store {
         self.committed.remove(&partition);
         self.deadlines.drop_partition(partition);
         self.retirements.drop_partition(partition);
+        self.overdue.remove(&partition);
         self.retired.remove(&partition);
         self.overlay.retain(|(p, _), _| *p != partition);
     }
@@ -261,13 +274,13 @@ impl Store {
     /// Terminal states (or keys awaiting their tombstone) due for retirement at `now`, not
     /// already retired in the open transaction.
     pub fn retire_due(&self, now: i64, limit: usize) -> Vec<(i32, String)> {
-        self.retirements
-            .by_time
-            .iter()
-            .take_while(|(at, _, _)| *at <= now)
-            .filter(|(_, p, k)| !matches!(self.overlay.get(&(*p, k.clone())), Some(Staged::Retired)))
+        let overdue = self.overdue.iter().flat_map(|(p, keys)| keys.iter().map(move |k| (*p, k)));
+        let due = self.retirements.by_time.iter().take_while(|(at, _, _)| *at <= now).map(|(_, p, k)| (*p, k));
+        overdue
+            .chain(due)
+            .filter(|(p, k)| !matches!(self.overlay.get(&(*p, (*k).clone())), Some(Staged::Retired)))
             .take(limit)
-            .map(|(_, p, k)| (*p, k.clone()))
+            .map(|(p, k)| (p, k.clone()))
             .collect()
     }
 
@@ -285,7 +298,7 @@ impl Store {
 
     /// Keys waiting for their retirement (terminal states held, or keys past retention).
     pub fn retiring(&self) -> usize {
-        self.retirements.len()
+        self.retirements.len() + self.overdue.values().map(HashSet::len).sum::<usize>()
     }
 
     /// Whether no state is held.
