@@ -135,6 +135,7 @@ fn duplicates_bad_values_and_key_mismatch_are_reported() {
         "doc = \"Outcome of each delivery attempt series, written by the sinks.\"\npartitions = 12\nkey = \"order_id\"",
     );
     text = replace_once(&text, "base_url = \"http://127.0.0.1:18082\"", "base_url = \"ftp://erp\"");
+    text = replace_once(&text, "terminal_retention = \"7d\"", "terminal_retention = \"500ms\"");
     let (_dir, path) = write_copy(&text);
     let errors = Topology::load(&path, "").expect_err("broken").0;
     let has = |pred: &dyn Fn(&TopologyError) -> bool| errors.iter().any(pred);
@@ -148,6 +149,7 @@ fn duplicates_bad_values_and_key_mismatch_are_reported() {
         "{errors:#?}"
     );
     assert!(has(&|e| matches!(e, TopologyError::Invalid { field: "outbound.base_url", .. })), "{errors:#?}");
+    assert!(has(&|e| matches!(e, TopologyError::Invalid { field: "params.terminal_retention", .. })), "{errors:#?}");
 }
 
 #[test]
