@@ -16,7 +16,8 @@ pub const INGEST_REDIS_ERRORS: &str = "hub_ingest_redis_errors";
 /// Requests refused because the edge was at its concurrency limit.
 pub const INGEST_SHED: &str = "hub_ingest_shed";
 
-/// Records a processor handled, by processor and outcome (`changed`, `unchanged`, `dead_letter`, `timer`).
+/// Records a processor handled, by processor and outcome (`changed`, `unchanged`, `dead_letter`,
+/// `timer`, `retired`: a terminal state tombstoned after the retention).
 pub const PROCESSOR_RECORDS: &str = "hub_processor_records";
 /// Transactions by processor and outcome (`committed`, `aborted`).
 pub const PROCESSOR_TRANSACTIONS: &str = "hub_processor_transactions";
@@ -30,6 +31,9 @@ pub const PROCESSOR_RESTORE_DURATION: &str = "hub_processor_restore_duration_sec
 pub const PROCESSOR_STATES: &str = "hub_processor_states";
 /// Records sent to the dead-letter topic, by processor and error class.
 pub const PROCESSOR_DEAD_LETTERS: &str = "hub_processor_dead_letters";
+/// Rebalances a processor went through, by outcome (`revoked`, `lost`: the group moved on
+/// without it, `assigned`).
+pub const PROCESSOR_REBALANCES: &str = "hub_processor_rebalances";
 /// Consumer lag per input partition (processor, topic, partition), records.
 pub const PROCESSOR_LAG: &str = "hub_processor_lag_records";
 

@@ -16,6 +16,7 @@ pub mod process;
 pub mod project;
 mod report;
 mod requests;
+pub mod retention;
 mod setup;
 pub mod sink;
 mod stats;

@@ -34,11 +34,18 @@ pub struct ProcessBenchArgs {
     #[arg(long, default_value_t = 50_000)]
     pub orders: usize,
     /// Transaction sizes (max records per transaction) to compare.
-    #[arg(long, value_delimiter = ',', default_value = "100,500,2000")]
+    #[arg(long, value_delimiter = ',', num_args = 0.., default_value = "100,500,2000")]
     pub batches: Vec<usize>,
     /// State sizes (orders) to restore.
-    #[arg(long, value_delimiter = ',', default_value = "100000,1000000")]
+    #[arg(long, value_delimiter = ',', num_args = 0.., default_value = "100000,1000000")]
     pub restore: Vec<usize>,
+    /// TERMINAL,LIVE: restore a state topic of TERMINAL orders past the retention and LIVE ones,
+    /// with the retention against without (time, RSS, as ratios), and the live states alone.
+    #[arg(long, value_delimiter = ',', num_args = 1)]
+    pub retention_restore: Option<Vec<usize>>,
+    /// Internal: one restore of `--retention-restore` in a process of its own.
+    #[arg(long, hide = true)]
+    pub restore_child: Option<String>,
 }
 
 #[derive(clap::Parser)]
@@ -248,7 +255,7 @@ async fn restore_time(
         (0..topology.topics.iter().find(|t| t.name == state_topic).map_or(1, |t| t.partitions)).collect();
     let (settings, topic) = (kafka.clone(), state_topic.clone());
     let (seconds, read, held) = tokio::task::spawn_blocking(move || -> anyhow::Result<(f64, u64, usize)> {
-        let mut store = Store::default();
+        let mut store = Store::new(None, 0);
         let started = Instant::now();
         let read = restore::restore(&settings, &topic, &partitions, &mut store)?;
         let seconds = started.elapsed().as_secs_f64();
@@ -277,6 +284,11 @@ async fn restore_time(
 /// Runs the processor benchmark and prints the report.
 pub async fn run(global: &Global, args: &ProcessBenchArgs) -> anyhow::Result<ExitCode> {
     let kafka = crate::commands::kafka(global)?;
+    if let Some(spec) = &args.restore_child {
+        let (kafka, spec) = (kafka.clone(), spec.clone());
+        tokio::task::spawn_blocking(move || super::retention::child(&kafka, &spec)).await??;
+        return Ok(ExitCode::SUCCESS);
+    }
     let registry = Registry::new(&global.registry_url, global.registry_basic_auth.as_deref())?;
     let mut runs = Vec::new();
     for batch in &args.batches {
@@ -290,6 +302,11 @@ pub async fn run(global: &Global, args: &ProcessBenchArgs) -> anyhow::Result<Exi
             runs.push(result);
         }
     }
+    let retention = match args.retention_restore.as_deref() {
+        Some([terminal, live]) => Some(super::retention::run(global, &kafka, &registry, *terminal, *live).await?),
+        Some(other) => anyhow::bail!("--retention-restore takes TERMINAL,LIVE, not {other:?}"),
+        None => None,
+    };
     let mut restores = Vec::new();
     for size in &args.restore {
         eprintln!("restore: {size} orders ...");
@@ -314,7 +331,30 @@ pub async fn run(global: &Global, args: &ProcessBenchArgs) -> anyhow::Result<Exi
     for (size, seconds, rate) in &restores {
         println!("restore {size} orders: {seconds:.2} s ({rate:.0} records/s)");
     }
+    if let Some(figures) = &retention {
+        println!(
+            "{:<28} {:>9} {:>10} {:>9} {:>9} {:>9} {:>10}",
+            "restore", "seconds", "records", "states", "retiring", "RSS MiB", "peak MiB"
+        );
+        for f in figures {
+            println!(
+                "{:<28} {:>9.2} {:>10} {:>9} {:>9} {:>9.0} {:>10.0}",
+                f.case, f.seconds, f.records, f.states, f.retiring, f.rss_mib, f.peak_rss_mib
+            );
+        }
+        if let [without, with, compacted] = figures.as_slice() {
+            let ratio = |a: f64, b: f64| a / b.max(1e-9);
+            println!(
+                "with / without retention: time {:.2}, RSS {:.3}; compacted / without: time {:.3}, RSS {:.3}",
+                ratio(with.seconds, without.seconds),
+                ratio(with.rss_mib, without.rss_mib),
+                ratio(compacted.seconds, without.seconds),
+                ratio(compacted.rss_mib, without.rss_mib)
+            );
+        }
+    }
     let report = json!({
+        "retention_restore": retention,
         "bench": "process",
         "orders": args.orders,
         "runs": runs.iter().map(|r| json!({ "mode": format!("{:?}", r.mode), "batch": r.batch, "records_per_second": r.records_per_second, "commands": r.commands })).collect::<Vec<_>>(),

@@ -174,7 +174,15 @@ pub enum ProcessorParams {
         /// How long a dispatched order may wait for its result before it is compensated.
         #[serde(with = "humantime_serde")]
         dispatch_deadline: Duration,
+        /// How long an order in a terminal state (COMPLETED, REJECTED, COMPENSATED) stays in the
+        /// store before a tombstone on the state topic deletes it.
+        #[serde(with = "humantime_serde", default = "default_terminal_retention")]
+        terminal_retention: Duration,
     },
+}
+
+fn default_terminal_retention() -> Duration {
+    Duration::from_secs(7 * 24 * 3600)
 }
 
 fn default_discount_min_total() -> String {

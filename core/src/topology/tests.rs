@@ -140,6 +140,7 @@ fn duplicates_bad_values_and_key_mismatch_are_reported() {
         "[partner.outbound.requests.cancel_command]\nmethod = \"POST\"\npath = \"/orders/{order_id}/cancel\"",
         "[partner.outbound.requests.cancel_command]\nmethod = \"SEND\"\npath = \"orders/{order_id/cancel\"\n\n[partner.outbound.requests.refund_command]\npath = \"/refunds\"",
     );
+    text = replace_once(&text, "terminal_retention = \"7d\"", "terminal_retention = \"500ms\"");
     let (_dir, path) = write_copy(&text);
     let errors = Topology::load(&path, "").expect_err("broken").0;
     let has = |pred: &dyn Fn(&TopologyError) -> bool| errors.iter().any(pred);
@@ -156,6 +157,7 @@ fn duplicates_bad_values_and_key_mismatch_are_reported() {
     for field in ["outbound.requests", "outbound.requests.method", "outbound.requests.path"] {
         assert!(has(&|e| matches!(e, TopologyError::Invalid { field: f, .. } if *f == field)), "{field}: {errors:#?}");
     }
+    assert!(has(&|e| matches!(e, TopologyError::Invalid { field: "params.terminal_retention", .. })), "{errors:#?}");
 }
 
 #[test]

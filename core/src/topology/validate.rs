@@ -296,7 +296,21 @@ impl Checker<'_> {
                 });
             }
             match &raw.params {
-                ProcessorParams::OrderSaga { erp_partner, discount_percent, discount_min_total, .. } => {
+                ProcessorParams::OrderSaga {
+                    erp_partner,
+                    discount_percent,
+                    discount_min_total,
+                    terminal_retention,
+                    ..
+                } => {
+                    if terminal_retention.as_millis() < 1_000 {
+                        self.errors.push(invalid(
+                            owner.clone(),
+                            "params.terminal_retention",
+                            format!("{terminal_retention:?}"),
+                            "at least 1s (a terminal order must stay long enough for its results to be recognised as repeats)",
+                        ));
+                    }
                     self.partner_ref(&owner, "params.erp_partner", erp_partner, true);
                     if *discount_percent > 100 {
                         self.errors.push(invalid(

@@ -2,65 +2,27 @@
 //! updates and the consumed offsets commit in one Kafka transaction.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use interchange_core::headers::value as header;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
+use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
 use super::config::Mode;
 use super::delivery::{self, DeliveryContext, InputKey, Origin, Poison, Quarantine, Written};
 use super::error::{react, ProcessorError, Reaction};
 use super::metrics::OutcomeLabels;
-use super::restore::restore;
+pub use super::rebalance::RebalanceContext;
 use super::Shared;
 use crate::saga::{self, Event, Millis, Now};
 
-const CALL_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// What the rebalance callbacks saw, for the loop to act on after `poll` returns.
-#[derive(Debug, Default)]
-pub struct Rebalances {
-    revoked: bool,
-    assigned: Option<Vec<(String, i32)>>,
-}
-
-/// Records rebalances; the loop (same thread) handles them before the next record. Exports the
-/// consumer lag from librdkafka's statistics.
-#[derive(Debug, Default, Clone)]
-pub struct RebalanceContext {
-    pub seen: Arc<Mutex<Rebalances>>,
-    /// This processor's rows of the lag gauge.
-    pub lag: Option<Arc<interchange_core::kafka::lag::LagGauge<super::metrics::LagLabels>>>,
-}
-
-impl ClientContext for RebalanceContext {
-    fn stats_raw(&self, statistics: &[u8]) {
-        if let Some(lag) = &self.lag {
-            lag.update(statistics);
-        }
-    }
-}
-
-impl ConsumerContext for RebalanceContext {
-    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let (Rebalance::Revoke(_), Ok(mut seen)) = (rebalance, self.seen.lock()) {
-            seen.revoked = true;
-        }
-    }
-
-    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let (Rebalance::Assign(list), Ok(mut seen)) = (rebalance, self.seen.lock()) {
-            seen.assigned = Some(list.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect());
-        }
-    }
-}
+pub(super) const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The open transaction's bookkeeping.
 #[derive(Debug, Default)]
@@ -86,14 +48,21 @@ pub struct Loop<'a> {
     pub producer: BaseProducer<DeliveryContext>,
     pub store: super::store::Store,
     pub assigned: Vec<i32>,
+    /// Committed offset of every owned input partition (as of the assignment, then of each
+    /// commit): a transaction with no input of its own (timers, retirements) commits these with
+    /// the group metadata, so a member the group has moved on from is fenced.
+    pub(super) positions: HashMap<(String, i32), i64>,
+    /// When remembered retirements were last expired.
+    last_expiry: Instant,
     batch: Batch,
     /// Inputs whose outputs the broker refused, and what the redo does about them.
-    quarantine: Quarantine,
+    pub(super) quarantine: Quarantine,
     /// What the records sent now are written for.
     current: Option<Origin>,
 }
 
-fn now_millis() -> i64 {
+/// The processor's wall clock, epoch milliseconds.
+pub(crate) fn now_millis() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)
 }
 
@@ -107,19 +76,21 @@ impl<'a> Loop<'a> {
             shared,
             consumer,
             producer,
-            store: super::store::Store::default(),
+            store: super::store::Store::new(shared.retention_ms, shared.remember_ms),
             assigned: Vec::new(),
+            positions: HashMap::new(),
+            last_expiry: Instant::now(),
             batch: Batch::default(),
             quarantine: Quarantine::default(),
             current: None,
         }
     }
 
-    fn eos(&self) -> bool {
+    pub(super) fn eos(&self) -> bool {
         self.shared.mode == Mode::ExactlyOnce
     }
 
-    fn labels(&self, outcome: &'static str) -> OutcomeLabels {
+    pub(super) fn labels(&self, outcome: &'static str) -> OutcomeLabels {
         OutcomeLabels { processor: self.shared.name.clone(), outcome }
     }
 
@@ -139,6 +110,9 @@ impl<'a> Loop<'a> {
             if !self.batch.redo {
                 self.timers()?;
             }
+            if !self.batch.redo {
+                self.retirements()?;
+            }
             if self.batch.redo {
                 self.redo()?;
                 continue;
@@ -153,7 +127,7 @@ impl<'a> Loop<'a> {
     }
 
     /// Calls `f` until it succeeds or fails for good.
-    fn retrying(
+    pub(super) fn retrying(
         &mut self,
         operation: &'static str,
         mut f: impl FnMut(&mut Self) -> Result<(), KafkaError>,
@@ -170,42 +144,6 @@ impl<'a> Loop<'a> {
                 Err(source) => return Err(ProcessorError::Kafka { operation, source }),
             }
         }
-    }
-
-    /// Acts on rebalances seen during the last poll: abort what is open, drop revoked state,
-    /// restore newly assigned partitions before any of their input is processed.
-    fn rebalanced(&mut self) -> Result<(), ProcessorError> {
-        let seen = match self.consumer.context().seen.lock() {
-            Ok(mut seen) => std::mem::take(&mut *seen),
-            Err(_) => return Err(ProcessorError::Config("rebalance state poisoned".to_owned())),
-        };
-        if seen.revoked {
-            tracing::info!(processor = %self.shared.name, "partitions revoked");
-            self.abort_batch(false)?;
-            self.quarantine.clear();
-        }
-        let Some(assigned) = seen.assigned else { return Ok(()) };
-        let partitions: Vec<i32> = {
-            let mut p: Vec<i32> = assigned.iter().map(|(_, p)| *p).collect();
-            p.sort_unstable();
-            p.dedup();
-            p
-        };
-        for held in self.store.partitions() {
-            if !partitions.contains(&held) {
-                self.store.drop_partition(held);
-            }
-        }
-        let fresh: Vec<i32> = partitions.iter().copied().filter(|p| !self.store.partitions().contains(p)).collect();
-        let started = Instant::now();
-        let read = restore(&self.shared.settings, &self.shared.state_topic, &fresh, &mut self.store)?;
-        self.shared.metrics.restore.observe(started.elapsed().as_secs_f64());
-        self.shared.metrics.states.set(i64::try_from(self.store.len()).unwrap_or(i64::MAX));
-        tracing::info!(processor = %self.shared.name, ?partitions, restored = ?fresh, records = read, states = self.store.len(),
-            seconds = started.elapsed().as_secs_f64(), "partitions assigned, state restored");
-        self.assigned = partitions;
-        self.shared.ready.store(true, std::sync::atomic::Ordering::Release);
-        Ok(())
     }
 
     fn begin(&mut self) -> Result<(), ProcessorError> {
@@ -429,6 +367,11 @@ impl<'a> Loop<'a> {
         source: Option<&OwnedMessage>,
     ) -> Result<(), ProcessorError> {
         let shared = self.shared;
+        if self.store.retired(partition, key, now_millis()) {
+            let reason = "its order was finished and retired after the state retention (its state deleted): \
+                          a late repeat is not taken for a new order";
+            return self.refuse(partition, key, source, reason);
+        }
         let state = match self.store.get(partition, key, |bytes| decode_state(shared, bytes)) {
             Ok(state) => state,
             Err(error) => {
@@ -438,7 +381,7 @@ impl<'a> Loop<'a> {
         let outcome = saga::apply(state, event, event_id, now, &shared.params, &shared.levels);
         match outcome {
             Ok(saga::Outcome::Changed(transition)) => {
-                let records = match super::outputs::encode(shared, event_id, &transition, traceparent.as_deref()) {
+                let encoded = match super::outputs::encode(shared, event_id, &transition, traceparent.as_deref()) {
                     Ok(records) => records,
                     Err(error) => {
                         return self.refuse(partition, key, source, &format!("its outputs cannot be encoded: {error}"))
@@ -446,7 +389,7 @@ impl<'a> Loop<'a> {
                 };
                 let label = if source.is_some() { "changed" } else { "timer" };
                 self.shared.metrics.records.get_or_create(&self.labels(label)).inc();
-                super::outputs::send(self, partition, records, *transition)
+                super::outputs::send(self, partition, encoded, *transition)
             }
             Ok(saga::Outcome::Unchanged { reason }) => {
                 tracing::debug!(key, reason, "event changed nothing");
@@ -528,6 +471,30 @@ impl<'a> Loop<'a> {
         Ok(())
     }
 
+    /// Retires terminal states past the retention: a tombstone on the state topic, in the same
+    /// kind of transaction as everything else (fenced by the owned partitions' offsets).
+    fn retirements(&mut self) -> Result<(), ProcessorError> {
+        let now = now_millis();
+        for (partition, key) in self.store.retire_due(now, 500) {
+            if self.batch.redo {
+                break;
+            }
+            if !self.assigned.contains(&partition) || self.quarantine.broken_timers.contains(&(partition, key.clone()))
+            {
+                continue;
+            }
+            self.current = Some(Origin::Timer(partition, key.clone()));
+            self.begin()?;
+            super::outputs::tombstone(self, partition, &key)?;
+            self.shared.metrics.records.get_or_create(&self.labels("retired")).inc();
+        }
+        if self.last_expiry.elapsed() > Duration::from_secs(60) {
+            self.store.expire_retired(now);
+            self.last_expiry = Instant::now();
+        }
+        Ok(())
+    }
+
     /// Commits the open transaction: outputs, state and offsets together.
     fn commit(&mut self) -> Result<(), ProcessorError> {
         if !self.batch.open {
@@ -543,6 +510,21 @@ impl<'a> Loop<'a> {
             offsets
                 .add_partition_offset(topic, *partition, Offset::Offset(offset + 1))
                 .map_err(|source| ProcessorError::Kafka { operation: "offsets", source })?;
+        }
+        if self.eos() && offsets.count() == 0 {
+            // A transaction of timers or retirements only: the owned partitions' committed
+            // offsets, unchanged, carry the group metadata that fences a zombie.
+            for ((topic, partition), offset) in &self.positions {
+                if self.assigned.contains(partition) {
+                    offsets
+                        .add_partition_offset(topic, *partition, Offset::Offset(*offset))
+                        .map_err(|source| ProcessorError::Kafka { operation: "offsets", source })?;
+                }
+            }
+            if offsets.count() == 0 {
+                tracing::warn!(processor = %self.shared.name, "no owned partition to fence this transaction with; aborting it");
+                return self.abort_batch(true);
+            }
         }
         let span = tracing::info_span!(
             "commit",
@@ -564,9 +546,10 @@ impl<'a> Loop<'a> {
                     commit_ms = started.elapsed().as_millis(),
                     "committed"
                 );
-                self.store.commit();
+                self.store.commit(now_millis());
                 for ((topic, partition), offset) in &self.batch.offsets {
                     self.quarantine.committed(topic, *partition, *offset);
+                    self.positions.insert((topic.clone(), *partition), offset + 1);
                 }
                 self.shared.metrics.transactions.get_or_create(&self.labels("committed")).inc();
                 self.shared.metrics.commit.observe(started.elapsed().as_secs_f64());
@@ -632,7 +615,7 @@ impl<'a> Loop<'a> {
 
     /// Aborts the open transaction, forgets its state changes and, when `rewind`, moves the
     /// consumer back to the committed offsets so the batch is redone.
-    fn abort_batch(&mut self, rewind: bool) -> Result<(), ProcessorError> {
+    pub(super) fn abort_batch(&mut self, rewind: bool) -> Result<(), ProcessorError> {
         if self.batch.open {
             if self.eos() {
                 self.abort_transaction()?;

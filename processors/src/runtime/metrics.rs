@@ -32,6 +32,7 @@ pub struct ProcessorMetrics {
     pub restore: Histogram,
     pub states: Gauge,
     pub dead_letters: Family<OutcomeLabels, Counter>,
+    pub rebalances: Family<OutcomeLabels, Counter>,
     pub lag: Family<LagLabels, Gauge>,
 }
 
@@ -46,6 +47,7 @@ impl ProcessorMetrics {
             restore: Histogram::new(exponential_buckets(0.01, 2.0, 14)),
             states: Gauge::default(),
             dead_letters: Family::default(),
+            rebalances: Family::default(),
             lag: Family::default(),
         };
         registry.register(names::PROCESSOR_LAG, "Consumer lag per input partition", m.lag.clone());
@@ -60,6 +62,7 @@ impl ProcessorMetrics {
             "Records dead-lettered by error class",
             m.dead_letters.clone(),
         );
+        registry.register(names::PROCESSOR_REBALANCES, "Rebalances by outcome", m.rebalances.clone());
         m
     }
 }

@@ -8,6 +8,7 @@ pub mod error;
 pub mod lookup;
 pub mod metrics;
 pub mod outputs;
+pub mod rebalance;
 pub mod restore;
 pub mod store;
 
@@ -49,6 +50,10 @@ pub struct Shared {
     pub output_topics: HashMap<String, String>,
     pub commit_interval: Duration,
     pub max_batch: u64,
+    /// How long a terminal order's state stays before its tombstone (milliseconds); `None`: for ever.
+    pub retention_ms: Option<i64>,
+    /// How long a retired order's key is remembered (the state topic's `delete.retention.ms`).
+    pub remember_ms: i64,
     pub metrics: metrics::ProcessorMetrics,
     pub ready: AtomicBool,
 }
@@ -68,7 +73,7 @@ pub struct Services {
 }
 
 fn saga_params(processor: &Processor, config: &ProcessorConfig) -> Result<saga::Params, ProcessorError> {
-    let ProcessorParams::OrderSaga { erp_partner, discount_percent, discount_min_total, dispatch_deadline } =
+    let ProcessorParams::OrderSaga { erp_partner, discount_percent, discount_min_total, dispatch_deadline, .. } =
         &processor.params;
     Ok(saga::Params {
         erp_partner: erp_partner.clone(),
@@ -79,6 +84,12 @@ fn saga_params(processor: &Processor, config: &ProcessorConfig) -> Result<saga::
         history_limit: config.history_limit,
         applied_limit: config.applied_limit,
     })
+}
+
+/// The topology's `terminal_retention` in milliseconds.
+pub fn retention_ms(processor: &Processor) -> Option<i64> {
+    let ProcessorParams::OrderSaga { terminal_retention, .. } = &processor.params;
+    Some(i64::try_from(terminal_retention.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Runs every processor of the topology until `shutdown`; an error means exit non-zero.
@@ -105,7 +116,7 @@ pub async fn run(
             output_topics.insert(schema.clone(), topic.name.clone());
         }
     }
-    check_topics(&services.kafka, processor).await?;
+    let remember_ms = check_topics(&services.kafka, processor).await?;
     let mut registry_metrics = prometheus_client::registry::Registry::default();
     let metrics = metrics::ProcessorMetrics::register(&mut registry_metrics);
     let (levels, lookup_thread) = match processor.lookups.first() {
@@ -137,6 +148,8 @@ pub async fn run(
         output_topics,
         commit_interval: processor.commit_interval,
         max_batch: u64::try_from(processor.max_batch).unwrap_or(u64::MAX),
+        retention_ms: retention_ms(processor),
+        remember_ms,
         metrics,
         ready: AtomicBool::new(false),
     });
@@ -173,8 +186,9 @@ pub async fn run(
 }
 
 /// The broker's topics, not only the declaration: inputs and state co-partitioned, state and
-/// lookups compacted. A mismatch stops the processor before it reads anything.
-async fn check_topics(settings: &KafkaSettings, processor: &Processor) -> Result<(), ProcessorError> {
+/// lookups compacted. A mismatch stops the processor before it reads anything. Returns the state
+/// topic's `delete.retention.ms` (how long its tombstones stay), 1 day if unknown.
+async fn check_topics(settings: &KafkaSettings, processor: &Processor) -> Result<i64, ProcessorError> {
     let admin = interchange_core::kafka::admin::Admin::new(settings)?;
     let mut names = processor.inputs.clone();
     names.push(processor.state.clone());
@@ -205,7 +219,12 @@ async fn check_topics(settings: &KafkaSettings, processor: &Processor) -> Result
         }
     }
     if problems.is_empty() {
-        Ok(())
+        Ok(cluster
+            .topics
+            .get(&processor.state)
+            .and_then(|t| t.configs.get("delete.retention.ms"))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(86_400_000))
     } else {
         Err(ProcessorError::Config(problems.join("; ")))
     }

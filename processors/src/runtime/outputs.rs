@@ -22,13 +22,21 @@ pub struct Record {
     pub headers: OwnedHeaders,
 }
 
+/// The encoded records of one transition, and when its state became terminal (if it did).
+pub struct Encoded {
+    pub records: Vec<Record>,
+    pub terminal_at: Option<i64>,
+}
+
 /// Encodes every action of `transition` and its new state (last), or fails without side effects.
+/// A terminal state carries the `hub-terminal-at` header (the processor's clock): its retention
+/// runs from there.
 pub fn encode(
     shared: &Shared,
     event_id: &str,
     transition: &Transition,
     traceparent: Option<&str>,
-) -> Result<Vec<Record>, ProcessorError> {
+) -> Result<Encoded, ProcessorError> {
     let key = transition.state.correlation_id.as_str();
     let mut records = Vec::with_capacity(transition.actions.len() + 1);
     for action in &transition.actions {
@@ -56,20 +64,20 @@ pub fn encode(
         let at = deadline.0.to_string();
         state_headers = state_headers.insert(Header { key: super::store::DEADLINE_HEADER, value: Some(at.as_str()) });
     }
+    let terminal_at = transition.state.status.is_terminal().then(super::eos::now_millis);
+    if let Some(at) = terminal_at {
+        let at = at.to_string();
+        state_headers = state_headers.insert(Header { key: super::store::TERMINAL_HEADER, value: Some(at.as_str()) });
+    }
     records.push(Record { topic: shared.state_topic.clone(), payload, headers: state_headers });
-    Ok(records)
+    Ok(Encoded { records, terminal_at })
 }
 
 /// Sends the encoded `records` of `transition` into the open transaction and stages the state in
 /// the store. Stops at the first refused record: the loop then redoes the batch.
-pub fn send(
-    l: &mut Loop<'_>,
-    partition: i32,
-    records: Vec<Record>,
-    transition: Transition,
-) -> Result<(), ProcessorError> {
+pub fn send(l: &mut Loop<'_>, partition: i32, encoded: Encoded, transition: Transition) -> Result<(), ProcessorError> {
     let key = transition.state.correlation_id.clone();
-    for record in records {
+    for record in encoded.records {
         l.send(&record.topic, &key, Some(&record.payload), record.headers, false)?;
         if l.redoing() {
             return Ok(());
@@ -77,7 +85,7 @@ pub fn send(
     }
     tracing::debug!(correlation_id = %key, order_id = %transition.state.order_id, status = transition.state.status.as_str(),
         version = transition.state.version, "order transition");
-    l.store.put(partition, transition.state);
+    l.store.put(partition, transition.state, encoded.terminal_at);
     Ok(())
 }
 
@@ -89,6 +97,19 @@ pub fn dead_letter(l: &mut Loop<'_>, message: &OwnedMessage, class: &str, reason
     let payload = shared.codec.encode("dead_letter", &shared.dead_letter_topic, &letter.value)?;
     let topic = shared.dead_letter_topic.clone();
     l.send(&topic, &letter.key, Some(&payload), letter.headers, true)
+}
+
+/// Writes the tombstone of a retired order's state into the open transaction and stages the
+/// retirement in the store.
+pub fn tombstone(l: &mut Loop<'_>, partition: i32, key: &str) -> Result<(), ProcessorError> {
+    let event_id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("retired:{key}").as_bytes()).to_string();
+    let headers = headers(key, &event_id, "order_retired", None);
+    let topic = l.shared.state_topic.clone();
+    l.send(&topic, key, None, headers, false)?;
+    if !l.redoing() {
+        l.store.retire(partition, key);
+    }
+    Ok(())
 }
 
 /// `message` without its value and headers, for a dead letter too large to write whole.

@@ -9,11 +9,12 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use rdkafka::message::Headers;
 
 use super::error::ProcessorError;
-use super::store::{Store, DEADLINE_HEADER};
+use super::store::{Restored, Store, DEADLINE_HEADER, TERMINAL_HEADER};
 
 /// Reads `partitions` of `topic` from the beginning to the end (last write wins, tombstones
 /// delete), whether or not compaction has run, keeping each state's bytes (decoded on first
-/// use). Returns the records read.
+/// use); a terminal state past the store's retention is not held, only its key until its
+/// tombstone is written. Returns the records read.
 pub fn restore(
     settings: &KafkaSettings,
     topic: &str,
@@ -49,6 +50,7 @@ pub fn restore(
     }
     consumer.assign(&assignment).map_err(|e| err(-1, e.to_string()))?;
     let mut read = 0_u64;
+    let now = super::eos::now_millis();
     let mut remaining: std::collections::HashMap<i32, i64> = ends.into_iter().collect();
     let deadline = Instant::now() + Duration::from_secs(600);
     while !remaining.is_empty() {
@@ -66,14 +68,22 @@ pub fn restore(
                     remaining.remove(&partition);
                 }
                 let Some(key) = message.key().map(|k| String::from_utf8_lossy(k).into_owned()) else { continue };
-                let deadline = message.headers().and_then(|h| {
-                    h.iter()
-                        .find(|x| x.key == DEADLINE_HEADER)
-                        .and_then(|x| x.value)
-                        .and_then(|v| std::str::from_utf8(v).ok())
-                        .and_then(|v| v.parse::<i64>().ok())
-                });
-                store.restore(partition, key, message.payload().map(<[u8]>::to_vec), deadline);
+                let header = |name: &str| {
+                    message.headers().and_then(|h| {
+                        h.iter()
+                            .find(|x| x.key == name)
+                            .and_then(|x| x.value)
+                            .and_then(|v| std::str::from_utf8(v).ok())
+                            .and_then(|v| v.parse::<i64>().ok())
+                    })
+                };
+                let record = Restored {
+                    bytes: message.payload().map(<[u8]>::to_vec),
+                    deadline: header(DEADLINE_HEADER),
+                    terminal_at: header(TERMINAL_HEADER),
+                    now,
+                };
+                store.restore(partition, key, record);
             }
             Some(Err(e)) => return Err(err(-1, e.to_string())),
             None => {
