@@ -635,18 +635,28 @@ impl<'a> Loop<'a> {
     }
 
     /// Aborts the open transaction, retrying what may pass; a transaction that cannot be aborted
-    /// (fenced, or still open after the retries) ends the process.
+    /// (fenced, or still open after `CALL_TIMEOUT` of tries) ends the process.
+    ///
+    /// librdkafka's abort purges the records still queued and waits until every outstanding
+    /// record's delivery report is served, and this thread is the one that serves them: so the
+    /// abort is called with a short timeout, the reports are served between calls, and a
+    /// timed-out call is simply made again (librdkafka resumes it). A single long abort would
+    /// time out with records "remaining" however often it is retried (seen after a SIGSTOP past
+    /// the session timeout in the chaos test's long run).
     fn abort_transaction(&mut self) -> Result<(), ProcessorError> {
-        let mut attempt = 0;
+        let deadline = Instant::now() + CALL_TIMEOUT;
+        let mut attempt: u32 = 0;
         loop {
-            match self.producer.abort_transaction(CALL_TIMEOUT) {
+            self.serve_reports();
+            match self.producer.abort_transaction(Duration::from_millis(500)) {
                 Ok(()) => return Ok(()),
                 Err(source) => match react(&source) {
                     Reaction::Fatal => return Err(ProcessorError::Kafka { operation: "abort transaction", source }),
-                    Reaction::Retry if attempt < 5 => {
+                    Reaction::Retry if Instant::now() < deadline => {
                         attempt += 1;
-                        tracing::warn!(%source, attempt, "abort failed; retrying");
-                        std::thread::sleep(Duration::from_millis(200 * attempt));
+                        if attempt % 10 == 1 {
+                            tracing::warn!(%source, attempt, "abort not finished; serving delivery reports and retrying");
+                        }
                     }
                     Reaction::Retry => {
                         return Err(ProcessorError::Kafka { operation: "abort transaction", source });
@@ -658,6 +668,17 @@ impl<'a> Loop<'a> {
                     }
                 },
             }
+        }
+    }
+
+    /// Serves the delivery reports that are ready (at most ~50 ms), without waiting for records
+    /// still in flight.
+    fn serve_reports(&self) {
+        for _ in 0..50 {
+            if self.producer.in_flight_count() == 0 {
+                return;
+            }
+            self.producer.poll(Duration::from_millis(1));
         }
     }
 
