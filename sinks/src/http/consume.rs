@@ -62,6 +62,9 @@ pub(super) struct GroupContext {
     stops: Mutex<HashMap<i32, PartitionStop>>,
     /// This sink's rows of the lag gauge.
     lag: crate::metrics::LagGauge,
+    /// Per partition, the end of the log when this instance was assigned it: records from
+    /// there on were never read by an earlier owner (`Job::fresh`).
+    fresh_from: Mutex<HashMap<i32, i64>>,
 }
 
 impl GroupContext {
@@ -196,6 +199,17 @@ impl ConsumerContext for GroupContext {
     }
 
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(list) = rebalance {
+            for element in list.elements() {
+                // Unknown end: every record counts as possibly attempted (never skipped).
+                let end = consumer
+                    .fetch_watermarks(element.topic(), element.partition(), Duration::from_secs(5))
+                    .map_or(i64::MAX, |(_, high)| high);
+                if let Ok(mut fresh) = self.fresh_from.lock() {
+                    fresh.insert(element.partition(), end);
+                }
+            }
+        }
         if matches!(rebalance, Rebalance::Assign(_)) {
             // After the (incremental) assign: the whole assignment, whatever the protocol.
             self.set_share(self.owned(consumer, &[]));
@@ -266,6 +280,7 @@ pub(super) async fn consume(ctx: Arc<Context>, kafka: KafkaSettings, group: Grou
         wake: tokio::sync::Notify::new(),
         stops: Mutex::new(HashMap::new()),
         lag: crate::metrics::lag_gauge(ctx.metrics.lag.clone(), &ctx.sink.name),
+        fresh_from: Mutex::new(HashMap::new()),
     };
     let consumer: StreamConsumer<GroupContext> =
         config.create_with_context(context).map_err(|source| SinkError::Kafka { operation: "consumer", source })?;
@@ -356,7 +371,8 @@ pub(super) async fn consume(ctx: Arc<Context>, kafka: KafkaSettings, group: Grou
                     },
                     None => Err("a record without a value".to_owned()),
                 };
-                let job = Job { partition, offset, key: key.clone(), message, contract: kind, command: Value::Null };
+                let fresh = shared.fresh_from.lock().ok().and_then(|f| f.get(&partition).copied()).is_some_and(|end| offset >= end);
+                let job = Job { partition, offset, key: key.clone(), message, contract: kind, command: Value::Null, fresh };
                 match decoded {
                     Ok(command) => {
                         shared.with_flow(|f| f.push(ticket, &key, Job { command, ..job }));

@@ -40,6 +40,11 @@ pub(crate) struct Job {
     message: OwnedMessage,
     contract: String,
     command: Value,
+    /// Written after this instance got its partition: no earlier owner can have attempted it.
+    /// Only such a command may be skipped as expired (an earlier owner may have delivered any
+    /// other and died before reporting it: it is delivered again under its key, and a late
+    /// success is cancelled by the saga).
+    fresh: bool,
 }
 
 /// What a sink needs while it runs.
@@ -171,6 +176,9 @@ impl Context {
         let delivery = match self.request(job) {
             Ok(mut request) => {
                 request.traceparent.clone_from(&traceparent);
+                if !job.fresh {
+                    request.deadline = None;
+                }
                 self.partner.deliver(&request, stop).await
             }
             Err(reason) => Delivery {
