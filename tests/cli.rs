@@ -41,7 +41,7 @@ fn the_shipped_topology_checks_clean() {
     let output = hub(&["topology", "check"]);
     let (out, err) = text(&output);
     assert!(output.status.success(), "{out}{err}");
-    assert!(out.contains("ok: 7 topics, 10 contracts"), "{out}");
+    assert!(out.contains("ok: 7 topics, 11 contracts"), "{out}");
 }
 
 #[test]
