@@ -15,6 +15,10 @@ pub const INGEST_RATE_LIMITED: &str = "hub_ingest_rate_limited";
 pub const INGEST_REDIS_ERRORS: &str = "hub_ingest_redis_errors";
 /// Requests refused because the edge was at its concurrency limit.
 pub const INGEST_SHED: &str = "hub_ingest_shed";
+/// Requests whose body did not arrive within `--body-timeout` (answered 408).
+pub const INGEST_BODY_TIMEOUTS: &str = "hub_ingest_body_timeouts";
+/// Requests refused as a `webhook-id` replay (answered 409).
+pub const INGEST_WEBHOOK_REPLAYS: &str = "hub_ingest_webhook_replays";
 
 /// Records a processor handled, by processor and outcome (`changed`, `unchanged`, `dead_letter`,
 /// `timer`, `retired`: a terminal state tombstoned after the retention).
@@ -75,3 +79,6 @@ pub const PROJECTOR_CQL_DOWN: &str = "hub_projector_cql_down";
 pub const QUERY_REQUESTS: &str = "hub_query_requests";
 /// Duration of one read-model query at the edge, seconds.
 pub const QUERY_DURATION: &str = "hub_query_duration_seconds";
+/// Jobs of revoked partitions by sink and outcome (`dropped` before they started, `ended` in
+/// flight before the rebalance callback returned, `cut_off` when its wait ran out).
+pub const SINK_REVOKED_JOBS: &str = "hub_sink_revoked_jobs";

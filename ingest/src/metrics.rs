@@ -7,11 +7,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-/// Requests whose body did not arrive within `--body-timeout` (counter, `_total`).
-pub const BODY_TIMEOUTS: &str = "hub_ingest_body_timeouts";
-/// Requests refused as a `webhook-id` replay (counter, `_total`).
-pub const WEBHOOK_REPLAYS: &str = "hub_ingest_webhook_replays";
-
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
     pub route: String,
@@ -98,9 +93,13 @@ impl IngestMetrics {
         registry.register(names::INGEST_RATE_LIMITED, "Requests refused by a rate limit", metrics.rate_limited.clone());
         registry.register(names::INGEST_REDIS_ERRORS, "Redis calls that failed", metrics.redis_errors.clone());
         registry.register(names::INGEST_SHED, "Requests refused at the concurrency limit", metrics.shed.clone());
-        registry.register(BODY_TIMEOUTS, "Requests answered 408: the body was too slow", metrics.body_timeouts.clone());
         registry.register(
-            WEBHOOK_REPLAYS,
+            names::INGEST_BODY_TIMEOUTS,
+            "Requests answered 408: the body was too slow",
+            metrics.body_timeouts.clone(),
+        );
+        registry.register(
+            names::INGEST_WEBHOOK_REPLAYS,
             "Requests refused because their webhook-id was seen within its signature window",
             metrics.webhook_replays.clone(),
         );

@@ -8,11 +8,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-/// Jobs of revoked partitions by outcome (`dropped` before they started, `ended` in flight
-/// before the callback returned, `cut_off` when the wait ran out): `_total` is appended. Named
-/// here rather than in core's list, which other roles share.
-pub const SINK_REVOKED_JOBS: &str = "hub_sink_revoked_jobs";
-
 /// `partner` and `outcome` labels.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PartnerOutcome {
@@ -146,7 +141,11 @@ impl SinkMetrics {
         registry.register(names::SINK_DEAD_LETTERS, "Commands dead-lettered by error class", m.dead_letters.clone());
         registry.register(names::SINK_IN_FLIGHT, "Records read and not yet finished", m.in_flight.clone());
         registry.register(names::SINK_ASSIGNED_PARTITIONS, "Input partitions owned", m.assigned.clone());
-        registry.register(SINK_REVOKED_JOBS, "Jobs of revoked partitions by outcome", m.revoked_jobs.clone());
+        registry.register(
+            interchange_core::metrics::SINK_REVOKED_JOBS,
+            "Jobs of revoked partitions by outcome",
+            m.revoked_jobs.clone(),
+        );
         m
     }
 
