@@ -13,16 +13,16 @@ mod common;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::http::HeaderMap;
-use common::edge::{provision, signature_headers, test_topology, SHOP_KEY, SHOP_WEBHOOK_SECRET};
+use common::edge::{provision, signature_headers, test_topology, SHOP_KEY};
 use common::orders::{counts, wait_terminal};
-use common::pipeline::{order_without_callback, ERP_TOKEN, SIGNING_SECRET};
-use common::{bootstrap, free_port, http_status, registry_url, repo, service, unique_prefix, TopologyCopy};
+use common::pipeline::order_without_callback;
+use common::{free_port, http_status, unique_prefix, TopologyCopy};
 use rdkafka::Message;
 
 /// One request a partner received and how it answered.
@@ -78,24 +78,8 @@ struct Role {
 impl Role {
     fn spawn(&mut self, topology: &TopologyCopy, prefix: &str) {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("log");
-        let child = Command::new(env!("CARGO_BIN_EXE_hub"))
-            .args(["--topology", topology.arg(), "--topic-prefix", prefix])
-            .args(&self.args)
-            .env("HUB_BOOTSTRAP_SERVERS", bootstrap())
-            .env("HUB_REGISTRY_URL", registry_url())
-            .env("HUB_REDIS_URL", service("HUB_REDIS_URL", "redis://127.0.0.1:6379"))
-            .env("HUB_PARTNER_ACME_SHOP_API_KEYS", SHOP_KEY)
-            .env("HUB_PARTNER_ACME_SHOP_WEBHOOK_SECRETS", SHOP_WEBHOOK_SECRET)
-            .env("HUB_PARTNER_ACME_SHOP_SIGNING_SECRET", SIGNING_SECRET)
-            .env("HUB_PARTNER_ACME_ERP_TOKEN", ERP_TOKEN)
-            .env("HUB_TEST_BETA_JWT_SECRET", common::edge::BETA_JWT_SECRET)
-            .env("HUB_LOG_FORMAT", "json")
-            .env("RUST_LOG", "info")
-            .current_dir(repo())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn hub");
+        let child =
+            common::pipeline::hub_command(topology, prefix).args(&self.args).stderr(log).spawn().expect("spawn hub");
         self.child = Some(child);
         self.stopped = false;
     }

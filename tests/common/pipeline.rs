@@ -225,12 +225,12 @@ impl Pipeline {
     }
 }
 
-/// Starts `hub <role> args` for `prefix` with the test partners' secrets, logging to a file.
-fn spawn(topology: &TopologyCopy, prefix: &str, role: &str, args: &[String]) -> (Child, std::path::PathBuf) {
-    let log = topology.dir.path().join(format!("hub-{role}.log"));
-    let child = Command::new(env!("CARGO_BIN_EXE_hub"))
+/// `hub` for `topology` and `prefix`, pointed at the local stack with the test partners'
+/// secrets, JSON logs; the caller adds the role's arguments and where its output goes.
+pub fn hub_command(topology: &TopologyCopy, prefix: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_hub"));
+    command
         .args(["--topology", topology.arg(), "--topic-prefix", prefix])
-        .args(args)
         .env("HUB_BOOTSTRAP_SERVERS", bootstrap())
         .env("HUB_REGISTRY_URL", registry_url())
         .env("HUB_REDIS_URL", service("HUB_REDIS_URL", "redis://127.0.0.1:6379"))
@@ -242,7 +242,15 @@ fn spawn(topology: &TopologyCopy, prefix: &str, role: &str, args: &[String]) -> 
         .env("HUB_LOG_FORMAT", "json")
         .env("RUST_LOG", "info")
         .current_dir(repo())
-        .stdout(Stdio::null())
+        .stdout(Stdio::null());
+    command
+}
+
+/// Starts `hub <role> args` for `prefix` with the test partners' secrets, logging to a file.
+fn spawn(topology: &TopologyCopy, prefix: &str, role: &str, args: &[String]) -> (Child, std::path::PathBuf) {
+    let log = topology.dir.path().join(format!("hub-{role}.log"));
+    let child = hub_command(topology, prefix)
+        .args(args)
         .stderr(std::fs::File::create(&log).expect("log"))
         .spawn()
         .expect("spawn hub");
