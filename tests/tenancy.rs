@@ -94,7 +94,11 @@ async fn two_shops_posting_at_once_each_receive_only_their_own_signed_notificati
                 ["delivered", "refused", "exhausted", "invalid"]
                     .iter()
                     .map(|o| {
-                        metric_value(metrics, "hub_sink_deliveries_total", &[&format!("partner=\"{p}\""), &format!("outcome=\"{o}\"")])
+                        metric_value(
+                            metrics,
+                            "hub_sink_deliveries_total",
+                            &[&format!("partner=\"{p}\""), &format!("outcome=\"{o}\"")],
+                        )
                     })
                     .sum::<f64>()
             })
@@ -136,8 +140,11 @@ async fn two_shops_posting_at_once_each_receive_only_their_own_signed_notificati
     assert!(notification_list(&globex_calls, SIGNING_SECRET).iter().all(|n| !n.signed));
     // The sink's own account, per partner.
     for shop in ["acme-shop", "globex-shop"] {
-        let delivered =
-            metric_value(&metrics, "hub_sink_deliveries_total", &[&format!("partner=\"{shop}\""), "outcome=\"delivered\""]);
+        let delivered = metric_value(
+            &metrics,
+            "hub_sink_deliveries_total",
+            &[&format!("partner=\"{shop}\""), "outcome=\"delivered\""],
+        );
         assert!((delivered - f64::from(u32::try_from(PER_SHOP).unwrap_or(0))).abs() < 0.5, "{shop}: {delivered}");
     }
 
@@ -171,7 +178,9 @@ async fn two_shops_posting_at_once_each_receive_only_their_own_signed_notificati
     let header = |name: &str| {
         letters[0]
             .headers()
-            .and_then(|h| h.iter().find(|x| x.key == name).and_then(|x| x.value.map(|v| String::from_utf8_lossy(v).into_owned())))
+            .and_then(|h| {
+                h.iter().find(|x| x.key == name).and_then(|x| x.value.map(|v| String::from_utf8_lossy(v).into_owned()))
+            })
             .unwrap_or_default()
     };
     let cause = header("hub-error-message");
@@ -182,8 +191,22 @@ async fn two_shops_posting_at_once_each_receive_only_their_own_signed_notificati
     assert_eq!(header("hub-partner"), "initech-shop");
     assert_eq!(header("hub-error-stage"), "sink:client-notify");
     // Nobody got it: the callbacks hold exactly what they held.
-    assert_eq!((acme_calls.lock().expect("lock").len(), globex_calls.lock().expect("lock").len()), (PER_SHOP, PER_SHOP));
+    assert_eq!(
+        (acme_calls.lock().expect("lock").len(), globex_calls.lock().expect("lock").len()),
+        (PER_SHOP, PER_SHOP)
+    );
     // Only the stray is a dead letter.
     let dead = common::kafka::read_all(&dlq, "read_committed").len();
-    assert_eq!(dead, 1, "no other dead letter:\n{}", pipeline.logs().lines().filter(|l| l.contains("WARN") || l.contains("\"warn")).take(20).collect::<Vec<_>>().join("\n"));
+    assert_eq!(
+        dead,
+        1,
+        "no other dead letter:\n{}",
+        pipeline
+            .logs()
+            .lines()
+            .filter(|l| l.contains("WARN") || l.contains("\"warn"))
+            .take(20)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
 }

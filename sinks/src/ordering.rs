@@ -461,9 +461,8 @@ mod tests {
     fn a_lane_at_its_limit_does_not_hold_back_another() {
         let mut f: Flow<&str> = Flow::default();
         // Lane 0 (a slow partner, one delivery at a time) has three ready jobs; lane 1 has two.
-        for (offset, (lane, item)) in [(0, "slow-1"), (0, "slow-2"), (0, "slow-3"), (1, "fast-1"), (1, "fast-2")]
-            .into_iter()
-            .enumerate()
+        for (offset, (lane, item)) in
+            [(0, "slow-1"), (0, "slow-2"), (0, "slow-3"), (1, "fast-1"), (1, "fast-2")].into_iter().enumerate()
         {
             let t = f.read(0, i64::try_from(offset).unwrap_or(0));
             f.push_in(t, item, lane, item);

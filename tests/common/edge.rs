@@ -155,8 +155,7 @@ pub fn signature_headers(body: &[u8], timestamp: i64) -> Vec<(&'static str, Stri
 /// As [`signature_headers`], with the Standard Webhooks `secret` given (another partner's).
 pub fn signature_headers_with(secret: &str, body: &[u8], timestamp: i64) -> Vec<(&'static str, String)> {
     let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
-    let key =
-        base64::engine::general_purpose::STANDARD.decode(secret.trim_start_matches("whsec_")).expect("secret");
+    let key = base64::engine::general_purpose::STANDARD.decode(secret.trim_start_matches("whsec_")).expect("secret");
     let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("hmac");
     mac.update(format!("{id}.{timestamp}.").as_bytes());
     mac.update(body);

@@ -232,9 +232,7 @@ impl SinkParams {
     /// none for other kinds.
     pub fn http_partners(&self) -> Vec<&str> {
         match self {
-            Self::Http { partner, partners, .. } => {
-                partner.iter().chain(partners.iter()).map(String::as_str).collect()
-            }
+            Self::Http { partner, partners, .. } => partner.iter().chain(partners.iter()).map(String::as_str).collect(),
             Self::CqlProjector { .. } => Vec::new(),
         }
     }

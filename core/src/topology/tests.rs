@@ -204,7 +204,9 @@ api_keys = { env = "X" }
         "{errors:#?}"
     );
     assert!(
-        has(&|e| matches!(e, TopologyError::UnknownPartner { partner, field: "params.partners", .. } if partner == "initech-shop")),
+        has(
+            &|e| matches!(e, TopologyError::UnknownPartner { partner, field: "params.partners", .. } if partner == "initech-shop")
+        ),
         "{errors:#?}"
     );
     assert!(

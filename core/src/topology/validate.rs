@@ -356,7 +356,7 @@ impl Checker<'_> {
             let dead_letter = self.resolve(topics, &owner, "dead_letter", &raw.dead_letter);
             match &raw.params {
                 SinkParams::Http { partner, partners, commands } => {
-                    if partner.is_some() == !partners.is_empty() {
+                    if partner.is_some() != partners.is_empty() {
                         self.errors.push(invalid(
                             owner.clone(),
                             "params.partners",

@@ -166,8 +166,13 @@ impl Context {
     /// Writes `job`'s record to the dead-letter topic, naming `partner` (the partner it was for).
     async fn dead_letter(&self, job: &Job, partner: &str, class: &str, reason: &str) -> Result<(), SinkError> {
         let stage = format!("sink:{}", self.sink.name);
-        let letter =
-            interchange_core::dead_letter::dead_letter(&job.message, &stage, class, reason, &[("hub-partner", partner)]);
+        let letter = interchange_core::dead_letter::dead_letter(
+            &job.message,
+            &stage,
+            class,
+            reason,
+            &[("hub-partner", partner)],
+        );
         let (topic, encoder) = &self.dead_letter;
         let avro = json_to_avro(encoder.schema(), &letter.value, UnknownFields::Reject)
             .map_err(|v| SinkError::Config(format!("dead letter: {v:?}")))?;
