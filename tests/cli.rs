@@ -61,7 +61,10 @@ fn a_broken_topology_lists_every_planted_error_and_fails() {
             "key = \"correlation_id\"\ncleanup_policy = \"compact\"",
             "key = \"correlation_id\"\ncleanup_policy = \"delete\"",
         ),
-        ("partner = \"acme-shop\"\ncommands", "partner = \"acme-shopp\"\ncommands"),
+        (
+            "partners = [\"acme-shop\", \"globex-shop\"]\ncommands",
+            "partners = [\"acme-shopp\", \"globex-shop\"]\ncommands",
+        ),
         (r#"schemas = ["delivery_result"]"#, r#"schemas = ["delivery_result", "delivery_receipt"]"#),
     ]);
     std::fs::write(copy.schema_path("order_rejected"), "{ not json").expect("write");
@@ -72,7 +75,7 @@ fn a_broken_topology_lists_every_planted_error_and_fails() {
     for planted in [
         r#"processor "order-saga": inputs names unknown topic "orders.resultz""#,
         r#"processor "order-saga": state topic "orders.state" must be compacted"#,
-        r#"sink "client-notify": params.partner names unknown partner "acme-shopp""#,
+        r#"sink "client-notify": params.partners names unknown partner "acme-shopp""#,
         r#"topic "orders.results": schema "delivery_receipt" has no file"#,
         r#"schema "order_rejected""#,
     ] {

@@ -79,6 +79,7 @@ async fn start_hub(shop_url: &str, erp_url: &str, prefix: &str) -> (common::Topo
         .env("HUB_PARTNER_ACME_SHOP_WEBHOOK_SECRETS", SHOP_WEBHOOK_SECRET)
         .env("HUB_PARTNER_ACME_SHOP_SIGNING_SECRET", SIGNING_SECRET)
         .env("HUB_PARTNER_ACME_ERP_TOKEN", "erp-token")
+        .envs(common::GLOBEX_ENV)
         .env("HUB_TEST_BETA_JWT_SECRET", BETA_JWT_SECRET)
         .env("HUB_LOG_FORMAT", "json")
         .current_dir(repo())

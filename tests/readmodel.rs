@@ -46,6 +46,7 @@ fn hub_run(topology: &TopologyCopy, prefix: &str, port: u16) -> Hub {
         .env("HUB_PARTNER_ACME_SHOP_WEBHOOK_SECRETS", SHOP_WEBHOOK_SECRET)
         .env("HUB_PARTNER_ACME_SHOP_SIGNING_SECRET", SHOP_WEBHOOK_SECRET)
         .env("HUB_PARTNER_ACME_ERP_TOKEN", "erp-token")
+        .envs(common::GLOBEX_ENV)
         .env("HUB_TEST_BETA_JWT_SECRET", BETA_JWT_SECRET)
         .env("HUB_LOG_FORMAT", "json")
         .current_dir(repo())

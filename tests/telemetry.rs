@@ -104,6 +104,7 @@ async fn one_trace_from_webhook_to_partner_counters_and_clean_logs() {
         .env("HUB_PARTNER_ACME_SHOP_WEBHOOK_SECRETS", SHOP_WEBHOOK_SECRET)
         .env("HUB_PARTNER_ACME_SHOP_SIGNING_SECRET", SIGNING_SECRET)
         .env("HUB_PARTNER_ACME_ERP_TOKEN", ERP_TOKEN)
+        .envs(common::GLOBEX_ENV)
         .env("HUB_TEST_BETA_JWT_SECRET", BETA_JWT_SECRET)
         .env("HUB_LOG_FORMAT", "json")
         .env("RUST_LOG", "info,interchange_ingest=debug,interchange_processors=debug")

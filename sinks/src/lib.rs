@@ -66,7 +66,7 @@ pub async fn run(
     let mut tasks = Vec::new();
     for sink in selected {
         let task = match &sink.params {
-            SinkParams::Http { partner, commands } => http::start(&env, sink, partner, commands).await?,
+            SinkParams::Http { partners, commands, .. } => http::start(&env, sink, partners, commands).await?,
             SinkParams::CqlProjector { keyspace, timeline_ttl } => {
                 projector::start(&env, sink, keyspace, *timeline_ttl).await?
             }

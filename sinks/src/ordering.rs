@@ -139,30 +139,60 @@ pub struct Ticket {
     pub offset: i64,
 }
 
-/// A job with its ticket and ordering key.
+/// A job with its ticket, ordering key and lane (the partner it goes to: each lane has its own
+/// limit of deliveries at once, so a slow partner's jobs never take another partner's slots).
 #[derive(Debug)]
 pub struct Entry<T> {
     pub ticket: Ticket,
     pub key: String,
+    pub lane: usize,
     pub item: T,
 }
 
 /// Everything read and not finished, shared by the consumer loop, the delivery tasks and the
 /// rebalance callback: the offsets, the jobs waiting for their key, the jobs whose turn has come
-/// (`ready`, taken in turn across partitions, so the backlog stays spread over them and a member
-/// taking some over takes its share of it), and the tasks running.
+/// (`ready`, per lane, taken in turn across partitions, so the backlog stays spread over them and
+/// a member taking some over takes its share of it), and the tasks running.
 #[derive(Debug)]
 pub struct Flow<T> {
     offsets: Offsets,
     queue: KeyedQueue<Entry<T>>,
-    ready: BTreeMap<i32, VecDeque<Entry<T>>>,
-    /// The partition the last ready job was taken from.
-    turn: i32,
-    /// Running tasks by ticket id; `true` for deliveries (holders of a key).
-    running: HashMap<u64, (Ticket, bool)>,
+    lanes: BTreeMap<usize, Lane<T>>,
+    /// The lane the last ready job was taken from.
+    lane_turn: usize,
+    /// Running tasks by ticket id; the lane for deliveries (holders of a key), `None` for others.
+    running: HashMap<u64, (Ticket, Option<usize>)>,
     /// Offsets to store, per partition (the loop stores them).
     stores: HashMap<i32, i64>,
     ids: u64,
+}
+
+/// The ready jobs of one lane, per partition, and the partition the last one was taken from.
+#[derive(Debug)]
+struct Lane<T> {
+    ready: BTreeMap<i32, VecDeque<Entry<T>>>,
+    turn: i32,
+}
+
+impl<T> Default for Lane<T> {
+    fn default() -> Self {
+        Self { ready: BTreeMap::new(), turn: -1 }
+    }
+}
+
+impl<T> Lane<T> {
+    /// The next job in turn across partitions.
+    fn take(&mut self) -> Option<Entry<T>> {
+        let turn = self.turn;
+        let partition = self.ready.range(turn + 1..).chain(self.ready.range(..=turn)).map(|(p, _)| *p).next()?;
+        let queue = self.ready.get_mut(&partition)?;
+        let entry = queue.pop_front()?;
+        if queue.is_empty() {
+            self.ready.remove(&partition);
+        }
+        self.turn = partition;
+        Some(entry)
+    }
 }
 
 impl<T> Default for Flow<T> {
@@ -170,8 +200,8 @@ impl<T> Default for Flow<T> {
         Self {
             offsets: Offsets::default(),
             queue: KeyedQueue::default(),
-            ready: BTreeMap::new(),
-            turn: -1,
+            lanes: BTreeMap::new(),
+            lane_turn: usize::MAX,
             running: HashMap::new(),
             stores: HashMap::new(),
             ids: 0,
@@ -210,36 +240,57 @@ impl<T> Flow<T> {
 
     /// A task that holds no key (a dead letter) started for `ticket`.
     pub fn run_unkeyed(&mut self, ticket: Ticket) {
-        self.running.insert(ticket.id, (ticket, false));
+        self.running.insert(ticket.id, (ticket, None));
     }
 
-    /// Queues a job behind its key; ready at once when nothing holds the key.
+    /// Queues a job of lane 0 behind its key; ready at once when nothing holds the key.
     pub fn push(&mut self, ticket: Ticket, key: &str, item: T) {
-        let entry = Entry { ticket, key: key.to_owned(), item };
+        self.push_in(ticket, key, 0, item);
+    }
+
+    /// Queues a job of `lane` behind its key; ready at once when nothing holds the key.
+    pub fn push_in(&mut self, ticket: Ticket, key: &str, lane: usize, item: T) {
+        let entry = Entry { ticket, key: key.to_owned(), lane, item };
         if let Some(entry) = self.queue.push(key, ticket.id, entry) {
             self.make_ready(entry);
         }
     }
 
     fn make_ready(&mut self, entry: Entry<T>) {
-        self.ready.entry(entry.ticket.partition).or_default().push_back(entry);
+        self.lanes.entry(entry.lane).or_default().ready.entry(entry.ticket.partition).or_default().push_back(entry);
     }
 
-    /// The next ready job, now running, unless `limit` deliveries already run.
+    /// The next ready job, now running, unless `limit` deliveries of its lane already run.
     pub fn next_ready(&mut self, limit: usize) -> Option<Entry<T>> {
-        if self.delivering() >= limit {
-            return None;
+        self.next_ready_in(|_| limit)
+    }
+
+    /// The next ready job of a lane with room (fewer than `limit(lane)` deliveries of it
+    /// running), now running; lanes take turns, so one partner's backlog does not starve another.
+    pub fn next_ready_in(&mut self, limit: impl Fn(usize) -> usize) -> Option<Entry<T>> {
+        let turn = self.lane_turn;
+        let candidates: Vec<usize> = self
+            .lanes
+            .range(turn.saturating_add(1)..)
+            .chain(self.lanes.range(..=turn))
+            .filter(|(_, l)| !l.ready.is_empty())
+            .map(|(lane, _)| *lane)
+            .collect();
+        for lane in candidates {
+            if self.delivering_in(lane) >= limit(lane) {
+                continue;
+            }
+            let Some(entry) = self.lanes.get_mut(&lane).and_then(Lane::take) else { continue };
+            self.lane_turn = lane;
+            self.running.insert(entry.ticket.id, (entry.ticket, Some(lane)));
+            return Some(entry);
         }
-        let turn = self.turn;
-        let partition = self.ready.range(turn + 1..).chain(self.ready.range(..=turn)).map(|(p, _)| *p).next()?;
-        let queue = self.ready.get_mut(&partition)?;
-        let entry = queue.pop_front()?;
-        if queue.is_empty() {
-            self.ready.remove(&partition);
-        }
-        self.turn = partition;
-        self.running.insert(entry.ticket.id, (entry.ticket, true));
-        Some(entry)
+        None
+    }
+
+    /// Deliveries of `lane` running.
+    pub fn delivering_in(&self, lane: usize) -> usize {
+        self.running.values().filter(|(_, l)| *l == Some(lane)).count()
     }
 
     /// A task ended: its offset is finished when `finished` (and its partition still in the
@@ -265,8 +316,12 @@ impl<T> Flow<T> {
     pub fn revoke(&mut self, partitions: &[i32]) -> Revocation {
         let revoked = |t: &Ticket| partitions.contains(&t.partition);
         let mut dropped = self.queue.retain_waiting(|e| !revoked(&e.ticket));
-        let gone: Vec<Entry<T>> =
-            partitions.iter().filter_map(|p| self.ready.remove(p)).flat_map(VecDeque::into_iter).collect();
+        let gone: Vec<Entry<T>> = self
+            .lanes
+            .values_mut()
+            .flat_map(|lane| partitions.iter().filter_map(|p| lane.ready.remove(p)).collect::<Vec<_>>())
+            .flat_map(VecDeque::into_iter)
+            .collect();
         for entry in gone {
             dropped += 1;
             // Waiting jobs of revoked partitions are gone: what this promotes is kept.
@@ -302,7 +357,7 @@ impl<T> Flow<T> {
 
     /// Deliveries running.
     pub fn delivering(&self) -> usize {
-        self.running.values().filter(|(_, keyed)| *keyed).count()
+        self.running.values().filter(|(_, lane)| lane.is_some()).count()
     }
 
     /// Tasks running (deliveries and dead letters).
@@ -312,7 +367,7 @@ impl<T> Flow<T> {
 
     /// Jobs whose turn has come, waiting for a delivery slot.
     pub fn ready(&self) -> usize {
-        self.ready.values().map(VecDeque::len).sum()
+        self.lanes.values().flat_map(|l| l.ready.values()).map(VecDeque::len).sum()
     }
 }
 
@@ -400,6 +455,22 @@ mod tests {
         }
         let order: Vec<String> = std::iter::from_fn(|| f.next_ready(10).map(|e| e.item)).collect();
         assert_eq!(order, ["p0/1", "p1/4", "p2/6", "p0/2", "p1/5", "p0/3"], "in turn, in order within a partition");
+    }
+
+    #[test]
+    fn a_lane_at_its_limit_does_not_hold_back_another() {
+        let mut f: Flow<&str> = Flow::default();
+        // Lane 0 (a slow partner, one delivery at a time) has three ready jobs; lane 1 has two.
+        for (offset, (lane, item)) in
+            [(0, "slow-1"), (0, "slow-2"), (0, "slow-3"), (1, "fast-1"), (1, "fast-2")].into_iter().enumerate()
+        {
+            let t = f.read(0, i64::try_from(offset).unwrap_or(0));
+            f.push_in(t, item, lane, item);
+        }
+        let limits = |lane: usize| if lane == 0 { 1 } else { 4 };
+        let started: Vec<&str> = std::iter::from_fn(|| f.next_ready_in(limits).map(|e| e.item)).collect();
+        assert_eq!(started, ["slow-1", "fast-1", "fast-2"], "the slow lane's limit leaves the other lane free");
+        assert_eq!((f.delivering_in(0), f.delivering_in(1), f.ready()), (1, 2, 2));
     }
 
     #[test]

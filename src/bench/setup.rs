@@ -88,7 +88,27 @@ pub fn use_credentials(topology: &mut Topology, credentials: &Credentials, dir: 
         inbound.api_keys = Some(SecretRef::File(api_keys));
         inbound.webhook_secrets = Some(SecretRef::File(secrets));
     }
-    Ok(Target { route, partner: partner.name.clone() })
+    let target = partner.name.clone();
+    // The route's other partners (other tenants) get credentials of their own nobody uses, so the
+    // edge starts without their real secrets.
+    for other in topology.partners.iter_mut().filter(|p| route.partners.contains(&p.name) && p.name != target) {
+        let Some(inbound) = other.inbound.as_mut() else { continue };
+        let unused = Credentials::random();
+        if inbound.api_keys.is_some() {
+            inbound.api_keys = Some(SecretRef::File(dir.write(&format!("api-keys-{}", other.name), &unused.api_key)?));
+        }
+        if inbound.webhook_secrets.is_some() {
+            let file = dir.write(&format!("webhook-secrets-{}", other.name), &unused.webhook_secret)?;
+            inbound.webhook_secrets = Some(SecretRef::File(file));
+        }
+        if let Some(jwt) = inbound.jwt.as_mut() {
+            if jwt.hs256_secret.is_some() {
+                jwt.hs256_secret =
+                    Some(SecretRef::File(dir.write(&format!("jwt-{}", other.name), &unused.webhook_secret)?));
+            }
+        }
+    }
+    Ok(Target { route, partner: target })
 }
 
 /// Creates the prefixed topics as `hub topology apply --allow-fewer-replicas` does.

@@ -226,6 +226,7 @@ async fn sink_memory(global: &Global, backlog: usize, seconds: u64) -> anyhow::R
             "127.0.0.1:0",
         ])
         .env("HUB_PARTNER_ACME_ERP_TOKEN", "bench")
+        .env("HUB_PARTNER_GLOBEX_ERP_TOKEN", "bench")
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::null())
         .spawn()?;

@@ -18,9 +18,20 @@ pub const BETA_ISSUER: &str = "https://idp.beta.test";
 pub const BETA_AUDIENCE: &str = "interchange";
 pub const BETA_JWT_SECRET: &str = "beta-hs256-secret-for-tests-only-0123456789";
 
+/// globex-shop, the second shop of the shipped topology: API key, Standard Webhooks secret (32
+/// bytes of 0x47, base64) and the secret its notifications are signed with (32 bytes of 0x67).
+pub const GLOBEX_KEY: &str = "globex-key-1";
+pub const GLOBEX_WEBHOOK_SECRET: &str = "whsec_R0dHR0dHR0dHR0dHR0dHR0dHR0dHR0dHR0dHR0dHR0c=";
+pub const GLOBEX_SIGNING_SECRET: &str = "whsec_Z2dnZ2dnZ2dnZ2dnZ2dnZ2dnZ2dnZ2dnZ2dnZ2dnZ2c=";
+/// globex-erp's bearer token.
+pub const GLOBEX_ERP_TOKEN: &str = "globex-erp-token";
+
 /// The shipped topology plus `beta-shop`, a JWT partner limited to 5 requests/s (burst 5).
 pub fn test_topology() -> TopologyCopy {
-    let copy = TopologyCopy::new(&[(r#"partners = ["acme-shop"]"#, r#"partners = ["acme-shop", "beta-shop"]"#)]);
+    let copy = TopologyCopy::new(&[(
+        "schema = \"order_received\"\npartners = [\"acme-shop\", \"globex-shop\"]",
+        "schema = \"order_received\"\npartners = [\"acme-shop\", \"globex-shop\", \"beta-shop\"]",
+    )]);
     let mut text = std::fs::read_to_string(&copy.path).expect("read copy");
     text.push_str(&format!(
         r#"
@@ -97,6 +108,7 @@ impl Edge {
             .env("HUB_PARTNER_ACME_SHOP_API_KEYS", format!("{SHOP_KEY},{SHOP_KEY_ROTATED}"))
             .env("HUB_PARTNER_ACME_SHOP_WEBHOOK_SECRETS", SHOP_WEBHOOK_SECRET)
             .env("HUB_TEST_BETA_JWT_SECRET", BETA_JWT_SECRET)
+            .envs(super::GLOBEX_ENV)
             .env("HUB_LOG_FORMAT", "json")
             .env("RUST_LOG", "info")
             .current_dir(repo())
@@ -137,10 +149,13 @@ impl Edge {
 /// Standard Webhooks headers for `body`, signed at `timestamp` with the acme-shop secret,
 /// computed independently of the hub (HMAC-SHA256 over "id.timestamp.body").
 pub fn signature_headers(body: &[u8], timestamp: i64) -> Vec<(&'static str, String)> {
+    signature_headers_with(SHOP_WEBHOOK_SECRET, body, timestamp)
+}
+
+/// As [`signature_headers`], with the Standard Webhooks `secret` given (another partner's).
+pub fn signature_headers_with(secret: &str, body: &[u8], timestamp: i64) -> Vec<(&'static str, String)> {
     let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
-    let key = base64::engine::general_purpose::STANDARD
-        .decode(SHOP_WEBHOOK_SECRET.trim_start_matches("whsec_"))
-        .expect("secret");
+    let key = base64::engine::general_purpose::STANDARD.decode(secret.trim_start_matches("whsec_")).expect("secret");
     let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("hmac");
     mac.update(format!("{id}.{timestamp}.").as_bytes());
     mac.update(body);

@@ -32,6 +32,15 @@ pub fn registry_url() -> String {
     service("HUB_REGISTRY_URL", "http://127.0.0.1:8081/apis/ccompat/v7")
 }
 
+/// The second tenant's secrets (globex-shop, globex-erp of the shipped topology): every role that
+/// resolves partner secrets needs them (`.envs(common::GLOBEX_ENV)`).
+pub const GLOBEX_ENV: [(&str, &str); 4] = [
+    ("HUB_PARTNER_GLOBEX_SHOP_API_KEYS", edge::GLOBEX_KEY),
+    ("HUB_PARTNER_GLOBEX_SHOP_WEBHOOK_SECRETS", edge::GLOBEX_WEBHOOK_SECRET),
+    ("HUB_PARTNER_GLOBEX_SHOP_SIGNING_SECRET", edge::GLOBEX_SIGNING_SECRET),
+    ("HUB_PARTNER_GLOBEX_ERP_TOKEN", edge::GLOBEX_ERP_TOKEN),
+];
+
 /// A `hub` child process, killed (and reaped) on drop.
 pub struct Hub(pub std::process::Child);
 

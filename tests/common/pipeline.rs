@@ -12,7 +12,7 @@ use axum::http::HeaderMap;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 
-use super::edge::{order, provision, signature_headers, test_topology, SHOP_KEY, SHOP_WEBHOOK_SECRET};
+use super::edge::{order, provision, test_topology, SHOP_KEY, SHOP_WEBHOOK_SECRET};
 use super::{bootstrap, free_port, http_status, registry_url, repo, service, TopologyCopy};
 
 pub const SIGNING_SECRET: &str = "whsec_c2lnbmluZy1zZWNyZXQtZm9yLXRlc3RzLTAxMjM0NTY=";
@@ -88,6 +88,8 @@ pub struct Options<'a> {
     pub separate: bool,
     /// With `separate`: `hub process` is not started until [`Pipeline::start_processor`].
     pub processor_later: bool,
+    /// Further topology edits (from, to), each of which must match exactly once.
+    pub edits: &'a [(&'a str, &'a str)],
 }
 
 impl<'a> Options<'a> {
@@ -100,6 +102,7 @@ impl<'a> Options<'a> {
             erp_retry: r#"{ initial_backoff = "50ms", max_backoff = "200ms", max_attempts = 3 }"#,
             separate: false,
             processor_later: false,
+            edits: &[],
         }
     }
 }
@@ -146,6 +149,9 @@ impl Pipeline {
             &format!("{retry}\nsigning_secret"),
             "retry = { initial_backoff = \"50ms\", max_backoff = \"200ms\", max_attempts = 5 }\nsigning_secret",
         );
+        for (from, to) in options.edits {
+            text = edit(&text, from, to);
+        }
         std::fs::write(&topology.path, text).expect("write");
         provision(&topology, prefix);
         super::process::publish_inventory(&format!("{prefix}inventory.levels"), stock).await;
@@ -239,6 +245,7 @@ pub fn hub_command(topology: &TopologyCopy, prefix: &str) -> Command {
         .env("HUB_PARTNER_ACME_SHOP_SIGNING_SECRET", SIGNING_SECRET)
         .env("HUB_PARTNER_ACME_ERP_TOKEN", ERP_TOKEN)
         .env("HUB_TEST_BETA_JWT_SECRET", super::edge::BETA_JWT_SECRET)
+        .envs(super::GLOBEX_ENV)
         .env("HUB_LOG_FORMAT", "json")
         .env("RUST_LOG", "info")
         .current_dir(repo())
@@ -288,16 +295,27 @@ impl Pipeline {
         correlation_id: &str,
         idempotency_key: Option<&str>,
     ) -> (u16, serde_json::Value, bool) {
+        self.post_as((SHOP_KEY, SHOP_WEBHOOK_SECRET), body, correlation_id, idempotency_key).await
+    }
+
+    /// Posts one order as the partner with `(api key, webhook secret)`; as [`Pipeline::post`].
+    pub async fn post_as(
+        &self,
+        (api_key, webhook_secret): (&str, &str),
+        body: &serde_json::Value,
+        correlation_id: &str,
+        idempotency_key: Option<&str>,
+    ) -> (u16, serde_json::Value, bool) {
         let body = serde_json::to_vec(body).expect("json");
         let mut request = reqwest::Client::new()
             .post(format!("{}/api/v1/orders", self.edge))
-            .header("x-api-key", SHOP_KEY)
+            .header("x-api-key", api_key)
             .header("x-correlation-id", correlation_id)
             .body(body.clone());
         if let Some(key) = idempotency_key {
             request = request.header("idempotency-key", key);
         }
-        for (name, value) in signature_headers(&body, super::edge::now_unix()) {
+        for (name, value) in super::edge::signature_headers_with(webhook_secret, &body, super::edge::now_unix()) {
             request = request.header(name, value);
         }
         let response = request.send().await.expect("answer");
@@ -352,20 +370,58 @@ pub fn erp_calls(calls: &Calls) -> HashMap<String, (usize, usize, usize)> {
     keys.into_iter().map(|(id, (n, k, ok))| (id, (n, k.len(), ok))).collect()
 }
 
+/// One notification a shop's callback received, its Standard Webhooks signature checked.
+#[derive(Debug, Clone)]
+pub struct Notification {
+    pub webhook_id: String,
+    pub correlation_id: String,
+    pub order_id: String,
+    pub kind: String,
+    /// Whether the signature is valid under the secret it was checked with.
+    pub signed: bool,
+}
+
+/// Whether `call` carries a valid Standard Webhooks signature (`webhook-id`, `webhook-timestamp`,
+/// `webhook-signature: v1,<HMAC-SHA256 of "id.timestamp.body">`) under `secret`, computed
+/// independently of the hub.
+pub fn signed_with(call: &Call, secret: &str) -> bool {
+    let key = base64::engine::general_purpose::STANDARD.decode(secret.trim_start_matches("whsec_")).expect("key");
+    let header = |name: &str| call.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let (id, ts, sig) = (header("webhook-id"), header("webhook-timestamp"), header("webhook-signature"));
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).expect("hmac");
+    mac.update(format!("{id}.{ts}.").as_bytes());
+    mac.update(&call.body);
+    let expected = format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()));
+    !id.is_empty() && sig == expected
+}
+
+/// Every notification `calls` holds, in arrival order (repeats kept), each checked against `secret`.
+pub fn notification_list(calls: &Calls, secret: &str) -> Vec<Notification> {
+    calls
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|call| {
+            let payload: serde_json::Value = serde_json::from_slice(&call.body).unwrap_or_default();
+            let field = |k: &str| payload[k].as_str().unwrap_or_default().to_owned();
+            Notification {
+                webhook_id: call.headers.get("webhook-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned(),
+                correlation_id: field("correlation_id"),
+                order_id: field("order_id"),
+                kind: field("type"),
+                signed: signed_with(call, secret),
+            }
+        })
+        .collect()
+}
+
 /// Notifications per correlation id, de-duplicated by webhook-id: (deliveries, distinct ids,
 /// types). Every one must carry a valid Standard Webhooks signature.
 pub fn notifications(calls: &Calls) -> HashMap<String, (usize, usize, Vec<String>)> {
-    let key =
-        base64::engine::general_purpose::STANDARD.decode(SIGNING_SECRET.trim_start_matches("whsec_")).expect("key");
     let mut out: HashMap<String, (usize, HashSet<String>, Vec<String>)> = HashMap::new();
     for call in calls.lock().expect("lock").iter() {
-        let header = |name: &str| call.headers[name].to_str().expect("header").to_owned();
-        let (id, ts, sig) = (header("webhook-id"), header("webhook-timestamp"), header("webhook-signature"));
-        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).expect("hmac");
-        mac.update(format!("{id}.{ts}.").as_bytes());
-        mac.update(&call.body);
-        let expected = format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()));
-        assert_eq!(sig, expected, "notification signature");
+        assert!(signed_with(call, SIGNING_SECRET), "notification signature");
+        let id = call.headers["webhook-id"].to_str().expect("header").to_owned();
         let payload: serde_json::Value = serde_json::from_slice(&call.body).expect("json");
         let correlation = payload["correlation_id"].as_str().unwrap_or_default().to_owned();
         let entry = out.entry(correlation).or_default();

@@ -83,6 +83,7 @@ impl Projector {
             .env("HUB_PARTNER_ACME_SHOP_WEBHOOK_SECRETS", SHOP_WEBHOOK_SECRET)
             .env("HUB_PARTNER_ACME_SHOP_SIGNING_SECRET", SHOP_WEBHOOK_SECRET)
             .env("HUB_PARTNER_ACME_ERP_TOKEN", "erp-token")
+            .envs(super::GLOBEX_ENV)
             .env("HUB_TEST_BETA_JWT_SECRET", BETA_JWT_SECRET)
             .env("HUB_LOG_FORMAT", "json")
             .env("RUST_LOG", "info")

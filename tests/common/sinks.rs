@@ -262,6 +262,7 @@ impl SinkProcess {
             .env("HUB_REGISTRY_URL", registry_url())
             .env("HUB_PARTNER_ACME_ERP_TOKEN", ERP_TOKEN)
             .env("HUB_PARTNER_ACME_SHOP_SIGNING_SECRET", SIGNING_SECRET)
+            .envs(super::GLOBEX_ENV)
             .env("HUB_LOG_FORMAT", "text")
             .env("RUST_LOG", "info")
             .current_dir(repo())

@@ -180,7 +180,9 @@ pub fn partner_secrets(topology: &Topology, role: &str, sinks: &[String]) -> Vec
             }
         }
         let delivers = topology.sinks.iter().any(|s| {
-            sinks.contains(&s.name) && matches!(&s.params, SinkParams::Http { partner: p, .. } if *p == partner.name)
+            sinks.contains(&s.name)
+                && matches!(&s.params, SinkParams::Http { .. })
+                && s.params.http_partners().contains(&partner.name.as_str())
         });
         if role == "sink" && delivers {
             if let Some(outbound) = &partner.outbound {

@@ -30,6 +30,8 @@ pub enum TopologyError {
     NotCoPartitioned { processor: String, partitions: Vec<(String, i32)> },
     #[error("processor {processor:?}: inputs and state are not keyed alike: {}", fmt_pairs(keys))]
     KeyMismatch { processor: String, keys: Vec<(String, String)> },
+    #[error("sinks {first:?} and {second:?} both deliver {contract} from topic {topic:?} to {partners:?}: a command must have one sink (make their partner sets disjoint)")]
+    SinksOverlap { first: String, second: String, topic: String, contract: String, partners: Vec<String> },
     #[error("{owner}: {field} topic {topic:?} must be compacted (cleanup_policy = \"compact\")")]
     NotCompacted { owner: String, field: &'static str, topic: String },
 }

@@ -205,9 +205,17 @@ pub struct RawSink {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum SinkParams {
-    /// Delivers commands to a partner's HTTP API.
+    /// Delivers commands to partners' HTTP APIs, each command to the partner its `partner` field
+    /// names (one sink, many partners: each with its own endpoint, secrets, limits and breaker).
     Http {
-        partner: String,
+        /// The one-partner form (`partner = "a"`); set exactly one of it and `partners`. After
+        /// validation it is folded into `partners` and is `None`.
+        #[serde(default)]
+        partner: Option<String>,
+        /// The partners this sink serves (`partners = ["a", "b"]`); after validation, all of
+        /// them, whichever form the file used.
+        #[serde(default)]
+        partners: Vec<String>,
         /// Schema names of the commands on `input` this sink delivers.
         commands: Vec<String>,
     },
@@ -217,6 +225,17 @@ pub enum SinkParams {
         #[serde(with = "humantime_serde")]
         timeline_ttl: Duration,
     },
+}
+
+impl SinkParams {
+    /// The partners an HTTP sink serves, in either form (`partner` first, then `partners`);
+    /// none for other kinds.
+    pub fn http_partners(&self) -> Vec<&str> {
+        match self {
+            Self::Http { partner, partners, .. } => partner.iter().chain(partners.iter()).map(String::as_str).collect(),
+            Self::CqlProjector { .. } => Vec::new(),
+        }
+    }
 }
 
 /// Where a secret comes from; never written inline in the topology.

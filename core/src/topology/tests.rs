@@ -80,7 +80,11 @@ fn every_planted_error_is_reported_at_once() {
         "key = \"correlation_id\"\ncleanup_policy = \"delete\"",
     );
     // 4. an unknown partner
-    text = replace_once(&text, "partner = \"acme-erp\"\ncommands", "partner = \"acme-erq\"\ncommands");
+    text = replace_once(
+        &text,
+        "partners = [\"acme-erp\", \"globex-erp\"]\ncommands",
+        "partners = [\"acme-erq\", \"globex-erp\"]\ncommands",
+    );
     // 5. a missing schema file
     text = replace_once(&text, r#"schemas = ["inventory_level"]"#, r#"schemas = ["inventory_level", "stock_moved"]"#);
     let (dir, path) = write_copy(&text);
@@ -122,6 +126,96 @@ fn every_planted_error_is_reported_at_once() {
         "{errors:#?}"
     );
     assert_eq!(errors.len(), 6, "exactly the planted errors: {errors:#?}");
+}
+
+#[test]
+fn sinks_serve_many_partners_and_each_command_has_one_sink() {
+    let shipped = Topology::load(&repo().join("topology.toml"), "").expect("valid");
+    let served = |name: &str| {
+        shipped.sinks.iter().find(|s| s.name == name).map(|s| s.params.http_partners()).expect("sink").join(",")
+    };
+    assert_eq!(served("client-notify"), "acme-shop,globex-shop");
+    assert_eq!(served("erp-dispatch"), "acme-erp,globex-erp");
+    // The one-partner form is folded into `partners`.
+    let one = replace_once(
+        &shipped_text(),
+        "partners = [\"acme-shop\", \"globex-shop\"]\ncommands",
+        "partner = \"acme-shop\"\ncommands",
+    );
+    let (_dir, path) = write_copy(&one);
+    let topology = Topology::load(&path, "").expect("the one-partner form is valid");
+    let notify = topology.sinks.iter().find(|s| s.name == "client-notify").expect("sink");
+    assert!(
+        matches!(&notify.params, SinkParams::Http { partner: None, partners, .. } if partners == &["acme-shop"]),
+        "{:?}",
+        notify.params
+    );
+
+    let mut text = shipped_text();
+    // 1. both forms at once
+    text = replace_once(
+        &text,
+        "partners = [\"acme-erp\", \"globex-erp\"]\ncommands",
+        "partner = \"acme-erp\"\npartners = [\"acme-erp\", \"globex-erp\"]\ncommands",
+    );
+    // 2. a partner without [partner.outbound], 3. an unknown one, 4. a second sink of the same
+    // contract and topic serving acme-shop too (and 5. neither form).
+    text.push_str(
+        r#"
+[[sink]]
+name = "shop-notify-2"
+input = "orders.commands"
+results = "orders.results"
+dead_letter = "orders.dlq"
+
+[sink.params]
+kind = "http"
+partners = ["acme-shop", "inbound-only", "initech-shop"]
+commands = ["notification_command"]
+
+[[sink]]
+name = "nobody"
+input = "orders.commands"
+results = "orders.results"
+dead_letter = "orders.dlq"
+
+[sink.params]
+kind = "http"
+commands = ["notification_command"]
+
+[[partner]]
+name = "inbound-only"
+
+[partner.inbound]
+api_keys = { env = "X" }
+"#,
+    );
+    let (_dir, path) = write_copy(&text);
+    let errors = Topology::load(&path, "").expect_err("broken").0;
+    let has = |pred: &dyn Fn(&TopologyError) -> bool| errors.iter().any(pred);
+    let exactly_one = |e: &TopologyError, sink: &str| {
+        matches!(e, TopologyError::Invalid { owner, field: "params.partners", reason, .. }
+            if owner == &format!("sink {sink:?}") && reason.contains("exactly one"))
+    };
+    assert!(has(&|e| exactly_one(e, "erp-dispatch")), "{errors:#?}");
+    assert!(has(&|e| exactly_one(e, "nobody")), "{errors:#?}");
+    assert!(
+        has(&|e| matches!(e, TopologyError::PartnerNotCallable { partner, .. } if partner == "inbound-only")),
+        "{errors:#?}"
+    );
+    assert!(
+        has(
+            &|e| matches!(e, TopologyError::UnknownPartner { partner, field: "params.partners", .. } if partner == "initech-shop")
+        ),
+        "{errors:#?}"
+    );
+    assert!(
+        has(&|e| matches!(e, TopologyError::SinksOverlap { first, second, contract, topic, partners }
+            if first == "client-notify" && second == "shop-notify-2" && contract == "notification_command"
+                && topic == "orders.commands" && partners == &["acme-shop"])),
+        "{errors:#?}"
+    );
+    assert_eq!(errors.len(), 5, "exactly the planted errors: {errors:#?}");
 }
 
 #[test]

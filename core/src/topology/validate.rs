@@ -355,8 +355,25 @@ impl Checker<'_> {
             let results = raw.results.as_ref().map(|r| self.resolve(topics, &owner, "results", r));
             let dead_letter = self.resolve(topics, &owner, "dead_letter", &raw.dead_letter);
             match &raw.params {
-                SinkParams::Http { partner, commands } => {
-                    self.partner_ref(&owner, "params.partner", partner, true);
+                SinkParams::Http { partner, partners, commands } => {
+                    if partner.is_some() != partners.is_empty() {
+                        self.errors.push(invalid(
+                            owner.clone(),
+                            "params.partners",
+                            format!("partner = {partner:?}, partners = {partners:?}"),
+                            "set exactly one of partner = \"name\" and partners = [\"name\", ...]",
+                        ));
+                    }
+                    let mut seen = BTreeSet::new();
+                    for p in partners {
+                        if !seen.insert(p) {
+                            self.errors.push(invalid(owner.clone(), "params.partners", p, "named more than once"));
+                        }
+                        self.partner_ref(&owner, "params.partners", p, true);
+                    }
+                    if let Some(p) = partner {
+                        self.partner_ref(&owner, "params.partner", p, true);
+                    }
                     if commands.is_empty() {
                         self.errors.push(invalid(
                             owner.clone(),
@@ -388,15 +405,60 @@ impl Checker<'_> {
                 }
             }
             let name = |t: Option<Topic>| t.map(|t| t.name).unwrap_or_default();
+            // One form after validation: every served partner in `partners`.
+            let params = match &raw.params {
+                SinkParams::Http { commands, .. } => SinkParams::Http {
+                    partner: None,
+                    partners: raw.params.http_partners().into_iter().map(str::to_owned).collect(),
+                    commands: commands.clone(),
+                },
+                other => other.clone(),
+            };
             out.push(Sink {
                 name: raw.name.clone(),
                 input: name(input),
                 results: results.map(name),
                 dead_letter: name(dead_letter),
-                params: raw.params.clone(),
+                params,
             });
         }
+        self.disjoint_sinks(&out);
         out
+    }
+
+    /// Each command has one sink: HTTP sinks that deliver the same contract from the same topic
+    /// serve disjoint sets of partners (a command for a partner no sink serves is dead-lettered
+    /// by the sinks of its contract; one served by another sink is left to it).
+    fn disjoint_sinks(&mut self, sinks: &[Sink]) {
+        let http: Vec<(&Sink, &Vec<String>, BTreeSet<&str>)> = sinks
+            .iter()
+            .filter_map(|s| match &s.params {
+                SinkParams::Http { commands, partners, .. } => {
+                    Some((s, commands, partners.iter().map(String::as_str).collect()))
+                }
+                SinkParams::CqlProjector { .. } => None,
+            })
+            .collect();
+        for (i, (a, a_commands, a_partners)) in http.iter().enumerate() {
+            for (b, b_commands, b_partners) in &http[i + 1..] {
+                if a.input != b.input || a.input.is_empty() {
+                    continue;
+                }
+                let shared: Vec<String> = a_partners.intersection(b_partners).map(|p| (*p).to_owned()).collect();
+                if shared.is_empty() {
+                    continue;
+                }
+                for contract in a_commands.iter().filter(|c| b_commands.contains(c)) {
+                    self.errors.push(TopologyError::SinksOverlap {
+                        first: a.name.clone(),
+                        second: b.name.clone(),
+                        topic: a.input.strip_prefix(self.opts.topic_prefix).unwrap_or(&a.input).to_owned(),
+                        contract: contract.clone(),
+                        partners: shared.clone(),
+                    });
+                }
+            }
+        }
     }
 
     /// Per-command requests of a partner: known contracts, methods the hub sends, balanced paths.

@@ -17,6 +17,7 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use super::route::{self, Route};
 use super::{Context, Job};
 use crate::metrics::SinkMetrics;
 use crate::ordering::{Entry, Flow, Ticket};
@@ -24,6 +25,10 @@ use crate::SinkError;
 
 /// Most records read but not finished before the sink stops reading.
 const MAX_IN_FLIGHT: usize = 10_000;
+
+/// The `partner` label of dead letters for partners no sink serves (a command may name anything:
+/// labels stay bounded).
+const UNSERVED: &str = "(unserved)";
 
 /// The consumer group a sink runs in and how it stops.
 pub(super) struct Group {
@@ -125,7 +130,7 @@ impl GroupContext {
     }
 
     fn set_share(&self, owned: usize) {
-        self.ctx.partner.set_share(owned, usize::try_from(self.partitions).unwrap_or(1));
+        self.ctx.set_share(owned, usize::try_from(self.partitions).unwrap_or(1));
     }
 
     /// Partitions leave this member (all of them, or some with cooperative rebalancing).
@@ -231,16 +236,23 @@ fn spawn_delivery(ctx: &Arc<Context>, group: &Arc<GroupContext>, entry: Entry<Jo
     });
 }
 
-/// Dead-letters a record that is not a readable command, in its own task.
-fn spawn_dead_letter(ctx: &Arc<Context>, group: &Arc<GroupContext>, ticket: Ticket, job: Job, reason: String) {
+/// Dead-letters a record that cannot be delivered (not a readable command, or for a partner no
+/// sink serves), naming `partner` (empty when unknown), in its own task.
+fn spawn_dead_letter(
+    ctx: &Arc<Context>,
+    group: &Arc<GroupContext>,
+    ticket: Ticket,
+    job: Job,
+    partner: String,
+    reason: String,
+) {
     group.with_flow(|f| f.run_unkeyed(ticket));
     let stop = group.stop_for(ticket.partition);
     let (ctx, group) = (Arc::clone(ctx), Arc::clone(group));
     tokio::spawn(async move {
-        let reason = format!("not a readable command: {reason}");
         let ok = tokio::select! {
             () = stop.hard.cancelled() => false,
-            result = ctx.dead_letter(&job, "PERMANENT", &reason) => result.is_ok(),
+            result = ctx.dead_letter(&job, &partner, "PERMANENT", &reason) => result.is_ok(),
         };
         group.ended(ticket, None, ok);
     });
@@ -290,9 +302,10 @@ pub(super) async fn consume(ctx: Arc<Context>, kafka: KafkaSettings, group: Grou
     let shared = Arc::clone(consumer.context());
     let mut share_check = tokio::time::interval(Duration::from_secs(1));
     let mut last_owned = usize::MAX;
-    // Jobs whose turn has come wait in the flow until the partner's concurrency has room: a
-    // task per waiting job would hold a whole delivery's state (kilobytes) for each of thousands.
-    let max_running = ctx.partner.concurrency();
+    // Jobs whose turn has come wait in the flow until their partner's concurrency has room (each
+    // partner is a lane with its own limit): a task per waiting job would hold a whole delivery's
+    // state (kilobytes) for each of thousands.
+    let served: Vec<&str> = ctx.partners.iter().map(|p| p.name.as_str()).collect();
     let mut draining = false;
     loop {
         let stores = shared.with_flow(Flow::take_stores).unwrap_or_default();
@@ -304,7 +317,7 @@ pub(super) async fn consume(ctx: Arc<Context>, kafka: KafkaSettings, group: Grou
             let _ = consumer.store_offsets(&tpl);
         }
         if !draining {
-            while let Some(entry) = shared.with_flow(|f| f.next_ready(max_running)).flatten() {
+            while let Some(entry) = shared.with_flow(|f| f.next_ready_in(|lane| ctx.concurrency(lane))).flatten() {
                 spawn_delivery(&ctx, &shared, entry);
             }
         }
@@ -330,7 +343,7 @@ pub(super) async fn consume(ctx: Arc<Context>, kafka: KafkaSettings, group: Grou
                     tracing::info!(sink = %ctx.sink.name, owned, partitions, "partner rate share follows the assignment");
                     last_owned = owned;
                 }
-                ctx.partner.set_share(owned, usize::try_from(partitions).unwrap_or(1));
+                ctx.set_share(owned, usize::try_from(partitions).unwrap_or(1));
                 let label = SinkMetrics::s(&ctx.sink.name);
                 ctx.metrics.assigned.get_or_create(&label).set(i64::try_from(owned).unwrap_or(0));
                 ctx.metrics.in_flight.get_or_create(&label).set(i64::try_from(shared.in_flight()).unwrap_or(0));
@@ -372,12 +385,30 @@ pub(super) async fn consume(ctx: Arc<Context>, kafka: KafkaSettings, group: Grou
                     None => Err("a record without a value".to_owned()),
                 };
                 let fresh = shared.fresh_from.lock().ok().and_then(|f| f.get(&partition).copied()).is_some_and(|end| offset >= end);
-                let job = Job { partition, offset, key: key.clone(), message, contract: kind, command: Value::Null, fresh };
+                let job = Job { partition, offset, key: key.clone(), message, contract: kind, command: Value::Null, lane: 0, fresh };
                 match decoded {
                     Ok(command) => {
-                        shared.with_flow(|f| f.push(ticket, &key, Job { command, ..job }));
+                        let partner = command["partner"].as_str().unwrap_or_default().to_owned();
+                        let at = (ctx.sink.input.as_str(), partition, offset);
+                        match route::route(&served, &ctx.elsewhere, &job.contract, &partner, at) {
+                            Route::Deliver(lane) => {
+                                shared.with_flow(|f| f.push_in(ticket, &key, lane, Job { command, lane, ..job }));
+                            }
+                            // Another sink delivers it: finished here, and it never held its key.
+                            Route::Elsewhere => {
+                                shared.with_flow(|f| f.skip(ticket));
+                            }
+                            Route::Unserved(reason) => {
+                                tracing::warn!(sink = %ctx.sink.name, %reason, "a command for a partner no sink serves: dead-lettered");
+                                ctx.metrics.dead_letters.get_or_create(&SinkMetrics::po(UNSERVED, "PERMANENT")).inc();
+                                spawn_dead_letter(&ctx, &shared, ticket, Job { command, ..job }, partner, reason);
+                            }
+                        }
                     }
-                    Err(reason) => spawn_dead_letter(&ctx, &shared, ticket, job, reason),
+                    Err(reason) => {
+                        let reason = format!("not a readable command: {reason}");
+                        spawn_dead_letter(&ctx, &shared, ticket, job, String::new(), reason);
+                    }
                 }
             }
         }

@@ -1,8 +1,10 @@
-//! The HTTP sink runtime: consume commands (read_committed), deliver each through its partner's
-//! stack in order per correlation id, write a delivery result (and a dead letter when it fails),
-//! and store an offset only when everything before it in the partition is finished (the consumer
-//! and its rebalance handling are in `consume`).
+//! The HTTP sink runtime: consume commands (read_committed), deliver each through the stack of
+//! the partner its `partner` field names (one sink serves many partners: tenancy), in order per
+//! correlation id, write a delivery result (and a dead letter when it fails), and store an offset
+//! only when everything before it in the partition is finished (the consumer and its rebalance
+//! handling are in `consume`, routing to partners in `route`).
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -30,6 +32,7 @@ pub mod oauth;
 pub mod partner;
 pub mod request;
 pub mod retry;
+pub mod route;
 
 /// One command read from the topic, waiting for its turn or being delivered.
 #[derive(Debug)]
@@ -40,6 +43,8 @@ pub(crate) struct Job {
     message: OwnedMessage,
     contract: String,
     command: Value,
+    /// The partner delivered to (index into `Context::partners`, the job's lane in the flow).
+    lane: usize,
     /// Written after this instance got its partition: no earlier owner can have attempted it.
     /// Only such a command may be skipped as expired (an earlier owner may have delivered any
     /// other and died before reporting it: it is delivered again under its key, and a late
@@ -50,8 +55,11 @@ pub(crate) struct Job {
 /// What a sink needs while it runs.
 pub(crate) struct Context {
     sink: Sink,
-    partner: PartnerClient,
+    /// One delivery stack per partner served (its endpoint, auth, secret, limits, breaker).
+    partners: Vec<PartnerClient>,
     commands: Vec<String>,
+    /// (contract, partner) pairs that other sinks of the topology deliver from the same topic.
+    elsewhere: BTreeSet<(String, String)>,
     /// Reads the commands this sink delivers (core's one reader).
     reader: Reader,
     results: Option<(String, Encoder)>,
@@ -69,9 +77,31 @@ fn now_ms() -> i64 {
 }
 
 impl Context {
+    /// The partner `job` goes to.
+    fn partner(&self, job: &Job) -> Option<&PartnerClient> {
+        self.partners.get(job.lane)
+    }
+
+    fn partner_name<'a>(&'a self, job: &'a Job) -> &'a str {
+        self.partner(job).map_or_else(|| job.command["partner"].as_str().unwrap_or_default(), |p| p.name.as_str())
+    }
+
     fn request(&self, job: &Job) -> Result<Request, String> {
-        let outbound = self.partner.outbound().ok_or("the partner has no outbound settings")?;
+        let partner = self.partner(job).ok_or("no delivery stack for the command's partner")?;
+        let outbound = partner.outbound().ok_or("the partner has no outbound settings")?;
         request::build(outbound, &job.contract, &job.command)
+    }
+
+    /// Sets every partner's rate share to `owned / total` partitions of the input.
+    fn set_share(&self, owned: usize, total: usize) {
+        for partner in &self.partners {
+            partner.set_share(owned, total);
+        }
+    }
+
+    /// Deliveries at once to the partner of `lane`.
+    fn concurrency(&self, lane: usize) -> usize {
+        self.partners.get(lane).map_or(1, PartnerClient::concurrency)
     }
 
     async fn send(&self, topic: &str, key: &str, payload: &[u8], headers: OwnedHeaders) -> Result<(), SinkError> {
@@ -95,10 +125,11 @@ impl Context {
         };
         let event_id =
             uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("{command_id}/result").as_bytes()).to_string();
+        let partner = self.partner_name(job);
         if let Some((topic, encoder)) = &self.results {
             let result = json!({
                 "event_id": event_id, "command_id": command_id, "correlation_id": job.key,
-                "partner": self.partner.name, "command_type": job.contract, "outcome": outcome,
+                "partner": partner, "command_type": job.contract, "outcome": outcome,
                 "http_status": delivery.status, "partner_reference": delivery.partner_reference,
                 "attempts": delivery.attempts, "detail": delivery.detail, "completed_at": now_ms(),
             });
@@ -119,27 +150,28 @@ impl Context {
         // would expire again).
         if !matches!(delivery.outcome, Outcome::Delivered | Outcome::Expired) {
             let class = if delivery.outcome == Outcome::Refused { "PERMANENT" } else { "EXHAUSTED" };
-            self.metrics.dead_letters.get_or_create(&SinkMetrics::po(&self.partner.name, class)).inc();
+            self.metrics.dead_letters.get_or_create(&SinkMetrics::po(partner, class)).inc();
             let reason = format!(
                 "{} {} after {} attempt(s): {}",
-                self.partner.name,
+                partner,
                 outcome,
                 delivery.attempts,
                 delivery.detail.clone().unwrap_or_default()
             );
-            self.dead_letter(job, class, &reason).await?;
+            self.dead_letter(job, partner, class, &reason).await?;
         }
         Ok(())
     }
 
-    async fn dead_letter(&self, job: &Job, class: &str, reason: &str) -> Result<(), SinkError> {
+    /// Writes `job`'s record to the dead-letter topic, naming `partner` (the partner it was for).
+    async fn dead_letter(&self, job: &Job, partner: &str, class: &str, reason: &str) -> Result<(), SinkError> {
         let stage = format!("sink:{}", self.sink.name);
         let letter = interchange_core::dead_letter::dead_letter(
             &job.message,
             &stage,
             class,
             reason,
-            &[("hub-partner", self.partner.name.as_str())],
+            &[("hub-partner", partner)],
         );
         let (topic, encoder) = &self.dead_letter;
         let avro = json_to_avro(encoder.schema(), &letter.value, UnknownFields::Reject)
@@ -163,7 +195,7 @@ impl Context {
             messaging.destination.partition.id = job.partition,
             messaging.kafka.offset = job.offset,
             messaging.consumer.group.name = %self.group,
-            partner = %self.partner.name,
+            partner = %self.partner_name(job),
             correlation_id = %job.key,
             trace_id = incoming.as_deref().map_or("", interchange_core::telemetry::trace_id),
         );
@@ -173,13 +205,16 @@ impl Context {
     }
 
     async fn deliver_and_report(&self, job: &Job, traceparent: Option<String>, stop: &CancellationToken) -> bool {
-        let delivery = match self.request(job) {
-            Ok(mut request) => {
+        let routed = self.request(job).and_then(|request| {
+            self.partner(job).map(|partner| (request, partner)).ok_or_else(|| "no partner".to_owned())
+        });
+        let delivery = match routed {
+            Ok((mut request, partner)) => {
                 request.traceparent.clone_from(&traceparent);
                 if !job.fresh {
                     request.deadline = None;
                 }
-                self.partner.deliver(&request, stop).await
+                partner.deliver(&request, stop).await
             }
             Err(reason) => Delivery {
                 outcome: Outcome::Refused,
@@ -202,7 +237,7 @@ impl Context {
                         Outcome::Expired => "expired",
                         _ => "exhausted",
                     };
-                    self.metrics.deliveries.get_or_create(&SinkMetrics::po(&self.partner.name, outcome)).inc();
+                    self.metrics.deliveries.get_or_create(&SinkMetrics::po(self.partner_name(job), outcome)).inc();
                     return true;
                 }
                 Err(error) => {
@@ -233,27 +268,32 @@ pub(crate) async fn encoder(
     Encoder::new(c.schema.clone(), id).map_err(SinkError::Config)
 }
 
-/// Starts one HTTP sink: it runs until `env.shutdown`.
+/// Starts one HTTP sink serving `partners`: it runs until `env.shutdown`.
 pub async fn start(
     env: &Env<'_>,
     sink: &Sink,
-    partner: &str,
+    partners: &[String],
     commands: &[String],
 ) -> Result<tokio::task::JoinHandle<Result<(), SinkError>>, SinkError> {
     let topology = env.topology;
-    let partner = topology.partner(partner).ok_or_else(|| SinkError::Config(format!("no partner {partner}")))?;
-    let breaker = partner.outbound.as_ref().map(|o| BreakerConfig::from(o.breaker)).unwrap_or_default();
-    let client = PartnerClient::new(partner, breaker)
-        .map_err(|e| SinkError::Config(e.to_string()))?
-        .with_metrics(env.metrics.clone());
+    let mut clients = Vec::new();
+    for name in partners {
+        let partner = topology.partner(name).ok_or_else(|| SinkError::Config(format!("no partner {name}")))?;
+        let breaker = partner.outbound.as_ref().map(|o| BreakerConfig::from(o.breaker)).unwrap_or_default();
+        let client = PartnerClient::new(partner, breaker)
+            .map_err(|e| SinkError::Config(e.to_string()))?
+            .with_metrics(env.metrics.clone());
+        clients.push(client);
+    }
     let results = match &sink.results {
         Some(topic) => Some((topic.clone(), encoder(topology, env.registry, topic, "delivery_result").await?)),
         None => None,
     };
     let context = Context {
         sink: sink.clone(),
-        partner: client,
+        partners: clients,
         commands: commands.to_vec(),
+        elsewhere: route::elsewhere(topology, sink),
         reader: Reader::new(
             env.registry.clone(),
             commands.iter().filter_map(|c| topology.contracts.get(c).map(|k| (c.clone(), k.schema.clone()))),

@@ -98,6 +98,21 @@ pub fn prepare(
             outbound.base_url = callback_url.to_owned();
             outbound.path = CALLBACK_PATH.to_owned();
             outbound.signing_secret = Some(SecretRef::File(signing_file.clone()));
+        } else {
+            // Other tenants the sinks also serve (the bench sends them nothing): stand-in secrets,
+            // so the sinks start without their real ones.
+            if outbound.signing_secret.is_some() {
+                outbound.signing_secret = Some(SecretRef::File(signing_file.clone()));
+            }
+            outbound.auth = match outbound.auth.take() {
+                Some(OutboundAuth::Bearer { .. }) => {
+                    Some(OutboundAuth::Bearer { token: SecretRef::File(token_file.clone()) })
+                }
+                Some(OutboundAuth::ApiKey { header, .. }) => {
+                    Some(OutboundAuth::ApiKey { header, key: SecretRef::File(token_file.clone()) })
+                }
+                other => other,
+            };
         }
     }
     Ok(Prepared { topology, target, credentials, secrets })
