@@ -80,6 +80,7 @@ fn avro(c: &mut Criterion) {
 fn saga(c: &mut Criterion) {
     let params = Params {
         erp_partner: "acme-erp".into(),
+        erp_partner_by_shop: Default::default(),
         discount_percent: 5,
         discount_min_total: Money(50_000),
         dispatch_deadline_ms: 300_000,

@@ -35,6 +35,11 @@ pub const PROCESSOR_RESTORE_DURATION: &str = "hub_processor_restore_duration_sec
 pub const PROCESSOR_STATES: &str = "hub_processor_states";
 /// Records sent to the dead-letter topic, by processor and error class.
 pub const PROCESSOR_DEAD_LETTERS: &str = "hub_processor_dead_letters";
+/// Delivery results the saga refused (dead-lettered) because they do not answer a command it sent
+/// the order, by processor and mismatch (`partner`: from a partner the command was not sent to;
+/// `command_type`: the order's command id under another command type; `unknown_command`: a
+/// dispatch or cancel result for a command the order never sent).
+pub const PROCESSOR_FOREIGN_RESULTS: &str = "hub_processor_foreign_results";
 /// Rebalances a processor went through, by outcome (`revoked`, `lost`: the group moved on
 /// without it, `assigned`).
 pub const PROCESSOR_REBALANCES: &str = "hub_processor_rebalances";

@@ -164,8 +164,11 @@ fn default_max_batch() -> usize {
 pub enum ProcessorParams {
     /// The reference order saga.
     OrderSaga {
-        /// Partner that receives dispatches.
+        /// Partner that receives dispatches: the default ERP, for shops not in `erp_partner_by_shop`.
         erp_partner: String,
+        /// The ERP of each shop (the order's `partner`), e.g. `globex-shop = "globex-erp"`.
+        #[serde(default)]
+        erp_partner_by_shop: BTreeMap<String, String>,
         #[serde(default)]
         discount_percent: u8,
         /// Order total (decimal string) from which the discount applies.

@@ -255,6 +255,37 @@ fn duplicates_bad_values_and_key_mismatch_are_reported() {
 }
 
 #[test]
+fn every_partner_of_the_per_shop_erp_map_is_checked_at_once() {
+    let text = replace_once(
+        &shipped_text(),
+        "terminal_retention = \"7d\"\n",
+        "terminal_retention = \"7d\"\n\n[processor.params.erp_partner_by_shop]\n\"nobody-shop\" = \"acme-erp\"\n\"acme-shop\" = \"nobody-erp\"\n\"acme-erp\" = \"bare-erp\"\n",
+    ) + "\n[[partner]]\nname = \"bare-erp\"\n";
+    let text = replace_once(&text, "max_batch = 500", "max_batch = 0");
+    let (_dir, path) = write_copy(&text);
+    let errors = Topology::load(&path, "").expect_err("broken").0;
+    let field = "params.erp_partner_by_shop";
+    let unknown = |name: &str| {
+        errors.iter().any(
+            |e| matches!(e, TopologyError::UnknownPartner { field: f, partner, .. } if *f == field && partner == name),
+        )
+    };
+    assert!(unknown("nobody-shop"), "an unknown shop: {errors:#?}");
+    assert!(unknown("nobody-erp"), "an unknown ERP: {errors:#?}");
+    assert!(
+        errors.iter().any(|e| matches!(e, TopologyError::PartnerNotCallable { partner, .. } if partner == "bare-erp")),
+        "an ERP without [partner.outbound]: {errors:#?}"
+    );
+    assert!(errors.iter().any(|e| matches!(e, TopologyError::Invalid { field: "max_batch", .. })), "{errors:#?}");
+    let shown = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
+    assert_eq!(errors.len(), 4, "exactly the planted errors: {errors:#?}");
+    assert!(
+        shown.contains("processor \"order-saga\": params.erp_partner_by_shop names unknown partner \"nobody-erp\""),
+        "{shown}"
+    );
+}
+
+#[test]
 fn a_syntax_error_names_the_file_and_position() {
     let (_dir, path) = write_copy("[[topic]\nname = 1");
     let errors = Topology::load(&path, "").expect_err("broken").0;

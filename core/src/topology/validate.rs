@@ -298,6 +298,7 @@ impl Checker<'_> {
             match &raw.params {
                 ProcessorParams::OrderSaga {
                     erp_partner,
+                    erp_partner_by_shop,
                     discount_percent,
                     discount_min_total,
                     terminal_retention,
@@ -312,6 +313,16 @@ impl Checker<'_> {
                         ));
                     }
                     self.partner_ref(&owner, "params.erp_partner", erp_partner, true);
+                    for (shop, erp) in erp_partner_by_shop {
+                        if !self.raw.partners.iter().any(|p| &p.name == shop) {
+                            self.errors.push(TopologyError::UnknownPartner {
+                                owner: owner.clone(),
+                                field: "params.erp_partner_by_shop",
+                                partner: shop.clone(),
+                            });
+                        }
+                        self.partner_ref(&owner, "params.erp_partner_by_shop", erp, true);
+                    }
                     if *discount_percent > 100 {
                         self.errors.push(invalid(
                             owner.clone(),

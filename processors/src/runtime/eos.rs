@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::config::Mode;
 use super::delivery::{self, DeliveryContext, InputKey, Origin, Poison, Quarantine, Written};
 use super::error::{react, ProcessorError, Reaction};
-use super::metrics::OutcomeLabels;
+use super::metrics::{MismatchLabels, OutcomeLabels};
 pub use super::rebalance::RebalanceContext;
 use super::Shared;
 use crate::saga::{self, Event, Millis, Now};
@@ -397,7 +397,14 @@ impl<'a> Loop<'a> {
                 Ok(())
             }
             Err(rejection) => match source {
-                Some(message) => self.dead_letter(message, "PERMANENT", &rejection.to_string()),
+                Some(message) => {
+                    if let saga::Rejection::ForeignResult { mismatch, .. } = &rejection {
+                        // Logged with topic, partition and offset by the dead letter.
+                        let labels = MismatchLabels { processor: self.shared.name.clone(), mismatch: mismatch.label() };
+                        self.shared.metrics.foreign_results.get_or_create(&labels).inc();
+                    }
+                    self.dead_letter(message, "PERMANENT", &rejection.to_string())
+                }
                 None => {
                     tracing::warn!(key, %rejection, "timer refused");
                     Ok(())

@@ -14,6 +14,13 @@ pub struct OutcomeLabels {
     pub outcome: &'static str,
 }
 
+/// `processor` and `mismatch` (a [`crate::saga::Mismatch`] label) of a refused delivery result.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MismatchLabels {
+    pub processor: String,
+    pub mismatch: &'static str,
+}
+
 /// `processor`, `topic` and `partition` labels.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct LagLabels {
@@ -32,6 +39,7 @@ pub struct ProcessorMetrics {
     pub restore: Histogram,
     pub states: Gauge,
     pub dead_letters: Family<OutcomeLabels, Counter>,
+    pub foreign_results: Family<MismatchLabels, Counter>,
     pub rebalances: Family<OutcomeLabels, Counter>,
     pub lag: Family<LagLabels, Gauge>,
 }
@@ -47,6 +55,7 @@ impl ProcessorMetrics {
             restore: Histogram::new(exponential_buckets(0.01, 2.0, 14)),
             states: Gauge::default(),
             dead_letters: Family::default(),
+            foreign_results: Family::default(),
             rebalances: Family::default(),
             lag: Family::default(),
         };
@@ -61,6 +70,11 @@ impl ProcessorMetrics {
             names::PROCESSOR_DEAD_LETTERS,
             "Records dead-lettered by error class",
             m.dead_letters.clone(),
+        );
+        registry.register(
+            names::PROCESSOR_FOREIGN_RESULTS,
+            "Delivery results refused as not answering a command the saga sent, by mismatch",
+            m.foreign_results.clone(),
         );
         registry.register(names::PROCESSOR_REBALANCES, "Rebalances by outcome", m.rebalances.clone());
         m

@@ -73,10 +73,17 @@ pub struct Services {
 }
 
 fn saga_params(processor: &Processor, config: &ProcessorConfig) -> Result<saga::Params, ProcessorError> {
-    let ProcessorParams::OrderSaga { erp_partner, discount_percent, discount_min_total, dispatch_deadline, .. } =
-        &processor.params;
+    let ProcessorParams::OrderSaga {
+        erp_partner,
+        erp_partner_by_shop,
+        discount_percent,
+        discount_min_total,
+        dispatch_deadline,
+        ..
+    } = &processor.params;
     Ok(saga::Params {
         erp_partner: erp_partner.clone(),
+        erp_partner_by_shop: erp_partner_by_shop.clone(),
         discount_percent: *discount_percent,
         discount_min_total: saga::Money::parse(discount_min_total)
             .ok_or_else(|| ProcessorError::Config(format!("discount_min_total {discount_min_total:?}")))?,

@@ -7,19 +7,21 @@
 
 use super::machine::{derive_id, remember, step, Action, Outcome, Params, Transition};
 use super::model::*;
+use super::results::{dispatch_partner, Answer};
 
-/// Applies a delivery result to a compensated order.
+/// Applies a delivery result to a compensated order; `answer` says which of its commands the
+/// result answers (its command id, type and partner already checked: a forged result never
+/// gets here, so it can neither request a cancel nor record one).
 pub(super) fn after_compensation(
     state: &OrderState,
     result: &DeliveryResult,
+    answer: Answer,
     event_id: &str,
     now: Millis,
     params: &Params,
 ) -> Outcome {
-    let is_dispatch = result.command_type == "dispatch_command"
-        && state.dispatch_command_id.as_deref() == Some(result.command_id.as_str());
-    let is_cancel = result.command_type == "cancel_command"
-        && state.cancel_command_id.as_deref() == Some(result.command_id.as_str());
+    let is_dispatch = answer == Answer::Dispatch;
+    let is_cancel = answer == Answer::Cancel;
     if is_dispatch && result.outcome == "DELIVERED" && state.cancel_command_id.is_none() {
         return Outcome::Changed(Box::new(request_cancel(state, result, event_id, now, params)));
     }
@@ -73,7 +75,8 @@ fn request_cancel(
         command_id,
         correlation_id: next.correlation_id.clone(),
         order_id: next.order_id.clone(),
-        partner: params.erp_partner.clone(),
+        // The partner that accepted the dispatch: the one it was sent to.
+        partner: dispatch_partner(state, params).to_owned(),
         dispatch_command_id: result.command_id.clone(),
         partner_reference: result.partner_reference.clone(),
         reason,

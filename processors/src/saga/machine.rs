@@ -7,11 +7,15 @@ use interchange_core::money::Cents;
 use serde_json::json;
 
 use super::model::*;
+use super::results::{identify, Answer, Mismatch};
 
 /// Tunables of the saga, from the processor's `params` in topology.toml.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Params {
+    /// The default ERP: dispatches of shops not in `erp_partner_by_shop` go to it.
     pub erp_partner: String,
+    /// The ERP of each shop (the order's `partner`).
+    pub erp_partner_by_shop: BTreeMap<String, String>,
     pub discount_percent: u8,
     pub discount_min_total: Money,
     pub dispatch_deadline_ms: i64,
@@ -19,6 +23,13 @@ pub struct Params {
     pub history_limit: usize,
     /// Event ids kept for duplicate detection.
     pub applied_limit: usize,
+}
+
+impl Params {
+    /// The ERP that receives the dispatches of `shop`'s orders.
+    pub fn erp_for(&self, shop: &str) -> &str {
+        self.erp_partner_by_shop.get(shop).map_or(self.erp_partner.as_str(), String::as_str)
+    }
 }
 
 /// Stock levels, as the inventory lookup table has them.
@@ -54,19 +65,47 @@ pub struct Transition {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Changed(Box<Transition>),
-    /// Nothing to write: a repeat, a late result, a result the saga does not wait for.
+    /// Nothing to write: a repeat, a late result, a result of a command the saga does not wait
+    /// for (a notification's).
     Unchanged {
         reason: &'static str,
     },
 }
 
-/// Events the saga refuses; the runtime dead-letters them.
+/// Events the saga refuses; the runtime dead-letters them. The order's state is never touched.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Rejection {
     #[error("{event_type} for an order this processor has never seen")]
     NoSuchOrder { event_type: &'static str },
-    #[error("order {order_id} already exists (a second order_received with another event id)")]
-    AlreadyExists { order_id: String },
+    /// The same partner sent a second order under a correlation id it already used.
+    #[error(
+        "correlation id {correlation_id} already holds order {order_id} of partner {partner}: a second \
+         order_received (event {event_id}, order {second_order_id}) is refused, the first order is unchanged"
+    )]
+    AlreadyExists {
+        correlation_id: String,
+        partner: String,
+        order_id: String,
+        second_order_id: String,
+        event_id: String,
+    },
+    /// Another partner's order holds the correlation id (an upstream producer reusing a key).
+    #[error(
+        "correlation id {correlation_id} belongs to order {order_id} of partner {owner}: an order_received of \
+         partner {claimant} (order {claimed_order_id}, event {event_id}) with it is refused, {owner}'s order is unchanged"
+    )]
+    CorrelationIdTaken {
+        correlation_id: String,
+        owner: String,
+        order_id: String,
+        claimant: String,
+        claimed_order_id: String,
+        event_id: String,
+    },
+    /// A delivery result that does not answer a command the saga sent the order: its partner or
+    /// command type is not the command's, or the order never sent its command.
+    #[error("{detail}")]
+    ForeignResult { mismatch: Mismatch, detail: String },
 }
 
 /// Namespace of the ids the saga derives (deterministic, so a redone transaction writes the same ids).
@@ -99,13 +138,18 @@ pub fn apply(
         (None, Event::Received(order)) => {
             Ok(Outcome::Changed(Box::new(receive(order, event_id, now, params, inventory))))
         }
-        (Some(s), Event::Received(_)) => Err(Rejection::AlreadyExists { order_id: s.order_id.clone() }),
+        (Some(s), Event::Received(order)) => Err(second_order(s, order, event_id)),
         (None, other) => Err(Rejection::NoSuchOrder { event_type: other.kind() }),
-        (Some(s), Event::Delivered(result)) if s.status == Status::Compensated => {
-            Ok(super::cancel::after_compensation(s, result, event_id, now.event, params))
-        }
+        (Some(s), Event::Delivered(result)) => match identify(s, result, params)? {
+            Answer::NotOurs => Ok(Outcome::Unchanged { reason: "result of a command the saga does not wait for" }),
+            answer if s.status == Status::Compensated => {
+                Ok(super::cancel::after_compensation(s, result, answer, event_id, now.event, params))
+            }
+            _ if s.status.is_terminal() => Ok(Outcome::Unchanged { reason: "order already finished" }),
+            Answer::Dispatch => Ok(delivered(s, result, event_id, now.event, params)),
+            Answer::Cancel => Ok(Outcome::Unchanged { reason: "result of a cancel the saga is not waiting for" }),
+        },
         (Some(s), _) if s.status.is_terminal() => Ok(Outcome::Unchanged { reason: "order already finished" }),
-        (Some(s), Event::Delivered(result)) => Ok(delivered(s, result, event_id, now.event, params)),
         (Some(s), Event::DeadlineExpired { deadline }) => {
             if s.status == Status::Validated && s.deadline == Some(*deadline) && now.processing >= *deadline {
                 let detail = format!("no delivery result by {}", deadline.0);
@@ -115,6 +159,27 @@ pub fn apply(
                 Ok(Outcome::Unchanged { reason: "deadline no longer pending" })
             }
         }
+    }
+}
+
+/// An `order_received` for a correlation id that already holds an order (with another event id).
+fn second_order(state: &OrderState, order: &OrderReceived, event_id: &str) -> Rejection {
+    if state.partner == order.partner {
+        return Rejection::AlreadyExists {
+            correlation_id: state.correlation_id.clone(),
+            partner: state.partner.clone(),
+            order_id: state.order_id.clone(),
+            second_order_id: order.order_id.clone(),
+            event_id: event_id.to_owned(),
+        };
+    }
+    Rejection::CorrelationIdTaken {
+        correlation_id: state.correlation_id.clone(),
+        owner: state.partner.clone(),
+        order_id: state.order_id.clone(),
+        claimant: order.partner.clone(),
+        claimed_order_id: order.order_id.clone(),
+        event_id: event_id.to_owned(),
     }
 }
 
@@ -266,6 +331,7 @@ fn receive(
         discount,
         total,
         dispatch_command_id: None,
+        dispatch_partner: None,
         partner_reference: None,
         failure_reason: None,
         deadline: None,
@@ -298,7 +364,9 @@ fn receive(
     let command_id = derive_id(event_id, "dispatch");
     // Measured from now, on the processor's clock: never from the record's own timestamp.
     let deadline = Millis(clocks.processing.0.saturating_add(params.dispatch_deadline_ms));
+    let erp = params.erp_for(&order.partner).to_owned();
     state.dispatch_command_id = Some(command_id.clone());
+    state.dispatch_partner = Some(erp.clone());
     state.deadline = Some(deadline);
     step(&mut state, Status::Validated, &event, event_id, now, None, params);
     let actions = vec![
@@ -316,7 +384,7 @@ fn receive(
             command_id,
             correlation_id: state.correlation_id.clone(),
             order_id: state.order_id.clone(),
-            partner: params.erp_partner.clone(),
+            partner: erp,
             items: state.items.clone(),
             total: state.total,
             currency: state.currency.clone(),
@@ -327,11 +395,9 @@ fn receive(
     Transition { state, actions }
 }
 
+/// The result of the order's dispatch, from the partner it was sent to ([`identify`] checked).
 fn delivered(state: &OrderState, result: &DeliveryResult, event_id: &str, now: Millis, params: &Params) -> Outcome {
-    if result.command_type != "dispatch_command" {
-        return Outcome::Unchanged { reason: "result of a command the saga does not wait for" };
-    }
-    if state.status != Status::Validated || state.dispatch_command_id.as_deref() != Some(result.command_id.as_str()) {
+    if state.status != Status::Validated {
         return Outcome::Unchanged { reason: "result of a dispatch the saga is not waiting for" };
     }
     let event = Event::Delivered(result.clone());

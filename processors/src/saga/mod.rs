@@ -5,9 +5,11 @@
 mod cancel;
 mod machine;
 mod model;
+mod results;
 
 pub use machine::{apply, deadline_event_id, derive_id, Action, Inventory, Outcome, Params, Rejection, Transition};
 pub use model::*;
+pub use results::{dispatch_partner, Mismatch};
 
 #[cfg(test)]
 mod prop_tests;

@@ -229,6 +229,10 @@ pub struct OrderState {
     pub total: Money,
     #[serde(default)]
     pub dispatch_command_id: Option<String>,
+    /// The partner the dispatch was sent to; only its results count. `None` in states written
+    /// before it was recorded (those were dispatched to the default `erp_partner`).
+    #[serde(default)]
+    pub dispatch_partner: Option<String>,
     #[serde(default)]
     pub partner_reference: Option<String>,
     #[serde(default)]

@@ -9,6 +9,7 @@ use super::*;
 fn params() -> Params {
     Params {
         erp_partner: "erp".into(),
+        erp_partner_by_shop: [("q".to_owned(), "erp-q".to_owned())].into_iter().collect(),
         discount_percent: 10,
         discount_min_total: Money(1_000),
         dispatch_deadline_ms: 100,
@@ -19,16 +20,20 @@ fn params() -> Params {
 
 #[derive(Debug, Clone)]
 enum Step {
+    /// `shop`: the order's partner, `p` (default ERP) or `q` (its own ERP).
     Receive {
         id: u8,
         qty: i32,
+        shop: bool,
     },
-    /// `kind`: 0 a dispatch's result, 1 a notification's, 2 a cancel's.
+    /// `kind`: 0 a dispatch's result, 1 a notification's, 2 a cancel's. `from`: 0 the partner the
+    /// dispatch went to, 1 `erp`, 2 `erp-q`, 3 the shop.
     Result {
         id: u8,
         outcome: u8,
         right_command: bool,
         kind: u8,
+        from: u8,
     },
     Deadline {
         late: bool,
@@ -37,12 +42,9 @@ enum Step {
 
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        (0..4_u8, -1..4_i32).prop_map(|(id, qty)| Step::Receive { id, qty }),
-        (0..6_u8, 0..4_u8, any::<bool>(), 0..3_u8).prop_map(|(id, outcome, right_command, kind)| Step::Result {
-            id,
-            outcome,
-            right_command,
-            kind
+        (0..4_u8, -1..4_i32, any::<bool>()).prop_map(|(id, qty, shop)| Step::Receive { id, qty, shop }),
+        (0..6_u8, 0..4_u8, any::<bool>(), 0..3_u8, 0..4_u8).prop_map(|(id, outcome, right_command, kind, from)| {
+            Step::Result { id, outcome, right_command, kind, from }
         }),
         any::<bool>().prop_map(|late| Step::Deadline { late }),
     ]
@@ -66,23 +68,27 @@ proptest! {
         for s in steps {
             now += 7;
             let (event, id) = match s {
-                Step::Receive { id, qty } => {
+                Step::Receive { id, qty, shop } => {
                     let order = OrderReceived {
-                        event_id: format!("recv-{id}"), correlation_id: "c".into(), order_id: "o".into(), partner: "p".into(),
+                        event_id: format!("recv-{id}"), correlation_id: "c".into(), order_id: "o".into(),
+                        partner: if shop { "q".into() } else { "p".into() },
                         customer_id: "x".into(), items: vec![Line { sku: "SKU".into(), quantity: qty, unit_price: Money(700) }],
                         currency: "EUR".into(), channel: "WEB".into(), callback_url: None, received_at: Millis(now), attributes: Default::default(),
                     };
                     (Event::Received(order), format!("recv-{id}"))
                 }
-                Step::Result { id, outcome, right_command, kind } => {
+                Step::Result { id, outcome, right_command, kind, from } => {
                     let command_id = match (&state, right_command, kind) {
                         (Some(s), true, 2) => s.cancel_command_id.clone().unwrap_or_default(),
                         (Some(s), true, _) => s.dispatch_command_id.clone().unwrap_or_default(),
                         _ => "other".into(),
                     };
                     let command_type = ["dispatch_command", "notification_command", "cancel_command"][usize::from(kind)];
+                    let sent_to = state.as_ref().and_then(|s| s.dispatch_partner.clone()).unwrap_or_else(|| "erp".into());
+                    let shop = state.as_ref().map_or_else(|| "p".to_owned(), |s| s.partner.clone());
+                    let partner = [sent_to, "erp".into(), "erp-q".into(), shop][usize::from(from)].clone();
                     let r = DeliveryResult {
-                        event_id: format!("res-{id}"), command_id, correlation_id: "c".into(), partner: "erp".into(),
+                        event_id: format!("res-{id}"), command_id, correlation_id: "c".into(), partner,
                         command_type: command_type.into(),
                         outcome: ["DELIVERED", "REFUSED", "EXHAUSTED", "EXPIRED"][usize::from(outcome)].into(),
                         http_status: None, partner_reference: None, attempts: 1, detail: None, completed_at: Millis(now),
@@ -100,8 +106,18 @@ proptest! {
             // Records may be old (a backlog, an upstream timestamp): event time lags processing time.
             let at = Now { event: Millis(now - lag), processing: Millis(now) };
             let dispatch_delivered = matches!(&event, Event::Delivered(r) if r.command_type == "dispatch_command"
-                && r.outcome == "DELIVERED" && before.as_ref().and_then(|b| b.dispatch_command_id.as_ref()) == Some(&r.command_id));
-            match apply(state.as_ref(), &event, &id, at, &p, &inventory) {
+                && r.outcome == "DELIVERED" && before.as_ref().and_then(|b| b.dispatch_command_id.as_ref()) == Some(&r.command_id)
+                && before.as_ref().and_then(|b| b.dispatch_partner.as_deref()) == Some(r.partner.as_str()));
+            // Only the partner the dispatch went to, answering as the command it was sent as, counts.
+            let foreign = matches!((&event, &before), (Event::Delivered(r), Some(b))
+                if b.dispatch_partner.as_deref() != Some(r.partner.as_str())
+                    || (b.dispatch_command_id.as_ref() == Some(&r.command_id) && r.command_type != "dispatch_command")
+                    || (b.cancel_command_id.as_ref() == Some(&r.command_id) && r.command_type != "cancel_command"));
+            let outcome = apply(state.as_ref(), &event, &id, at, &p, &inventory);
+            if foreign || (before.is_some() && matches!(event, Event::Received(_))) {
+                prop_assert!(!matches!(outcome, Ok(Outcome::Changed(_))), "{:?} changed the order", event);
+            }
+            match outcome {
                 Ok(Outcome::Changed(t)) => {
                     // Terminal states are terminal: a compensated order only records its cancel.
                     if let Some(b) = before.as_ref().filter(|b| b.status.is_terminal()) {
@@ -116,6 +132,9 @@ proptest! {
                         match action {
                             Action::Dispatch(d) => {
                                 prop_assert!(!dispatched, "dispatched twice");
+                                let shop = t.state.partner.as_str();
+                                prop_assert_eq!(d.partner.as_str(), if shop == "q" { "erp-q" } else { "erp" });
+                                prop_assert_eq!(t.state.dispatch_partner.as_deref(), Some(d.partner.as_str()));
                                 dispatched = true;
                                 // The whole deadline from now, whatever the record's own time.
                                 prop_assert_eq!(d.deadline, Millis(now + p.dispatch_deadline_ms));
@@ -126,6 +145,7 @@ proptest! {
                                 cancelled = true;
                                 prop_assert!(dispatch_delivered && before.as_ref().is_some_and(|b| b.status == Status::Compensated));
                                 prop_assert_eq!(Some(&c.dispatch_command_id), t.state.dispatch_command_id.as_ref());
+                                prop_assert_eq!(t.state.dispatch_partner.as_deref(), Some(c.partner.as_str()));
                             }
                             // Compensation only after a dispatch.
                             Action::ReleaseStock(_) => prop_assert!(dispatched, "compensated before any dispatch"),

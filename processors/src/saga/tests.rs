@@ -7,6 +7,7 @@ use super::*;
 fn params() -> Params {
     Params {
         erp_partner: "acme-erp".into(),
+        erp_partner_by_shop: [("globex-shop".to_owned(), "globex-erp".to_owned())].into_iter().collect(),
         discount_percent: 5,
         discount_min_total: Money(50_000),
         dispatch_deadline_ms: 300_000,
@@ -55,6 +56,15 @@ fn validated() -> Transition {
         &params(),
         &stock(&[("SKU-1", 5), ("SKU-2", 1)]),
     ))
+}
+
+/// A notification's result for `state` (from its shop): the saga does not wait for it.
+fn notification_result(state: &OrderState) -> DeliveryResult {
+    let mut r = result(state, "DELIVERED");
+    r.command_id = derive_id("e-1", "order.validated");
+    r.command_type = "notification_command".into();
+    r.partner = state.partner.clone();
+    r
 }
 
 fn result(state: &OrderState, outcome: &str) -> DeliveryResult {
@@ -212,18 +222,17 @@ fn repeats_late_results_and_other_results_change_nothing() {
         apply(Some(&v), &received, "e-1", Now::at(Millis(5)), &params(), &stock(&[])),
         Ok(Outcome::Unchanged { reason: "event already applied" })
     );
-    let mut notification = result(&v, "DELIVERED");
-    notification.command_type = "notification_command".into();
+    let notification = notification_result(&v);
     assert!(matches!(
         apply(Some(&v), &Event::Delivered(notification), "n-1", Now::at(Millis(5)), &params(), &stock(&[])),
         Ok(Outcome::Unchanged { .. })
     ));
-    let mut stray = result(&v, "DELIVERED");
+    let mut stray = notification_result(&v);
     stray.command_id = "someone-else".into();
-    assert!(matches!(
+    assert_eq!(
         apply(Some(&v), &Event::Delivered(stray), "s-1", Now::at(Millis(5)), &params(), &stock(&[])),
-        Ok(Outcome::Unchanged { .. })
-    ));
+        Ok(Outcome::Unchanged { reason: "result of a command the saga does not wait for" })
+    );
     let done = changed(apply(
         Some(&v),
         &Event::Delivered(result(&v, "DELIVERED")),
@@ -244,9 +253,21 @@ fn repeats_late_results_and_other_results_change_nothing() {
 fn rejections_are_for_the_dead_letter_topic() {
     let v = validated().state;
     let second = Event::Received(order(&[("SKU-1", 1, "1.00")]));
+    let refused = apply(Some(&v), &second, "e-2", Now::at(Millis(5)), &params(), &stock(&[]));
     assert_eq!(
-        apply(Some(&v), &second, "e-2", Now::at(Millis(5)), &params(), &stock(&[])),
-        Err(Rejection::AlreadyExists { order_id: "A-1".into() })
+        refused,
+        Err(Rejection::AlreadyExists {
+            correlation_id: "c-1".into(),
+            partner: "acme-shop".into(),
+            order_id: "A-1".into(),
+            second_order_id: "A-1".into(),
+            event_id: "e-2".into(),
+        })
+    );
+    assert_eq!(
+        refused.expect_err("refused").to_string(),
+        "correlation id c-1 already holds order A-1 of partner acme-shop: a second order_received (event e-2, \
+         order A-1) is refused, the first order is unchanged"
     );
     let orphan = Event::Delivered(result(&v, "DELIVERED"));
     assert_eq!(
@@ -424,4 +445,181 @@ fn a_dispatch_delivered_after_compensation_is_cancelled_exactly_once() {
         apply(Some(&done.state), &Event::Delivered(answer), "r-cancel-2", later, &params(), &none),
         Ok(Outcome::Unchanged { .. })
     ));
+}
+
+/// The foreign result's mismatch and cause, or a panic naming what happened instead.
+fn foreign(outcome: Result<Outcome, Rejection>) -> (Mismatch, String) {
+    match outcome {
+        Err(Rejection::ForeignResult { mismatch, detail }) => (mismatch, detail),
+        other => panic!("expected a foreign result, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_result_counts_only_from_the_partner_and_command_type_the_dispatch_was_sent_as() {
+    let v = validated().state;
+    assert_eq!(v.dispatch_partner.as_deref(), Some("acme-erp"), "the state records where the dispatch went");
+    let apply_at = |state: &OrderState, r: DeliveryResult, id: &str| {
+        apply(Some(state), &Event::Delivered(r), id, Now::at(Millis(2_000)), &params(), &stock(&[]))
+    };
+    // The dispatch's command id, from another partner: a success or a failure, neither counts.
+    for (partner, outcome) in [("globex-erp", "DELIVERED"), ("acme-shop", "REFUSED"), ("acme-erp ", "EXHAUSTED")] {
+        let mut r = result(&v, outcome);
+        r.partner = partner.into();
+        let (mismatch, detail) = foreign(apply_at(&v, r.clone(), "f-1"));
+        assert_eq!(mismatch, Mismatch::Partner);
+        assert_eq!(
+            detail,
+            format!(
+                "result from partner {partner} for a dispatch sent to acme-erp (command {}, correlation id c-1): \
+                 not counted, the order is unchanged",
+                r.command_id
+            )
+        );
+    }
+    // The dispatch's command id and partner under another command type.
+    for command_type in ["notification_command", "cancel_command", "Dispatch_Command"] {
+        let mut r = result(&v, "DELIVERED");
+        r.command_type = command_type.into();
+        let (mismatch, detail) = foreign(apply_at(&v, r, "f-2"));
+        assert_eq!(mismatch, Mismatch::CommandType);
+        assert!(detail.starts_with(&format!("a {command_type} result names the order's dispatch_command")), "{detail}");
+    }
+    // A dispatch result (even from the right partner) for a command this order never sent.
+    let mut r = result(&v, "DELIVERED");
+    r.command_id = "not-this-dispatch".into();
+    let (mismatch, detail) = foreign(apply_at(&v, r, "f-3"));
+    assert_eq!(mismatch, Mismatch::UnknownCommand);
+    assert!(detail.contains("for a command this order never sent"), "{detail}");
+    // The label set of the metric is bounded.
+    let labels: Vec<&str> =
+        [Mismatch::Partner, Mismatch::CommandType, Mismatch::UnknownCommand].iter().map(|m| m.label()).collect();
+    assert_eq!(labels, ["partner", "command_type", "unknown_command"]);
+    // The real result still completes the order.
+    assert_eq!(changed(apply_at(&v, result(&v, "DELIVERED"), "r-1")).state.status, Status::Completed);
+}
+
+#[test]
+fn a_forged_result_changes_no_finished_order() {
+    let v = validated().state;
+    let now = Now::at(Millis(2_000));
+    let done = changed(apply(Some(&v), &Event::Delivered(result(&v, "DELIVERED")), "r-1", now, &params(), &stock(&[])));
+    let mut forged = result(&v, "REFUSED");
+    forged.partner = "globex-erp".into();
+    let (mismatch, _) =
+        foreign(apply(Some(&done.state), &Event::Delivered(forged), "f-1", now, &params(), &stock(&[])));
+    assert_eq!(mismatch, Mismatch::Partner);
+    // The ERP's repeat of its own answer is a repeat, nothing more.
+    assert_eq!(
+        apply(Some(&done.state), &Event::Delivered(result(&v, "DELIVERED")), "r-2", now, &params(), &stock(&[])),
+        Ok(Outcome::Unchanged { reason: "order already finished" })
+    );
+}
+
+#[test]
+fn each_shop_s_dispatch_goes_to_its_erp_and_only_that_erp_answers_it() {
+    let mut o = order(&[("SKU-1", 1, "10.00")]);
+    o.partner = "globex-shop".into();
+    let now = Now::at(Millis(1_000));
+    let t = changed(apply(None, &Event::Received(o), "e-1", now, &params(), &stock(&[("SKU-1", 1)])));
+    let Some(Action::Dispatch(d)) = t.actions.iter().find(|a| matches!(a, Action::Dispatch(_))) else {
+        panic!("{:?}", t.actions)
+    };
+    assert_eq!(d.partner, "globex-erp");
+    assert_eq!(t.state.dispatch_partner.as_deref(), Some("globex-erp"));
+    let v = t.state;
+    // The default ERP answering globex-shop's dispatch is refused.
+    let (mismatch, detail) =
+        foreign(apply(Some(&v), &Event::Delivered(result(&v, "DELIVERED")), "r-acme", now, &params(), &stock(&[])));
+    assert_eq!(mismatch, Mismatch::Partner);
+    assert!(detail.starts_with("result from partner acme-erp for a dispatch sent to globex-erp"), "{detail}");
+    let mut answer = result(&v, "DELIVERED");
+    answer.partner = "globex-erp".into();
+    let done = changed(apply(Some(&v), &Event::Delivered(answer), "r-globex", now, &params(), &stock(&[])));
+    assert_eq!((done.state.status, done.state.partner.as_str()), (Status::Completed, "globex-shop"));
+    let [Action::Notify(n)] = done.actions.as_slice() else { panic!("{:?}", done.actions) };
+    assert_eq!(n.partner, "globex-shop", "the shop is told, not its ERP");
+    // A shop not in the map uses the default ERP.
+    let mut o = order(&[("SKU-1", 1, "10.00")]);
+    o.partner = "initech-shop".into();
+    let t = changed(apply(None, &Event::Received(o), "e-1", now, &params(), &stock(&[("SKU-1", 1)])));
+    assert_eq!(t.state.dispatch_partner.as_deref(), Some("acme-erp"));
+}
+
+#[test]
+fn a_state_written_before_the_dispatch_partner_was_recorded_takes_results_of_the_default_erp() {
+    let mut v = validated().state;
+    v.dispatch_partner = None;
+    let now = Now::at(Millis(2_000));
+    let mut forged = result(&v, "DELIVERED");
+    forged.partner = "globex-erp".into();
+    let (mismatch, detail) = foreign(apply(Some(&v), &Event::Delivered(forged), "f-1", now, &params(), &stock(&[])));
+    assert_eq!(mismatch, Mismatch::Partner);
+    assert!(detail.contains("for a dispatch sent to acme-erp"), "{detail}");
+    let done = changed(apply(Some(&v), &Event::Delivered(result(&v, "DELIVERED")), "r-1", now, &params(), &stock(&[])));
+    assert_eq!(done.state.status, Status::Completed);
+}
+
+#[test]
+fn after_compensation_only_the_dispatch_partner_can_request_or_settle_a_cancel() {
+    let mut o = order(&[("SKU-1", 1, "10.00")]);
+    o.partner = "globex-shop".into();
+    let none = stock(&[]);
+    let v =
+        changed(apply(None, &Event::Received(o), "e-1", Now::at(Millis(1_000)), &params(), &stock(&[("SKU-1", 1)])))
+            .state;
+    let deadline = v.deadline.expect("deadline");
+    let id = deadline_event_id(&v.correlation_id, deadline);
+    let c =
+        changed(apply(Some(&v), &Event::DeadlineExpired { deadline }, &id, Now::at(deadline), &params(), &none)).state;
+    let later = Now::at(Millis(deadline.0 + 10));
+    // A forged late success: no cancel goes out for a dispatch the ERP never accepted.
+    let forged = result(&c, "DELIVERED");
+    let (mismatch, _) = foreign(apply(Some(&c), &Event::Delivered(forged), "f-1", later, &params(), &none));
+    assert_eq!(mismatch, Mismatch::Partner);
+    // globex-erp's late success: the cancel goes to globex-erp.
+    let mut late = result(&c, "DELIVERED");
+    late.partner = "globex-erp".into();
+    let t = changed(apply(Some(&c), &Event::Delivered(late), "r-late", later, &params(), &none));
+    let [Action::Cancel(cancel)] = t.actions.as_slice() else { panic!("{:?}", t.actions) };
+    assert_eq!(cancel.partner, "globex-erp");
+    let s = t.state;
+    // The cancel's result: from another partner, or as another command type, it is not recorded.
+    let mut answer = result(&s, "DELIVERED");
+    answer.command_id.clone_from(&cancel.command_id);
+    answer.command_type = "cancel_command".into();
+    let (mismatch, detail) =
+        foreign(apply(Some(&s), &Event::Delivered(answer.clone()), "f-2", later, &params(), &none));
+    assert_eq!(mismatch, Mismatch::Partner);
+    assert!(detail.starts_with("result from partner acme-erp for a cancel sent to globex-erp"), "{detail}");
+    answer.partner = "globex-erp".into();
+    let mut as_dispatch = answer.clone();
+    as_dispatch.command_type = "dispatch_command".into();
+    let (mismatch, detail) = foreign(apply(Some(&s), &Event::Delivered(as_dispatch), "f-3", later, &params(), &none));
+    assert_eq!(mismatch, Mismatch::CommandType);
+    assert!(detail.starts_with("a dispatch_command result names the order's cancel_command"), "{detail}");
+    let done = changed(apply(Some(&s), &Event::Delivered(answer), "r-cancel", later, &params(), &none));
+    assert_eq!(done.state.cancel_outcome.as_deref(), Some("DELIVERED"));
+    // A cancel result on an order that sent no cancel.
+    let mut stray = result(&c, "DELIVERED");
+    stray.command_id = "a-cancel".into();
+    stray.command_type = "cancel_command".into();
+    stray.partner = "globex-erp".into();
+    let (mismatch, _) = foreign(apply(Some(&c), &Event::Delivered(stray), "f-4", later, &params(), &none));
+    assert_eq!(mismatch, Mismatch::UnknownCommand);
+}
+
+#[test]
+fn an_order_under_another_partner_s_correlation_id_is_refused_naming_both() {
+    let v = validated().state;
+    let mut intruder = order(&[("SKU-1", 1, "1.00")]);
+    intruder.partner = "globex-shop".into();
+    intruder.order_id = "G-9".into();
+    let refused = apply(Some(&v), &Event::Received(intruder), "e-9", Now::at(Millis(5)), &params(), &stock(&[]));
+    let Err(rejection @ Rejection::CorrelationIdTaken { .. }) = refused else { panic!("{refused:?}") };
+    assert_eq!(
+        rejection.to_string(),
+        "correlation id c-1 belongs to order A-1 of partner acme-shop: an order_received of partner globex-shop \
+         (order G-9, event e-9) with it is refused, acme-shop's order is unchanged"
+    );
 }
