@@ -227,7 +227,7 @@ pub async fn build(
     let idempotency = Some(Idempotency::new(
         shared.clone(),
         &topology.topic_prefix,
-        config.delivery_timeout + Duration::from_secs(30),
+        config.idempotency_pending_ttl.unwrap_or(config.delivery_timeout + Duration::from_secs(30)),
         config.idempotency_ttl,
     ));
     let mut metrics_registry = prometheus_client::registry::Registry::default();
