@@ -119,6 +119,13 @@ fn auth_configs(topology: &Topology) -> Result<Vec<PartnerAuthConfig>, IngestErr
     let mut out = Vec::new();
     for partner in &topology.partners {
         let Some(inbound) = &partner.inbound else { continue };
+        if partner.name.contains(crate::identity::SCOPE_SEPARATOR) {
+            // `<partner>:<id>` must name one partner only.
+            return Err(IngestError::Config(format!(
+                "partner {:?}: a partner that posts may not have ':' in its name (it scopes correlation ids)",
+                partner.name
+            )));
+        }
         let secret = |what: &str, r: &interchange_core::topology::SecretRef| {
             r.resolve().map_err(|e| IngestError::Config(format!("partner {:?} {what}: {e}", partner.name)))
         };

@@ -1,0 +1,148 @@
+//! Whose an order is and which event a request is: correlation ids scoped per partner, and ids
+//! derived from (partner, route, Idempotency-Key) so that a retry is the same event.
+//!
+//! A correlation id a partner supplies is only unique among that partner's own ids, so the edge
+//! keys the order `<partner>:<supplied id>`: two partners choosing the same id get two orders.
+//! An id that already carries the caller's own scope is kept as it is (scoping is idempotent),
+//! so a partner may send back the id the edge answered with.
+//!
+//! With an Idempotency-Key, the event id (and, without X-Correlation-Id, the correlation id) is
+//! a UUIDv5 of the partner, the route and the key: a retry after any failure of the bookkeeping
+//! in Redis (the answer not recorded, the client gone, the drain deadline) produces the same
+//! event under the same key, which the order processor ignores as already applied.
+
+use uuid::Uuid;
+
+/// Separates the partner from the id it supplied in a scoped correlation id.
+pub const SCOPE_SEPARATOR: char = ':';
+
+/// Namespace of every id the edge derives (a fixed, random UUID; never change it: ids derived
+/// before and after must match).
+const NAMESPACE: Uuid = Uuid::from_u128(0x6b1f_3c2e_9d4a_4e57_8f0b_2a61_c7d3_e915);
+
+/// The correlation id a supplied id stands for: `<partner>:<supplied>`, or `supplied` itself
+/// when it already starts with `<partner>:`.
+pub fn scope(partner: &str, supplied: &str) -> String {
+    if is_scoped_to(partner, supplied) {
+        supplied.to_owned()
+    } else {
+        format!("{partner}{SCOPE_SEPARATOR}{supplied}")
+    }
+}
+
+/// Whether `id` is in `partner`'s scope (`<partner>:` and at least one more character).
+pub fn is_scoped_to(partner: &str, id: &str) -> bool {
+    id.strip_prefix(partner)
+        .and_then(|rest| rest.strip_prefix(SCOPE_SEPARATOR))
+        .is_some_and(|rest| !rest.is_empty())
+}
+
+/// The part a partner supplied of an id in its scope, or `None` when `id` is not in it.
+pub fn unscoped<'a>(partner: &str, id: &'a str) -> Option<&'a str> {
+    id.strip_prefix(partner).and_then(|rest| rest.strip_prefix(SCOPE_SEPARATOR)).filter(|rest| !rest.is_empty())
+}
+
+/// The ids the status API tries, in order, for `id` asked by `partner`: the id as the partner
+/// supplied it, scoped (`<partner>:<id>`), then `id` as it is (ids the edge generated and keys
+/// upstream producers chose). An id already in the partner's scope is tried as it is first.
+pub fn candidates(partner: &str, id: &str) -> Vec<String> {
+    let scoped = format!("{partner}{SCOPE_SEPARATOR}{id}");
+    if is_scoped_to(partner, id) {
+        vec![id.to_owned(), scoped]
+    } else {
+        vec![scoped, id.to_owned()]
+    }
+}
+
+/// The correlation id of a request of `partner` on `route`: the id it supplied, scoped; else,
+/// with an Idempotency-Key, derived from it; else a new UUIDv7.
+pub fn correlation(partner: &str, route: &str, supplied: Option<&str>, key: Option<&str>) -> String {
+    match (supplied, key) {
+        (Some(supplied), _) => scope(partner, supplied),
+        (None, Some(key)) => correlation_id(partner, route, key),
+        (None, None) => Uuid::now_v7().to_string(),
+    }
+}
+
+/// The event id of a request of `partner` on `route`: derived from its Idempotency-Key, else a
+/// new UUIDv4.
+pub fn event(partner: &str, route: &str, key: Option<&str>) -> String {
+    key.map_or_else(|| Uuid::new_v4().to_string(), |key| event_id(partner, route, key))
+}
+
+fn derive(parts: &[&str]) -> Uuid {
+    // NUL cannot occur in a partner name, a route path or an Idempotency-Key (visible ASCII),
+    // so the joined name is unambiguous.
+    Uuid::new_v5(&NAMESPACE, parts.join("\0").as_bytes())
+}
+
+/// The event id of the request `partner` posted to `route` with Idempotency-Key `key`.
+pub fn event_id(partner: &str, route: &str, key: &str) -> String {
+    derive(&[partner, route, key, "event"]).to_string()
+}
+
+/// The correlation id of that request when it carries no X-Correlation-Id.
+pub fn correlation_id(partner: &str, route: &str, key: &str) -> String {
+    derive(&[partner, route, key, "correlation"]).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_ids_are_stable_uuids() {
+        let a = event_id("acme-shop", "/api/v1/orders", "key-1");
+        assert_eq!(a, event_id("acme-shop", "/api/v1/orders", "key-1"), "the same request, the same event");
+        let parsed = Uuid::parse_str(&a).expect("a UUID");
+        assert_eq!(parsed.get_version_num(), 5);
+        let c = correlation_id("acme-shop", "/api/v1/orders", "key-1");
+        assert_eq!(c, correlation_id("acme-shop", "/api/v1/orders", "key-1"));
+        assert_ne!(a, c, "the event id is not the correlation id");
+        // Pinned: a change of the derivation would let a retry across an upgrade through.
+        assert_eq!(a, derive(&["acme-shop", "/api/v1/orders", "key-1", "event"]).to_string());
+    }
+
+    #[test]
+    fn derived_ids_are_scoped_to_the_partner_and_route() {
+        let base = event_id("acme-shop", "/api/v1/orders", "key-1");
+        assert_ne!(base, event_id("beta-shop", "/api/v1/orders", "key-1"), "another partner, the same key");
+        assert_ne!(base, event_id("acme-shop", "/api/v1/returns", "key-1"), "another route");
+        assert_ne!(base, event_id("acme-shop", "/api/v1/orders", "key-2"), "another key");
+        // The parts cannot run into each other.
+        assert_ne!(event_id("acme", "-shop/x", "k"), event_id("acme-shop", "/x", "k"));
+        assert_ne!(
+            correlation_id("acme-shop", "/api/v1/orders", "key-1"),
+            correlation_id("beta-shop", "/api/v1/orders", "key-1")
+        );
+    }
+
+    #[test]
+    fn a_request_without_a_key_gets_new_ids() {
+        let route = "/api/v1/orders";
+        assert_ne!(event("acme-shop", route, None), event("acme-shop", route, None));
+        assert_ne!(correlation("acme-shop", route, None, None), correlation("acme-shop", route, None, None));
+        assert_eq!(correlation("acme-shop", route, Some("o-1"), Some("k")), "acme-shop:o-1", "supplied wins");
+        assert_eq!(correlation("acme-shop", route, None, Some("k")), correlation_id("acme-shop", route, "k"));
+        assert_eq!(event("acme-shop", route, Some("k")), event_id("acme-shop", route, "k"));
+    }
+
+    #[test]
+    fn supplied_ids_are_scoped_once() {
+        assert_eq!(scope("acme-shop", "order-1"), "acme-shop:order-1");
+        assert_eq!(scope("acme-shop", "acme-shop:order-1"), "acme-shop:order-1", "already in the scope");
+        assert_eq!(scope("acme-shop", "beta-shop:order-1"), "acme-shop:beta-shop:order-1", "another's scope");
+        assert_eq!(scope("acme-shop", "acme-shop"), "acme-shop:acme-shop");
+        assert_ne!(scope("acme-shop", "x"), scope("beta-shop", "x"));
+        assert_eq!(unscoped("acme-shop", "acme-shop:order-1"), Some("order-1"));
+        assert_eq!(unscoped("acme-shop", "beta-shop:order-1"), None);
+        assert_eq!(unscoped("acme-shop", "acme-shop:"), None);
+    }
+
+    #[test]
+    fn the_status_api_tries_the_callers_scope_first() {
+        assert_eq!(candidates("acme-shop", "order-1"), ["acme-shop:order-1", "order-1"]);
+        assert_eq!(candidates("acme-shop", "acme-shop:order-1"), ["acme-shop:order-1", "acme-shop:acme-shop:order-1"]);
+        assert_eq!(candidates("beta-shop", "acme-shop:order-1"), ["beta-shop:acme-shop:order-1", "acme-shop:order-1"]);
+    }
+}
