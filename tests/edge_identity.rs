@@ -179,7 +179,11 @@ async fn two_partners_with_the_same_correlation_id_each_get_their_own_order() {
     let mut owners: Vec<(String, String, String)> = records
         .iter()
         .map(|(key, s)| {
-            (key.clone(), s["partner"].as_str().unwrap_or("").to_owned(), s["order_id"].as_str().unwrap_or("").to_owned())
+            (
+                key.clone(),
+                s["partner"].as_str().unwrap_or("").to_owned(),
+                s["order_id"].as_str().unwrap_or("").to_owned(),
+            )
         })
         .collect();
     owners.sort();

@@ -32,9 +32,7 @@ pub fn scope(partner: &str, supplied: &str) -> String {
 
 /// Whether `id` is in `partner`'s scope (`<partner>:` and at least one more character).
 pub fn is_scoped_to(partner: &str, id: &str) -> bool {
-    id.strip_prefix(partner)
-        .and_then(|rest| rest.strip_prefix(SCOPE_SEPARATOR))
-        .is_some_and(|rest| !rest.is_empty())
+    unscoped(partner, id).is_some()
 }
 
 /// The part a partner supplied of an id in its scope, or `None` when `id` is not in it.

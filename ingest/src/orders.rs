@@ -211,7 +211,12 @@ fn unavailable(app: &AppState, error: &str) -> Problem {
 }
 
 /// The order `id` names for `partner`: the first of its candidate ids with a row, and the row.
-async fn resolve(app: &AppState, model: &ReadModel, partner: &str, id: &str) -> Result<Option<(String, OrderRow)>, Problem> {
+async fn resolve(
+    app: &AppState,
+    model: &ReadModel,
+    partner: &str,
+    id: &str,
+) -> Result<Option<(String, OrderRow)>, Problem> {
     for candidate in crate::identity::candidates(partner, id) {
         if let Some(row) = model.order(partner, &candidate).await.map_err(|e| unavailable(app, &e))? {
             return Ok(Some((candidate, row)));
