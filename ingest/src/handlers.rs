@@ -167,7 +167,8 @@ async fn single(
     };
     // Scoped to the partner when supplied; derived from the Idempotency-Key when there is one,
     // so that a retry is the same order.
-    let correlation_id = identity::correlation(partner, &route.path, supplied.as_deref(), idempotency_key.as_deref());
+    let correlation_id =
+        identity::correlation(partner, &route.path, supplied.as_deref(), idempotency_key.as_deref(), &admitted.body);
     let data: Value = serde_json::from_slice(&admitted.body).map_err(|e| malformed(&e).correlated(&correlation_id))?;
     let trace = TraceContext::for_request(headers);
     let span = tracing::Span::current();
@@ -263,11 +264,13 @@ async fn batch_inner(
         }
         // Per event, like a single post: each event's own key derives its ids (not its index in
         // the batch, so a partner re-sending only some events of a batch gets the same ids).
+        let raw = serde_json::to_vec(&event.data).unwrap_or_default();
         let correlation_id = identity::correlation(
             &admitted.partner,
             &route.path,
             event.correlation_id.as_deref(),
             event.idempotency_key.as_deref(),
+            &raw,
         );
         slots.push(None);
         incoming.push(Incoming {
@@ -275,7 +278,7 @@ async fn batch_inner(
             correlation_id,
             trace: trace.clone(),
             idempotency_key: event.idempotency_key,
-            raw: serde_json::to_vec(&event.data).unwrap_or_default(),
+            raw,
             data: event.data,
         });
     }

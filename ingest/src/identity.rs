@@ -7,11 +7,16 @@
 //! so a partner may send back the id the edge answered with.
 //!
 //! With an Idempotency-Key, the event id (and, without X-Correlation-Id, the correlation id) is
-//! a UUIDv5 of the partner, the route and the key: a retry after any failure of the bookkeeping
-//! in Redis (the answer not recorded, the client gone, the drain deadline) produces the same
-//! event under the same key, which the order processor ignores as already applied.
+//! a UUIDv5 of the partner, the route, the key and the body's SHA-256: a retry after any failure
+//! of the bookkeeping in Redis (the answer not recorded, the client gone, the drain deadline)
+//! produces the same event under the same key, which the order processor ignores as already
+//! applied. The body is part of it so that a key reused for another order once Redis has
+//! forgotten it (after `--idempotency-ttl`) names a new order rather than being ignored as the
+//! old one; while Redis remembers the key, another body is refused anyway (422).
 
 use uuid::Uuid;
+
+use crate::idempotency::fingerprint;
 
 /// Separates the partner from the id it supplied in a scoped correlation id.
 pub const SCOPE_SEPARATOR: char = ':';
@@ -52,20 +57,20 @@ pub fn candidates(partner: &str, id: &str) -> Vec<String> {
     }
 }
 
-/// The correlation id of a request of `partner` on `route`: the id it supplied, scoped; else,
-/// with an Idempotency-Key, derived from it; else a new UUIDv7.
-pub fn correlation(partner: &str, route: &str, supplied: Option<&str>, key: Option<&str>) -> String {
+/// The correlation id of a request of `partner` on `route` with `body`: the id it supplied,
+/// scoped; else, with an Idempotency-Key, derived from it; else a new UUIDv7.
+pub fn correlation(partner: &str, route: &str, supplied: Option<&str>, key: Option<&str>, body: &[u8]) -> String {
     match (supplied, key) {
         (Some(supplied), _) => scope(partner, supplied),
-        (None, Some(key)) => correlation_id(partner, route, key),
+        (None, Some(key)) => correlation_id(partner, route, key, body),
         (None, None) => Uuid::now_v7().to_string(),
     }
 }
 
-/// The event id of a request of `partner` on `route`: derived from its Idempotency-Key, else a
-/// new UUIDv4.
-pub fn event(partner: &str, route: &str, key: Option<&str>) -> String {
-    key.map_or_else(|| Uuid::new_v4().to_string(), |key| event_id(partner, route, key))
+/// The event id of a request of `partner` on `route` with `body`: derived from its
+/// Idempotency-Key, else a new UUIDv4.
+pub fn event(partner: &str, route: &str, key: Option<&str>, body: &[u8]) -> String {
+    key.map_or_else(|| Uuid::new_v4().to_string(), |key| event_id(partner, route, key, body))
 }
 
 fn derive(parts: &[&str]) -> Uuid {
@@ -74,55 +79,64 @@ fn derive(parts: &[&str]) -> Uuid {
     Uuid::new_v5(&NAMESPACE, parts.join("\0").as_bytes())
 }
 
-/// The event id of the request `partner` posted to `route` with Idempotency-Key `key`.
-pub fn event_id(partner: &str, route: &str, key: &str) -> String {
-    derive(&[partner, route, key, "event"]).to_string()
+/// The event id of the request `partner` posted to `route` with Idempotency-Key `key` and `body`.
+pub fn event_id(partner: &str, route: &str, key: &str, body: &[u8]) -> String {
+    derive(&[partner, route, key, &fingerprint(route, body), "event"]).to_string()
 }
 
 /// The correlation id of that request when it carries no X-Correlation-Id.
-pub fn correlation_id(partner: &str, route: &str, key: &str) -> String {
-    derive(&[partner, route, key, "correlation"]).to_string()
+pub fn correlation_id(partner: &str, route: &str, key: &str, body: &[u8]) -> String {
+    derive(&[partner, route, key, &fingerprint(route, body), "correlation"]).to_string()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const B: &[u8] = br#"{"order_id":"A-1"}"#;
+
     #[test]
     fn derived_ids_are_stable_uuids() {
-        let a = event_id("acme-shop", "/api/v1/orders", "key-1");
-        assert_eq!(a, event_id("acme-shop", "/api/v1/orders", "key-1"), "the same request, the same event");
+        let a = event_id("acme-shop", "/api/v1/orders", "key-1", B);
+        assert_eq!(a, event_id("acme-shop", "/api/v1/orders", "key-1", B), "the same request, the same event");
         let parsed = Uuid::parse_str(&a).expect("a UUID");
         assert_eq!(parsed.get_version_num(), 5);
-        let c = correlation_id("acme-shop", "/api/v1/orders", "key-1");
-        assert_eq!(c, correlation_id("acme-shop", "/api/v1/orders", "key-1"));
+        let c = correlation_id("acme-shop", "/api/v1/orders", "key-1", B);
+        assert_eq!(c, correlation_id("acme-shop", "/api/v1/orders", "key-1", B));
         assert_ne!(a, c, "the event id is not the correlation id");
         // Pinned: a change of the derivation would let a retry across an upgrade through.
-        assert_eq!(a, derive(&["acme-shop", "/api/v1/orders", "key-1", "event"]).to_string());
+        let print = fingerprint("/api/v1/orders", B);
+        assert_eq!(a, derive(&["acme-shop", "/api/v1/orders", "key-1", &print, "event"]).to_string());
     }
 
     #[test]
     fn derived_ids_are_scoped_to_the_partner_and_route() {
-        let base = event_id("acme-shop", "/api/v1/orders", "key-1");
-        assert_ne!(base, event_id("beta-shop", "/api/v1/orders", "key-1"), "another partner, the same key");
-        assert_ne!(base, event_id("acme-shop", "/api/v1/returns", "key-1"), "another route");
-        assert_ne!(base, event_id("acme-shop", "/api/v1/orders", "key-2"), "another key");
-        // The parts cannot run into each other.
-        assert_ne!(event_id("acme", "-shop/x", "k"), event_id("acme-shop", "/x", "k"));
+        let base = event_id("acme-shop", "/api/v1/orders", "key-1", B);
+        assert_ne!(base, event_id("beta-shop", "/api/v1/orders", "key-1", B), "another partner, the same key");
+        assert_ne!(base, event_id("acme-shop", "/api/v1/returns", "key-1", B), "another route");
+        assert_ne!(base, event_id("acme-shop", "/api/v1/orders", "key-2", B), "another key");
+        // A key reused for another order after Redis forgot it: another event, another order.
+        assert_ne!(base, event_id("acme-shop", "/api/v1/orders", "key-1", br#"{"order_id":"A-2"}"#), "another body");
         assert_ne!(
-            correlation_id("acme-shop", "/api/v1/orders", "key-1"),
-            correlation_id("beta-shop", "/api/v1/orders", "key-1")
+            correlation_id("acme-shop", "/api/v1/orders", "key-1", B),
+            correlation_id("acme-shop", "/api/v1/orders", "key-1", b"{}")
+        );
+        // The parts cannot run into each other.
+        assert_ne!(event_id("acme", "-shop/x", "k", B), event_id("acme-shop", "/x", "k", B));
+        assert_ne!(
+            correlation_id("acme-shop", "/api/v1/orders", "key-1", B),
+            correlation_id("beta-shop", "/api/v1/orders", "key-1", B)
         );
     }
 
     #[test]
     fn a_request_without_a_key_gets_new_ids() {
         let route = "/api/v1/orders";
-        assert_ne!(event("acme-shop", route, None), event("acme-shop", route, None));
-        assert_ne!(correlation("acme-shop", route, None, None), correlation("acme-shop", route, None, None));
-        assert_eq!(correlation("acme-shop", route, Some("o-1"), Some("k")), "acme-shop:o-1", "supplied wins");
-        assert_eq!(correlation("acme-shop", route, None, Some("k")), correlation_id("acme-shop", route, "k"));
-        assert_eq!(event("acme-shop", route, Some("k")), event_id("acme-shop", route, "k"));
+        assert_ne!(event("acme-shop", route, None, B), event("acme-shop", route, None, B));
+        assert_ne!(correlation("acme-shop", route, None, None, B), correlation("acme-shop", route, None, None, B));
+        assert_eq!(correlation("acme-shop", route, Some("o-1"), Some("k"), B), "acme-shop:o-1", "supplied wins");
+        assert_eq!(correlation("acme-shop", route, None, Some("k"), B), correlation_id("acme-shop", route, "k", B));
+        assert_eq!(event("acme-shop", route, Some("k"), B), event_id("acme-shop", route, "k", B));
     }
 
     #[test]

@@ -132,7 +132,7 @@ const CORRELATION_DOC: &str = "Your id for the order, unique among your own: the
 
 /// What Idempotency-Key means.
 const IDEMPOTENCY_DOC: &str = "Per partner. A repeat with the same body answers the first answer again; the event \
-    id (and, without X-Correlation-Id, the correlation id) is derived from partner, route and key, so a retry the \
+    id (and, without X-Correlation-Id, the correlation id) is derived from partner, route, key and body, so a retry the \
     edge could not recognise (its record of the answer was lost) is the same event and the processor ignores it. \
     A retry must carry the same X-Correlation-Id (or none) to be the same order.";
 

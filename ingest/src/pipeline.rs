@@ -66,7 +66,8 @@ fn encode(
     };
     let mut violations = Vec::new();
     // Derived from the Idempotency-Key when there is one: a retry is the same event.
-    let event_id = crate::identity::event(&incoming.partner, &route.path, incoming.idempotency_key.as_deref());
+    let event_id =
+        crate::identity::event(&incoming.partner, &route.path, incoming.idempotency_key.as_deref(), &incoming.raw);
     for field in ENVELOPE_FIELDS {
         if object.contains_key(field) {
             violations.push(Violation {
