@@ -206,7 +206,8 @@ async fn post_until_answered(client: &reqwest::Client, edge: &str, prefix: &str,
             request = request.header(name, value);
         }
         match request.send().await.map(|r| r.status().as_u16()) {
-            Ok(202) => return Some(id),
+            // The order is keyed by the id scoped to the partner.
+            Ok(202) => return Some(format!("acme-shop:{id}")),
             Ok(409 | 429 | 500..=599) | Err(_) => {}
             Ok(other) => panic!("order {n}: the edge answered {other}"),
         }

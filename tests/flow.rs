@@ -114,7 +114,8 @@ async fn post_orders(edge: &Edge, prefix: &str, tag: &str, n: usize) -> Vec<Stri
             request = request.header(name, value);
         }
         assert_eq!(request.send().await.expect("answer").status(), reqwest::StatusCode::ACCEPTED);
-        ids.push(correlation);
+        // The order is keyed by the id scoped to the partner.
+        ids.push(format!("acme-shop:{correlation}"));
     }
     ids
 }

@@ -62,23 +62,24 @@ async fn a_valid_order_is_durable_and_reads_back_with_the_registry_schema() {
         post_shop(&edge, "/api/v1/orders", &body, &[("x-correlation-id", "corr-A-1001"), ("traceparent", traceparent)])
             .await;
     assert_eq!(response.status(), StatusCode::ACCEPTED);
-    assert_eq!(response.headers()["location"], "/api/v1/orders/corr-A-1001");
-    assert_eq!(response.headers()["x-correlation-id"], "corr-A-1001");
+    // A supplied correlation id is scoped to the partner.
+    assert_eq!(response.headers()["location"], "/api/v1/orders/acme-shop:corr-A-1001");
+    assert_eq!(response.headers()["x-correlation-id"], "acme-shop:corr-A-1001");
     assert_eq!(response.headers()["x-content-type-options"], "nosniff");
     let event_id = response.headers()["x-event-id"].to_str().expect("event id").to_owned();
     let answer: Value = response.json().await.expect("json");
     assert_eq!(answer["event_id"], event_id.as_str());
-    assert_eq!(answer["correlation_id"], "corr-A-1001");
+    assert_eq!(answer["correlation_id"], "acme-shop:corr-A-1001");
 
     let partition = answer["partition"].as_i64().expect("partition") as i32;
     let offset = answer["offset"].as_i64().expect("offset");
     let record = kafka::read(&s.topic, partition, offset);
-    assert_eq!(record.key(), Some("corr-A-1001".as_bytes()));
+    assert_eq!(record.key(), Some("acme-shop:corr-A-1001".as_bytes()));
     let headers = record.headers().expect("headers");
     let header = |name: &str| {
         headers.iter().find(|h| h.key == name).and_then(|h| h.value).map(|v| String::from_utf8_lossy(v).into_owned())
     };
-    assert_eq!(header("correlation-id").as_deref(), Some("corr-A-1001"));
+    assert_eq!(header("correlation-id").as_deref(), Some("acme-shop:corr-A-1001"));
     assert_eq!(header("event-id").as_deref(), Some(event_id.as_str()));
     assert_eq!(header("event-type").as_deref(), Some("order_received"));
     assert_eq!(header("producer-role").as_deref(), Some("ingest"));
@@ -102,7 +103,7 @@ async fn a_valid_order_is_durable_and_reads_back_with_the_registry_schema() {
     assert_eq!(back["items"][2]["unit_price"], "24.26");
     assert_eq!(back["items"], sent["items"]);
     assert_eq!(back["event_id"], event_id.as_str());
-    assert_eq!(back["correlation_id"], "corr-A-1001");
+    assert_eq!(back["correlation_id"], "acme-shop:corr-A-1001");
     assert_eq!(back["partner"], "acme-shop");
 }
 
@@ -316,6 +317,9 @@ async fn the_edge_and_a_plain_murmur2_producer_put_a_key_on_the_same_partition()
         assert_eq!(response.status(), StatusCode::ACCEPTED);
         let answer: Value = response.json().await.expect("json");
         let edge_partition = answer["partition"].as_i64().expect("partition") as i32;
+        // The edge keys the order by the id scoped to the partner; a plain producer with that key
+        // lands on the same partition.
+        let key = format!("acme-shop:{key}");
         let record = rdkafka::producer::FutureRecord::to(&s.topic).key(&key).payload("plain");
         let delivered = producer.send(record, Duration::from_secs(10)).await.expect("plain produce");
         assert_eq!(edge_partition, delivered.partition, "{key}");

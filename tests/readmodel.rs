@@ -125,8 +125,10 @@ async fn orders_flow_into_the_read_model_the_owner_reads_them_and_a_replay_gives
     let client = reqwest::Client::new();
     let mut ids = Vec::new();
     for i in 0..5 {
-        let id = format!("{prefix}rm-{i}");
-        let accepted = post_order(&client, &edge, &id, &format!("RM-{i}")).await;
+        let supplied = format!("{prefix}rm-{i}");
+        let accepted = post_order(&client, &edge, &supplied, &format!("RM-{i}")).await;
+        // The order is keyed by the id scoped to the partner.
+        let id = format!("acme-shop:{supplied}");
         assert_eq!(accepted["links"]["status"], format!("/api/v1/orders/{id}"), "202 says where to poll");
         assert_eq!(accepted["links"]["events"], format!("/api/v1/orders/{id}/events"));
         ids.push(id);

@@ -108,7 +108,7 @@ async fn out_of_stock_duplicate_webhooks_and_a_poison_record_leave_exactly_one_o
         let mut body = order_without_callback(&format!("SHORT-{i}"));
         body["items"] = serde_json::json!([{ "sku": "SKU-SHORT", "quantity": 5, "unit_price": "10.00" }]);
         assert_eq!(pipeline.post(&body, &id, None).await.0, 202);
-        short.push(id);
+        short.push(format!("acme-shop:{id}"));
     }
     // The same webhook twice with one Idempotency-Key (a client retrying): one order.
     let mut duplicated = Vec::new();
@@ -120,6 +120,7 @@ async fn out_of_stock_duplicate_webhooks_and_a_poison_record_leave_exactly_one_o
         assert_eq!((status, replayed), (202, false), "{answer}");
         let (status, answer, replayed) = pipeline.post(&body, &second, Some(&key)).await;
         assert_eq!((status, replayed), (202, true), "{answer}");
+        let first = format!("acme-shop:{first}");
         assert_eq!(answer["correlation_id"], first.as_str(), "the replay names the first order");
         duplicated.push(first);
     }

@@ -144,7 +144,8 @@ async fn one_trace_from_webhook_to_partner_counters_and_clean_logs() {
             request = request.header(name, value);
         }
         assert_eq!(request.send().await.expect("answer").status(), reqwest::StatusCode::ACCEPTED);
-        ids.push(correlation);
+        // The order is keyed by the id scoped to the partner.
+        ids.push(format!("acme-shop:{correlation}"));
     }
     let states = wait_terminal(&format!("{prefix}orders.state"), &ids, Duration::from_secs(120)).await;
     assert_eq!(states[&ids[4]]["status"], "COMPENSATED");

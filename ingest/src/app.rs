@@ -119,6 +119,13 @@ fn auth_configs(topology: &Topology) -> Result<Vec<PartnerAuthConfig>, IngestErr
     let mut out = Vec::new();
     for partner in &topology.partners {
         let Some(inbound) = &partner.inbound else { continue };
+        if partner.name.contains(crate::identity::SCOPE_SEPARATOR) {
+            // `<partner>:<id>` must name one partner only.
+            return Err(IngestError::Config(format!(
+                "partner {:?}: a partner that posts may not have ':' in its name (it scopes correlation ids)",
+                partner.name
+            )));
+        }
         let secret = |what: &str, r: &interchange_core::topology::SecretRef| {
             r.resolve().map_err(|e| IngestError::Config(format!("partner {:?} {what}: {e}", partner.name)))
         };
@@ -227,7 +234,7 @@ pub async fn build(
     let idempotency = Some(Idempotency::new(
         shared.clone(),
         &topology.topic_prefix,
-        config.delivery_timeout + Duration::from_secs(30),
+        config.idempotency_pending_ttl.unwrap_or(config.delivery_timeout + Duration::from_secs(30)),
         config.idempotency_ttl,
     ));
     let mut metrics_registry = prometheus_client::registry::Registry::default();

@@ -55,6 +55,12 @@ pub struct IngestConfig {
     /// How long an answered Idempotency-Key is remembered.
     #[arg(long, env = "HUB_INGEST_IDEMPOTENCY_TTL", value_parser = humantime::parse_duration, default_value = "24h")]
     pub idempotency_ttl: Duration,
+    /// How long an Idempotency-Key stays reserved while its first request is in flight (a repeat
+    /// meanwhile gets 409); after it, a key whose answer could not be recorded is processed again,
+    /// under the same event id and correlation id (both derived from the key and body), which the order
+    /// processor recognises. Default: --delivery-timeout plus 30s.
+    #[arg(long, env = "HUB_INGEST_IDEMPOTENCY_PENDING_TTL", value_parser = humantime::parse_duration)]
+    pub idempotency_pending_ttl: Option<Duration>,
     /// Longest wait for the broker's acknowledgement before answering 503.
     #[arg(long, env = "HUB_INGEST_DELIVERY_TIMEOUT", value_parser = humantime::parse_duration, default_value = "10s")]
     pub delivery_timeout: Duration,

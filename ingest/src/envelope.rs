@@ -7,25 +7,33 @@ use rand::Rng;
 pub const CORRELATION_HEADER: &str = "x-correlation-id";
 
 /// Why a correlation id was refused.
-pub const CORRELATION_RULE: &str = "1 to 128 characters of A-Z a-z 0-9 . _ : -, starting with a letter or digit";
+pub const CORRELATION_RULE: &str = "1 to 128 characters of A-Z a-z 0-9 . _ : -, starting with a letter or digit \
+     (or an id the edge answered with: <partner>:<such an id>)";
 
 /// A correlation id header that breaks [`CORRELATION_RULE`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InvalidCorrelationId;
 
-/// The client's correlation id, a new UUIDv7 when absent, or `Err` when present but invalid.
-pub fn correlation_id(headers: &HeaderMap) -> Result<String, InvalidCorrelationId> {
+/// The correlation id `partner` supplied, `None` when absent, or `Err` when present but invalid.
+/// The order is keyed by it scoped to the partner ([`crate::identity::scope`]).
+pub fn supplied_correlation_id(headers: &HeaderMap, partner: &str) -> Result<Option<String>, InvalidCorrelationId> {
     match headers.get(CORRELATION_HEADER) {
-        None => Ok(uuid::Uuid::now_v7().to_string()),
+        None => Ok(None),
         Some(value) => {
             let text = value.to_str().map_err(|_| InvalidCorrelationId)?;
-            if valid_correlation_id(text) {
-                Ok(text.to_owned())
+            if valid_supplied(partner, text) {
+                Ok(Some(text.to_owned()))
             } else {
                 Err(InvalidCorrelationId)
             }
         }
     }
+}
+
+/// Whether `partner` may supply `text` as a correlation id: a usable id, or one already in the
+/// partner's scope (`<partner>:<usable id>`, the form the edge answers with; longer by the scope).
+pub fn valid_supplied(partner: &str, text: &str) -> bool {
+    valid_correlation_id(text) || crate::identity::unscoped(partner, text).is_some_and(valid_correlation_id)
 }
 
 /// Whether `text` is a usable correlation id.
@@ -100,15 +108,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn correlation_ids_are_validated_or_generated() {
+    fn supplied_correlation_ids_are_validated() {
         let mut headers = HeaderMap::new();
-        assert!(correlation_id(&headers).is_ok_and(|id| uuid::Uuid::parse_str(&id).is_ok()));
+        assert_eq!(supplied_correlation_id(&headers, "acme-shop"), Ok(None));
         headers.insert(CORRELATION_HEADER, "order-42:eu.1".parse().expect("header"));
-        assert_eq!(correlation_id(&headers), Ok("order-42:eu.1".to_owned()));
+        assert_eq!(supplied_correlation_id(&headers, "acme-shop"), Ok(Some("order-42:eu.1".to_owned())));
         headers.insert(CORRELATION_HEADER, "bad id/with spaces".parse().expect("header"));
-        assert_eq!(correlation_id(&headers), Err(InvalidCorrelationId));
+        assert_eq!(supplied_correlation_id(&headers, "acme-shop"), Err(InvalidCorrelationId));
         assert!(!valid_correlation_id(&"a".repeat(129)));
         assert!(!valid_correlation_id("-leading"));
+        // The scoped form the edge answers with may be longer by the scope, for that partner only.
+        let long = "a".repeat(128);
+        assert!(valid_supplied("acme-shop", &format!("acme-shop:{long}")));
+        assert!(!valid_supplied("beta-shop", &format!("acme-shop:{long}")));
+        assert!(!valid_supplied("acme-shop", &format!("acme-shop:{long}a")));
+        assert!(!valid_supplied("acme-shop", "acme-shop:-leading"));
     }
 
     #[test]

@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use crate::admission::{self, Caller};
 use crate::app::{AppState, RouteSpec};
 use crate::envelope::{self, TraceContext, CORRELATION_RULE};
+use crate::identity;
 use crate::metrics::{status_class, RequestLabels, RouteLabels};
 use crate::pipeline::{accept_all, valid_idempotency_key, Answer, Incoming};
 use crate::problem::Problem;
@@ -139,7 +140,8 @@ async fn single(
     headers: &HeaderMap,
     admitted: Admitted<'_>,
 ) -> Result<Answer, Problem> {
-    let correlation_id = envelope::correlation_id(headers).map_err(|_| {
+    let partner = admitted.partner.as_str();
+    let supplied = envelope::supplied_correlation_id(headers, partner).map_err(|_| {
         Problem::new(
             StatusCode::BAD_REQUEST,
             "invalid-correlation-id",
@@ -151,15 +153,22 @@ async fn single(
         Some(value) => match value.to_str() {
             Ok(key) if valid_idempotency_key(key) => Some(key.to_owned()),
             _ => {
-                return Err(Problem::new(
+                let problem = Problem::new(
                     StatusCode::BAD_REQUEST,
                     "invalid-idempotency-key",
                     "Idempotency-Key must be 1 to 255 visible ASCII characters",
-                )
-                .correlated(&correlation_id))
+                );
+                return Err(match &supplied {
+                    Some(supplied) => problem.correlated(&identity::scope(partner, supplied)),
+                    None => problem,
+                });
             }
         },
     };
+    // Scoped to the partner when supplied; derived from the Idempotency-Key when there is one,
+    // so that a retry is the same order.
+    let correlation_id =
+        identity::correlation(partner, &route.path, supplied.as_deref(), idempotency_key.as_deref(), &admitted.body);
     let data: Value = serde_json::from_slice(&admitted.body).map_err(|e| malformed(&e).correlated(&correlation_id))?;
     let trace = TraceContext::for_request(headers);
     let span = tracing::Span::current();
@@ -237,18 +246,14 @@ async fn batch_inner(
     let mut slots: Vec<Option<Problem>> = Vec::new();
     let mut incoming = Vec::new();
     for event in parsed.events {
-        let correlation_id = match event.correlation_id {
-            None => uuid::Uuid::now_v7().to_string(),
-            Some(id) if envelope::valid_correlation_id(&id) => id,
-            Some(_) => {
-                slots.push(Some(Problem::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid-correlation-id",
-                    format!("correlation_id must be {CORRELATION_RULE}"),
-                )));
-                continue;
-            }
-        };
+        if event.correlation_id.as_deref().is_some_and(|id| !envelope::valid_supplied(&admitted.partner, id)) {
+            slots.push(Some(Problem::new(
+                StatusCode::BAD_REQUEST,
+                "invalid-correlation-id",
+                format!("correlation_id must be {CORRELATION_RULE}"),
+            )));
+            continue;
+        }
         if event.idempotency_key.as_deref().is_some_and(|k| !valid_idempotency_key(k)) {
             slots.push(Some(Problem::new(
                 StatusCode::BAD_REQUEST,
@@ -257,13 +262,23 @@ async fn batch_inner(
             )));
             continue;
         }
+        // Per event, like a single post: each event's own key derives its ids (not its index in
+        // the batch, so a partner re-sending only some events of a batch gets the same ids).
+        let raw = serde_json::to_vec(&event.data).unwrap_or_default();
+        let correlation_id = identity::correlation(
+            &admitted.partner,
+            &route.path,
+            event.correlation_id.as_deref(),
+            event.idempotency_key.as_deref(),
+            &raw,
+        );
         slots.push(None);
         incoming.push(Incoming {
             partner: admitted.partner.clone(),
             correlation_id,
             trace: trace.clone(),
             idempotency_key: event.idempotency_key,
-            raw: serde_json::to_vec(&event.data).unwrap_or_default(),
+            raw,
             data: event.data,
         });
     }

@@ -15,6 +15,7 @@ pub mod error;
 pub mod handlers;
 pub mod health;
 pub mod idempotency;
+pub mod identity;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;

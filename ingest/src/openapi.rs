@@ -123,6 +123,19 @@ pub const ROUTE_STATUSES: [(&str, &str); 10] = [
     ("503", "Broker, idempotency store or capacity unavailable (type overloaded: the edge's concurrency limit for identified partners); not accepted, see Retry-After"),
 ];
 
+/// What X-Correlation-Id (and a batch event's `correlation_id`) means.
+const CORRELATION_DOC: &str = "Your id for the order, unique among your own: the order is keyed `<partner>:<this id>` \
+    (another partner may use the same id for its own order), and the 202 answer, Location and links carry that \
+    scoped id. An id already of the form `<your partner name>:<id>` (one the edge answered with) is kept as it \
+    is, so the pattern also admits that longer form. Without it the edge names the order: a UUIDv5 derived from \
+    the Idempotency-Key when there is one, else a new UUIDv7.";
+
+/// What Idempotency-Key means.
+const IDEMPOTENCY_DOC: &str = "Per partner. A repeat with the same body answers the first answer again; the event \
+    id (and, without X-Correlation-Id, the correlation id) is derived from partner, route, key and body, so a retry the \
+    edge could not recognise (its record of the answer was lost) is the same event and the processor ignores it. \
+    A retry must carry the same X-Correlation-Id (or none) to be the same order.";
+
 fn route_paths(route: &RouteSpec, max_batch: usize, paths: &mut Map<String, Value>) {
     let mut named = HashMap::new();
     let body = json_schema(&route.schema_json, &mut named);
@@ -131,8 +144,8 @@ fn route_paths(route: &RouteSpec, max_batch: usize, paths: &mut Map<String, Valu
         errors.insert(status.to_owned(), problem_response(description));
     }
     let headers = json!([
-        { "name": "X-Correlation-Id", "in": "header", "schema": { "type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$" } },
-        { "name": "Idempotency-Key", "in": "header", "schema": { "type": "string", "maxLength": 255 } },
+        { "name": "X-Correlation-Id", "in": "header", "description": CORRELATION_DOC, "schema": { "type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$" } },
+        { "name": "Idempotency-Key", "in": "header", "description": IDEMPOTENCY_DOC, "schema": { "type": "string", "maxLength": 255 } },
         { "name": "traceparent", "in": "header", "schema": { "type": "string" } },
     ]);
     let mut single = errors.clone();
@@ -168,7 +181,7 @@ fn route_paths(route: &RouteSpec, max_batch: usize, paths: &mut Map<String, Valu
             "type": "object", "required": ["events"], "additionalProperties": false,
             "properties": { "events": { "type": "array", "minItems": 1, "maxItems": max_batch, "items": {
                 "type": "object", "required": ["data"], "additionalProperties": false,
-                "properties": { "idempotency_key": { "type": "string" }, "correlation_id": { "type": "string" }, "data": body },
+                "properties": { "idempotency_key": { "type": "string", "maxLength": 255, "description": IDEMPOTENCY_DOC }, "correlation_id": { "type": "string", "description": CORRELATION_DOC }, "data": body },
             }}},
         }}}},
         "responses": batch,
@@ -190,7 +203,7 @@ fn order_paths(route: &RouteSpec, paths: &mut Map<String, Value>) {
     for (status, description) in QUERY_STATUSES {
         errors.insert(status.to_owned(), problem_response(description));
     }
-    let id = json!({ "name": "id", "in": "path", "required": true, "description": "The correlation id the 202 answer gave (links.status)", "schema": { "type": "string" } });
+    let id = json!({ "name": "id", "in": "path", "required": true, "description": "The correlation id the 202 answer gave (links.status, `<partner>:<your id>` for an id you supplied), or the X-Correlation-Id you supplied, resolved among your own orders", "schema": { "type": "string" } });
     let mut status = errors.clone();
     status.insert(
         "200".to_owned(),

@@ -2,9 +2,11 @@
 //! model the projector keeps (never from Kafka), plus the edge's "accepted" marker in Redis that
 //! tells "accepted, not yet projected" apart from "unknown".
 //!
-//! The id is the correlation id the edge answered with (202 `links.status`). Rows are keyed by
-//! (partner, correlation id), so a partner asking for another partner's order finds nothing and
-//! gets the same 404 as for an order that does not exist.
+//! The id is the correlation id the edge answered with (202 `links.status`), or the id the
+//! partner supplied as X-Correlation-Id, which resolves in the caller's own scope
+//! ([`crate::identity::candidates`]). Rows are keyed by (partner, correlation id), so a partner
+//! asking for another partner's order finds nothing and gets the same 404 as for an order that
+//! does not exist.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -208,9 +210,31 @@ fn unavailable(app: &AppState, error: &str) -> Problem {
         .retry_after(app.retry_after_unavailable)
 }
 
+/// The order `id` names for `partner`: the first of its candidate ids with a row, and the row.
+async fn resolve(
+    app: &AppState,
+    model: &ReadModel,
+    partner: &str,
+    id: &str,
+) -> Result<Option<(String, OrderRow)>, Problem> {
+    for candidate in crate::identity::candidates(partner, id) {
+        if let Some(row) = model.order(partner, &candidate).await.map_err(|e| unavailable(app, &e))? {
+            return Ok(Some((candidate, row)));
+        }
+    }
+    Ok(None)
+}
+
 /// 404 for an order this partner does not have: "not yet projected" when the edge accepted it.
 async fn missing(app: &AppState, partner: &str, id: &str) -> Problem {
-    if was_accepted(app, partner, id).await {
+    let mut accepted = false;
+    for candidate in crate::identity::candidates(partner, id) {
+        if was_accepted(app, partner, &candidate).await {
+            accepted = true;
+            break;
+        }
+    }
+    if accepted {
         Problem::new(
             StatusCode::NOT_FOUND,
             "accepted-not-yet-projected",
@@ -287,9 +311,10 @@ async fn status_inner(
     let caller = admission::admit_headers(app, peer, headers, None).await?;
     let partner = caller.identity.partner.as_str();
     let model = model(app)?;
-    let Some(row) = model.order(partner, id).await.map_err(|e| unavailable(app, &e))? else {
+    let Some((id, row)) = resolve(app, model, partner, id).await? else {
         return Err(missing(app, partner, id).await);
     };
+    let id = id.as_str();
     let (
         order_id,
         status,
@@ -375,6 +400,10 @@ async fn events_inner(
         })?,
     };
     let model = model(app)?;
+    let Some((id, _)) = resolve(app, model, partner, id).await? else {
+        return Err(missing(app, partner, id).await);
+    };
+    let id = id.as_str();
     let rows = model.events(partner, id, before, limit + 1).await.map_err(|e| unavailable(app, &e))?;
     if rows.is_empty() && page.cursor.is_none() {
         // No transitions: unknown, or not this partner's, or not projected yet.

@@ -65,7 +65,9 @@ fn encode(
         }]));
     };
     let mut violations = Vec::new();
-    let event_id = uuid::Uuid::new_v4().to_string();
+    // Derived from the Idempotency-Key when there is one: a retry is the same event.
+    let event_id =
+        crate::identity::event(&incoming.partner, &route.path, incoming.idempotency_key.as_deref(), &incoming.raw);
     for field in ENVELOPE_FIELDS {
         if object.contains_key(field) {
             violations.push(Violation {
@@ -329,7 +331,9 @@ async fn finish(
             };
             if let (Some(key), Some((token, print)), Some(store)) = (key, &token, &app.idempotency) {
                 if let Err(error) = store.complete(&incoming.partner, key, token, print, &response).await {
-                    // The record is durable; a retry within the pending TTL gets 409, then is accepted again.
+                    // The record is durable; a retry within the pending window gets 409, then is
+                    // produced again under the same event id and correlation id (derived from the
+                    // key), which the order processor ignores as already applied.
                     app.metrics
                         .redis_errors
                         .get_or_create(&crate::metrics::OperationLabels { operation: "idempotency" })

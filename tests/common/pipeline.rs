@@ -325,14 +325,16 @@ impl Pipeline {
     }
 
     /// Posts `n` orders tagged `tag` (the reference order without a callback URL); returns their
-    /// correlation ids.
+    /// correlation ids (scoped: `acme-shop:<id>`).
     pub async fn post_orders(&self, tag: &str, n: usize) -> Vec<String> {
         let mut ids = Vec::new();
         for i in 0..n {
             let id = format!("{}{tag}-{i}", self.prefix);
             let (status, answer, _) = self.post(&order_without_callback(&format!("{tag}-{i}")), &id, None).await;
             assert_eq!(status, 202, "{answer}");
-            ids.push(id);
+            // The order is keyed by the id scoped to the partner.
+            assert_eq!(answer["correlation_id"], format!("acme-shop:{id}"));
+            ids.push(format!("acme-shop:{id}"));
         }
         ids
     }

@@ -84,9 +84,12 @@ impl Ledger {
         format!("{}-{sequence:09}", self.run)
     }
 
-    /// The slot a correlation id names, if it is one of this run's.
+    /// The slot a correlation id names, if it is one of this run's. The edge scopes the id the
+    /// run supplied to the partner (`<partner>:<run>-<sequence>`); the run's part is after the
+    /// last `:`.
     pub fn slot(&self, correlation_id: &str) -> Option<&Slot> {
-        let (run, sequence) = correlation_id.rsplit_once('-')?;
+        let supplied = correlation_id.rsplit_once(':').map_or(correlation_id, |(_, supplied)| supplied);
+        let (run, sequence) = supplied.rsplit_once('-')?;
         if run != self.run {
             return None;
         }
