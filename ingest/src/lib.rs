@@ -18,6 +18,7 @@ pub mod idempotency;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;
+pub mod order_lookup;
 pub mod orders;
 pub mod pipeline;
 pub mod problem;
