@@ -5,56 +5,15 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::edge::*;
 use common::orders::wait_terminal;
 use common::process::publish_inventory;
 use common::readmodel::*;
-use common::{bootstrap, kafka, registry_url, repo, service, unique_prefix, TopologyCopy};
+use common::{kafka, unique_prefix};
 use serde_json::Value;
-
-use common::Hub;
-
-/// A partner on loopback that answers 201 with an id to everything.
-async fn partner() -> String {
-    let app = axum::Router::new().fallback(|| async {
-        (
-            axum::http::StatusCode::CREATED,
-            axum::Json(serde_json::json!({ "id": format!("ERP-{}", uuid::Uuid::new_v4()) })),
-        )
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{addr}")
-}
-
-/// `hub run` (every role, the projector included) for `prefix` on `topology`.
-fn hub_run(topology: &TopologyCopy, prefix: &str, port: u16) -> Hub {
-    let processor_port = common::free_port();
-    let sink_port = common::free_port();
-    Hub(Command::new(env!("CARGO_BIN_EXE_hub"))
-        .args(["--topology", topology.arg(), "--topic-prefix", prefix, "--cql-nodes", &cql_nodes(), "run"])
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--processor-listen", &format!("127.0.0.1:{processor_port}")])
-        .args(["--sink-listen", &format!("127.0.0.1:{sink_port}"), "--instance-id", "readmodel"])
-        .env("HUB_BOOTSTRAP_SERVERS", bootstrap())
-        .env("HUB_REGISTRY_URL", registry_url())
-        .env("HUB_REDIS_URL", service("HUB_REDIS_URL", "redis://127.0.0.1:6379"))
-        .env("HUB_PARTNER_ACME_SHOP_API_KEYS", SHOP_KEY)
-        .env("HUB_PARTNER_ACME_SHOP_WEBHOOK_SECRETS", SHOP_WEBHOOK_SECRET)
-        .env("HUB_PARTNER_ACME_SHOP_SIGNING_SECRET", SHOP_WEBHOOK_SECRET)
-        .env("HUB_PARTNER_ACME_ERP_TOKEN", "erp-token")
-        .envs(common::GLOBEX_ENV)
-        .env("HUB_TEST_BETA_JWT_SECRET", BETA_JWT_SECRET)
-        .env("HUB_LOG_FORMAT", "json")
-        .current_dir(repo())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(topology.dir.path().join("hub-run.log")).expect("log"))
-        .spawn()
-        .expect("hub run"))
-}
 
 /// Posts an order as acme-shop; returns the 202 body.
 async fn post_order(client: &reqwest::Client, edge: &Edge, correlation: &str, order_id: &str) -> Value {
@@ -239,12 +198,16 @@ async fn an_older_state_never_overwrites_a_newer_one() {
         Some(("SENT_TO_PARTNER".to_owned(), 3)),
         "v1, v2 after v3 lost"
     );
+    // The order-id lookup row follows the same version guard.
+    assert_eq!(lookup_rows(&session, &keyspace, &format!("O-{a}")).await, vec![(a.clone(), "COMPLETED".to_owned(), 4)]);
+    assert_eq!(lookup_rows(&session, &keyspace, &format!("O-{b}")).await, vec![(b.clone(), "SENT_TO_PARTNER".to_owned(), 3)]);
     assert_eq!(timeline(&session, &keyspace, &a).await, vec![4, 3, 2, 1]);
     assert_eq!(timeline(&session, &keyspace, &b).await, vec![3, 2, 1]);
     // The newer state still wins afterwards.
     produce_states(&topic, &[state(&b, 4)]).await;
     projector.wait_projected(8, Duration::from_secs(60)).await;
     assert_eq!(order_row(&session, &keyspace, &b).await, Some(("COMPLETED".to_owned(), 4)));
+    assert_eq!(lookup_rows(&session, &keyspace, &format!("O-{b}")).await, vec![(b.clone(), "COMPLETED".to_owned(), 4)]);
     assert_eq!(projector.status("/readyz"), Some(200));
     drop(projector);
     drop_keyspace(&session, &keyspace).await;

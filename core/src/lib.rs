@@ -8,6 +8,7 @@ pub mod headers;
 pub mod kafka;
 pub mod metrics;
 pub mod money;
+pub mod readmodel;
 pub mod registry;
 pub mod shutdown;
 pub mod telemetry;

@@ -304,14 +304,19 @@ pub fn router(app: Arc<AppState>) -> Router {
                 );
         }
         let single = Arc::clone(&route);
-        router = router.route(
-            &path,
-            post(
-                move |state: State<Arc<AppState>>, connect: ConnectInfo<SocketAddr>, headers: HeaderMap, body: Body| {
-                    handlers::accept(state, connect, headers, body, Arc::clone(&single))
-                },
-            ),
+        let mut methods = post(
+            move |state: State<Arc<AppState>>, connect: ConnectInfo<SocketAddr>, headers: HeaderMap, body: Body| {
+                handlers::accept(state, connect, headers, body, Arc::clone(&single))
+            },
         );
+        if route.contract == ORDER_CONTRACT {
+            // GET <route>?order_id=: an order by the partner's own order id.
+            let base: Arc<str> = Arc::from(path.as_str());
+            methods = methods.get(move |state, connect, query, headers| {
+                crate::order_lookup::lookup(state, connect, query, headers, Arc::clone(&base))
+            });
+        }
+        router = router.route(&path, methods);
         router = router.route(
             &format!("{path}:batch"),
             post(

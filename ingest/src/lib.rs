@@ -19,6 +19,7 @@ pub mod identity;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;
+pub mod order_lookup;
 pub mod orders;
 pub mod pipeline;
 pub mod problem;

@@ -197,12 +197,49 @@ pub const QUERY_STATUSES: [(&str, &str); 5] = [
     ("503", "The read model is not reachable (type read-model-unavailable), or the edge is at its concurrency limit (type overloaded); see Retry-After"),
 ];
 
-/// `GET <route>/{id}` and `GET <route>/{id}/events` beside an order route.
+/// `GET <route>?order_id=`, on the route's own path (beside its `post`).
+fn lookup_path(route: &RouteSpec, errors: &Map<String, Value>, paths: &mut Map<String, Value>) {
+    let mut responses = errors.clone();
+    responses.insert("400".to_owned(), problem_response(&format!(
+        "order_id missing, repeated, empty or longer than {} bytes, or another query parameter given (type invalid-query)",
+        interchange_core::readmodel::MAX_INDEXED_ORDER_ID_BYTES
+    )));
+    responses.insert("404".to_owned(), problem_response("No order of this partner has this order_id in the read model (type order-not-found); another partner's order ids are not found either"));
+    responses.insert("409".to_owned(), json!({
+        "description": "This partner used the order_id for several orders (type order-id-ambiguous): they are listed, newest first; read the one meant by its correlation id",
+        "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/OrderIdAmbiguous" } } },
+    }));
+    responses.insert("200".to_owned(), json!({
+        "description": "The order's latest projected state: the same body as GET {id} with its correlation id",
+        "headers": {
+            "ETag": { "description": "The state version", "schema": { "type": "string" } },
+            "Content-Location": { "description": "The order's status URL by correlation id", "schema": { "type": "string" } },
+        },
+        "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Order" } } },
+    }));
+    responses.insert("304".to_owned(), json!({ "description": "Not modified since the ETag given in If-None-Match" }));
+    let get = json!({
+        "summary": "Find an order this partner submitted by its own order_id",
+        "operationId": format!("find_{}_by_order_id", route.contract),
+        "security": [{ "apiKey": [] }, { "bearer": [] }],
+        "parameters": [
+            { "name": "order_id", "in": "query", "required": true, "description": "The order_id field of the order as the partner sent it",
+              "schema": { "type": "string", "minLength": 1 } },
+            { "name": "If-None-Match", "in": "header", "schema": { "type": "string" } }],
+        "responses": responses,
+    });
+    if let Some(Value::Object(item)) = paths.get_mut(&route.path) {
+        item.insert("get".to_owned(), get);
+    }
+}
+
+/// `GET <route>?order_id=`, `GET <route>/{id}` and `GET <route>/{id}/events` beside an order route.
 fn order_paths(route: &RouteSpec, paths: &mut Map<String, Value>) {
     let mut errors = Map::new();
     for (status, description) in QUERY_STATUSES {
         errors.insert(status.to_owned(), problem_response(description));
     }
+    lookup_path(route, &errors, paths);
     let id = json!({ "name": "id", "in": "path", "required": true, "description": "The correlation id the 202 answer gave (links.status, `<partner>:<your id>` for an id you supplied), or the X-Correlation-Id you supplied, resolved among your own orders", "schema": { "type": "string" } });
     let mut status = errors.clone();
     status.insert(
@@ -264,6 +301,15 @@ fn order_schemas() -> (Value, Value) {
     (order, events)
 }
 
+fn ambiguous_schema() -> Value {
+    json!({ "allOf": [{ "$ref": "#/components/schemas/Problem" }, { "type": "object", "required": ["orders", "truncated"], "properties": {
+        "orders": { "type": "array", "maxItems": crate::order_lookup::MAX_LISTED, "items": { "type": "object", "required": ["id"], "properties": {
+            "id": { "type": "string", "description": "The correlation id" }, "status": { "type": ["string", "null"] },
+            "version": { "type": ["integer", "null"] }, "created_at": { "type": ["string", "null"], "format": "date-time" },
+            "links": { "type": "object", "properties": { "self": { "type": "string" }, "events": { "type": "string" } } } } } },
+        "truncated": { "type": "boolean", "description": "More orders carry this order_id than are listed" } } }] })
+}
+
 /// The whole document.
 pub fn document(routes: &[Arc<RouteSpec>], max_batch: usize) -> Value {
     let mut paths = Map::new();
@@ -306,6 +352,7 @@ pub fn document(routes: &[Arc<RouteSpec>], max_batch: usize) -> Value {
                     "topic": { "type": "string" }, "partition": { "type": "integer" }, "offset": { "type": "integer" },
                     "links": { "type": "object", "properties": { "status": { "type": "string" }, "events": { "type": "string" } } } } },
                 "Order": order,
+                "OrderIdAmbiguous": ambiguous_schema(),
                 "OrderEvents": order_events,
                 "BatchResult": { "type": "object", "required": ["accepted", "duplicates", "rejected", "results"], "properties": {
                     "accepted": { "type": "integer" }, "duplicates": { "type": "integer" }, "rejected": { "type": "integer" },

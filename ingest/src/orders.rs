@@ -6,7 +6,8 @@
 //! partner supplied as X-Correlation-Id, which resolves in the caller's own scope
 //! ([`crate::identity::candidates`]). Rows are keyed by (partner, correlation id), so a partner
 //! asking for another partner's order finds nothing and gets the same 404 as for an order that
-//! does not exist.
+//! does not exist. `GET <route>?order_id=` (the partner's own order id) is `order_lookup.rs`,
+//! answering with [`order_response`].
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -47,6 +48,7 @@ pub struct ReadModel {
     session: Session,
     order: PreparedStatement,
     events: PreparedStatement,
+    by_order_id: PreparedStatement,
 }
 
 impl std::fmt::Debug for ReadModel {
@@ -55,7 +57,7 @@ impl std::fmt::Debug for ReadModel {
     }
 }
 
-type OrderRow = (
+pub(crate) type OrderRow = (
     String,
     String,
     i64,
@@ -70,6 +72,9 @@ type OrderRow = (
     Option<CqlTimestamp>,
     Option<CqlTimestamp>,
 );
+
+/// A row of the order-id lookup: correlation id, status, version, created at.
+pub(crate) type LookupRow = (String, Option<String>, Option<i64>, Option<CqlTimestamp>);
 
 type EventRow =
     (i64, Option<CqlTimestamp>, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>);
@@ -100,10 +105,31 @@ impl ReadModel {
             .await
             .map_err(|e| e.to_string())?;
         events.set_is_idempotent(true);
-        Ok(Self { session, order, events })
+        let mut by_order_id = session
+            .prepare(format!(
+                "SELECT correlation_id, status, version, created_at FROM {ks}.{} WHERE partner = ? AND order_id = ? \
+                 LIMIT ?",
+                interchange_core::readmodel::ORDER_ID_TABLE
+            ))
+            .await
+            .map_err(|e| e.to_string())?;
+        by_order_id.set_is_idempotent(true);
+        Ok(Self { session, order, events, by_order_id })
     }
 
-    async fn order(&self, partner: &str, id: &str) -> Result<Option<OrderRow>, String> {
+    /// The orders of `partner` whose order id is `order_id` (at most `limit`).
+    pub(crate) async fn by_order_id(&self, partner: &str, order_id: &str, limit: i32) -> Result<Vec<LookupRow>, String> {
+        let result = self
+            .session
+            .execute_unpaged(&self.by_order_id, (partner, order_id, limit))
+            .await
+            .map_err(|e| e.to_string())?;
+        let rows = result.into_rows_result().map_err(|e| e.to_string())?;
+        let iter = rows.rows::<LookupRow>().map_err(|e| e.to_string())?;
+        iter.collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())
+    }
+
+    pub(crate) async fn order(&self, partner: &str, id: &str) -> Result<Option<OrderRow>, String> {
         let result = self.session.execute_unpaged(&self.order, (partner, id)).await.map_err(|e| e.to_string())?;
         let rows = result.into_rows_result().map_err(|e| e.to_string())?;
         rows.maybe_first_row::<OrderRow>().map_err(|e| e.to_string())
@@ -143,7 +169,7 @@ pub fn connect_in_background(config: ReadModelConfig, slot: Arc<OnceLock<ReadMod
     });
 }
 
-fn rfc3339(t: Option<CqlTimestamp>) -> Value {
+pub(crate) fn rfc3339(t: Option<CqlTimestamp>) -> Value {
     t.and_then(|CqlTimestamp(ms)| OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok())
         .and_then(|t| t.format(&Rfc3339).ok())
         .map_or(Value::Null, Value::String)
@@ -197,14 +223,14 @@ async fn was_accepted(app: &AppState, partner: &str, id: &str) -> bool {
         .is_ok_and(|n| n > 0)
 }
 
-fn model(app: &AppState) -> Result<&ReadModel, Problem> {
+pub(crate) fn model(app: &AppState) -> Result<&ReadModel, Problem> {
     app.read_model.get().ok_or_else(|| {
         Problem::new(StatusCode::SERVICE_UNAVAILABLE, "read-model-unavailable", "the order read model is not reachable")
             .retry_after(app.retry_after_unavailable)
     })
 }
 
-fn unavailable(app: &AppState, error: &str) -> Problem {
+pub(crate) fn unavailable(app: &AppState, error: &str) -> Problem {
     tracing::warn!(%error, "read model query failed");
     Problem::new(StatusCode::SERVICE_UNAVAILABLE, "read-model-unavailable", "the order read model did not answer")
         .retry_after(app.retry_after_unavailable)
@@ -247,12 +273,12 @@ async fn missing(app: &AppState, partner: &str, id: &str) -> Problem {
     }
 }
 
-fn observe(app: &AppState, outcome: &'static str, started: Instant) {
+pub(crate) fn observe(app: &AppState, outcome: &'static str, started: Instant) {
     app.metrics.queries.get_or_create(&QueryLabels { outcome }).inc();
     app.metrics.query_duration.observe(started.elapsed().as_secs_f64());
 }
 
-fn outcome_of(problem: &Problem) -> &'static str {
+pub(crate) fn outcome_of(problem: &Problem) -> &'static str {
     match problem.slug() {
         "accepted-not-yet-projected" => "not_projected",
         "order-not-found" => "not_found",
@@ -314,7 +340,12 @@ async fn status_inner(
     let Some((id, row)) = resolve(app, model, partner, id).await? else {
         return Err(missing(app, partner, id).await);
     };
-    let id = id.as_str();
+    Ok(order_response(&id, partner, row, headers, base))
+}
+
+/// The answer for one order row: `200` with the order (and its ETag), or `304` when
+/// `If-None-Match` has its version. `id` is its correlation id, `base` the route's path.
+pub(crate) fn order_response(id: &str, partner: &str, row: OrderRow, headers: &HeaderMap, base: &str) -> Response {
     let (
         order_id,
         status,
@@ -347,7 +378,7 @@ async fn status_inner(
     if let Ok(value) = HeaderValue::from_str(&tag) {
         response.headers_mut().insert(header::ETAG, value);
     }
-    Ok(response)
+    response
 }
 
 /// `?limit=&cursor=` of the timeline.

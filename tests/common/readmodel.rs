@@ -11,7 +11,7 @@ use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 
 use super::edge::{hub_ok, test_topology, BETA_JWT_SECRET, SHOP_KEY, SHOP_WEBHOOK_SECRET};
-use super::{bootstrap, registry_url, repo, service, TopologyCopy};
+use super::{bootstrap, registry_url, repo, service, Hub, TopologyCopy};
 
 pub fn cql_nodes() -> String {
     service("HUB_CQL_NODES", "127.0.0.1:9042")
@@ -53,6 +53,45 @@ pub async fn session() -> Session {
 
 pub async fn drop_keyspace(session: &Session, keyspace: &str) {
     let _ = session.query_unpaged(format!("DROP KEYSPACE IF EXISTS {keyspace}"), ()).await;
+}
+
+/// A partner on loopback that answers 201 with an id to everything.
+pub async fn partner() -> String {
+    let app = axum::Router::new().fallback(|| async {
+        (
+            axum::http::StatusCode::CREATED,
+            axum::Json(serde_json::json!({ "id": format!("ERP-{}", uuid::Uuid::new_v4()) })),
+        )
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
+
+/// `hub run` (every role, the projector included) for `prefix` on `topology`.
+pub fn hub_run(topology: &TopologyCopy, prefix: &str, port: u16) -> Hub {
+    let processor_port = super::free_port();
+    let sink_port = super::free_port();
+    Hub(Command::new(env!("CARGO_BIN_EXE_hub"))
+        .args(["--topology", topology.arg(), "--topic-prefix", prefix, "--cql-nodes", &cql_nodes(), "run"])
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--processor-listen", &format!("127.0.0.1:{processor_port}")])
+        .args(["--sink-listen", &format!("127.0.0.1:{sink_port}"), "--instance-id", "readmodel"])
+        .env("HUB_BOOTSTRAP_SERVERS", bootstrap())
+        .env("HUB_REGISTRY_URL", registry_url())
+        .env("HUB_REDIS_URL", service("HUB_REDIS_URL", "redis://127.0.0.1:6379"))
+        .env("HUB_PARTNER_ACME_SHOP_API_KEYS", SHOP_KEY)
+        .env("HUB_PARTNER_ACME_SHOP_WEBHOOK_SECRETS", SHOP_WEBHOOK_SECRET)
+        .env("HUB_PARTNER_ACME_SHOP_SIGNING_SECRET", SHOP_WEBHOOK_SECRET)
+        .env("HUB_PARTNER_ACME_ERP_TOKEN", "erp-token")
+        .envs(super::GLOBEX_ENV)
+        .env("HUB_TEST_BETA_JWT_SECRET", BETA_JWT_SECRET)
+        .env("HUB_LOG_FORMAT", "json")
+        .current_dir(repo())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(topology.dir.path().join("hub-run.log")).expect("log"))
+        .spawn()
+        .expect("hub run"))
 }
 
 /// A running `hub sink` (only the projector), killed on drop.
@@ -169,6 +208,7 @@ pub async fn produce_states(topic: &str, states: &[serde_json::Value]) {
 
 type OrderRow = (String, String, String, i64, Option<String>, Option<String>, Option<i64>);
 type EventRow = (String, i64, String, String, String, Option<i64>);
+type LookupRow = (String, String, String, String, i64, Option<i64>);
 
 /// Every row of the keyspace (orders with the write time of their status, events with the write
 /// time of theirs), sorted: equal when the tables hold the same data.
@@ -204,6 +244,21 @@ pub async fn snapshot(session: &Session, keyspace: &str) -> Vec<String> {
     for row in events.rows::<EventRow>().expect("typed") {
         out.push(format!("event {:?}", row.expect("row")));
     }
+    let lookups = session
+        .query_unpaged(
+            format!(
+                "SELECT partner, order_id, correlation_id, status, version, writetime(status) \
+                 FROM {keyspace}.orders_by_order_id"
+            ),
+            (),
+        )
+        .await
+        .expect("read lookups")
+        .into_rows_result()
+        .expect("rows");
+    for row in lookups.rows::<LookupRow>().expect("typed") {
+        out.push(format!("lookup {:?}", row.expect("row")));
+    }
     out.sort();
     out
 }
@@ -237,5 +292,35 @@ pub async fn timeline(session: &Session, keyspace: &str, id: &str) -> Vec<i64> {
         .rows::<(i64,)>()
         .expect("typed")
         .map(|r| r.expect("row").0)
+        .collect()
+}
+
+/// acme-shop's lookup rows of `order_id`: (correlation id, status, version), each checked to be
+/// written with its version as timestamp (the projector's guard).
+pub async fn lookup_rows(session: &Session, keyspace: &str, order_id: &str) -> Vec<(String, String, i64)> {
+    lookup_rows_of(session, keyspace, "acme-shop", order_id).await
+}
+
+/// `partner`'s lookup rows of `order_id`, as [`lookup_rows`].
+pub async fn lookup_rows_of(session: &Session, keyspace: &str, partner: &str, order_id: &str) -> Vec<(String, String, i64)> {
+    session
+        .query_unpaged(
+            format!(
+                "SELECT correlation_id, status, version, writetime(status) FROM {keyspace}.orders_by_order_id \
+                 WHERE partner = ? AND order_id = ?"
+            ),
+            (partner, order_id),
+        )
+        .await
+        .expect("read")
+        .into_rows_result()
+        .expect("rows")
+        .rows::<(String, String, i64, i64)>()
+        .expect("typed")
+        .map(|r| {
+            let (id, status, version, written) = r.expect("row");
+            assert_eq!(written, version, "{id}: written with its version as timestamp");
+            (id, status, version)
+        })
         .collect()
 }

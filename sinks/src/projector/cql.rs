@@ -1,5 +1,6 @@
 //! The projector's CQL side: the session (token-aware), the prepared statements, one order's rows
-//! as an unlogged single-partition batch, and the schema migration (`hub readmodel migrate`).
+//! as an unlogged single-partition batch (then its row of the order-id lookup, another
+//! partition), and the schema migration (`hub readmodel migrate`).
 //!
 //! Every row is written `USING TIMESTAMP <state version>`: Cassandra keeps, cell by cell, the
 //! write with the highest timestamp, so an older state arriving late loses to a newer one, and
@@ -127,6 +128,20 @@ struct EventValues {
     timestamp: i64,
 }
 
+/// Values of the order-id lookup insert, in bind order.
+#[derive(scylla::SerializeRow)]
+#[scylla(flavor = "enforce_order", skip_name_checks)]
+struct LookupValues {
+    partner: String,
+    order_id: String,
+    correlation_id: String,
+    status: String,
+    version: i64,
+    created_at: CqlTimestamp,
+    ttl: i32,
+    timestamp: i64,
+}
+
 fn dec(d: &Decimal) -> CqlDecimal {
     CqlDecimal::from_signed_be_bytes_slice_and_exponent(&d.unscaled, d.scale)
 }
@@ -154,6 +169,21 @@ fn order_values(o: &OrderRow, ttl: i32) -> OrderValues {
     }
 }
 
+/// The order's lookup row: same TTL and timestamp as its `orders` row, so both live and change
+/// together. `None` for an order id the lookup does not index.
+fn lookup_values(o: &OrderRow, ttl: i32) -> Option<LookupValues> {
+    interchange_core::readmodel::indexed_order_id(&o.order_id).then(|| LookupValues {
+        partner: o.partner.clone(),
+        order_id: o.order_id.clone(),
+        correlation_id: o.correlation_id.clone(),
+        status: o.status.clone(),
+        version: o.version,
+        created_at: CqlTimestamp(o.created_at),
+        ttl,
+        timestamp: o.version,
+    })
+}
+
 fn event_values(e: &EventRow, ttl: i32) -> EventValues {
     EventValues {
         partner: e.partner.clone(),
@@ -178,6 +208,7 @@ pub struct Writer {
     session: Arc<Session>,
     upsert_order: PreparedStatement,
     insert_event: PreparedStatement,
+    insert_lookup: PreparedStatement,
     ttl: Duration,
 }
 
@@ -210,16 +241,26 @@ impl Writer {
              event_id, event_type, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ? AND TIMESTAMP ?"
         ))
         .await?;
-        Ok(Self { session, upsert_order, insert_event, ttl })
+        let insert_lookup = prepare(format!(
+            "INSERT INTO {keyspace}.{} (partner, order_id, correlation_id, status, version, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?) USING TTL ? AND TIMESTAMP ?",
+            interchange_core::readmodel::ORDER_ID_TABLE
+        ))
+        .await?;
+        Ok(Self { session, upsert_order, insert_event, insert_lookup, ttl })
     }
 
     /// Writes one order's rows in one unlogged batch (all in one partition, so one replica set
-    /// applies it atomically); rows already past their TTL are left out. Returns the time taken.
+    /// applies it atomically), then its order-id lookup row (another partition: written after,
+    /// so a lookup row always finds its order; a failure between the two is retried like any
+    /// failed write, and rewriting is harmless); rows already past their TTL are left out.
+    /// Returns the time taken.
     pub async fn write(&self, projection: &Projection, now_ms: i64) -> Result<Duration, SinkError> {
         let mut batch = Batch::new(BatchType::Unlogged);
         batch.set_is_idempotent(true);
         let mut values: Vec<BoxedRow> = Vec::with_capacity(1 + projection.events.len());
-        if let Some(ttl) = ttl_seconds(projection.order.updated_at, now_ms, self.ttl) {
+        let order_ttl = ttl_seconds(projection.order.updated_at, now_ms, self.ttl);
+        if let Some(ttl) = order_ttl {
             batch.append_statement(self.upsert_order.clone());
             values.push(Box::new(order_values(&projection.order, ttl)));
         }
@@ -234,6 +275,12 @@ impl Writer {
             return Ok(started.elapsed());
         }
         self.session.batch(&batch, values).await.map_err(|e| cql_error("write")(e.to_string()))?;
+        if let Some(lookup) = order_ttl.and_then(|ttl| lookup_values(&projection.order, ttl)) {
+            self.session
+                .execute_unpaged(&self.insert_lookup, lookup)
+                .await
+                .map_err(|e| cql_error("write lookup")(e.to_string()))?;
+        }
         Ok(started.elapsed())
     }
 }

@@ -1,7 +1,7 @@
 //! The read-model projector: the compacted order-state topic (read_committed) into CQL tables.
 //!
 //! It reads what is ready (up to [`MAX_BATCH`] records), folds the states by order, writes each
-//! order's rows as one single-partition batch with at most [`CONCURRENCY`] writes in flight, and
+//! order's rows as one single-partition batch (then the order's row of the order-id lookup) with at most [`CONCURRENCY`] writes in flight, and
 //! stores the batch's offsets only once every write succeeded. When CQL fails it keeps the batch,
 //! reports itself unready and retries with backoff: nothing is skipped, and since every row is
 //! written with its state version as timestamp, writing a state twice or late changes nothing.
@@ -226,7 +226,8 @@ impl Projector {
         let mut oldest_ms = i64::MAX;
         for message in batch {
             let Some(payload) = message.payload() else {
-                // The processor forgot this order's state; the read model keeps the order until its TTL.
+                // The processor forgot this order's state; the read model keeps the order (and its
+                // order-id lookup row) until its TTL.
                 self.m().records.get_or_create(&ProjectorMetrics::so(name, "tombstone")).inc();
                 continue;
             };
