@@ -37,9 +37,15 @@ pub struct Global {
     /// Confluent-compatible schema registry base URL (Apicurio: .../apis/ccompat/v7).
     #[arg(long, env = "HUB_REGISTRY_URL", default_value = "http://127.0.0.1:8081/apis/ccompat/v7", global = true)]
     pub registry_url: String,
-    /// Registry basic auth as user:password.
+    /// Registry basic auth as user:password, sent on every registry request of every role and tool.
     #[arg(long, env = "HUB_REGISTRY_BASIC_AUTH", hide_env_values = true, global = true)]
     pub registry_basic_auth: Option<String>,
+    /// Limit on one registry request, connecting included (connecting alone: at most 10s).
+    #[arg(long, env = "HUB_REGISTRY_TIMEOUT", value_parser = humantime::parse_duration, default_value = "30s", global = true)]
+    pub registry_timeout: std::time::Duration,
+    /// PEM file of CA certificates to trust for an https registry, besides the system's.
+    #[arg(long, env = "HUB_REGISTRY_CA_FILE", global = true)]
+    pub registry_ca_file: Option<PathBuf>,
     /// Redis URL (idempotency keys, shared rate limits).
     #[arg(long, env = "HUB_REDIS_URL", default_value = "redis://127.0.0.1:6379", global = true)]
     pub redis_url: String,
@@ -52,6 +58,33 @@ pub struct Global {
     /// Log filter, RUST_LOG syntax.
     #[arg(long, env = "RUST_LOG", default_value = "info", global = true)]
     pub log_filter: String,
+}
+
+impl Global {
+    /// The registry settings every registry client of this process is built from.
+    pub fn registry(&self) -> interchange_core::registry::RegistrySettings {
+        interchange_core::registry::RegistrySettings {
+            url: self.registry_url.clone(),
+            basic_auth: self.registry_basic_auth.clone(),
+            timeout: self.registry_timeout,
+            ca_file: self.registry_ca_file.clone(),
+        }
+    }
+
+    /// Passes the registry settings to a child `hub` (the benches' sub-processes) through its
+    /// environment, so it reaches the registry exactly as this process does.
+    pub fn registry_env(&self, command: &mut std::process::Command) {
+        command.env("HUB_REGISTRY_URL", &self.registry_url);
+        command.env("HUB_REGISTRY_TIMEOUT", humantime::format_duration(self.registry_timeout).to_string());
+        match &self.registry_basic_auth {
+            Some(auth) => command.env("HUB_REGISTRY_BASIC_AUTH", auth),
+            None => command.env_remove("HUB_REGISTRY_BASIC_AUTH"),
+        };
+        match &self.registry_ca_file {
+            Some(path) => command.env("HUB_REGISTRY_CA_FILE", path),
+            None => command.env_remove("HUB_REGISTRY_CA_FILE"),
+        };
+    }
 }
 
 /// `--log-format` values.

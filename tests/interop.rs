@@ -10,7 +10,7 @@ mod common;
 use apache_avro::Schema;
 use interchange_core::avro::{DecodeError, Encoder, Reader};
 use interchange_core::contract::{avro_to_json, json_to_avro, UnknownFields};
-use interchange_core::registry::Registry;
+use interchange_core::registry::{Registry, RegistrySettings};
 use interchange_core::topology::Topology;
 use serde_json::{json, Map, Value as Json};
 
@@ -125,7 +125,7 @@ fn provisioned(test: &str) -> (Topology, String) {
 }
 
 fn registry() -> Registry {
-    Registry::new(&registry_url(), None).expect("registry client")
+    RegistrySettings::new(&registry_url()).client().expect("registry client")
 }
 
 fn reader(topology: &Topology) -> Reader {

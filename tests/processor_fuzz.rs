@@ -16,7 +16,7 @@ use common::edge::{provision, test_topology};
 use common::orders::{assert_exactly_once, delivered, orders};
 use common::process::{produce_orders, publish_inventory, FakeErp, Processor};
 use common::{bootstrap, registry_url, repo, unique_prefix};
-use interchange_core::registry::Registry;
+use interchange_core::registry::RegistrySettings;
 use interchange_core::topology::Topology;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, OwnedHeaders};
@@ -173,7 +173,7 @@ async fn arbitrary_bytes_and_arbitrary_avro_of_every_contract_never_stop_the_pro
     let processor = Processor::start(&copy, &prefix, "fuzzed", &[]);
 
     // Every contract with the schema id it is registered under (on whichever topic carries it).
-    let registry = Registry::new(&registry_url(), None).expect("registry");
+    let registry = RegistrySettings::new(&registry_url()).client().expect("registry");
     let mut contracts = Vec::new();
     for topic in &topology.topics {
         for name in &topic.schemas {

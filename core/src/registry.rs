@@ -1,6 +1,7 @@
 //! Confluent-compatible schema registry client: `hub schemas check|register`, the ids of the
 //! hub's contracts, and writer schemas by id for [`crate::avro::Reader`].
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
@@ -35,12 +36,94 @@ pub enum SchemaById {
     Missing,
 }
 
-/// A registry at `url` (for Apicurio, its `/apis/ccompat/v7` base).
-#[derive(Debug, Clone)]
+/// How the hub reaches the schema registry: the one set of settings every registry client is
+/// built from ([`RegistrySettings::client`]), in every role and tool (`hub ingest`, `process`,
+/// `sink`, `run`, `schemas`, `dlq`, `demo`, `bench`). `hub` fills it from `--registry-url`,
+/// `--registry-basic-auth`, `--registry-timeout` and `--registry-ca-file` (or their
+/// `HUB_REGISTRY_*` variables).
+#[derive(Clone, PartialEq, Eq)]
+pub struct RegistrySettings {
+    /// Base URL (for Apicurio, its `/apis/ccompat/v7` base).
+    pub url: String,
+    /// `user:password` for HTTP basic auth on every request (a value without `:` is a user with
+    /// an empty password).
+    pub basic_auth: Option<String>,
+    /// Limit on one request, connecting included (connecting alone: at most 10 s).
+    pub timeout: Duration,
+    /// A PEM file of CA certificates trusted for an `https` registry, besides the system's.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for RegistrySettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistrySettings")
+            .field("url", &self.url)
+            .field("basic_auth", &self.basic_auth.as_ref().map(|_| "<redacted>"))
+            .field("timeout", &self.timeout)
+            .field("ca_file", &self.ca_file)
+            .finish()
+    }
+}
+
+impl RegistrySettings {
+    /// The default limit on one registry request.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+    /// The longest wait for a connection, whatever the request timeout.
+    pub const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+    /// Settings for `url` without credentials, with the default timeout and the system's CAs.
+    pub fn new(url: &str) -> Self {
+        Self { url: url.to_owned(), basic_auth: None, timeout: Self::DEFAULT_TIMEOUT, ca_file: None }
+    }
+
+    /// The same with `user:password` basic auth.
+    #[must_use]
+    pub fn with_basic_auth(mut self, basic_auth: Option<&str>) -> Self {
+        self.basic_auth = basic_auth.map(str::to_owned);
+        self
+    }
+
+    /// The one place a registry client is built: URL, basic auth, timeouts and TLS roots all
+    /// come from these settings.
+    pub fn client(&self) -> Result<Registry, CoreError> {
+        let mut builder = reqwest::Client::builder()
+            .timeout(self.timeout)
+            .connect_timeout(self.timeout.min(Self::MAX_CONNECT_TIMEOUT));
+        if let Some(path) = &self.ca_file {
+            let config = |reason: String| CoreError::Config { path: path.clone(), reason };
+            let pem = std::fs::read(path).map_err(|e| config(format!("registry CA file: {e}")))?;
+            let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| config(format!("registry CA file: {e}")))?;
+            if certificates.is_empty() {
+                return Err(config("registry CA file: no PEM certificate in it".to_owned()));
+            }
+            for certificate in certificates {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        let http = builder
+            .build()
+            .map_err(|e| CoreError::RegistryUnreachable { url: self.url.clone(), reason: e.to_string() })?;
+        let basic_auth = self.basic_auth.as_deref().map(|auth| {
+            let (user, password) = auth.split_once(':').unwrap_or((auth, ""));
+            (user.to_owned(), password.to_owned())
+        });
+        Ok(Registry { url: self.url.trim_end_matches('/').to_owned(), http, basic_auth })
+    }
+}
+
+/// A registry client; built by [`RegistrySettings::client`] only.
+#[derive(Clone)]
 pub struct Registry {
     url: String,
     http: reqwest::Client,
     basic_auth: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry").field("url", &self.url).finish_non_exhaustive()
+    }
 }
 
 #[derive(Deserialize)]
@@ -50,19 +133,6 @@ struct ErrorBody {
 }
 
 impl Registry {
-    /// A client for `url`, with `user:password` basic auth when given.
-    pub fn new(url: &str, basic_auth: Option<&str>) -> Result<Self, CoreError> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|e| CoreError::RegistryUnreachable { url: url.to_owned(), reason: e.to_string() })?;
-        let basic_auth = basic_auth.map(|auth| {
-            let (user, password) = auth.split_once(':').unwrap_or((auth, ""));
-            (user.to_owned(), password.to_owned())
-        });
-        Ok(Self { url: url.trim_end_matches('/').to_owned(), http, basic_auth })
-    }
-
     async fn call(
         &self,
         method: Method,
@@ -230,3 +300,7 @@ fn enc(subject: &str) -> String {
         })
         .collect()
 }
+
+#[cfg(test)]
+#[path = "registry_tests.rs"]
+mod tests;

@@ -108,8 +108,8 @@ impl std::fmt::Debug for AppState {
 #[derive(Debug, Clone)]
 pub struct Services {
     pub kafka: KafkaSettings,
-    pub registry_url: String,
-    pub registry_basic_auth: Option<String>,
+    /// How to reach the schema registry (the one builder: `RegistrySettings::client`).
+    pub registry: interchange_core::registry::RegistrySettings,
     pub redis_url: String,
     /// CQL contact points of the order read model (the status API); empty: no status API.
     pub cql_nodes: Vec<String>,
@@ -221,7 +221,7 @@ pub async fn build(
         ));
     }
     let auth = Authenticator::new(auth_configs(topology)?).map_err(|e| IngestError::Config(e.to_string()))?;
-    let registry_client = Registry::new(&services.registry_url, services.registry_basic_auth.as_deref())?;
+    let registry_client = services.registry.client()?;
     let routes = routes(topology, &registry_client).await?;
     let produce = Produce::new(&services.kafka, config.delivery_timeout)?;
     let shared = Shared::new(&services.redis_url, config.redis_timeout)?;

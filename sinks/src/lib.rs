@@ -27,8 +27,8 @@ pub use error::SinkError;
 #[derive(Debug, Clone)]
 pub struct Services {
     pub kafka: KafkaSettings,
-    pub registry_url: String,
-    pub registry_basic_auth: Option<String>,
+    /// How to reach the schema registry (the one builder: `RegistrySettings::client`).
+    pub registry: interchange_core::registry::RegistrySettings,
     /// CQL contact points (the projector).
     pub cql_nodes: Vec<String>,
 }
@@ -57,7 +57,7 @@ pub async fn run(
     if let Some(unknown) = config.sinks.iter().find(|n| !topology.sinks.iter().any(|s| &&s.name == n)) {
         return Err(SinkError::Config(format!("no sink named {unknown:?} in the topology")));
     }
-    let registry = Registry::new(&services.registry_url, services.registry_basic_auth.as_deref())?;
+    let registry = services.registry.client()?;
     let mut prometheus = prometheus_client::registry::Registry::default();
     let metrics = metrics::SinkMetrics::register(&mut prometheus);
     let health = Arc::new(health::Health::default());

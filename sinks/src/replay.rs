@@ -11,7 +11,6 @@ use base64::Engine;
 use interchange_core::avro::Reader;
 use interchange_core::headers::value as header;
 use interchange_core::kafka::KafkaSettings;
-use interchange_core::registry::Registry;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
@@ -134,7 +133,7 @@ pub async fn list(
     filter: &Filter,
 ) -> Result<Vec<Letter>, SinkError> {
     let b64 = |v: &serde_json::Value| v.as_str().and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok());
-    let registry = Registry::new(&services.registry_url, services.registry_basic_auth.as_deref())?;
+    let registry = services.registry.client()?;
     let reader = Reader::new(registry, [("dead_letter".to_owned(), schema.clone())]);
     let mut letters = Vec::new();
     for topic in topics {

@@ -111,8 +111,7 @@ pub async fn ingest(global: &Global, args: &IngestBenchArgs) -> anyhow::Result<E
     let kafka = crate::commands::kafka(global)?;
     let services = Services {
         kafka: kafka.clone(),
-        registry_url: global.registry_url.clone(),
-        registry_basic_auth: global.registry_basic_auth.clone(),
+        registry: global.registry(),
         redis_url: global.redis_url.clone(),
         cql_nodes: crate::commands::cql_nodes(global),
     };
@@ -147,7 +146,7 @@ pub async fn ingest(global: &Global, args: &IngestBenchArgs) -> anyhow::Result<E
 async fn run(bench: &Bench<'_>) -> anyhow::Result<Summary> {
     let (topology, route) = (bench.topology, &bench.target.route);
     setup::create_topics(topology, bench.kafka).await?;
-    let registry = Registry::new(&bench.services.registry_url, bench.services.registry_basic_auth.as_deref())?;
+    let registry = bench.services.registry.client()?;
     let ids = setup::register_schemas(topology, &registry).await?;
     let subject = setup::route_subject(topology, route)?;
     let schema_id = *ids.get(&subject).with_context(|| format!("subject {subject} was not registered"))?;

@@ -184,8 +184,7 @@ async fn throughput(
     let config = processor_config(mode)?;
     let services = interchange_processors::Services {
         kafka: kafka.clone(),
-        registry_url: global.registry_url.clone(),
-        registry_basic_auth: global.registry_basic_auth.clone(),
+        registry: global.registry(),
     };
     let run = {
         let (topology, shutdown) = (topology.clone(), shutdown.clone());
@@ -289,7 +288,7 @@ pub async fn run(global: &Global, args: &ProcessBenchArgs) -> anyhow::Result<Exi
         tokio::task::spawn_blocking(move || super::retention::child(&kafka, &spec)).await??;
         return Ok(ExitCode::SUCCESS);
     }
-    let registry = Registry::new(&global.registry_url, global.registry_basic_auth.as_deref())?;
+    let registry = global.registry().client()?;
     let mut runs = Vec::new();
     for batch in &args.batches {
         for mode in [Mode::ExactlyOnce, Mode::AtLeastOnce] {

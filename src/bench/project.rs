@@ -191,7 +191,7 @@ async fn latencies(
 /// Runs the projector benchmark and prints the report.
 pub async fn run(global: &Global, args: &ProjectBenchArgs) -> anyhow::Result<ExitCode> {
     let kafka = crate::commands::kafka(global)?;
-    let registry = Registry::new(&global.registry_url, global.registry_basic_auth.as_deref())?;
+    let registry = global.registry().client()?;
     let (mut topology, ids) = fresh(global, &kafka, &registry).await?;
     let keyspace = format!("bench_{}", topology.topic_prefix.trim_start_matches("bench-").trim_end_matches('.'));
     for sink in &mut topology.sinks {
@@ -242,8 +242,7 @@ async fn measure(
     };
     let services = interchange_sinks::Services {
         kafka: kafka.clone(),
-        registry_url: global.registry_url.clone(),
-        registry_basic_auth: global.registry_basic_auth.clone(),
+        registry: global.registry(),
         cql_nodes: crate::commands::cql_nodes(global),
     };
     let shutdown = CancellationToken::new();

@@ -180,12 +180,8 @@ fn in_child(
     let retention = retention.map_or_else(|| "none".to_owned(), |r| r.to_string());
     let spec = format!("{case};{topic};{partitions};{retention}");
     let mut command = std::process::Command::new(exe);
-    command.arg("--topology").arg(&global.topology).args([
-        "--bootstrap-servers",
-        &global.bootstrap_servers,
-        "--registry-url",
-        &global.registry_url,
-    ]);
+    global.registry_env(&mut command);
+    command.arg("--topology").arg(&global.topology).args(["--bootstrap-servers", &global.bootstrap_servers]);
     if let Some(config) = &global.kafka_config {
         command.arg("--kafka-config").arg(config);
     }

@@ -168,7 +168,7 @@ async fn sink_memory(global: &Global, backlog: usize, seconds: u64) -> anyhow::R
     let prefix = setup::fresh_prefix();
     let topology = Topology::load(&path, &prefix).map_err(anyhow::Error::new)?;
     let kafka = crate::commands::kafka(global)?;
-    let registry = Registry::new(&global.registry_url, global.registry_basic_auth.as_deref())?;
+    let registry = global.registry().client()?;
     setup::create_topics(&topology, &kafka).await?;
     let ids = setup::register_schemas(&topology, &registry).await?;
     let topic = format!("{prefix}orders.commands");
@@ -207,7 +207,9 @@ async fn sink_memory(global: &Global, backlog: usize, seconds: u64) -> anyhow::R
         }
     }
     let exe = std::env::current_exe()?;
-    let mut child = std::process::Command::new(exe)
+    let mut command = std::process::Command::new(exe);
+    global.registry_env(&mut command);
+    let mut child = command
         .args([
             "--topology",
             &path.display().to_string(),
@@ -216,15 +218,7 @@ async fn sink_memory(global: &Global, backlog: usize, seconds: u64) -> anyhow::R
             "--bootstrap-servers",
             &global.bootstrap_servers,
         ])
-        .args([
-            "--registry-url",
-            &global.registry_url,
-            "sink",
-            "--sink",
-            "erp-dispatch",
-            "--sink-listen",
-            "127.0.0.1:0",
-        ])
+        .args(["sink", "--sink", "erp-dispatch", "--sink-listen", "127.0.0.1:0"])
         .env("HUB_PARTNER_ACME_ERP_TOKEN", "bench")
         .env("HUB_PARTNER_GLOBEX_ERP_TOKEN", "bench")
         .env("RUST_LOG", "warn")

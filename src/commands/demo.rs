@@ -40,7 +40,7 @@ async fn publish_stock(global: &Global) -> anyhow::Result<()> {
     let t = topology.topics.iter().find(|t| &t.name == topic).context("lookup topic")?;
     let contract = topology.contracts.get("inventory_level").context("inventory_level contract")?;
     let registry =
-        interchange_core::registry::Registry::new(&global.registry_url, global.registry_basic_auth.as_deref())?;
+        global.registry().client()?;
     let id = registry.registered_id(&t.subject(contract), &contract.text).await?;
     let encoder = interchange_core::avro::Encoder::new(contract.schema.clone(), id).map_err(anyhow::Error::msg)?;
     let producer: rdkafka::producer::FutureProducer = super::kafka(global)?.producer_config("hub-demo").create()?;

@@ -82,8 +82,7 @@ pub async fn run(global: &Global, cmd: DlqCommand) -> anyhow::Result<ExitCode> {
     let settings = kafka(global)?;
     let services = interchange_sinks::Services {
         kafka: settings.clone(),
-        registry_url: global.registry_url.clone(),
-        registry_basic_auth: global.registry_basic_auth.clone(),
+        registry: global.registry(),
         cql_nodes: Vec::new(),
     };
     let letters = replay::list(&services, schema, &topics, &filter(args)?).await?;

@@ -13,8 +13,7 @@ pub async fn run(global: &Global, args: &IngestArgs) -> anyhow::Result<ExitCode>
     let topology = load(global)?;
     let services = Services {
         kafka: kafka(global)?,
-        registry_url: global.registry_url.clone(),
-        registry_basic_auth: global.registry_basic_auth.clone(),
+        registry: global.registry(),
         redis_url: global.redis_url.clone(),
         cql_nodes: crate::commands::cql_nodes(global),
     };

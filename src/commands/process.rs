@@ -11,8 +11,7 @@ use crate::cli::{Global, ProcessArgs, RunArgs, SinkArgs};
 fn services(global: &Global) -> anyhow::Result<interchange_processors::Services> {
     Ok(interchange_processors::Services {
         kafka: kafka(global)?,
-        registry_url: global.registry_url.clone(),
-        registry_basic_auth: global.registry_basic_auth.clone(),
+        registry: global.registry(),
     })
 }
 
@@ -26,8 +25,7 @@ pub async fn run(global: &Global, args: &ProcessArgs) -> anyhow::Result<ExitCode
 fn sink_services(global: &Global) -> anyhow::Result<interchange_sinks::Services> {
     Ok(interchange_sinks::Services {
         kafka: kafka(global)?,
-        registry_url: global.registry_url.clone(),
-        registry_basic_auth: global.registry_basic_auth.clone(),
+        registry: global.registry(),
         cql_nodes: super::cql_nodes(global),
     })
 }
@@ -46,8 +44,7 @@ pub async fn run_all(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode
     let shutdown = shutdown::on_signal();
     let edge_services = interchange_ingest::Services {
         kafka: kafka(global)?,
-        registry_url: global.registry_url.clone(),
-        registry_basic_auth: global.registry_basic_auth.clone(),
+        registry: global.registry(),
         redis_url: global.redis_url.clone(),
         cql_nodes: crate::commands::cql_nodes(global),
     };

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use interchange_core::registry::{Compatibility, Registry};
+use interchange_core::registry::Compatibility;
 
 use super::load;
 use crate::cli::{Global, SchemasCommand};
@@ -12,7 +12,7 @@ const COMPATIBILITY: &str = "BACKWARD";
 
 pub async fn run(global: &Global, cmd: SchemasCommand) -> anyhow::Result<ExitCode> {
     let topology = load(global)?;
-    let registry = Registry::new(&global.registry_url, global.registry_basic_auth.as_deref())?;
+    let registry = global.registry().client()?;
     let subjects = topology.subjects();
     // Check everything first: register nothing when any contract is refused.
     let mut verdicts = Vec::new();

@@ -23,7 +23,6 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use interchange_core::kafka::KafkaSettings;
-use interchange_core::registry::Registry;
 use interchange_core::topology::{Processor, ProcessorParams, Topology};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::BaseProducer;
@@ -68,8 +67,8 @@ impl std::fmt::Debug for Shared {
 #[derive(Debug, Clone)]
 pub struct Services {
     pub kafka: KafkaSettings,
-    pub registry_url: String,
-    pub registry_basic_auth: Option<String>,
+    /// How to reach the schema registry (the one builder: `RegistrySettings::client`).
+    pub registry: interchange_core::registry::RegistrySettings,
 }
 
 fn saga_params(processor: &Processor, config: &ProcessorConfig) -> Result<saga::Params, ProcessorError> {
@@ -110,7 +109,7 @@ pub async fn run(
         .processors
         .first()
         .ok_or_else(|| ProcessorError::Config("the topology has no processor".to_owned()))?;
-    let registry = Registry::new(&services.registry_url, services.registry_basic_auth.as_deref())?;
+    let registry = services.registry.client()?;
     let mut topics: Vec<String> = processor.inputs.clone();
     topics.extend(processor.outputs.iter().cloned());
     topics.extend(processor.lookups.iter().cloned());

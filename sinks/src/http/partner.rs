@@ -30,6 +30,12 @@ pub enum PartnerError {
 /// Longest sleep before looking at the rate limiter again.
 const MAX_TOKEN_WAIT: Duration = Duration::from_millis(50);
 
+/// The most of a partner's response body the sink reads: enough for the reference in a success
+/// (JSON `id`/`reference`) and the excerpt of a failure. The rest is never read: the connection
+/// is dropped (closed, not returned to the pool), so a partner answering with gigabytes, or
+/// without end, costs at most this much memory per delivery.
+pub const MAX_RESPONSE_BODY: usize = 64 * 1024;
+
 /// One request to deliver (the same on every attempt).
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -331,12 +337,13 @@ impl PartnerClient {
                 }
             }
             if outcome == Attempt::Delivered {
+                // `detail` is the delivering attempt's own: a note that its body was cut, or none.
                 return Delivery {
                     outcome: Outcome::Delivered,
                     attempts: attempt,
                     status,
                     partner_reference: reference,
-                    detail: None,
+                    detail,
                 };
             }
             match next(&policy, attempt, outcome, wait_floor, rand::random::<f64>()) {
@@ -457,9 +464,16 @@ impl PartnerClient {
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| retry_after(v, SystemTime::now()));
                 let location = response.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_owned);
-                let body = response.text().await.unwrap_or_default();
+                let capped = read_capped(response, MAX_RESPONSE_BODY).await;
+                if capped.truncated {
+                    tracing::warn!(partner = %self.name, status = code, cap = MAX_RESPONSE_BODY, "response body over the cap: the rest was not read");
+                }
+                let body = String::from_utf8_lossy(&capped.bytes);
                 let outcome = classify(code);
                 if outcome == Attempt::Delivered {
+                    // The partner said yes: a body cut at the cap, or one that broke off, does not
+                    // change that; the delivery's detail says so.
+                    *detail = capped.note();
                     let json: Option<serde_json::Value> = serde_json::from_str(&body).ok();
                     let field = |k: &str| {
                         json.as_ref()
@@ -478,5 +492,149 @@ impl PartnerClient {
                 (outcome, floor, None)
             }
         }
+    }
+}
+
+/// A response body read up to a cap.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Capped {
+    /// At most the cap's bytes, from the start of the body.
+    bytes: Vec<u8>,
+    cap: usize,
+    /// The body went on past the cap (the rest was not read).
+    truncated: bool,
+    /// Reading broke off before the end (timeout, reset), after `bytes`.
+    error: Option<String>,
+}
+
+impl Capped {
+    fn new(cap: usize) -> Self {
+        Self { cap, ..Self::default() }
+    }
+
+    /// Keeps what of `chunk` fits under the cap; false once the cap is reached (stop reading).
+    fn push(&mut self, chunk: &[u8]) -> bool {
+        let room = self.cap.saturating_sub(self.bytes.len());
+        if chunk.len() > room {
+            self.bytes.extend_from_slice(&chunk[..room]);
+            self.truncated = true;
+            return false;
+        }
+        self.bytes.extend_from_slice(chunk);
+        true
+    }
+
+    /// What a delivered result says of its body: cut at the cap, or broken off; none when whole.
+    fn note(&self) -> Option<String> {
+        match (&self.error, self.truncated) {
+            (Some(e), _) => Some(format!("response body unreadable after {} bytes: {e}", self.bytes.len())),
+            (None, true) => Some(format!("response body truncated at {} bytes (the rest was not read)", self.cap)),
+            (None, false) => None,
+        }
+    }
+}
+
+/// Reads `response`'s body chunk by chunk up to `cap` bytes, then drops the response, which
+/// closes the connection instead of draining what is left.
+async fn read_capped(mut response: reqwest::Response, cap: usize) -> Capped {
+    let mut capped = Capped::new(cap);
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if !capped.push(&chunk) {
+                    break;
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                capped.error = Some(if e.is_timeout() { "timed out".to_owned() } else { e.to_string() });
+                break;
+            }
+        }
+    }
+    drop(response);
+    capped
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    #[test]
+    fn capped_keeps_at_most_the_cap_and_says_so() {
+        let mut body = Capped::new(10);
+        assert!(body.push(b"0123"));
+        assert!(body.push(b"4567"));
+        assert!(!body.push(b"89abcdef"), "the cap is reached: stop reading");
+        assert_eq!(body.bytes, b"0123456789");
+        assert!(body.truncated);
+        assert_eq!(body.note().as_deref(), Some("response body truncated at 10 bytes (the rest was not read)"));
+    }
+
+    #[test]
+    fn capped_body_exactly_at_the_cap_is_whole() {
+        let mut body = Capped::new(4);
+        assert!(body.push(b"abcd"));
+        assert!(body.push(b""));
+        assert_eq!((body.bytes.as_slice(), body.truncated, body.note()), (&b"abcd"[..], false, None));
+    }
+
+    #[test]
+    fn broken_off_body_is_named_with_what_was_read() {
+        let mut body = Capped::new(100);
+        body.push(b"{\"id\":");
+        body.error = Some("timed out".to_owned());
+        assert_eq!(body.note().as_deref(), Some("response body unreadable after 6 bytes: timed out"));
+    }
+
+    /// A server on loopback that answers `200` with an endless chunked body; it counts the bytes
+    /// the socket took and sets `closed` when a write fails (the client went away).
+    async fn endless_server() -> (String, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}/", listener.local_addr().expect("addr"));
+        let (written, closed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (w, c) = (Arc::clone(&written), Arc::clone(&closed));
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.expect("accept");
+            let mut request = [0u8; 4096];
+            let _ = socket.read(&mut request).await;
+            let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n";
+            if socket.write_all(head.as_bytes()).await.is_err() {
+                return;
+            }
+            let chunk = format!("{:x}\r\n{}\r\n", 16 * 1024, "x".repeat(16 * 1024));
+            loop {
+                if socket.write_all(chunk.as_bytes()).await.is_err() {
+                    c.store(1, Ordering::SeqCst);
+                    return;
+                }
+                w.fetch_add(16 * 1024, Ordering::SeqCst);
+            }
+        });
+        (url, written, closed)
+    }
+
+    #[tokio::test]
+    async fn an_endless_body_is_read_to_the_cap_and_the_connection_closed() {
+        let (url, written, closed) = endless_server().await;
+        let response = reqwest::Client::new().get(&url).send().await.expect("response");
+        assert_eq!(response.status().as_u16(), 200);
+        let capped = read_capped(response, MAX_RESPONSE_BODY).await;
+        assert_eq!(capped.bytes.len(), MAX_RESPONSE_BODY);
+        assert!(capped.truncated);
+        assert_eq!(capped.error, None);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while closed.load(Ordering::SeqCst) == 0 {
+            assert!(Instant::now() < deadline, "the server never saw the connection closed");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // What the server got rid of is the cap plus what the loopback socket buffers held.
+        let sent = written.load(Ordering::SeqCst);
+        assert!(sent < 64 * 1024 * 1024, "the server wrote {sent} bytes before the close");
     }
 }

@@ -140,7 +140,7 @@ pub async fn run(global: &Global, args: &FlowBenchArgs) -> anyhow::Result<ExitCo
     let run_id = prefix.trim_start_matches("bench-").trim_end_matches('.').to_owned();
     let ledger = Arc::new(Ledger::new(&run_id, capacity));
     let kafka = crate::commands::kafka(global)?;
-    let registry = Registry::new(&global.registry_url, global.registry_basic_auth.as_deref())?;
+    let registry = global.registry().client()?;
     let erp = partners::erp(Arc::clone(&ledger)).await?;
     let signing_secret = pipeline::random_secret();
     let callback = partners::callback(Arc::clone(&ledger), &signing_secret).await?;
@@ -163,8 +163,7 @@ pub async fn run(global: &Global, args: &FlowBenchArgs) -> anyhow::Result<ExitCo
     );
     let services = interchange_ingest::Services {
         kafka: kafka.clone(),
-        registry_url: global.registry_url.clone(),
-        registry_basic_auth: global.registry_basic_auth.clone(),
+        registry: global.registry(),
         redis_url: global.redis_url.clone(),
         cql_nodes: crate::commands::cql_nodes(global),
     };

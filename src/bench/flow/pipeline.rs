@@ -190,8 +190,7 @@ pub async fn start(
     processor.instance_id = "bench-flow".to_owned();
     let processor_services = interchange_processors::Services {
         kafka: services.kafka.clone(),
-        registry_url: services.registry_url.clone(),
-        registry_basic_auth: services.registry_basic_auth.clone(),
+        registry: services.registry.clone(),
     };
     let processor = {
         let (topology, shutdown) = (topology.clone(), shutdown.clone());
@@ -206,8 +205,7 @@ pub async fn start(
     let sink_config = SinkDefaults::try_parse_from(args)?.config;
     let sink_services = interchange_sinks::Services {
         kafka: services.kafka.clone(),
-        registry_url: services.registry_url.clone(),
-        registry_basic_auth: services.registry_basic_auth.clone(),
+        registry: services.registry.clone(),
         cql_nodes: Vec::new(),
     };
     let sinks = {
