@@ -50,8 +50,7 @@ async fn post(client: &reqwest::Client, edge: &Edge, who: As, correlation: &str,
     body.as_object_mut().expect("object").remove("callback_url");
     let body = serde_json::to_vec(&body).expect("json");
     let response = send(who, || {
-        let mut request =
-            client.post(edge.url(ORDERS)).header("x-correlation-id", correlation).body(body.clone());
+        let mut request = client.post(edge.url(ORDERS)).header("x-correlation-id", correlation).body(body.clone());
         if let As::Acme = who {
             for (name, value) in signature_headers(&body, now_unix()) {
                 request = request.header(name, value);
@@ -127,8 +126,9 @@ async fn each_partner_finds_its_own_orders_by_order_id_and_only_its_own() {
 
     // acme-shop: three orders with their own ids (one needing escaping in a URL), one order id
     // that beta-shop uses too, and one order id used for two orders.
-    let acme: Vec<(String, String)> =
-        [("a-0", "OL-0"), ("a-1", "OL-1"), ("a-2", "OL 2/ä?&=#")].map(|(c, o)| (format!("{prefix}{c}"), o.to_owned())).into();
+    let acme: Vec<(String, String)> = [("a-0", "OL-0"), ("a-1", "OL-1"), ("a-2", "OL 2/ä?&=#")]
+        .map(|(c, o)| (format!("{prefix}{c}"), o.to_owned()))
+        .into();
     for (correlation, order_id) in &acme {
         post(&client, &edge, As::Acme, correlation, order_id).await;
     }
@@ -153,21 +153,27 @@ async fn each_partner_finds_its_own_orders_by_order_id_and_only_its_own() {
         assert_eq!(etag, format!("\"v{}\"", by_id["version"]));
         let body: Value = response.json().await.expect("json");
         assert_eq!(body, by_id, "{order_id}: the same body as by correlation id");
-        assert_eq!((body["id"].as_str(), body["order_id"].as_str()), (Some(correlation.as_str()), Some(order_id.as_str())));
+        assert_eq!(
+            (body["id"].as_str(), body["order_id"].as_str()),
+            (Some(correlation.as_str()), Some(order_id.as_str()))
+        );
         assert_eq!(body["partner"], "acme-shop");
         // The same ETag again: 304.
-        let again = send(As::Acme, || {
-            client.get(lookup_url(&edge, order_id)).header("if-none-match", &etag)
-        })
-        .await;
+        let again = send(As::Acme, || client.get(lookup_url(&edge, order_id)).header("if-none-match", &etag)).await;
         assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
     }
 
     // beta-shop asking for acme-shop's order id: 404, as for an order id nobody used.
     let (status, other) = problem(by_order_id(&client, &edge, As::Beta, "OL-0").await).await;
-    assert_eq!((status, other["type"].as_str()), (StatusCode::NOT_FOUND, Some("https://interchange.dev/problems/order-not-found")));
+    assert_eq!(
+        (status, other["type"].as_str()),
+        (StatusCode::NOT_FOUND, Some("https://interchange.dev/problems/order-not-found"))
+    );
     let (status, unknown) = problem(by_order_id(&client, &edge, As::Acme, "NEVER-USED").await).await;
-    assert_eq!((status, unknown["type"].as_str()), (StatusCode::NOT_FOUND, Some("https://interchange.dev/problems/order-not-found")));
+    assert_eq!(
+        (status, unknown["type"].as_str()),
+        (StatusCode::NOT_FOUND, Some("https://interchange.dev/problems/order-not-found"))
+    );
     assert_eq!(unknown["detail"], other["detail"], "existence does not leak");
 
     // The same order id at both partners: each finds its own.
@@ -199,7 +205,10 @@ async fn each_partner_finds_its_own_orders_by_order_id_and_only_its_own() {
 
     // Bad queries and no credentials.
     let (status, missing) = problem(send(As::Acme, || client.get(edge.url(ORDERS))).await).await;
-    assert_eq!((status, missing["type"].as_str()), (StatusCode::BAD_REQUEST, Some("https://interchange.dev/problems/invalid-query")));
+    assert_eq!(
+        (status, missing["type"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("https://interchange.dev/problems/invalid-query"))
+    );
     let anonymous = client.get(lookup_url(&edge, "OL-0")).send().await.expect("answer");
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
     let openapi: Value = client.get(edge.url("/openapi.json")).send().await.expect("doc").json().await.expect("json");

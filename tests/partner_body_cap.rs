@@ -129,14 +129,14 @@ async fn an_endless_partner_body_is_capped_and_the_delivery_completes() {
     for command in &commands {
         let id = command["command_id"].as_str().expect("id");
         let r = &results[id];
-        assert_eq!((r["outcome"].as_str(), r["http_status"].as_i64(), r["attempts"].as_i64()), (Some("DELIVERED"), Some(200), Some(1)), "{r}");
-        // The JSON body was cut, so the reference is the Location header's.
-        assert_eq!(r["partner_reference"].as_str(), Some(format!("/orders/REF-{id}").as_str()), "{r}");
         assert_eq!(
-            r["detail"].as_str(),
-            Some("response body truncated at 65536 bytes (the rest was not read)"),
+            (r["outcome"].as_str(), r["http_status"].as_i64(), r["attempts"].as_i64()),
+            (Some("DELIVERED"), Some(200), Some(1)),
             "{r}"
         );
+        // The JSON body was cut, so the reference is the Location header's.
+        assert_eq!(r["partner_reference"].as_str(), Some(format!("/orders/REF-{id}").as_str()), "{r}");
+        assert_eq!(r["detail"].as_str(), Some("response body truncated at 65536 bytes (the rest was not read)"), "{r}");
     }
 
     // Every connection was closed by the sink after the cap, not drained: the partner could
@@ -149,7 +149,12 @@ async fn an_endless_partner_body_is_capped_and_the_delivery_completes() {
         if open == 0 {
             assert_eq!(snapshot.len(), COMMANDS, "one connection per delivery (no retry): {snapshot:?}");
             for c in &snapshot {
-                assert!(c.written < 32 * 1024 * 1024, "the partner wrote {} bytes to {} before the close", c.written, c.idempotency_key);
+                assert!(
+                    c.written < 32 * 1024 * 1024,
+                    "the partner wrote {} bytes to {} before the close",
+                    c.written,
+                    c.idempotency_key
+                );
             }
             let total: usize = snapshot.iter().map(|c| c.written).sum();
             eprintln!("{COMMANDS} deliveries: the partner wrote {total} body bytes in all before the sink closed; sink peak RSS {peak_rss} KiB");

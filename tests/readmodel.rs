@@ -200,7 +200,10 @@ async fn an_older_state_never_overwrites_a_newer_one() {
     );
     // The order-id lookup row follows the same version guard.
     assert_eq!(lookup_rows(&session, &keyspace, &format!("O-{a}")).await, vec![(a.clone(), "COMPLETED".to_owned(), 4)]);
-    assert_eq!(lookup_rows(&session, &keyspace, &format!("O-{b}")).await, vec![(b.clone(), "SENT_TO_PARTNER".to_owned(), 3)]);
+    assert_eq!(
+        lookup_rows(&session, &keyspace, &format!("O-{b}")).await,
+        vec![(b.clone(), "SENT_TO_PARTNER".to_owned(), 3)]
+    );
     assert_eq!(timeline(&session, &keyspace, &a).await, vec![4, 3, 2, 1]);
     assert_eq!(timeline(&session, &keyspace, &b).await, vec![3, 2, 1]);
     // The newer state still wins afterwards.

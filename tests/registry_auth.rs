@@ -32,34 +32,39 @@ async fn recording_proxy() -> (String, Arc<Mutex<Vec<Seen>>>) {
     let upstream = registry_url();
     let http = reqwest::Client::new();
     let record = Arc::clone(&seen);
-    let app = axum::Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap, body: axum::body::Bytes| {
-        let (record, upstream, http) = (Arc::clone(&record), upstream.clone(), http.clone());
-        async move {
-            let path = uri.path().strip_prefix("/r").unwrap_or(uri.path()).to_owned();
-            let authorization = headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned);
-            record.lock().expect("lock").push(Seen { method: method.to_string(), path: path.clone(), authorization });
-            let query = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
-            let mut request = http.request(method, format!("{upstream}{path}{query}")).body(body.to_vec());
-            for name in ["accept", "content-type"] {
-                if let Some(value) = headers.get(name) {
-                    request = request.header(name, value.as_bytes());
-                }
-            }
-            match request.send().await {
-                Ok(response) => {
-                    let status = StatusCode::from_u16(response.status().as_u16()).expect("status");
-                    let kind = response.headers().get("content-type").cloned();
-                    let bytes = response.bytes().await.unwrap_or_default();
-                    let mut answer = (status, bytes).into_response();
-                    if let Some(kind) = kind {
-                        answer.headers_mut().insert("content-type", kind);
+    let app =
+        axum::Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap, body: axum::body::Bytes| {
+            let (record, upstream, http) = (Arc::clone(&record), upstream.clone(), http.clone());
+            async move {
+                let path = uri.path().strip_prefix("/r").unwrap_or(uri.path()).to_owned();
+                let authorization = headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned);
+                record.lock().expect("lock").push(Seen {
+                    method: method.to_string(),
+                    path: path.clone(),
+                    authorization,
+                });
+                let query = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
+                let mut request = http.request(method, format!("{upstream}{path}{query}")).body(body.to_vec());
+                for name in ["accept", "content-type"] {
+                    if let Some(value) = headers.get(name) {
+                        request = request.header(name, value.as_bytes());
                     }
-                    answer
                 }
-                Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
+                match request.send().await {
+                    Ok(response) => {
+                        let status = StatusCode::from_u16(response.status().as_u16()).expect("status");
+                        let kind = response.headers().get("content-type").cloned();
+                        let bytes = response.bytes().await.unwrap_or_default();
+                        let mut answer = (status, bytes).into_response();
+                        if let Some(kind) = kind {
+                            answer.headers_mut().insert("content-type", kind);
+                        }
+                        answer
+                    }
+                    Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
+                }
             }
-        }
-    });
+        });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -80,7 +85,12 @@ fn take_checked(seen: &Arc<Mutex<Vec<Seen>>>, role: &str) -> Vec<Seen> {
     assert!(!requests.is_empty(), "{role} made no registry request through the proxy");
     let expected = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(AUTH));
     let without: Vec<_> = requests.iter().filter(|r| r.authorization.as_deref() != Some(expected.as_str())).collect();
-    assert!(without.is_empty(), "{role}: {} of {} registry requests without the credentials: {without:?}", without.len(), requests.len());
+    assert!(
+        without.is_empty(),
+        "{role}: {} of {} registry requests without the credentials: {without:?}",
+        without.len(),
+        requests.len()
+    );
     eprintln!("{role}: {} registry requests, all with the credentials", requests.len());
     requests
 }
@@ -121,7 +131,10 @@ async fn every_role_sends_the_registry_credentials() {
     wait_for("the refused command's dead letter", Duration::from_secs(90), || common::kafka::count(&dlq) >= 1).await;
     drop(sink);
     let sink_requests = take_checked(&seen, "hub sink");
-    assert!(sink_requests.iter().any(|r| r.path.starts_with("/schemas/ids/")), "the sink read the command's writer schema: {sink_requests:?}");
+    assert!(
+        sink_requests.iter().any(|r| r.path.starts_with("/schemas/ids/")),
+        "the sink read the command's writer schema: {sink_requests:?}"
+    );
 
     let mut args = via_proxy.to_vec();
     args.extend(["dlq", "list", "--json"]);

@@ -92,8 +92,8 @@ impl RegistrySettings {
         if let Some(path) = &self.ca_file {
             let config = |reason: String| CoreError::Config { path: path.clone(), reason };
             let pem = std::fs::read(path).map_err(|e| config(format!("registry CA file: {e}")))?;
-            let certificates = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| config(format!("registry CA file: {e}")))?;
+            let certificates =
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| config(format!("registry CA file: {e}")))?;
             if certificates.is_empty() {
                 return Err(config("registry CA file: no PEM certificate in it".to_owned()));
             }

@@ -59,7 +59,11 @@ async fn basic_auth_goes_on_every_request() {
     for head in &heads {
         assert_eq!(header(head, "authorization"), Some("Basic aHViOnMzY3JldDp3aXRoLWNvbG9u"), "{head}");
     }
-    assert!(heads[0].starts_with("GET /apis/ccompat/v7/config HTTP/1.1"), "the URL's trailing slash is trimmed: {}", heads[0]);
+    assert!(
+        heads[0].starts_with("GET /apis/ccompat/v7/config HTTP/1.1"),
+        "the URL's trailing slash is trimmed: {}",
+        heads[0]
+    );
     assert!(heads[1].starts_with("GET /apis/ccompat/v7/subjects HTTP/1.1"), "{}", heads[1]);
 }
 
@@ -94,7 +98,8 @@ async fn the_timeout_bounds_a_registry_that_never_answers() {
 fn a_missing_or_empty_ca_file_is_a_config_error_naming_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let missing = dir.path().join("nope.pem");
-    let settings = RegistrySettings { ca_file: Some(missing.clone()), ..RegistrySettings::new("https://registry:8081") };
+    let settings =
+        RegistrySettings { ca_file: Some(missing.clone()), ..RegistrySettings::new("https://registry:8081") };
     let error = settings.client().expect_err("missing file");
     assert!(matches!(&error, CoreError::Config { path, .. } if *path == missing), "{error}");
     let empty = dir.path().join("empty.pem");

@@ -65,7 +65,9 @@ fn order_id(query: Result<Query<Vec<(String, String)>>, QueryRejection>) -> Resu
         match name.as_str() {
             "order_id" if found.is_none() => found = Some(value),
             "order_id" => return Err(invalid("order_id is given more than once")),
-            other => return Err(invalid(format!("unknown query parameter {other:?}: this lookup takes only order_id"))),
+            other => {
+                return Err(invalid(format!("unknown query parameter {other:?}: this lookup takes only order_id")))
+            }
         }
     }
     let order_id = found.ok_or_else(|| {
@@ -196,7 +198,8 @@ mod tests {
         assert_eq!(body["type"], "https://interchange.dev/problems/order-id-ambiguous");
         assert_eq!(body["status"], 409);
         assert_eq!(body["truncated"], false);
-        let ids: Vec<&str> = body["orders"].as_array().expect("orders").iter().filter_map(|o| o["id"].as_str()).collect();
+        let ids: Vec<&str> =
+            body["orders"].as_array().expect("orders").iter().filter_map(|o| o["id"].as_str()).collect();
         assert_eq!(ids, ["c-new", "c-old"]);
         assert_eq!(body["orders"][0]["links"]["self"], "/api/v1/orders/c-new");
         assert_eq!(body["orders"][1]["status"], "COMPLETED");

@@ -118,7 +118,12 @@ impl ReadModel {
     }
 
     /// The orders of `partner` whose order id is `order_id` (at most `limit`).
-    pub(crate) async fn by_order_id(&self, partner: &str, order_id: &str, limit: i32) -> Result<Vec<LookupRow>, String> {
+    pub(crate) async fn by_order_id(
+        &self,
+        partner: &str,
+        order_id: &str,
+        limit: i32,
+    ) -> Result<Vec<LookupRow>, String> {
         let result = self
             .session
             .execute_unpaged(&self.by_order_id, (partner, order_id, limit))

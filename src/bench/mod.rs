@@ -28,7 +28,6 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use interchange_core::kafka::KafkaSettings;
-use interchange_core::registry::Registry;
 use interchange_core::topology::Topology;
 use interchange_ingest::Services;
 

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Args;
 use interchange_core::kafka::KafkaSettings;
-use interchange_core::registry::Registry;
 use interchange_core::topology::{SinkParams, Topology};
 use interchange_sinks::projector::cql;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Args;
 use futures::StreamExt;
-use interchange_core::registry::Registry;
 use interchange_core::topology::{BreakerSettings, Outbound, Partner, RateLimit, RetryPolicy, Topology};
 use interchange_sinks::http::breaker::BreakerConfig;
 use interchange_sinks::http::partner::{Outcome, PartnerClient, Request};

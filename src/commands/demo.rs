@@ -39,8 +39,7 @@ async fn publish_stock(global: &Global) -> anyhow::Result<()> {
     let Some(topic) = topology.processors.first().and_then(|p| p.lookups.first()) else { return Ok(()) };
     let t = topology.topics.iter().find(|t| &t.name == topic).context("lookup topic")?;
     let contract = topology.contracts.get("inventory_level").context("inventory_level contract")?;
-    let registry =
-        global.registry().client()?;
+    let registry = global.registry().client()?;
     let id = registry.registered_id(&t.subject(contract), &contract.text).await?;
     let encoder = interchange_core::avro::Encoder::new(contract.schema.clone(), id).map_err(anyhow::Error::msg)?;
     let producer: rdkafka::producer::FutureProducer = super::kafka(global)?.producer_config("hub-demo").create()?;

@@ -9,10 +9,7 @@ use super::{kafka, load};
 use crate::cli::{Global, ProcessArgs, RunArgs, SinkArgs};
 
 fn services(global: &Global) -> anyhow::Result<interchange_processors::Services> {
-    Ok(interchange_processors::Services {
-        kafka: kafka(global)?,
-        registry: global.registry(),
-    })
+    Ok(interchange_processors::Services { kafka: kafka(global)?, registry: global.registry() })
 }
 
 pub async fn run(global: &Global, args: &ProcessArgs) -> anyhow::Result<ExitCode> {

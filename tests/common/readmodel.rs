@@ -302,7 +302,12 @@ pub async fn lookup_rows(session: &Session, keyspace: &str, order_id: &str) -> V
 }
 
 /// `partner`'s lookup rows of `order_id`, as [`lookup_rows`].
-pub async fn lookup_rows_of(session: &Session, keyspace: &str, partner: &str, order_id: &str) -> Vec<(String, String, i64)> {
+pub async fn lookup_rows_of(
+    session: &Session,
+    keyspace: &str,
+    partner: &str,
+    order_id: &str,
+) -> Vec<(String, String, i64)> {
     session
         .query_unpaged(
             format!(

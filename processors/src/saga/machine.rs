@@ -91,21 +91,26 @@ pub enum Rejection {
     },
     /// Another partner's order holds the correlation id (an upstream producer reusing a key).
     #[error(
-        "correlation id {correlation_id} belongs to order {order_id} of partner {owner}: an order_received of \
-         partner {claimant} (order {claimed_order_id}, event {event_id}) with it is refused, {owner}'s order is unchanged"
+        "correlation id {} belongs to order {} of partner {}: an order_received of partner {} (order {}, event {}) \
+         with it is refused, {}'s order is unchanged",
+        .0.correlation_id, .0.order_id, .0.owner, .0.claimant, .0.claimed_order_id, .0.event_id, .0.owner
     )]
-    CorrelationIdTaken {
-        correlation_id: String,
-        owner: String,
-        order_id: String,
-        claimant: String,
-        claimed_order_id: String,
-        event_id: String,
-    },
+    CorrelationIdTaken(Box<TakenId>),
     /// A delivery result that does not answer a command the saga sent the order: its partner or
     /// command type is not the command's, or the order never sent its command.
     #[error("{detail}")]
     ForeignResult { mismatch: Mismatch, detail: String },
+}
+
+/// Whose order holds a correlation id another partner's order claimed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TakenId {
+    pub correlation_id: String,
+    pub owner: String,
+    pub order_id: String,
+    pub claimant: String,
+    pub claimed_order_id: String,
+    pub event_id: String,
 }
 
 /// Namespace of the ids the saga derives (deterministic, so a redone transaction writes the same ids).
@@ -173,14 +178,14 @@ fn second_order(state: &OrderState, order: &OrderReceived, event_id: &str) -> Re
             event_id: event_id.to_owned(),
         };
     }
-    Rejection::CorrelationIdTaken {
+    Rejection::CorrelationIdTaken(Box::new(TakenId {
         correlation_id: state.correlation_id.clone(),
         owner: state.partner.clone(),
         order_id: state.order_id.clone(),
         claimant: order.partner.clone(),
         claimed_order_id: order.order_id.clone(),
         event_id: event_id.to_owned(),
-    }
+    }))
 }
 
 /// Moves `state` to `to`, recording the step.
