@@ -100,10 +100,21 @@ pub enum Command {
     /// Run every role in one process: the ingest edge, the processors and the HTTP sinks.
     Run(RunArgs),
     /// Run the HTTP ingest edge.
+    ///
+    /// Each partner is identified from the request's headers (API key or JWT, then its webhook
+    /// signature) before its body is read. A correlation id a partner supplies is scoped to it
+    /// (`<partner>:<id>`), so partners never collide. Beside each order route it serves the
+    /// order status API, behind the same limits: `GET <route>/{id}`, `GET <route>/{id}/events`
+    /// and `GET <route>?order_id=` (the partner's own order id; only ever the caller's orders).
+    /// The routes are in /openapi.json.
     Ingest(IngestArgs),
     /// Run the stateful processors.
     Process(ProcessArgs),
     /// Run the HTTP sink connectors (deliveries to partners and client notifications).
+    ///
+    /// A sink serves the partners its topology entry lists (`partners = [...]`): each command goes
+    /// to the partner it names, with that partner's endpoint, secret, rate limit and breaker; a
+    /// command for a partner the sink does not serve is a dead letter, never another partner's.
     Sink(SinkArgs),
     /// Check, apply, describe or render the topics of the topology.
     #[command(subcommand)]

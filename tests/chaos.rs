@@ -356,7 +356,7 @@ async fn a_seeded_schedule_of_faults_loses_duplicates_and_disagrees_on_nothing()
         r.assert_alive();
     }
     let known: BTreeSet<&String> = states.keys().collect();
-    let attempted: HashSet<String> = (0..seconds * rate).map(|n| format!("{prefix}C-{n}")).collect();
+    let attempted: HashSet<String> = (0..seconds * rate).map(|n| format!("acme-shop:{prefix}C-{n}")).collect();
     assert!(known.iter().all(|id| attempted.contains(*id)), "an order nobody posted");
     assert!(accepted.iter().all(|id| known.contains(id)), "an accepted order is missing");
 

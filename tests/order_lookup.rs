@@ -139,8 +139,15 @@ async fn each_partner_finds_its_own_orders_by_order_id_and_only_its_own() {
     for correlation in &dups {
         post(&client, &edge, As::Acme, correlation, "DUP-1").await;
     }
-    let mut all: Vec<String> = acme.iter().map(|(c, _)| c.clone()).collect();
-    all.extend([acme_same.clone(), beta_same.clone(), dups[0].clone(), dups[1].clone()]);
+    // A supplied correlation id is scoped to its partner: the order's key is `<partner>:<id>`.
+    let scoped = |partner: &str, id: &str| format!("{partner}:{id}");
+    let mut all: Vec<String> = acme.iter().map(|(c, _)| scoped("acme-shop", c)).collect();
+    all.extend([
+        scoped("acme-shop", &acme_same),
+        scoped("beta-shop", &beta_same),
+        scoped("acme-shop", &dups[0]),
+        scoped("acme-shop", &dups[1]),
+    ]);
     wait_terminal(&format!("{prefix}orders.state"), &all, Duration::from_secs(120)).await;
 
     // Each acme order by its order id: exactly the body of its status by correlation id.
@@ -148,14 +155,14 @@ async fn each_partner_finds_its_own_orders_by_order_id_and_only_its_own() {
         let by_id = completed(&client, &edge, As::Acme, correlation).await;
         let response = by_order_id(&client, &edge, As::Acme, order_id).await;
         assert_eq!(response.status(), StatusCode::OK, "{order_id}");
-        assert_eq!(response.headers()["content-location"], format!("{ORDERS}/{correlation}"));
+        assert_eq!(response.headers()["content-location"], format!("{ORDERS}/acme-shop:{correlation}"));
         let etag = response.headers()["etag"].to_str().expect("etag").to_owned();
         assert_eq!(etag, format!("\"v{}\"", by_id["version"]));
         let body: Value = response.json().await.expect("json");
         assert_eq!(body, by_id, "{order_id}: the same body as by correlation id");
         assert_eq!(
             (body["id"].as_str(), body["order_id"].as_str()),
-            (Some(correlation.as_str()), Some(order_id.as_str()))
+            (Some(scoped("acme-shop", correlation).as_str()), Some(order_id.as_str()))
         );
         assert_eq!(body["partner"], "acme-shop");
         // The same ETag again: 304.
@@ -180,11 +187,17 @@ async fn each_partner_finds_its_own_orders_by_order_id_and_only_its_own() {
     let acme_body = completed(&client, &edge, As::Acme, &acme_same).await;
     let found: Value = by_order_id(&client, &edge, As::Acme, "SAME-1").await.json().await.expect("json");
     assert_eq!(found, acme_body);
-    assert_eq!((found["id"].as_str(), found["partner"].as_str()), (Some(acme_same.as_str()), Some("acme-shop")));
+    assert_eq!(
+        (found["id"].as_str(), found["partner"].as_str()),
+        (Some(scoped("acme-shop", &acme_same).as_str()), Some("acme-shop"))
+    );
     let beta_body = completed(&client, &edge, As::Beta, &beta_same).await;
     let found: Value = by_order_id(&client, &edge, As::Beta, "SAME-1").await.json().await.expect("json");
     assert_eq!(found, beta_body);
-    assert_eq!((found["id"].as_str(), found["partner"].as_str()), (Some(beta_same.as_str()), Some("beta-shop")));
+    assert_eq!(
+        (found["id"].as_str(), found["partner"].as_str()),
+        (Some(scoped("beta-shop", &beta_same).as_str()), Some("beta-shop"))
+    );
 
     // An order id acme-shop used for two orders: 409 listing both, each with its status URL.
     for correlation in &dups {
@@ -195,8 +208,8 @@ async fn each_partner_finds_its_own_orders_by_order_id_and_only_its_own() {
     assert_eq!(ambiguous["type"], "https://interchange.dev/problems/order-id-ambiguous");
     let listed = ambiguous["orders"].as_array().expect("orders");
     assert_eq!(listed.len(), 2, "{ambiguous}");
-    let ids: BTreeSet<&str> = listed.iter().filter_map(|o| o["id"].as_str()).collect();
-    assert_eq!(ids, dups.iter().map(String::as_str).collect::<BTreeSet<_>>());
+    let ids: BTreeSet<String> = listed.iter().filter_map(|o| o["id"].as_str().map(str::to_owned)).collect();
+    assert_eq!(ids, dups.iter().map(|c| scoped("acme-shop", c)).collect::<BTreeSet<_>>());
     for o in listed {
         assert_eq!(o["status"], "COMPLETED");
         assert_eq!(o["links"]["self"], format!("{ORDERS}/{}", o["id"].as_str().expect("id")));
@@ -224,14 +237,14 @@ async fn each_partner_finds_its_own_orders_by_order_id_and_only_its_own() {
     for (correlation, order_id) in &acme {
         let rows = lookup_rows(&session, &keyspace, order_id).await;
         assert_eq!(rows.len(), 1, "{order_id}: {rows:?}");
-        assert_eq!((&rows[0].0, rows[0].1.as_str()), (correlation, "COMPLETED"));
+        assert_eq!((&rows[0].0, rows[0].1.as_str()), (&scoped("acme-shop", correlation), "COMPLETED"));
     }
     assert_eq!(lookup_rows(&session, &keyspace, "DUP-1").await.len(), 2);
     let same: Vec<String> = lookup_rows(&session, &keyspace, "SAME-1").await.into_iter().map(|r| r.0).collect();
-    assert_eq!(same, vec![acme_same]);
+    assert_eq!(same, vec![scoped("acme-shop", &acme_same)]);
     let same: Vec<String> =
         lookup_rows_of(&session, &keyspace, "beta-shop", "SAME-1").await.into_iter().map(|r| r.0).collect();
-    assert_eq!(same, vec![beta_same]);
+    assert_eq!(same, vec![scoped("beta-shop", &beta_same)]);
     assert!(lookup_rows_of(&session, &keyspace, "beta-shop", "OL-0").await.is_empty());
     drop_keyspace(&session, &keyspace).await;
 }

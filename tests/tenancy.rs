@@ -39,7 +39,10 @@ async fn post_all(pipeline: &Pipeline, credentials: (&str, &str), tag: &str) -> 
         let (status, answer, _) =
             pipeline.post_as(credentials, &order_without_callback(&format!("{tag}-{i}")), &id, None).await;
         assert_eq!(status, 202, "{tag}-{i}: {answer}");
-        ids.push(id);
+        // The order is keyed by the supplied id scoped to the shop that posted it.
+        let scoped = answer["correlation_id"].as_str().expect("correlation_id").to_owned();
+        assert!(scoped.ends_with(&format!("-shop:{id}")), "{scoped}");
+        ids.push(scoped);
     }
     ids
 }

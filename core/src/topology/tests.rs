@@ -256,10 +256,11 @@ fn duplicates_bad_values_and_key_mismatch_are_reported() {
 
 #[test]
 fn every_partner_of_the_per_shop_erp_map_is_checked_at_once() {
+    // The shipped map's entry (globex-shop = "globex-erp") stays valid beside the planted ones.
     let text = replace_once(
         &shipped_text(),
-        "terminal_retention = \"7d\"\n",
-        "terminal_retention = \"7d\"\n\n[processor.params.erp_partner_by_shop]\n\"nobody-shop\" = \"acme-erp\"\n\"acme-shop\" = \"nobody-erp\"\n\"acme-erp\" = \"bare-erp\"\n",
+        "[processor.params.erp_partner_by_shop]\n",
+        "[processor.params.erp_partner_by_shop]\n\"nobody-shop\" = \"acme-erp\"\n\"acme-shop\" = \"nobody-erp\"\n\"acme-erp\" = \"bare-erp\"\n",
     ) + "\n[[partner]]\nname = \"bare-erp\"\n";
     let text = replace_once(&text, "max_batch = 500", "max_batch = 0");
     let (_dir, path) = write_copy(&text);

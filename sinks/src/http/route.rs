@@ -12,15 +12,25 @@ use interchange_core::topology::{Sink, SinkParams, Topology};
 pub enum Route {
     /// To the served partner at this index (its delivery stack and lane).
     Deliver(usize),
-    /// Another sink of the topology delivers it: finished here, nothing sent.
+    /// Another sink of the topology delivers it, or its partner takes no deliveries (declared
+    /// without `[partner.outbound]`, e.g. a shop that only posts): finished here, nothing sent.
     Elsewhere,
     /// No sink serves its partner: a dead letter with this cause.
     Unserved(String),
 }
 
-/// The (contract, partner) pairs that other HTTP sinks of `topology` deliver from `sink`'s input.
+/// The (contract, partner) pairs `sink` finishes without sending: those other HTTP sinks of
+/// `topology` deliver from `sink`'s input, and its commands for partners declared without
+/// `[partner.outbound]` (they have no endpoint: a shop that takes no webhooks is not notified,
+/// and its notifications are not dead letters). A partner the topology does not declare at all
+/// stays unserved (a dead letter).
 pub fn elsewhere(topology: &Topology, sink: &Sink) -> BTreeSet<(String, String)> {
     let mut out = BTreeSet::new();
+    if let SinkParams::Http { commands, .. } = &sink.params {
+        for partner in topology.partners.iter().filter(|p| p.outbound.is_none()) {
+            out.extend(commands.iter().map(|c| (c.clone(), partner.name.clone())));
+        }
+    }
     for other in topology.sinks.iter().filter(|s| s.name != sink.name && s.input == sink.input) {
         if let SinkParams::Http { commands, .. } = &other.params {
             for partner in other.params.http_partners() {
