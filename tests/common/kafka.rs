@@ -27,12 +27,21 @@ pub fn partitions(topic: &str) -> i32 {
 }
 
 /// Records on a non-transactional topic: the sum over partitions of high minus low watermark.
+/// Retries for 60 s while the broker answers with an error (right after a broker restart,
+/// leadership is still moving: `NotLeaderForPartition`).
 pub fn count(topic: &str) -> i64 {
     let c = consumer("read_committed");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
     (0..partitions(topic))
-        .map(|p| {
-            let (low, high) = c.fetch_watermarks(topic, p, Duration::from_secs(10)).expect("watermarks");
-            high - low
+        .map(|p| loop {
+            match c.fetch_watermarks(topic, p, Duration::from_secs(10)) {
+                Ok((low, high)) => break high - low,
+                Err(error) if std::time::Instant::now() < deadline => {
+                    eprintln!("watermarks of {topic}/{p}: {error}; retrying");
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                Err(error) => panic!("watermarks of {topic}/{p}: {error}"),
+            }
         })
         .sum()
 }
