@@ -13,7 +13,7 @@ use common::edge::{beta_token, now_unix, order, provision, signature_headers, te
 use common::orders::{counts, wait_terminal};
 use common::pipeline::hub_command;
 use common::process::{publish_inventory, Processor};
-use common::readmodel::{cql_nodes, migrate, topology_with_keyspace, unique_keyspace};
+use common::readmodel::{cql_nodes, migrate, topology_with_partner, unique_keyspace};
 use common::{avro, kafka, unique_prefix, Hub};
 use rdkafka::Message;
 use serde_json::Value;
@@ -99,20 +99,6 @@ fn hub_run(topology: &common::TopologyCopy, prefix: &str, port: u16) -> Hub {
         .expect("hub run"))
 }
 
-/// A partner on loopback that answers 201 with a fresh id to everything (ERP and callbacks).
-async fn partner() -> String {
-    let app = axum::Router::new().fallback(|| async {
-        (
-            axum::http::StatusCode::CREATED,
-            axum::Json(serde_json::json!({ "id": format!("ERP-{}", uuid::Uuid::new_v4()) })),
-        )
-    });
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{addr}")
-}
-
 /// GET of the status API as `auth` (acme-shop's key, or beta-shop's token); (status, body).
 async fn status_of(base: &str, id: &str, beta: bool) -> (u16, Value) {
     let request = reqwest::Client::new().get(format!("{base}/api/v1/orders/{id}"));
@@ -139,13 +125,7 @@ async fn wait_finished(base: &str, id: &str, beta: bool) -> Value {
 async fn two_partners_with_the_same_correlation_id_each_get_their_own_order() {
     let prefix = unique_prefix("identity");
     let keyspace = unique_keyspace("identity");
-    let topology = topology_with_keyspace(&keyspace);
-    let partner_url = partner().await;
-    let text = std::fs::read_to_string(&topology.path)
-        .expect("read")
-        .replace("base_url = \"http://127.0.0.1:18081\"", &format!("base_url = \"{partner_url}\""))
-        .replace("base_url = \"http://127.0.0.1:18082\"", &format!("base_url = \"{partner_url}\""));
-    std::fs::write(&topology.path, text).expect("write");
+    let topology = topology_with_partner(&keyspace).await;
     provision(&topology, &prefix);
     migrate(&topology, &prefix);
     publish_stock(&prefix).await;

@@ -102,13 +102,7 @@ async fn problem(response: reqwest::Response) -> (StatusCode, Value) {
 async fn each_partner_finds_its_own_orders_by_order_id_and_only_its_own() {
     let prefix = unique_prefix("lookup");
     let keyspace = unique_keyspace("lookup");
-    let topology = topology_with_keyspace(&keyspace);
-    let partner_url = partner().await;
-    let text = std::fs::read_to_string(&topology.path)
-        .expect("read")
-        .replace("base_url = \"http://127.0.0.1:18081\"", &format!("base_url = \"{partner_url}\""))
-        .replace("base_url = \"http://127.0.0.1:18082\"", &format!("base_url = \"{partner_url}\""));
-    std::fs::write(&topology.path, text).expect("write");
+    let topology = topology_with_partner(&keyspace).await;
     provision(&topology, &prefix);
     migrate(&topology, &prefix);
     let skus: Vec<String> = (100..106).map(|i| format!("SKU-{i:05}")).collect();

@@ -59,13 +59,7 @@ async fn wait_status(client: &reqwest::Client, url: &str, status: &str) -> (Valu
 async fn orders_flow_into_the_read_model_the_owner_reads_them_and_a_replay_gives_the_same_rows() {
     let prefix = unique_prefix("readmodel");
     let keyspace = unique_keyspace("flow");
-    let topology = topology_with_keyspace(&keyspace);
-    let partner_url = partner().await;
-    let text = std::fs::read_to_string(&topology.path)
-        .expect("read")
-        .replace("base_url = \"http://127.0.0.1:18081\"", &format!("base_url = \"{partner_url}\""))
-        .replace("base_url = \"http://127.0.0.1:18082\"", &format!("base_url = \"{partner_url}\""));
-    std::fs::write(&topology.path, text).expect("write");
+    let topology = topology_with_partner(&keyspace).await;
     provision(&topology, &prefix);
     migrate(&topology, &prefix);
     migrate(&topology, &prefix); // idempotent

@@ -32,6 +32,18 @@ pub fn topology_with_keyspace(keyspace: &str) -> TopologyCopy {
     copy
 }
 
+/// [`topology_with_keyspace`] with both partners' `base_url` pointing at a [`partner`] on loopback.
+pub async fn topology_with_partner(keyspace: &str) -> TopologyCopy {
+    let topology = topology_with_keyspace(keyspace);
+    let partner_url = partner().await;
+    let text = std::fs::read_to_string(&topology.path)
+        .expect("read")
+        .replace("base_url = \"http://127.0.0.1:18081\"", &format!("base_url = \"{partner_url}\""))
+        .replace("base_url = \"http://127.0.0.1:18082\"", &format!("base_url = \"{partner_url}\""));
+    std::fs::write(&topology.path, text).expect("write");
+    topology
+}
+
 /// A copy of `topology` whose projector sink is named `name` (its own consumer group, so it reads
 /// the state topic from the beginning) and writes to `keyspace`.
 pub fn replay_topology(keyspace: &str, name: &str) -> TopologyCopy {
