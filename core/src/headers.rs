@@ -1,12 +1,21 @@
-//! The headers every Kafka record of the hub carries, defined once.
+//! The envelope: the headers every Kafka record of the hub carries, written and read only here.
+//!
+//! Producers build an [`EventHeaders`] and write [`EventHeaders::to_kafka`]; consumers read a
+//! record's envelope with [`Received::of`], which never fails (records from upstream producers
+//! and tools may lack any header).
 
-use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
+use rdkafka::message::{Header, Headers, OwnedHeaders};
 use rdkafka::Message;
 
-/// The value of header `name` of `message`, as text (lossy), if present.
-pub fn value(message: &OwnedMessage, name: &str) -> Option<String> {
+/// The value of header `name` of `message`, as text (lossy), if present; the last value wins
+/// when a name repeats.
+pub fn value<M: Message>(message: &M, name: &str) -> Option<String> {
     message.headers().and_then(|h| {
-        h.iter().find(|x| x.key == name).and_then(|x| x.value).map(|v| String::from_utf8_lossy(v).into_owned())
+        h.iter()
+            .filter(|x| x.key == name)
+            .filter_map(|x| x.value)
+            .last()
+            .map(|v| String::from_utf8_lossy(v).into_owned())
     })
 }
 
@@ -42,7 +51,53 @@ pub struct HeaderError {
     pub problem: &'static str,
 }
 
+/// The envelope as a consumer finds it on a record: every header is optional.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Received {
+    pub correlation_id: Option<String>,
+    pub event_id: Option<String>,
+    pub event_type: Option<String>,
+    pub traceparent: Option<String>,
+    pub tracestate: Option<String>,
+    pub producer_role: Option<String>,
+}
+
+impl Received {
+    /// The envelope headers of `message` (text, lossy; the last value wins when a name repeats).
+    pub fn of<M: Message>(message: &M) -> Self {
+        Self {
+            correlation_id: value(message, CORRELATION_ID),
+            event_id: value(message, EVENT_ID),
+            event_type: value(message, EVENT_TYPE),
+            traceparent: value(message, TRACEPARENT),
+            tracestate: value(message, TRACESTATE),
+            producer_role: value(message, PRODUCER_ROLE),
+        }
+    }
+}
+
 impl EventHeaders {
+    /// The envelope of an event `event_type` with id `event_id` of saga `correlation_id`,
+    /// written by `producer_role`, without trace context.
+    pub fn new(correlation_id: &str, event_id: &str, event_type: &str, producer_role: &str) -> Self {
+        Self {
+            correlation_id: correlation_id.to_owned(),
+            event_id: event_id.to_owned(),
+            event_type: event_type.to_owned(),
+            traceparent: None,
+            tracestate: None,
+            producer_role: producer_role.to_owned(),
+        }
+    }
+
+    /// The same with W3C trace context.
+    #[must_use]
+    pub fn traced(mut self, traceparent: Option<String>, tracestate: Option<String>) -> Self {
+        self.traceparent = traceparent;
+        self.tracestate = tracestate;
+        self
+    }
+
     /// The headers as Kafka record headers.
     pub fn to_kafka(&self) -> OwnedHeaders {
         let mut headers = OwnedHeaders::new_with_capacity(6)
@@ -99,6 +154,23 @@ mod tests {
         let kafka = headers.to_kafka();
         assert_eq!(kafka.count(), 5);
         assert_eq!(EventHeaders::from_kafka(&kafka), Ok(headers));
+    }
+
+    #[test]
+    fn a_consumer_reads_what_a_producer_wrote_and_tolerates_what_is_missing() {
+        use rdkafka::message::OwnedMessage;
+        use rdkafka::Timestamp;
+        let written = EventHeaders::new("c-1", "e-1", "delivery_result", "sink").traced(Some("00-tp".into()), None);
+        let message = |headers: Option<OwnedHeaders>| {
+            OwnedMessage::new(None, None, "t".into(), Timestamp::NotAvailable, 0, 0, headers)
+        };
+        let received = Received::of(&message(Some(written.to_kafka())));
+        assert_eq!(received.correlation_id.as_deref(), Some("c-1"));
+        assert_eq!(received.event_type.as_deref(), Some("delivery_result"));
+        assert_eq!(received.producer_role.as_deref(), Some("sink"));
+        assert_eq!(received.traceparent.as_deref(), Some("00-tp"));
+        assert_eq!(received.tracestate, None);
+        assert_eq!(Received::of(&message(None)), Received::default());
     }
 
     #[test]

@@ -6,6 +6,9 @@ pub mod lag;
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use rdkafka::client::ClientContext;
+use rdkafka::config::{FromClientConfig, FromClientConfigAndContext};
+use rdkafka::error::KafkaResult;
 use rdkafka::ClientConfig;
 
 use crate::error::CoreError;
@@ -74,6 +77,60 @@ impl KafkaSettings {
     }
 }
 
+/// The one builder of the hub's consumers: every consumer reads `read_committed` (a record of an
+/// aborted or open transaction is never seen), commits nothing on its own and, with no committed
+/// offset, starts at the earliest record. The caller adds what its role needs; the operator's
+/// pass-through properties are applied last, when the consumer is created, so they win.
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    config: ClientConfig,
+    properties: BTreeMap<String, String>,
+}
+
+impl KafkaSettings {
+    /// A `read_committed` consumer of group `group_id`, identified as `client_id`.
+    pub fn read_committed(&self, client_id: &str, group_id: &str) -> ConsumerConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.bootstrap_servers)
+            .set("client.id", client_id)
+            .set("group.id", group_id)
+            .set("isolation.level", "read_committed")
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest");
+        ConsumerConfig { config, properties: self.properties.clone() }
+    }
+}
+
+impl ConsumerConfig {
+    /// Sets one librdkafka property (the operator's pass-through properties still win).
+    #[must_use]
+    pub fn set(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.config.set(key, value);
+        self
+    }
+
+    /// The final client config: the hub's settings, then the operator's properties.
+    pub fn into_config(self) -> ClientConfig {
+        let mut config = self.config;
+        for (key, value) in &self.properties {
+            config.set(key, value);
+        }
+        config
+    }
+
+    /// Creates the consumer.
+    pub fn create<T: FromClientConfig>(self) -> KafkaResult<T> {
+        self.into_config().create()
+    }
+
+    /// Creates the consumer with `context`.
+    pub fn create_with_context<C: ClientContext, T: FromClientConfigAndContext<C>>(self, context: C) -> KafkaResult<T> {
+        self.into_config().create_with_context(context)
+    }
+}
+
 /// Parses Java `.properties` text: `key=value` or `key: value`, `#` and `!` comments.
 pub fn parse_properties(text: &str) -> BTreeMap<String, String> {
     text.lines()
@@ -102,6 +159,16 @@ mod tests {
         let config = settings.producer_config("t");
         assert_eq!(config.get("acks"), Some("all"));
         assert_eq!(config.get("security.protocol"), Some("SASL_SSL"));
+    }
+
+    #[test]
+    fn consumers_read_committed_and_the_operator_wins() {
+        let settings = KafkaSettings::new("b:9092", None, &["fetch.wait.max.ms=50".to_owned()]).expect("settings");
+        let config = settings.read_committed("t", "g").set("fetch.wait.max.ms", "10").into_config();
+        assert_eq!(config.get("isolation.level"), Some("read_committed"));
+        assert_eq!(config.get("group.id"), Some("g"));
+        assert_eq!(config.get("enable.auto.commit"), Some("false"));
+        assert_eq!(config.get("fetch.wait.max.ms"), Some("50"), "pass-through properties are applied last");
     }
 
     #[test]
