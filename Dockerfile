@@ -6,7 +6,8 @@
 #
 # Build stage: a release build of the `hub` binary. rdkafka builds the bundled librdkafka with
 # gcc, make and perl (all in the rust image), with OpenSSL for Kafka TLS (feature kafka-tls) and
-# zlib compiled in (feature static-zlib). HTTP TLS is rustls: no other native library.
+# zlib compiled in (feature static-zlib). HTTP TLS (the edge, partner and registry clients) uses
+# the same OpenSSL: one TLS stack.
 FROM rust:1.95.0-bookworm AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends pkg-config libssl-dev \
