@@ -1,6 +1,7 @@
 //! Shared model of Interchange: topology, record headers, Avro contracts, Kafka settings, registry, telemetry, shutdown.
 
 pub mod avro;
+pub mod cli;
 pub mod clock;
 pub mod contract;
 pub mod dead_letter;
