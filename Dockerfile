@@ -4,10 +4,11 @@
 #
 #   docker build -t interchange/hub:0.1.0 .
 #
-# Build stage: a release build of the `hub` binary. rdkafka builds the bundled librdkafka with
-# gcc, make and perl (all in the rust image), with OpenSSL for Kafka TLS (feature kafka-tls) and
-# zlib compiled in (feature static-zlib). HTTP TLS (the edge, partner and registry clients) uses
-# the same OpenSSL: one TLS stack.
+# Build stage: a release build of the `hub` binary alone (`-p hub`; bench/ is copied only because
+# cargo reads every workspace member's manifest: the `hub-bench` load generators are not built).
+# rdkafka builds the bundled librdkafka with gcc, make and perl (all in the rust image), with
+# OpenSSL for Kafka TLS (feature kafka-tls) and zlib compiled in (feature static-zlib). HTTP TLS
+# (the edge, partner and registry clients) uses the same OpenSSL: one TLS stack.
 FROM rust:1.95.0-bookworm AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends pkg-config libssl-dev \
@@ -18,10 +19,11 @@ COPY core core
 COPY ingest ingest
 COPY processors processors
 COPY sinks sinks
+COPY bench bench
 COPY src src
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked --bin hub --features kafka-tls,static-zlib \
+    cargo build --release --locked -p hub --bin hub --features kafka-tls,static-zlib \
  && install -m 0755 target/release/hub /usr/local/bin/hub \
  && ldd /usr/local/bin/hub
 

@@ -10,6 +10,7 @@
 //! (`topology`'s raw form and validation passes) and how writer schemas are cached.
 
 pub mod avro;
+pub mod cli;
 pub mod clock;
 pub mod contract;
 pub mod dead_letter;

@@ -7,9 +7,20 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use axum::http::{HeaderMap, StatusCode};
+use clap::Args;
+use interchange_core::cli::Global;
 use interchange_core::shutdown;
 
-use crate::cli::{DemoArgs, Global};
+/// `hub demo` options.
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Where the demo ERP listens (the reference topology's acme-erp base URL).
+    #[arg(long, default_value = "127.0.0.1:18082")]
+    pub erp: std::net::SocketAddr,
+    /// Where the demo client callback receiver listens (acme-shop's base URL).
+    #[arg(long, default_value = "127.0.0.1:18081")]
+    pub callback: std::net::SocketAddr,
+}
 
 async fn serve(
     name: &'static str,

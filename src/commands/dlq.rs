@@ -4,10 +4,61 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use interchange_core::cli::Global;
 use interchange_sinks::replay::{self, Filter, Letter};
 
 use super::{kafka, load};
-use crate::cli::{DlqCommand, DlqFilterArgs, Global};
+
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// Show the dead letters that match (one line each, or JSON lines).
+    List(DlqListArgs),
+    /// Re-publish the matching dead letters' original records (same key, value, headers and event
+    /// id, so partners' idempotency holds) to their source topics.
+    Replay(DlqReplayArgs),
+}
+
+/// Which dead letters.
+#[derive(Debug, Clone, Args)]
+pub struct DlqFilterArgs {
+    /// Dead-letter topic as declared in the topology (repeatable); default: every one in use.
+    #[arg(long)]
+    pub topic: Vec<String>,
+    /// Only those a sink gave up on for this partner.
+    #[arg(long)]
+    pub partner: Option<String>,
+    /// Only this order (the record key).
+    #[arg(long)]
+    pub correlation_id: Option<String>,
+    /// Only from this stage, e.g. sink:erp-dispatch or processor:order-saga.
+    #[arg(long)]
+    pub stage: Option<String>,
+    /// Dead-lettered at or after: an RFC 3339 time or a duration ago (2h, 30m).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Dead-lettered before: an RFC 3339 time or a duration ago.
+    #[arg(long)]
+    pub until: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DlqListArgs {
+    #[command(flatten)]
+    pub filter: DlqFilterArgs,
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DlqReplayArgs {
+    #[command(flatten)]
+    pub filter: DlqFilterArgs,
+    /// Show what would be re-published and send nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
 
 /// `--since`/`--until`: an RFC 3339 time, or a duration meaning that long ago (`2h`, `30m`).
 fn instant_ms(text: &str) -> anyhow::Result<i64> {

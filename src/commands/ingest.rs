@@ -3,11 +3,19 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
+use clap::Args;
+use interchange_core::cli::Global;
 use interchange_core::shutdown;
 use interchange_ingest::Services;
 
 use super::{kafka, load};
-use crate::cli::{Global, IngestArgs};
+
+/// `hub ingest` options.
+#[derive(Debug, Clone, Args)]
+pub struct IngestArgs {
+    #[command(flatten)]
+    pub edge: interchange_ingest::IngestConfig,
+}
 
 pub async fn run(global: &Global, args: &IngestArgs) -> anyhow::Result<ExitCode> {
     let topology = load(global)?;
@@ -15,7 +23,7 @@ pub async fn run(global: &Global, args: &IngestArgs) -> anyhow::Result<ExitCode>
         kafka: kafka(global)?,
         registry: global.registry(),
         redis_url: global.redis_url.clone(),
-        cql_nodes: crate::commands::cql_nodes(global),
+        cql_nodes: global.cql_nodes(),
     };
     let app = interchange_ingest::build(&topology, &services, &args.edge).await.context("starting the ingest edge")?;
     let listener = tokio::net::TcpListener::bind(args.edge.listen)

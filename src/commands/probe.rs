@@ -3,7 +3,17 @@
 
 use std::process::ExitCode;
 
-use crate::cli::ProbeArgs;
+use clap::Args;
+
+/// `hub probe` options.
+#[derive(Debug, Clone, Args)]
+pub struct ProbeArgs {
+    /// The URL to GET, e.g. http://127.0.0.1:8080/readyz.
+    pub url: String,
+    /// Give up after this long.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "3s")]
+    pub timeout: std::time::Duration,
+}
 
 pub async fn run(args: &ProbeArgs) -> anyhow::Result<ExitCode> {
     let client = reqwest::Client::builder().timeout(args.timeout).build()?;

@@ -3,10 +3,36 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
+use clap::Args;
+use interchange_core::cli::Global;
 use interchange_core::shutdown;
 
 use super::{kafka, load};
-use crate::cli::{Global, ProcessArgs, RunArgs, SinkArgs};
+
+/// `hub process` options.
+#[derive(Debug, Clone, Args)]
+pub struct ProcessArgs {
+    #[command(flatten)]
+    pub processor: interchange_processors::ProcessorConfig,
+}
+
+/// `hub run` options: those of every role.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub edge: interchange_ingest::IngestConfig,
+    #[command(flatten)]
+    pub processor: interchange_processors::ProcessorConfig,
+    #[command(flatten)]
+    pub sink: interchange_sinks::SinkConfig,
+}
+
+/// `hub sink` options.
+#[derive(Debug, Clone, Args)]
+pub struct SinkArgs {
+    #[command(flatten)]
+    pub sink: interchange_sinks::SinkConfig,
+}
 
 fn services(global: &Global) -> anyhow::Result<interchange_processors::Services> {
     Ok(interchange_processors::Services { kafka: kafka(global)?, registry: global.registry() })
@@ -23,7 +49,7 @@ fn sink_services(global: &Global) -> anyhow::Result<interchange_sinks::Services>
     Ok(interchange_sinks::Services {
         kafka: kafka(global)?,
         registry: global.registry(),
-        cql_nodes: super::cql_nodes(global),
+        cql_nodes: global.cql_nodes(),
     })
 }
 
@@ -43,7 +69,7 @@ pub async fn run_all(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode
         kafka: kafka(global)?,
         registry: global.registry(),
         redis_url: global.redis_url.clone(),
-        cql_nodes: crate::commands::cql_nodes(global),
+        cql_nodes: global.cql_nodes(),
     };
     let app =
         interchange_ingest::build(&topology, &edge_services, &args.edge).await.context("starting the ingest edge")?;

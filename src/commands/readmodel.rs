@@ -5,11 +5,33 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
+use clap::{Args, Subcommand};
+use interchange_core::cli::Global;
 use interchange_core::topology::SinkParams;
 use interchange_sinks::projector::cql;
 
-use super::{cql_nodes, load};
-use crate::cli::{Global, MigrateArgs, ReadModelCommand};
+use super::load;
+
+#[derive(Debug, Subcommand)]
+pub enum ReadModelCommand {
+    /// Apply cql/readmodel.cql to the keyspace of every cql_projector sink (CREATE ... IF NOT
+    /// EXISTS: idempotent).
+    Migrate(MigrateArgs),
+}
+
+/// `hub readmodel migrate` options.
+#[derive(Debug, Clone, Args)]
+pub struct MigrateArgs {
+    /// Copies of each row: the replication factor of a new keyspace.
+    #[arg(long, env = "HUB_CQL_REPLICATION_FACTOR", default_value_t = 1)]
+    pub replication_factor: u32,
+    /// Data center for NetworkTopologyStrategy (production); SimpleStrategy when not given (development).
+    #[arg(long, env = "HUB_CQL_DATACENTER")]
+    pub datacenter: Option<String>,
+    /// Print the statements instead of running them.
+    #[arg(long)]
+    pub dry_run: bool,
+}
 
 pub async fn run(global: &Global, command: ReadModelCommand) -> anyhow::Result<ExitCode> {
     match command {
@@ -40,7 +62,7 @@ async fn migrate(global: &Global, args: &MigrateArgs) -> anyhow::Result<ExitCode
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let nodes = cql_nodes(global);
+    let nodes = global.cql_nodes();
     let session = cql::connect(&nodes, Duration::from_secs(10)).await.context("connecting to CQL")?;
     for (keyspace, ttl) in keyspaces {
         let n = cql::migrate(&session, keyspace, &replication, ttl)

@@ -2,10 +2,19 @@
 
 use std::process::ExitCode;
 
+use clap::Subcommand;
+use interchange_core::cli::Global;
 use interchange_core::registry::Compatibility;
 
 use super::load;
-use crate::cli::{Global, SchemasCommand};
+
+#[derive(Debug, Subcommand)]
+pub enum SchemasCommand {
+    /// Test every contract against the registry without registering.
+    Check,
+    /// Register every contract under its subject with BACKWARD compatibility.
+    Register,
+}
 
 /// The compatibility rule set on every subject: consumers on the new schema read old records.
 const COMPATIBILITY: &str = "BACKWARD";

@@ -1,13 +1,57 @@
 //! `hub topology check|apply|describe|render`.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use clap::{Args, Subcommand, ValueEnum};
+use interchange_core::cli::Global;
 use interchange_core::kafka::admin::{plan, Admin, PlanOptions};
 use interchange_core::topology::{render, Topology};
 
 use super::{kafka, load};
-use crate::cli::{ApplyArgs, Global, RenderArgs, RenderTarget, TopologyCommand};
+
+#[derive(Debug, Subcommand)]
+pub enum TopologyCommand {
+    /// Validate the topology and its contracts offline; lists every error at once.
+    Check,
+    /// Create missing topics, raise partition counts and fix configs; refuses unsafe changes.
+    Apply(ApplyArgs),
+    /// Show declared against actual for every topic.
+    Describe(ApplyArgs),
+    /// Render the topics as resources for another tool (deterministic; never edit the output).
+    Render(RenderArgs),
+}
+
+/// What `hub topology render` produces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RenderTarget {
+    /// Strimzi `KafkaTopic` resources (kafka.strimzi.io/v1), one per topic.
+    Strimzi,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RenderArgs {
+    /// The format to render.
+    #[arg(value_enum)]
+    pub target: RenderTarget,
+    /// Name of the Strimzi `Kafka` cluster (the `strimzi.io/cluster` label).
+    #[arg(long, default_value = "interchange")]
+    pub cluster: String,
+    /// Where to write: `-` for stdout, a directory (writes `topics.yaml` in it) or a file.
+    #[arg(long, default_value = "-")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ApplyArgs {
+    /// Lower replication factor and min.insync.replicas to the broker count (development clusters).
+    #[arg(long, env = "HUB_ALLOW_FEWER_REPLICAS")]
+    pub allow_fewer_replicas: bool,
+    /// Print the plan without changing anything.
+    #[arg(long)]
+    pub dry_run: bool,
+}
 
 pub async fn run(global: &Global, cmd: TopologyCommand) -> anyhow::Result<ExitCode> {
     match cmd {

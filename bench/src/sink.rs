@@ -1,4 +1,4 @@
-//! `hub bench sink`: the HTTP sink's delivery stack against fast local partners, measured against
+//! `hub-bench sink`: the HTTP sink's delivery stack against fast local partners, measured against
 //! a bare reqwest client in the same run; the rate limiter's accuracy; and the resident memory of
 //! a `hub sink` process holding a backlog of a million commands (against the same process idle).
 
@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Args;
 use futures::StreamExt;
+use interchange_core::cli::Global;
 use interchange_core::topology::{BreakerSettings, Outbound, Partner, RateLimit, RetryPolicy, Topology};
 use interchange_sinks::http::breaker::BreakerConfig;
 use interchange_sinks::http::partner::{Outcome, PartnerClient, Request};
@@ -17,9 +18,8 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use super::setup;
-use crate::cli::Global;
 
-/// `hub bench sink` options.
+/// `hub-bench sink` options.
 #[derive(Debug, Clone, Args)]
 pub struct SinkBenchArgs {
     /// Deliveries per throughput run.
@@ -166,7 +166,7 @@ async fn sink_memory(global: &Global, backlog: usize, seconds: u64) -> anyhow::R
     std::fs::write(&path, text)?;
     let prefix = setup::fresh_prefix();
     let topology = Topology::load(&path, &prefix).map_err(anyhow::Error::new)?;
-    let kafka = crate::commands::kafka(global)?;
+    let kafka = setup::kafka(global)?;
     let registry = global.registry().client()?;
     setup::create_topics(&topology, &kafka).await?;
     let ids = setup::register_schemas(&topology, &registry).await?;
@@ -205,8 +205,7 @@ async fn sink_memory(global: &Global, backlog: usize, seconds: u64) -> anyhow::R
             r.context("produce")?.map_err(|(e, _)| e)?;
         }
     }
-    let exe = std::env::current_exe()?;
-    let mut command = std::process::Command::new(exe);
+    let mut command = std::process::Command::new(setup::hub_exe()?);
     global.registry_env(&mut command);
     let mut child = command
         .args([

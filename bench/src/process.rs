@@ -1,4 +1,4 @@
-//! `hub bench process`: the order processor's throughput with exactly-once against the same code
+//! `hub-bench process`: the order processor's throughput with exactly-once against the same code
 //! in at-least-once mode, at two transaction sizes, and the time to restore state.
 //!
 //! Every run gets a fresh topic prefix (its own topics, consumer group and transactional id), a
@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
+use interchange_core::cli::Global;
 use interchange_core::contract::{json_to_avro, UnknownFields};
 use interchange_core::kafka::KafkaSettings;
 use interchange_core::registry::Registry;
@@ -25,9 +26,8 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use super::setup;
-use crate::cli::Global;
 
-/// `hub bench process` options.
+/// `hub-bench process` options.
 #[derive(Debug, Clone, Args)]
 pub struct ProcessBenchArgs {
     /// Orders in each throughput run's backlog.
@@ -279,7 +279,7 @@ async fn restore_time(
 
 /// Runs the processor benchmark and prints the report.
 pub async fn run(global: &Global, args: &ProcessBenchArgs) -> anyhow::Result<ExitCode> {
-    let kafka = crate::commands::kafka(global)?;
+    let kafka = setup::kafka(global)?;
     if let Some(spec) = &args.restore_child {
         let (kafka, spec) = (kafka.clone(), spec.clone());
         tokio::task::spawn_blocking(move || super::retention::child(&kafka, &spec)).await??;

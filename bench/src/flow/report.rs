@@ -132,7 +132,7 @@ fn peak_ratio(summary: &Summary, key: &str) -> Option<f64> {
 pub fn print(summary: &Summary) {
     println!();
     println!(
-        "hub bench flow: prefix {}  processor {:?}  idempotency {}  body ~{} B  (latencies from each request's scheduled send)",
+        "hub-bench flow: prefix {}  processor {:?}  idempotency {}  body ~{} B  (latencies from each request's scheduled send)",
         summary.prefix,
         summary.mode,
         if summary.idempotency { "on" } else { "off" },

@@ -1,6 +1,7 @@
 //! The bench's own corner of the stack: a fresh topic prefix, its topics and subjects (made by
 //! the same library code as `hub topology apply` and `hub schemas register`), partner secrets in
-//! files, records counted from the watermarks, and the topics deleted afterwards.
+//! files, records counted from the watermarks, and the topics deleted afterwards; the Kafka
+//! settings from the shared options, and the `hub` binary the benches run as a child process.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -9,6 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
+use interchange_core::cli::Global;
 use interchange_core::kafka::admin::{plan, Admin, PlanOptions};
 use interchange_core::kafka::KafkaSettings;
 use interchange_core::registry::Registry;
@@ -23,6 +25,24 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The compatibility rule `hub schemas register` sets on every subject.
 const COMPATIBILITY: &str = "BACKWARD";
+
+/// Kafka settings from the options `hub-bench` shares with `hub`.
+pub fn kafka(global: &Global) -> anyhow::Result<KafkaSettings> {
+    global.kafka().context("Kafka settings")
+}
+
+/// The `hub` binary next to this executable (`target/<profile>/hub` beside
+/// `target/<profile>/hub-bench`): the benches that measure a role in its own process run it.
+pub fn hub_exe() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("current exe")?;
+    let hub = exe.with_file_name(format!("hub{}", std::env::consts::EXE_SUFFIX));
+    anyhow::ensure!(
+        hub.is_file(),
+        "{} not found: hub-bench runs the hub binary next to it (build both: cargo build -p hub -p hub-bench)",
+        hub.display()
+    );
+    Ok(hub)
+}
 
 /// A fresh prefix, `bench-<8 hex>.`, so a run never touches anyone else's topics or subjects.
 pub fn fresh_prefix() -> String {

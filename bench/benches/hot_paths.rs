@@ -3,7 +3,7 @@
 //! the saga's `apply` (against cloning the state it returns), the idempotency fingerprint
 //! (against SHA-256 of the body alone) and webhook authentication (against one bare HMAC).
 //!
-//! `cargo bench --bench hot_paths` measures; under `cargo test --all-targets` each benchmark
+//! `cargo bench -p hub-bench --bench hot_paths` measures; under `cargo test --all-targets` each benchmark
 //! runs once as a smoke test.
 
 use std::collections::HashMap;
@@ -44,7 +44,8 @@ fn order_json() -> Value {
 }
 
 fn topology() -> Topology {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("topology.toml");
+    // The workspace's reference topology, one level above this crate.
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../topology.toml");
     match Topology::load(&path, "") {
         Ok(t) => t,
         Err(e) => panic!("topology.toml: {e}"),

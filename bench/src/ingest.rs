@@ -1,25 +1,12 @@
-//! `hub bench`: load generators that measure the hub on the local stack, each against
-//! baselines measured in the same run.
+//! `hub-bench ingest`: the ingest edge alone, with every check on, against baselines measured in
+//! the same run.
 //!
-//! `hub bench ingest` works under a fresh topic prefix (`bench-<8 hex>.`): it creates that
+//! `hub-bench ingest` works under a fresh topic prefix (`bench-<8 hex>.`): it creates that
 //! prefix's topics and subjects, then measures in turn an HTTP ceiling (a server that only
 //! parses the JSON), a Kafka ceiling (a plain producer writing the edge's record), the real edge
 //! started in this process at its peak (closed loop) and at half of that peak (open loop, latency
 //! from the scheduled send time), checks that the topic holds exactly one record per `202`, and
 //! deletes the topics. Everything runs on 127.0.0.1 and stops by itself.
-
-mod baseline;
-mod edge;
-pub mod flow;
-mod load;
-pub mod process;
-pub mod project;
-mod report;
-mod requests;
-pub mod retention;
-mod setup;
-pub mod sink;
-mod stats;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -27,17 +14,18 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use interchange_core::cli::Global;
 use interchange_core::kafka::KafkaSettings;
 use interchange_core::topology::Topology;
 use interchange_ingest::Services;
 
-use self::baseline::{HttpCeiling, KafkaLoad};
-use self::load::{closed_loop, open_loop, HttpTarget};
-use self::report::{RecordCheck, Summary};
-use self::requests::Credentials;
-use self::setup::{SecretDir, Target};
-use self::stats::Phase;
-use crate::cli::Global;
+use crate::baseline::{self, HttpCeiling, KafkaLoad};
+use crate::edge;
+use crate::load::{self, closed_loop, open_loop, HttpTarget};
+use crate::report::{self, RecordCheck, Summary};
+use crate::requests::{self, Credentials};
+use crate::setup::{self, SecretDir, Target};
+use crate::stats::Phase;
 
 /// Signed orders prepared before each phase and sent in turn (unique order ids within a pool).
 const POOL: usize = 4096;
@@ -46,7 +34,7 @@ const KAFKA_IN_FLIGHT_PER_CONNECTION: usize = 4;
 /// The open loop keeps at most this many requests in flight per connection.
 const OPEN_LOOP_CAP_PER_CONNECTION: usize = 10;
 
-/// `hub bench ingest` options.
+/// `hub-bench ingest` options.
 #[derive(Debug, Clone, Args)]
 pub struct IngestBenchArgs {
     /// How long each measured phase runs.
@@ -107,12 +95,12 @@ pub async fn ingest(global: &Global, args: &IngestBenchArgs) -> anyhow::Result<E
         args.warmup + args.duration + Duration::from_secs(30) < tolerance,
         "--warmup plus --duration must stay 30s under the partner's signature tolerance ({tolerance:?}): signatures are made before each phase"
     );
-    let kafka = crate::commands::kafka(global)?;
+    let kafka = setup::kafka(global)?;
     let services = Services {
         kafka: kafka.clone(),
         registry: global.registry(),
         redis_url: global.redis_url.clone(),
-        cql_nodes: crate::commands::cql_nodes(global),
+        cql_nodes: global.cql_nodes(),
     };
     let bench = Bench {
         args,

@@ -34,7 +34,7 @@ pub fn write(path: &Path, phases: &[PhaseResult], groups: &[String], lag: &[LagS
     root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
     let (upper, lower) = root.split_vertically(440);
     let mut chart = ChartBuilder::on(&upper)
-        .caption("hub bench flow: latency from scheduled send, per second", ("sans-serif", 18))
+        .caption("hub-bench flow: latency from scheduled send, per second", ("sans-serif", 18))
         .margin(12)
         .x_label_area_size(32)
         .y_label_area_size(64)

@@ -1,4 +1,4 @@
-//! `hub bench process --retention-restore TERMINAL,LIVE`: restore time and memory of a state
+//! `hub-bench process --retention-restore TERMINAL,LIVE`: restore time and memory of a state
 //! topic holding TERMINAL orders finished longer ago than the retention and LIVE orders still
 //! waiting, restored with the retention (terminal states not held, only their keys until their
 //! tombstones are written) against the same without retention (every state held), in one run.
@@ -9,6 +9,7 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
+use interchange_core::cli::Global;
 use interchange_core::kafka::KafkaSettings;
 use interchange_core::registry::Registry;
 use interchange_processors::runtime::{restore, store::Store, store::TERMINAL_HEADER};
@@ -18,7 +19,6 @@ use serde_json::json;
 
 use super::process::{encode, fresh};
 use super::setup;
-use crate::cli::Global;
 
 const WEEK_MS: i64 = 7 * 24 * 3600 * 1000;
 
@@ -168,7 +168,7 @@ pub async fn run(
     Ok(figures)
 }
 
-/// Runs one restore in a fresh `hub bench process --restore-child` and reads its figures.
+/// Runs one restore in a fresh `hub-bench process --restore-child` and reads its figures.
 fn in_child(
     global: &Global,
     case: &str,
@@ -189,7 +189,7 @@ fn in_child(
         command.args(["-X", property]);
     }
     let output = command
-        .args(["bench", "process", "--batches", "--restore", "--restore-child", &spec])
+        .args(["process", "--batches", "--restore", "--restore-child", &spec])
         .stderr(std::process::Stdio::inherit())
         .output()
         .context("restore child")?;

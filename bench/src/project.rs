@@ -1,4 +1,4 @@
-//! `hub bench project`: the read-model projector's throughput (order states projected per
+//! `hub-bench project`: the read-model projector's throughput (order states projected per
 //! second from a backlog) against raw CQL inserts with the same driver and concurrency, and the
 //! latency from a state-topic transaction commit to the row being readable (p50/p99).
 //!
@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
+use interchange_core::cli::Global;
 use interchange_core::kafka::KafkaSettings;
 use interchange_core::topology::{SinkParams, Topology};
 use interchange_sinks::projector::cql;
@@ -21,9 +22,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::process::{encode, fresh, produce};
 use super::setup;
-use crate::cli::Global;
 
-/// `hub bench project` options.
+/// `hub-bench project` options.
 #[derive(Debug, Clone, Args)]
 pub struct ProjectBenchArgs {
     /// Orders in the backlog; each has `--versions` states on the topic.
@@ -189,7 +189,7 @@ async fn latencies(
 
 /// Runs the projector benchmark and prints the report.
 pub async fn run(global: &Global, args: &ProjectBenchArgs) -> anyhow::Result<ExitCode> {
-    let kafka = crate::commands::kafka(global)?;
+    let kafka = setup::kafka(global)?;
     let registry = global.registry().client()?;
     let (mut topology, ids) = fresh(global, &kafka, &registry).await?;
     let keyspace = format!("bench_{}", topology.topic_prefix.trim_start_matches("bench-").trim_end_matches('.'));
@@ -200,7 +200,7 @@ pub async fn run(global: &Global, args: &ProjectBenchArgs) -> anyhow::Result<Exi
     }
     let (sink_name, ttl) = projector(&topology)?;
     let input = topology.sinks.iter().find(|s| s.name == sink_name).map(|s| s.input.clone()).context("input")?;
-    let nodes = crate::commands::cql_nodes(global);
+    let nodes = global.cql_nodes();
     let session = cql::connect(&nodes, Duration::from_secs(10)).await?;
     cql::migrate(&session, &keyspace, &cql::replication(1, None), ttl).await?;
     let result = measure(global, args, &kafka, &topology, &ids, &session, &keyspace, &sink_name, &input).await;
@@ -242,7 +242,7 @@ async fn measure(
     let services = interchange_sinks::Services {
         kafka: kafka.clone(),
         registry: global.registry(),
-        cql_nodes: crate::commands::cql_nodes(global),
+        cql_nodes: global.cql_nodes(),
     };
     let shutdown = CancellationToken::new();
     let run = {

@@ -1,4 +1,4 @@
-//! `hub bench flow`: the whole order flow on the local stack, measured end to end.
+//! `hub-bench flow`: the whole order flow on the local stack, measured end to end.
 //!
 //! Under a fresh topic prefix the bench starts, in its own process, a test ERP and the client's
 //! callback receiver (both record arrival times), the ingest edge, the order processor and the
@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use interchange_core::cli::Global;
 use interchange_core::registry::Registry;
 use interchange_processors::runtime::Mode;
 use tokio::time::Instant;
@@ -34,13 +35,12 @@ use self::drive::Driver;
 use self::ledger::Ledger;
 use self::results::PhaseResult;
 use super::requests;
-use crate::cli::Global;
 
 /// Signed orders prepared for each phase and used in turn (each request has its own
 /// correlation id and Idempotency-Key; the body and its signature repeat).
 const POOL: usize = 4096;
 
-/// `hub bench flow` options.
+/// `hub-bench flow` options.
 #[derive(Debug, Clone, Args)]
 pub struct FlowBenchArgs {
     /// Target rates (orders per second), one phase each, in order.
@@ -139,7 +139,7 @@ pub async fn run(global: &Global, args: &FlowBenchArgs) -> anyhow::Result<ExitCo
     let prefix = super::setup::fresh_prefix();
     let run_id = prefix.trim_start_matches("bench-").trim_end_matches('.').to_owned();
     let ledger = Arc::new(Ledger::new(&run_id, capacity));
-    let kafka = crate::commands::kafka(global)?;
+    let kafka = super::setup::kafka(global)?;
     let registry = global.registry().client()?;
     let erp = partners::erp(Arc::clone(&ledger)).await?;
     let signing_secret = pipeline::random_secret();
@@ -165,7 +165,7 @@ pub async fn run(global: &Global, args: &FlowBenchArgs) -> anyhow::Result<ExitCo
         kafka: kafka.clone(),
         registry: global.registry(),
         redis_url: global.redis_url.clone(),
-        cql_nodes: crate::commands::cql_nodes(global),
+        cql_nodes: global.cql_nodes(),
     };
     let bench = Bench {
         args,

@@ -58,7 +58,7 @@ fn fmt_ratio(value: Option<f64>) -> String {
 pub fn print(summary: &Summary) {
     println!();
     println!(
-        "hub bench ingest: prefix {}  route POST {} as {}  body ~{} B (pool {} signed orders)  idempotency {}",
+        "hub-bench ingest: prefix {}  route POST {} as {}  body ~{} B (pool {} signed orders)  idempotency {}",
         summary.prefix,
         summary.route,
         summary.partner,
