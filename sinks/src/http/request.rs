@@ -59,7 +59,10 @@ pub(crate) fn epoch_ms(value: &Value) -> Option<i64> {
 }
 
 /// The body: the command whole, or the fields `mapping` picks (output name → JSON pointer).
-pub(crate) fn body(mapping: Option<&std::collections::BTreeMap<String, String>>, command: &Value) -> Result<Vec<u8>, String> {
+pub(crate) fn body(
+    mapping: Option<&std::collections::BTreeMap<String, String>>,
+    command: &Value,
+) -> Result<Vec<u8>, String> {
     let Some(mapping) = mapping else { return Ok(command.to_string().into_bytes()) };
     let mut out = serde_json::Map::new();
     for (name, pointer) in mapping {

@@ -52,7 +52,13 @@ pub(crate) fn retry_after(value: &str, now: SystemTime) -> Option<Duration> {
 /// The decision after attempt number `attempt` (1-based) ended as `outcome`. The backoff is
 /// `initial × 2^(attempt-1)` capped at `max_backoff`, with full jitter (`jitter` in [0, 1) picks
 /// a point in [0, backoff]); a `Retry-After` from the partner sets a floor.
-pub(crate) fn next(policy: &RetryPolicy, attempt: u32, outcome: Attempt, retry_after: Option<Duration>, jitter: f64) -> Next {
+pub(crate) fn next(
+    policy: &RetryPolicy,
+    attempt: u32,
+    outcome: Attempt,
+    retry_after: Option<Duration>,
+    jitter: f64,
+) -> Next {
     if outcome != Attempt::Transient || attempt >= policy.max_attempts {
         return Next::GiveUp;
     }
