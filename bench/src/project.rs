@@ -239,9 +239,10 @@ async fn measure(
         use clap::Parser;
         SinkDefaults::try_parse_from(["bench", "--sink", sink_name, "--sink-listen", &listen.to_string()])?.config
     };
-    let services = interchange_sinks::Services {
+    let services = interchange_core::Services {
         kafka: kafka.clone(),
         registry: global.registry(),
+        redis_url: None,
         cql_nodes: global.cql_nodes(),
     };
     let shutdown = CancellationToken::new();

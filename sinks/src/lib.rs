@@ -1,48 +1,35 @@
 //! Sink connectors: the HTTP sinks that deliver commands to partners (per partner rate-limited,
 //! ordered per correlation id, retried, behind a circuit breaker) and the read-model projector.
 //!
+//! Offers: [`run`] (the `hub sink` role: the topology's sinks with their health and metrics
+//! endpoint), [`SinkConfig`], [`SinkError`], `replay` (`hub dlq`), `projector::cql` (the read
+//! model's migration), the per-partner delivery stack (`http::partner`, for the bench and tests)
+//! and `metrics::SinkMetrics::register`. Keeps to itself: the consumer loops and rebalance
+//! handling, ordering, routing, the rate share, readiness and the state → rows mapping.
+//!
 //! Sinks are a closed set: `SinkParams` in the topology is a tagged enum and [`run`] holds the one
 //! `match` that builds each sink's runtime.
 
-pub mod config;
-pub mod error;
-pub mod health;
+mod config;
+mod env;
+mod error;
+mod health;
 pub mod http;
 pub mod metrics;
-pub mod ordering;
+mod ordering;
 pub mod projector;
 pub mod replay;
 
 use std::sync::Arc;
 
-use interchange_core::kafka::KafkaSettings;
-use interchange_core::registry::Registry;
 use interchange_core::topology::{SinkParams, Topology};
+use interchange_core::Services;
 use tokio_util::sync::CancellationToken;
 
 pub use config::SinkConfig;
 pub use error::SinkError;
 
-/// Addresses of the services a sink uses.
-#[derive(Debug, Clone)]
-pub struct Services {
-    pub kafka: KafkaSettings,
-    /// How to reach the schema registry (the one builder: `RegistrySettings::client`).
-    pub registry: interchange_core::registry::RegistrySettings,
-    /// CQL contact points (the projector).
-    pub cql_nodes: Vec<String>,
-}
-
-/// What every sink runtime is built from.
-pub struct Env<'a> {
-    pub topology: &'a Topology,
-    pub services: &'a Services,
-    pub registry: &'a Registry,
-    pub metrics: &'a metrics::SinkMetrics,
-    pub health: &'a Arc<health::Health>,
-    pub config: &'a SinkConfig,
-    pub shutdown: CancellationToken,
-}
+use crate::env::Env;
 
 /// Runs the topology's sinks (those `config.sinks` names, or all) until `shutdown`, with the
 /// role's health and metrics endpoint on `config.sink_listen`.

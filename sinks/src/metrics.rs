@@ -1,4 +1,5 @@
-//! The sink role's Prometheus metrics (names in `interchange_core::metrics`).
+//! The sink role's Prometheus metrics (names in `interchange_core::metrics`); public only the
+//! [`SinkMetrics`] handle, made with [`SinkMetrics::register`] (the metric catalogue test registers them).
 
 use interchange_core::metrics as names;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -10,21 +11,21 @@ use prometheus_client::registry::Registry;
 
 /// `partner` and `outcome` labels.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct PartnerOutcome {
-    pub partner: String,
-    pub outcome: &'static str,
+pub(crate) struct PartnerOutcome {
+    pub(crate) partner: String,
+    pub(crate) outcome: &'static str,
 }
 
 /// `partner` label.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct PartnerLabel {
-    pub partner: String,
+pub(crate) struct PartnerLabel {
+    pub(crate) partner: String,
 }
 
 /// `sink` label.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct SinkLabel {
-    pub sink: String,
+pub(crate) struct SinkLabel {
+    pub(crate) sink: String,
 }
 
 fn latency() -> Histogram {
@@ -33,45 +34,45 @@ fn latency() -> Histogram {
 
 /// `sink`, `topic` and `partition` labels.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct LagLabels {
-    pub sink: String,
-    pub topic: String,
-    pub partition: String,
+pub(crate) struct LagLabels {
+    pub(crate) sink: String,
+    pub(crate) topic: String,
+    pub(crate) partition: String,
 }
 
 /// Every metric of the sink role; cheap to clone (shared handles).
 #[derive(Debug, Clone)]
 pub struct SinkMetrics {
-    pub deliveries: Family<PartnerOutcome, Counter>,
-    pub attempts: Family<PartnerOutcome, Counter>,
-    pub attempt_duration: Family<PartnerLabel, Histogram>,
-    pub retries: Family<PartnerLabel, Counter>,
-    pub rate_limit_wait: Family<PartnerLabel, Histogram>,
-    pub breaker_state: Family<PartnerLabel, Gauge>,
-    pub breaker_transitions: Family<PartnerOutcome, Counter>,
-    pub dead_letters: Family<PartnerOutcome, Counter>,
-    pub in_flight: Family<SinkLabel, Gauge>,
-    pub assigned: Family<SinkLabel, Gauge>,
-    pub revoked_jobs: Family<SinkOutcome, Counter>,
-    pub lag: Family<LagLabels, Gauge>,
-    pub projector: ProjectorMetrics,
+    pub(crate) deliveries: Family<PartnerOutcome, Counter>,
+    pub(crate) attempts: Family<PartnerOutcome, Counter>,
+    pub(crate) attempt_duration: Family<PartnerLabel, Histogram>,
+    pub(crate) retries: Family<PartnerLabel, Counter>,
+    pub(crate) rate_limit_wait: Family<PartnerLabel, Histogram>,
+    pub(crate) breaker_state: Family<PartnerLabel, Gauge>,
+    pub(crate) breaker_transitions: Family<PartnerOutcome, Counter>,
+    pub(crate) dead_letters: Family<PartnerOutcome, Counter>,
+    pub(crate) in_flight: Family<SinkLabel, Gauge>,
+    pub(crate) assigned: Family<SinkLabel, Gauge>,
+    pub(crate) revoked_jobs: Family<SinkOutcome, Counter>,
+    pub(crate) lag: Family<LagLabels, Gauge>,
+    pub(crate) projector: ProjectorMetrics,
 }
 
 /// `sink` and `outcome` labels.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct SinkOutcome {
-    pub sink: String,
-    pub outcome: &'static str,
+pub(crate) struct SinkOutcome {
+    pub(crate) sink: String,
+    pub(crate) outcome: &'static str,
 }
 
 /// The read-model projector's metrics.
 #[derive(Debug, Clone)]
-pub struct ProjectorMetrics {
-    pub records: Family<SinkOutcome, Counter>,
-    pub writes: Family<SinkOutcome, Counter>,
-    pub write_duration: Family<SinkLabel, Histogram>,
-    pub lag: Family<SinkLabel, Histogram>,
-    pub cql_down: Family<SinkLabel, Gauge>,
+pub(crate) struct ProjectorMetrics {
+    pub(crate) records: Family<SinkOutcome, Counter>,
+    pub(crate) writes: Family<SinkOutcome, Counter>,
+    pub(crate) write_duration: Family<SinkLabel, Histogram>,
+    pub(crate) lag: Family<SinkLabel, Histogram>,
+    pub(crate) cql_down: Family<SinkLabel, Gauge>,
 }
 
 impl ProjectorMetrics {
@@ -92,7 +93,7 @@ impl ProjectorMetrics {
     }
 
     /// The `sink`/`outcome` label set.
-    pub fn so(sink: &str, outcome: &'static str) -> SinkOutcome {
+    pub(crate) fn so(sink: &str, outcome: &'static str) -> SinkOutcome {
         SinkOutcome { sink: sink.to_owned(), outcome }
     }
 }
@@ -150,31 +151,31 @@ impl SinkMetrics {
     }
 
     /// The `partner`/`outcome` label set.
-    pub fn po(partner: &str, outcome: &'static str) -> PartnerOutcome {
+    pub(crate) fn po(partner: &str, outcome: &'static str) -> PartnerOutcome {
         PartnerOutcome { partner: partner.to_owned(), outcome }
     }
 
     /// The `partner` label set.
-    pub fn p(partner: &str) -> PartnerLabel {
+    pub(crate) fn p(partner: &str) -> PartnerLabel {
         PartnerLabel { partner: partner.to_owned() }
     }
 
     /// The `sink`/`outcome` label set.
-    pub fn so(sink: &str, outcome: &'static str) -> SinkOutcome {
+    pub(crate) fn so(sink: &str, outcome: &'static str) -> SinkOutcome {
         SinkOutcome { sink: sink.to_owned(), outcome }
     }
 
     /// The `sink` label set.
-    pub fn s(sink: &str) -> SinkLabel {
+    pub(crate) fn s(sink: &str) -> SinkLabel {
         SinkLabel { sink: sink.to_owned() }
     }
 }
 
 /// One sink's rows of the lag gauge.
-pub type LagGauge = interchange_core::kafka::lag::LagGauge<LagLabels>;
+pub(crate) type LagGauge = interchange_core::kafka::lag::LagGauge<LagLabels>;
 
 /// The lag rows of `sink`.
-pub fn lag_gauge(family: Family<LagLabels, Gauge>, sink: &str) -> LagGauge {
+pub(crate) fn lag_gauge(family: Family<LagLabels, Gauge>, sink: &str) -> LagGauge {
     let sink = sink.to_owned();
     LagGauge::new(family, move |topic, partition| LagLabels {
         sink: sink.clone(),

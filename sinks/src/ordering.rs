@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 /// Offsets in flight per partition, per ownership epoch: a partition revoked and assigned again
 /// starts a new epoch, so a late finish from the old one changes nothing.
 #[derive(Debug, Default)]
-pub struct Offsets {
+pub(crate) struct Offsets {
     partitions: HashMap<i32, Partition>,
     epochs: u64,
 }
@@ -29,7 +29,7 @@ impl Partition {
 
 impl Offsets {
     /// A record at `offset` was read and is not finished; returns the partition's epoch.
-    pub fn start(&mut self, partition: i32, offset: i64) -> u64 {
+    pub(crate) fn start(&mut self, partition: i32, offset: i64) -> u64 {
         let epochs = &mut self.epochs;
         let p = self.partitions.entry(partition).or_insert_with(|| {
             *epochs += 1;
@@ -43,19 +43,19 @@ impl Offsets {
     /// The record at `offset`, read in `epoch`, is finished (delivered, dead-lettered). Returns
     /// the offset that may now be committed for the partition (everything below it is
     /// finished); `None` when the partition was revoked since (another epoch or none).
-    pub fn finish(&mut self, partition: i32, epoch: u64, offset: i64) -> Option<i64> {
+    pub(crate) fn finish(&mut self, partition: i32, epoch: u64, offset: i64) -> Option<i64> {
         let p = self.partitions.get_mut(&partition).filter(|p| p.epoch == epoch)?;
         p.unfinished.remove(&offset);
         Some(p.position())
     }
 
     /// Forgets a revoked partition; returns the offset to commit for it.
-    pub fn revoke(&mut self, partition: i32) -> Option<i64> {
+    pub(crate) fn revoke(&mut self, partition: i32) -> Option<i64> {
         self.partitions.remove(&partition).map(|p| p.position())
     }
 
     /// Records in flight across partitions.
-    pub fn in_flight(&self) -> usize {
+    pub(crate) fn in_flight(&self) -> usize {
         self.partitions.values().map(|p| p.unfinished.len()).sum()
     }
 }
@@ -63,7 +63,7 @@ impl Offsets {
 /// Items queued per key: at most one holds the key (in flight), the rest wait in arrival order.
 /// Only the holder, named by its id, releases the key.
 #[derive(Debug)]
-pub struct KeyedQueue<T> {
+pub(crate) struct KeyedQueue<T> {
     slots: HashMap<String, Slot<T>>,
 }
 
@@ -82,7 +82,7 @@ impl<T> Default for KeyedQueue<T> {
 impl<T> KeyedQueue<T> {
     /// Adds item `id`: returned at once when nothing holds its key (it now holds it), otherwise
     /// queued behind the holder.
-    pub fn push(&mut self, key: &str, id: u64, item: T) -> Option<T> {
+    pub(crate) fn push(&mut self, key: &str, id: u64, item: T) -> Option<T> {
         match self.slots.get_mut(key) {
             Some(slot) => {
                 slot.waiting.push_back((id, item));
@@ -97,7 +97,7 @@ impl<T> KeyedQueue<T> {
 
     /// Item `id` of `key` is done: when it holds the key, the next waiting item (now the
     /// holder), if any. Any other id changes nothing: only the holder releases a key.
-    pub fn done(&mut self, key: &str, id: u64) -> Option<T> {
+    pub(crate) fn done(&mut self, key: &str, id: u64) -> Option<T> {
         let slot = self.slots.get_mut(key).filter(|s| s.holder == id)?;
         match slot.waiting.pop_front() {
             Some((next_id, next)) => {
@@ -113,7 +113,7 @@ impl<T> KeyedQueue<T> {
 
     /// Drops the waiting items for which `keep` is false (holders are untouched: they release
     /// their keys themselves); returns how many were dropped.
-    pub fn retain_waiting(&mut self, mut keep: impl FnMut(&T) -> bool) -> usize {
+    pub(crate) fn retain_waiting(&mut self, mut keep: impl FnMut(&T) -> bool) -> usize {
         let mut dropped = 0;
         for slot in self.slots.values_mut() {
             let before = slot.waiting.len();
@@ -124,7 +124,8 @@ impl<T> KeyedQueue<T> {
     }
 
     /// Keys held.
-    pub fn keys(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn keys(&self) -> usize {
         self.slots.len()
     }
 }
@@ -132,21 +133,21 @@ impl<T> KeyedQueue<T> {
 /// One record read: its id (unique in this process), partition, offset and the partition's
 /// ownership epoch when it was read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ticket {
-    pub id: u64,
-    pub partition: i32,
-    pub epoch: u64,
-    pub offset: i64,
+pub(crate) struct Ticket {
+    pub(crate) id: u64,
+    pub(crate) partition: i32,
+    pub(crate) epoch: u64,
+    pub(crate) offset: i64,
 }
 
 /// A job with its ticket, ordering key and lane (the partner it goes to: each lane has its own
 /// limit of deliveries at once, so a slow partner's jobs never take another partner's slots).
 #[derive(Debug)]
-pub struct Entry<T> {
-    pub ticket: Ticket,
-    pub key: String,
-    pub lane: usize,
-    pub item: T,
+pub(crate) struct Entry<T> {
+    pub(crate) ticket: Ticket,
+    pub(crate) key: String,
+    pub(crate) lane: usize,
+    pub(crate) item: T,
 }
 
 /// Everything read and not finished, shared by the consumer loop, the delivery tasks and the
@@ -154,7 +155,7 @@ pub struct Entry<T> {
 /// (`ready`, per lane, taken in turn across partitions, so the backlog stays spread over them and
 /// a member taking some over takes its share of it), and the tasks running.
 #[derive(Debug)]
-pub struct Flow<T> {
+pub(crate) struct Flow<T> {
     offsets: Offsets,
     queue: KeyedQueue<Entry<T>>,
     lanes: BTreeMap<usize, Lane<T>>,
@@ -211,23 +212,23 @@ impl<T> Default for Flow<T> {
 
 /// What a revocation found.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Revocation {
+pub(crate) struct Revocation {
     /// Jobs dropped before they started (waiting for their key or for a delivery slot).
-    pub dropped: usize,
+    pub(crate) dropped: usize,
     /// Tasks of the revoked partitions still running.
-    pub running: Vec<u64>,
+    pub(crate) running: Vec<u64>,
 }
 
 impl<T> Flow<T> {
     /// A record was read at `partition`/`offset`.
-    pub fn read(&mut self, partition: i32, offset: i64) -> Ticket {
+    pub(crate) fn read(&mut self, partition: i32, offset: i64) -> Ticket {
         self.ids += 1;
         let epoch = self.offsets.start(partition, offset);
         Ticket { id: self.ids, partition, epoch, offset }
     }
 
     /// A record that needs no task (not for this sink) is finished.
-    pub fn skip(&mut self, ticket: Ticket) {
+    pub(crate) fn skip(&mut self, ticket: Ticket) {
         self.finish(ticket);
     }
 
@@ -239,17 +240,18 @@ impl<T> Flow<T> {
     }
 
     /// A task that holds no key (a dead letter) started for `ticket`.
-    pub fn run_unkeyed(&mut self, ticket: Ticket) {
+    pub(crate) fn run_unkeyed(&mut self, ticket: Ticket) {
         self.running.insert(ticket.id, (ticket, None));
     }
 
     /// Queues a job of lane 0 behind its key; ready at once when nothing holds the key.
-    pub fn push(&mut self, ticket: Ticket, key: &str, item: T) {
+    #[cfg(test)]
+    pub(crate) fn push(&mut self, ticket: Ticket, key: &str, item: T) {
         self.push_in(ticket, key, 0, item);
     }
 
     /// Queues a job of `lane` behind its key; ready at once when nothing holds the key.
-    pub fn push_in(&mut self, ticket: Ticket, key: &str, lane: usize, item: T) {
+    pub(crate) fn push_in(&mut self, ticket: Ticket, key: &str, lane: usize, item: T) {
         let entry = Entry { ticket, key: key.to_owned(), lane, item };
         if let Some(entry) = self.queue.push(key, ticket.id, entry) {
             self.make_ready(entry);
@@ -261,13 +263,14 @@ impl<T> Flow<T> {
     }
 
     /// The next ready job, now running, unless `limit` deliveries of its lane already run.
-    pub fn next_ready(&mut self, limit: usize) -> Option<Entry<T>> {
+    #[cfg(test)]
+    pub(crate) fn next_ready(&mut self, limit: usize) -> Option<Entry<T>> {
         self.next_ready_in(|_| limit)
     }
 
     /// The next ready job of a lane with room (fewer than `limit(lane)` deliveries of it
     /// running), now running; lanes take turns, so one partner's backlog does not starve another.
-    pub fn next_ready_in(&mut self, limit: impl Fn(usize) -> usize) -> Option<Entry<T>> {
+    pub(crate) fn next_ready_in(&mut self, limit: impl Fn(usize) -> usize) -> Option<Entry<T>> {
         let turn = self.lane_turn;
         let candidates: Vec<usize> = self
             .lanes
@@ -289,13 +292,13 @@ impl<T> Flow<T> {
     }
 
     /// Deliveries of `lane` running.
-    pub fn delivering_in(&self, lane: usize) -> usize {
+    pub(crate) fn delivering_in(&self, lane: usize) -> usize {
         self.running.values().filter(|(_, l)| *l == Some(lane)).count()
     }
 
     /// A task ended: its offset is finished when `finished` (and its partition still in the
     /// epoch it was read in); a delivery releases its key, making the next job of it ready.
-    pub fn complete(&mut self, ticket: Ticket, key: Option<&str>, finished: bool) {
+    pub(crate) fn complete(&mut self, ticket: Ticket, key: Option<&str>, finished: bool) {
         self.running.remove(&ticket.id);
         if finished {
             self.finish(ticket);
@@ -306,14 +309,14 @@ impl<T> Flow<T> {
     }
 
     /// Offsets to store now, per partition.
-    pub fn take_stores(&mut self) -> Vec<(i32, i64)> {
+    pub(crate) fn take_stores(&mut self) -> Vec<(i32, i64)> {
         self.stores.drain().collect()
     }
 
     /// Drops every job of `partitions` not started yet (releasing the keys the ready ones hold)
     /// and names the tasks of them still running. Offsets are kept until `forget`, so tasks
     /// that finish meanwhile still count.
-    pub fn revoke(&mut self, partitions: &[i32]) -> Revocation {
+    pub(crate) fn revoke(&mut self, partitions: &[i32]) -> Revocation {
         let revoked = |t: &Ticket| partitions.contains(&t.partition);
         let mut dropped = self.queue.retain_waiting(|e| !revoked(&e.ticket));
         let gone: Vec<Entry<T>> = self
@@ -334,13 +337,13 @@ impl<T> Flow<T> {
     }
 
     /// How many of `ids` still run.
-    pub fn still_running(&self, ids: &[u64]) -> usize {
+    pub(crate) fn still_running(&self, ids: &[u64]) -> usize {
         ids.iter().filter(|id| self.running.contains_key(id)).count()
     }
 
     /// Forgets revoked partitions; returns the offsets to commit for them (partitions from
     /// which something was read).
-    pub fn forget(&mut self, partitions: &[i32]) -> Vec<(i32, i64)> {
+    pub(crate) fn forget(&mut self, partitions: &[i32]) -> Vec<(i32, i64)> {
         partitions
             .iter()
             .filter_map(|p| {
@@ -351,22 +354,24 @@ impl<T> Flow<T> {
     }
 
     /// Records read and not finished.
-    pub fn in_flight(&self) -> usize {
+    pub(crate) fn in_flight(&self) -> usize {
         self.offsets.in_flight()
     }
 
     /// Deliveries running.
-    pub fn delivering(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn delivering(&self) -> usize {
         self.running.values().filter(|(_, lane)| lane.is_some()).count()
     }
 
     /// Tasks running (deliveries and dead letters).
-    pub fn running(&self) -> usize {
+    pub(crate) fn running(&self) -> usize {
         self.running.len()
     }
 
     /// Jobs whose turn has come, waiting for a delivery slot.
-    pub fn ready(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn ready(&self) -> usize {
         self.lanes.values().flat_map(|l| l.ready.values()).map(VecDeque::len).sum()
     }
 }

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use base64::Engine;
 use interchange_core::avro::Reader;
-use interchange_core::headers::value as header;
+use interchange_core::headers::{value as header, Received};
 use interchange_core::kafka::KafkaSettings;
+use interchange_core::Services;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
@@ -19,7 +20,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::Serialize;
 
-use crate::SinkError;
+use crate::error::SinkError;
 
 /// Which dead letters to act on; every set field must match.
 #[derive(Debug, Clone, Default)]
@@ -79,12 +80,10 @@ fn kafka(operation: &'static str) -> impl Fn(KafkaError) -> SinkError {
 
 /// Every record of `topic` from the start to its end now (read_committed), off the async workers.
 async fn read_topic(kafka_settings: &KafkaSettings, topic: &str) -> Result<Vec<OwnedMessage>, SinkError> {
-    let mut config = kafka_settings.client_config("hub-dlq");
-    config
-        .set("group.id", format!("hub-dlq-reader-{}", uuid::Uuid::new_v4()))
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
-        .set("isolation.level", "read_committed");
+    // Its own throw-away group: partitions are assigned from the beginning, nothing is committed.
+    let config = kafka_settings
+        .read_committed("hub-dlq", &format!("hub-dlq-reader-{}", uuid::Uuid::new_v4()))
+        .set("enable.partition.eof", "true");
     let topic = topic.to_owned();
     tokio::task::spawn_blocking(move || {
         let consumer: BaseConsumer = config.create().map_err(kafka("consumer"))?;
@@ -127,7 +126,7 @@ async fn read_topic(kafka_settings: &KafkaSettings, topic: &str) -> Result<Vec<O
 /// The dead letters of `topics` that `filter` selects, in topic, partition and offset order.
 /// `schema` is the `dead_letter` contract (the reader schema).
 pub async fn list(
-    services: &crate::Services,
+    services: &Services,
     schema: &apache_avro::Schema,
     topics: &[String],
     filter: &Filter,
@@ -144,6 +143,7 @@ pub async fn list(
                 .await
                 .map_err(|e| SinkError::Config(format!("{topic}/{}@{}: {e}", message.partition(), message.offset())))?;
             let text = |k: &str| json[k].as_str().unwrap_or_default().to_owned();
+            let envelope = Received::of(&message);
             let original_headers = json["headers"]
                 .as_object()
                 .map(|h| h.iter().filter_map(|(k, v)| b64(v).map(|v| (k.clone(), v))).collect())
@@ -161,8 +161,8 @@ pub async fn list(
                 source_topic: text("source_topic"),
                 source_partition: json["source_partition"].as_i64().and_then(|p| i32::try_from(p).ok()).unwrap_or(-1),
                 source_offset: json["source_offset"].as_i64().unwrap_or(-1),
-                event_type: header(&message, "event-type"),
-                event_id: header(&message, "event-id"),
+                event_type: envelope.event_type,
+                event_id: envelope.event_id,
                 original_key: b64(&json["key"]),
                 original_value: b64(&json["value"]),
                 original_headers,

@@ -131,8 +131,7 @@ pub async fn run(global: &Global, cmd: DlqCommand) -> anyhow::Result<ExitCode> {
     }
     let schema = &topology.contracts.get("dead_letter").context("the topology has no dead_letter contract")?.schema;
     let settings = kafka(global)?;
-    let services =
-        interchange_sinks::Services { kafka: settings.clone(), registry: global.registry(), cql_nodes: Vec::new() };
+    let services = interchange_core::Services::new(settings.clone(), global.registry());
     let letters = replay::list(&services, schema, &topics, &filter(args)?).await?;
     match cmd {
         DlqCommand::List(list) => {

@@ -45,10 +45,11 @@ pub async fn run(global: &Global, args: &ProcessArgs) -> anyhow::Result<ExitCode
     Ok(ExitCode::SUCCESS)
 }
 
-fn sink_services(global: &Global) -> anyhow::Result<interchange_sinks::Services> {
-    Ok(interchange_sinks::Services {
+fn sink_services(global: &Global) -> anyhow::Result<interchange_core::Services> {
+    Ok(interchange_core::Services {
         kafka: kafka(global)?,
         registry: global.registry(),
+        redis_url: None,
         cql_nodes: global.cql_nodes(),
     })
 }

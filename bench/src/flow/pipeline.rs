@@ -201,11 +201,7 @@ pub async fn start(
         args.extend(["--sink".to_owned(), sink.name.clone()]);
     }
     let sink_config = SinkDefaults::try_parse_from(args)?.config;
-    let sink_services = interchange_sinks::Services {
-        kafka: services.kafka.clone(),
-        registry: services.registry.clone(),
-        cql_nodes: Vec::new(),
-    };
+    let sink_services = interchange_core::Services::new(services.kafka.clone(), services.registry.clone());
     let sinks = {
         let (topology, shutdown) = (topology.clone(), shutdown.clone());
         tokio::spawn(async move { interchange_sinks::run(&topology, &sink_services, &sink_config, shutdown).await })

@@ -47,7 +47,7 @@ impl From<interchange_core::topology::BreakerSettings> for BreakerConfig {
 
 /// Where the breaker stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
+pub(crate) enum State {
     Closed,
     Open { until: Instant },
     HalfOpen { in_flight: u32 },
@@ -55,7 +55,7 @@ pub enum State {
 
 impl State {
     /// `closed`, `open`, `half_open`: the metric label.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::Closed => "closed",
             Self::Open { .. } => "open",
@@ -66,9 +66,9 @@ impl State {
 
 /// A change of state, to log and export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Change {
-    pub from: &'static str,
-    pub to: &'static str,
+pub(crate) struct Change {
+    pub(crate) from: &'static str,
+    pub(crate) to: &'static str,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -80,18 +80,18 @@ struct Bucket {
 
 /// One partner's breaker.
 #[derive(Debug, Clone)]
-pub struct Breaker {
+pub(crate) struct Breaker {
     config: BreakerConfig,
     state: State,
     buckets: VecDeque<Bucket>,
 }
 
 impl Breaker {
-    pub fn new(config: BreakerConfig) -> Self {
+    pub(crate) fn new(config: BreakerConfig) -> Self {
         Self { config, state: State::Closed, buckets: VecDeque::new() }
     }
 
-    pub fn state(&self) -> State {
+    pub(crate) fn state(&self) -> State {
         self.state
     }
 
@@ -102,7 +102,7 @@ impl Breaker {
     }
 
     /// May a call go out now? `Err(wait)` while open (or while the half-open probes are out).
-    pub fn try_acquire(&mut self, now: Instant) -> (Result<(), Duration>, Option<Change>) {
+    pub(crate) fn try_acquire(&mut self, now: Instant) -> (Result<(), Duration>, Option<Change>) {
         match self.state {
             State::Closed => (Ok(()), None),
             State::Open { until } if now < until => (Err(until - now), None),
@@ -120,7 +120,7 @@ impl Breaker {
 
     /// Records how a call that `try_acquire` let out ended (`failed`: a transient failure of the
     /// partner; a permanent refusal of one request is not the partner being down).
-    pub fn record(&mut self, now: Instant, failed: bool) -> Option<Change> {
+    pub(crate) fn record(&mut self, now: Instant, failed: bool) -> Option<Change> {
         match self.state {
             State::HalfOpen { .. } if failed => self.transition(State::Open { until: now + self.config.open_for }),
             State::HalfOpen { .. } => {

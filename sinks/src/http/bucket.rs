@@ -9,7 +9,7 @@ const IDLE_WAIT: Duration = Duration::from_secs(1);
 
 /// Tokens refill at `per_second` up to `burst`; every call takes one.
 #[derive(Debug, Clone)]
-pub struct Bucket {
+pub(crate) struct Bucket {
     per_second: f64,
     burst: f64,
     tokens: f64,
@@ -18,7 +18,7 @@ pub struct Bucket {
 
 impl Bucket {
     /// A full bucket.
-    pub fn new(per_second: f64, burst: f64, now: Instant) -> Self {
+    pub(crate) fn new(per_second: f64, burst: f64, now: Instant) -> Self {
         let burst = burst.max(0.0);
         Self { per_second: per_second.max(0.0), burst, tokens: burst, last: now }
     }
@@ -30,7 +30,7 @@ impl Bucket {
     }
 
     /// Takes a token, or says how long until one is there.
-    pub fn take(&mut self, now: Instant) -> Result<(), Duration> {
+    pub(crate) fn take(&mut self, now: Instant) -> Result<(), Duration> {
         self.refill(now);
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
@@ -44,7 +44,7 @@ impl Bucket {
 
     /// New rate and burst from `now` on: what was earned so far is kept, up to the new burst
     /// (never refilled).
-    pub fn rescale(&mut self, per_second: f64, burst: f64, now: Instant) {
+    pub(crate) fn rescale(&mut self, per_second: f64, burst: f64, now: Instant) {
         self.refill(now);
         self.per_second = per_second.max(0.0);
         self.burst = burst.max(0.0);

@@ -10,18 +10,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use interchange_core::headers::value as header;
+use interchange_core::headers::Received;
 use interchange_core::kafka::KafkaSettings;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use super::deliver::{Context, Job};
 use super::route::{self, Route};
-use super::{Context, Job};
-use crate::metrics::SinkMetrics;
+use crate::config::SinkConfig;
+use crate::error::SinkError;
+use crate::metrics::{lag_gauge, LagGauge, SinkMetrics};
 use crate::ordering::{Entry, Flow, Ticket};
-use crate::SinkError;
 
 /// Most records read but not finished before the sink stops reading.
 const MAX_IN_FLIGHT: usize = 10_000;
@@ -32,11 +33,11 @@ const UNSERVED: &str = "(unserved)";
 
 /// The consumer group a sink runs in and how it stops.
 pub(super) struct Group {
-    pub name: String,
-    pub partitions: i32,
-    pub config: crate::SinkConfig,
+    pub(super) name: String,
+    pub(super) partitions: i32,
+    pub(super) config: SinkConfig,
     /// Stop reading and drain.
-    pub stop: CancellationToken,
+    pub(super) stop: CancellationToken,
 }
 
 /// How the tasks of one partition stop when it is revoked.
@@ -52,7 +53,7 @@ struct PartitionStop {
 
 /// The consumer's view of the group, shared by the consumer loop, the delivery tasks and the
 /// rebalance callbacks (which run inside `recv`, on the loop's task).
-pub(super) struct GroupContext {
+struct GroupContext {
     ctx: Arc<Context>,
     topic: String,
     partitions: i32,
@@ -66,7 +67,7 @@ pub(super) struct GroupContext {
     wake: tokio::sync::Notify,
     stops: Mutex<HashMap<i32, PartitionStop>>,
     /// This sink's rows of the lag gauge.
-    lag: crate::metrics::LagGauge,
+    lag: LagGauge,
     /// Per partition, the end of the log when this instance was assigned it: records from
     /// there on were never read by an earlier owner (`Job::fresh`).
     fresh_from: Mutex<HashMap<i32, i64>>,
@@ -261,19 +262,17 @@ fn spawn_dead_letter(
 pub(super) async fn consume(ctx: Arc<Context>, kafka: KafkaSettings, group: Group) -> Result<(), SinkError> {
     let partitions = group.partitions;
     let session = group.config.sink_session_timeout.as_millis();
-    let mut config = kafka.client_config("hub-sink");
-    config
-        .set("group.id", &group.name)
+    // read_committed, offsets stored by hand once everything before them is finished, and
+    // committed (what was stored) every second.
+    let config = kafka
+        .read_committed("hub-sink", &group.name)
+        .set("enable.auto.commit", "true")
+        .set("auto.commit.interval.ms", "1000")
         .set("session.timeout.ms", session.to_string())
         .set("heartbeat.interval.ms", (session / 5).max(100).to_string())
         // Incremental rebalancing: a member joining or leaving moves only the partitions that
         // change owner; the others keep flowing (all members must use it: see the README).
         .set("partition.assignment.strategy", "cooperative-sticky")
-        .set("isolation.level", "read_committed")
-        .set("enable.auto.commit", "true")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.commit.interval.ms", "1000")
-        .set("auto.offset.reset", "earliest")
         // Deliveries run at HTTP speed: prefetching librdkafka's defaults (100,000 records per
         // partition, 64 MiB) buys nothing and held 0.5 GiB with a backlog of a million.
         .set("queued.min.messages", "1000")
@@ -291,7 +290,7 @@ pub(super) async fn consume(ctx: Arc<Context>, kafka: KafkaSettings, group: Grou
         ended: Condvar::new(),
         wake: tokio::sync::Notify::new(),
         stops: Mutex::new(HashMap::new()),
-        lag: crate::metrics::lag_gauge(ctx.metrics.lag.clone(), &ctx.sink.name),
+        lag: lag_gauge(ctx.metrics.lag.clone(), &ctx.sink.name),
         fresh_from: Mutex::new(HashMap::new()),
     };
     let consumer: StreamConsumer<GroupContext> =
@@ -362,7 +361,7 @@ pub(super) async fn consume(ctx: Arc<Context>, kafka: KafkaSettings, group: Grou
                 };
                 let (partition, offset) = (message.partition(), message.offset());
                 let Some(ticket) = shared.with_flow(|f| f.read(partition, offset)) else { continue };
-                let kind = header(&message, "event-type").unwrap_or_default();
+                let kind = Received::of(&message).event_type.unwrap_or_default();
                 let key = message.key().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default();
                 if !ctx.commands.contains(&kind) {
                     // Not for this sink: finished, and it never held its key.

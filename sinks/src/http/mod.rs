@@ -1,321 +1,41 @@
 //! The HTTP sink runtime: consume commands (read_committed), deliver each through the stack of
 //! the partner its `partner` field names (one sink serves many partners: tenancy), in order per
 //! correlation id, write a delivery result (and a dead letter when it fails), and store an offset
-//! only when everything before it in the partition is finished (the consumer and its rebalance
-//! handling are in `consume`, routing to partners in `route`).
-
-use std::collections::BTreeSet;
-use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-use interchange_core::avro::Encoder;
-use interchange_core::avro::Reader;
-use interchange_core::contract::{json_to_avro, UnknownFields};
-use interchange_core::headers::value as header;
-use interchange_core::registry::Registry;
-use interchange_core::topology::{Sink, Topology};
-use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::Message;
-use serde_json::{json, Value};
-use tokio_util::sync::CancellationToken;
-
-use self::breaker::BreakerConfig;
-use self::partner::{Delivery, Outcome, PartnerClient, Request};
-use crate::metrics::SinkMetrics;
-use crate::{Env, SinkError};
+//! only when everything before it in the partition is finished.
+//!
+//! Files: `deliver.rs` one command's delivery and report; `consume.rs` the consumer loop and its
+//! rebalance callbacks; `route.rs` which served partner a command goes to; `partner.rs` the
+//! per-partner stack (`request.rs`, `retry.rs`, `bucket.rs`, `breaker.rs`, `oauth.rs` its parts).
+//! Public: the partner stack (`partner`, `breaker::BreakerConfig`) for the sink bench and tests.
 
 pub mod breaker;
-pub mod bucket;
+mod bucket;
 mod consume;
-pub mod oauth;
+mod deliver;
+mod oauth;
 pub mod partner;
-pub mod request;
-pub mod retry;
-pub mod route;
+mod request;
+mod retry;
+mod route;
 
-/// One command read from the topic, waiting for its turn or being delivered.
-#[derive(Debug)]
-pub(crate) struct Job {
-    partition: i32,
-    offset: i64,
-    key: String,
-    message: OwnedMessage,
-    contract: String,
-    command: Value,
-    /// The partner delivered to (index into `Context::partners`, the job's lane in the flow).
-    lane: usize,
-    /// Written after this instance got its partition: no earlier owner can have attempted it.
-    /// Only such a command may be skipped as expired (an earlier owner may have delivered any
-    /// other and died before reporting it: it is delivered again under its key, and a late
-    /// success is cancelled by the saga).
-    fresh: bool,
-}
+use std::sync::Arc;
 
-/// What a sink needs while it runs.
-pub(crate) struct Context {
-    sink: Sink,
-    /// One delivery stack per partner served (its endpoint, auth, secret, limits, breaker).
-    partners: Vec<PartnerClient>,
-    commands: Vec<String>,
-    /// (contract, partner) pairs that other sinks of the topology deliver from the same topic.
-    elsewhere: BTreeSet<(String, String)>,
-    /// Reads the commands this sink delivers (core's one reader).
-    reader: Reader,
-    results: Option<(String, Encoder)>,
-    dead_letter: (String, Encoder),
-    producer: FutureProducer,
-    metrics: SinkMetrics,
-    health: Arc<crate::health::Health>,
-    /// The consumer group (for span attributes).
-    group: String,
-    shutdown: CancellationToken,
-}
+use interchange_core::topology::Sink;
 
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(0)).unwrap_or(0)
-}
-
-impl Context {
-    /// The partner `job` goes to.
-    fn partner(&self, job: &Job) -> Option<&PartnerClient> {
-        self.partners.get(job.lane)
-    }
-
-    fn partner_name<'a>(&'a self, job: &'a Job) -> &'a str {
-        self.partner(job).map_or_else(|| job.command["partner"].as_str().unwrap_or_default(), |p| p.name.as_str())
-    }
-
-    fn request(&self, job: &Job) -> Result<Request, String> {
-        let partner = self.partner(job).ok_or("no delivery stack for the command's partner")?;
-        let outbound = partner.outbound().ok_or("the partner has no outbound settings")?;
-        request::build(outbound, &job.contract, &job.command)
-    }
-
-    /// Sets every partner's rate share to `owned / total` partitions of the input.
-    fn set_share(&self, owned: usize, total: usize) {
-        for partner in &self.partners {
-            partner.set_share(owned, total);
-        }
-    }
-
-    /// Deliveries at once to the partner of `lane`.
-    fn concurrency(&self, lane: usize) -> usize {
-        self.partners.get(lane).map_or(1, PartnerClient::concurrency)
-    }
-
-    async fn send(&self, topic: &str, key: &str, payload: &[u8], headers: OwnedHeaders) -> Result<(), SinkError> {
-        let record = FutureRecord::to(topic).key(key).payload(payload).headers(headers);
-        self.producer
-            .send(record, Duration::from_secs(60))
-            .await
-            .map(|_| ())
-            .map_err(|(source, _)| SinkError::Kafka { operation: "produce", source })
-    }
-
-    /// Writes the result (and the dead letter when it failed); retried until it lands, since
-    /// the offset is stored only after.
-    async fn report(&self, job: &Job, delivery: &Delivery, traceparent: Option<&str>) -> Result<(), SinkError> {
-        let command_id = job.command["command_id"].as_str().unwrap_or_default();
-        let outcome = match delivery.outcome {
-            Outcome::Delivered => "DELIVERED",
-            Outcome::Refused => "REFUSED",
-            Outcome::Expired => "EXPIRED",
-            _ => "EXHAUSTED",
-        };
-        let event_id =
-            uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("{command_id}/result").as_bytes()).to_string();
-        let partner = self.partner_name(job);
-        if let Some((topic, encoder)) = &self.results {
-            let result = json!({
-                "event_id": event_id, "command_id": command_id, "correlation_id": job.key,
-                "partner": partner, "command_type": job.contract, "outcome": outcome,
-                "http_status": delivery.status, "partner_reference": delivery.partner_reference,
-                "attempts": delivery.attempts, "detail": delivery.detail, "completed_at": now_ms(),
-            });
-            let value = json_to_avro(encoder.schema(), &result, UnknownFields::Reject)
-                .map_err(|v| SinkError::Config(format!("result: {v:?}")))?;
-            let payload = encoder.encode(value).map_err(SinkError::Config)?;
-            let mut headers = OwnedHeaders::new()
-                .insert(Header { key: "correlation-id", value: Some(job.key.as_str()) })
-                .insert(Header { key: "event-id", value: Some(event_id.as_str()) })
-                .insert(Header { key: "event-type", value: Some("delivery_result") })
-                .insert(Header { key: "producer-role", value: Some("sink") });
-            if let Some(tp) = traceparent {
-                headers = headers.insert(Header { key: interchange_core::headers::TRACEPARENT, value: Some(tp) });
-            }
-            self.send(topic, &job.key, &payload, headers).await?;
-        }
-        // An expired command is no failure to replay: the saga compensates it (and a replay
-        // would expire again).
-        if !matches!(delivery.outcome, Outcome::Delivered | Outcome::Expired) {
-            let class = if delivery.outcome == Outcome::Refused { "PERMANENT" } else { "EXHAUSTED" };
-            self.metrics.dead_letters.get_or_create(&SinkMetrics::po(partner, class)).inc();
-            let reason = format!(
-                "{} {} after {} attempt(s): {}",
-                partner,
-                outcome,
-                delivery.attempts,
-                delivery.detail.clone().unwrap_or_default()
-            );
-            self.dead_letter(job, partner, class, &reason).await?;
-        }
-        Ok(())
-    }
-
-    /// Writes `job`'s record to the dead-letter topic, naming `partner` (the partner it was for).
-    async fn dead_letter(&self, job: &Job, partner: &str, class: &str, reason: &str) -> Result<(), SinkError> {
-        let stage = format!("sink:{}", self.sink.name);
-        let letter = interchange_core::dead_letter::dead_letter(
-            &job.message,
-            &stage,
-            class,
-            reason,
-            &[("hub-partner", partner)],
-        );
-        let (topic, encoder) = &self.dead_letter;
-        let avro = json_to_avro(encoder.schema(), &letter.value, UnknownFields::Reject)
-            .map_err(|v| SinkError::Config(format!("dead letter: {v:?}")))?;
-        let payload = encoder.encode(avro).map_err(SinkError::Config)?;
-        self.send(topic, &job.key, &payload, letter.headers).await
-    }
-
-    /// Delivers one job and reports it, in the consumer span of the record (a child of the
-    /// processor's); `false` when interrupted by `stop` (not finished): the drain deadline or
-    /// the revocation of its partition, at a safe point (never in the middle of a request).
-    async fn run_job(&self, job: &Job, stop: &CancellationToken) -> bool {
-        let incoming = header(&job.message, interchange_core::headers::TRACEPARENT);
-        let span = tracing::info_span!(
-            "deliver",
-            otel.name = %format!("process {}", job.message.topic()),
-            otel.kind = "consumer",
-            messaging.system = "kafka",
-            messaging.operation.type = "process",
-            messaging.destination.name = %job.message.topic(),
-            messaging.destination.partition.id = job.partition,
-            messaging.kafka.offset = job.offset,
-            messaging.consumer.group.name = %self.group,
-            partner = %self.partner_name(job),
-            correlation_id = %job.key,
-            trace_id = incoming.as_deref().map_or("", interchange_core::telemetry::trace_id),
-        );
-        interchange_core::telemetry::parent(&span, incoming.as_deref(), header(&job.message, "tracestate").as_deref());
-        let traceparent = interchange_core::telemetry::traceparent(&span).or(incoming);
-        tracing::Instrument::instrument(self.deliver_and_report(job, traceparent, stop), span).await
-    }
-
-    async fn deliver_and_report(&self, job: &Job, traceparent: Option<String>, stop: &CancellationToken) -> bool {
-        let routed = self.request(job).and_then(|request| {
-            self.partner(job).map(|partner| (request, partner)).ok_or_else(|| "no partner".to_owned())
-        });
-        let delivery = match routed {
-            Ok((mut request, partner)) => {
-                request.traceparent.clone_from(&traceparent);
-                if !job.fresh {
-                    request.deadline = None;
-                }
-                partner.deliver(&request, stop).await
-            }
-            Err(reason) => Delivery {
-                outcome: Outcome::Refused,
-                attempts: 0,
-                status: None,
-                partner_reference: None,
-                detail: Some(reason),
-            },
-        };
-        if delivery.outcome == Outcome::Interrupted {
-            return false;
-        }
-        loop {
-            match self.report(job, &delivery, traceparent.as_deref()).await {
-                Ok(()) => {
-                    let outcome = match delivery.outcome {
-                        Outcome::Delivered => "delivered",
-                        Outcome::Refused if delivery.attempts == 0 => "invalid",
-                        Outcome::Refused => "refused",
-                        Outcome::Expired => "expired",
-                        _ => "exhausted",
-                    };
-                    self.metrics.deliveries.get_or_create(&SinkMetrics::po(self.partner_name(job), outcome)).inc();
-                    return true;
-                }
-                Err(error) => {
-                    tracing::warn!(%error, sink = %self.sink.name, "could not write the delivery result; retrying");
-                    tokio::select! {
-                        () = stop.cancelled() => return false,
-                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    }
-                }
-            }
-        }
-    }
-}
-
-pub(crate) async fn encoder(
-    topology: &Topology,
-    registry: &Registry,
-    topic: &str,
-    contract: &str,
-) -> Result<Encoder, SinkError> {
-    let t = topology
-        .topics
-        .iter()
-        .find(|t| t.name == topic)
-        .ok_or_else(|| SinkError::Config(format!("no topic {topic}")))?;
-    let c = topology.contracts.get(contract).ok_or_else(|| SinkError::Config(format!("no contract {contract}")))?;
-    let id = registry.registered_id(&t.subject(c), &c.text).await?;
-    Encoder::new(c.schema.clone(), id).map_err(SinkError::Config)
-}
+use self::deliver::Context;
+use crate::env::Env;
+use crate::error::SinkError;
 
 /// Starts one HTTP sink serving `partners`: it runs until `env.shutdown`.
-pub async fn start(
+pub(crate) async fn start(
     env: &Env<'_>,
     sink: &Sink,
     partners: &[String],
     commands: &[String],
 ) -> Result<tokio::task::JoinHandle<Result<(), SinkError>>, SinkError> {
     let topology = env.topology;
-    let mut clients = Vec::new();
-    for name in partners {
-        let partner = topology.partner(name).ok_or_else(|| SinkError::Config(format!("no partner {name}")))?;
-        let breaker = partner.outbound.as_ref().map(|o| BreakerConfig::from(o.breaker)).unwrap_or_default();
-        let client = PartnerClient::new(partner, breaker)
-            .map_err(|e| SinkError::Config(e.to_string()))?
-            .with_metrics(env.metrics.clone());
-        clients.push(client);
-    }
-    let results = match &sink.results {
-        Some(topic) => Some((topic.clone(), encoder(topology, env.registry, topic, "delivery_result").await?)),
-        None => None,
-    };
-    let context = Context {
-        sink: sink.clone(),
-        partners: clients,
-        commands: commands.to_vec(),
-        elsewhere: route::elsewhere(topology, sink),
-        reader: Reader::new(
-            env.registry.clone(),
-            commands.iter().filter_map(|c| topology.contracts.get(c).map(|k| (c.clone(), k.schema.clone()))),
-        ),
-        results,
-        dead_letter: (
-            sink.dead_letter.clone(),
-            encoder(topology, env.registry, &sink.dead_letter, "dead_letter").await?,
-        ),
-        producer: env
-            .services
-            .kafka
-            .producer_config("hub-sink")
-            .create()
-            .map_err(|source| SinkError::Kafka { operation: "producer", source })?,
-        metrics: env.metrics.clone(),
-        health: Arc::clone(env.health),
-        group: format!("{}{}", topology.topic_prefix, sink.name),
-        // Deliveries are cut off only when the drain deadline passes after `env.shutdown`.
-        shutdown: CancellationToken::new(),
-    };
     let group = format!("{}{}", topology.topic_prefix, sink.name);
+    let context = Context::build(env, sink, partners, commands, group.clone()).await?;
     let partitions = topology.topics.iter().find(|t| t.name == sink.input).map_or(1, |t| t.partitions);
     let group = consume::Group { name: group, partitions, config: env.config.clone(), stop: env.shutdown.clone() };
     Ok(tokio::spawn(consume::consume(Arc::new(context), env.services.kafka.clone(), group)))

@@ -30,7 +30,7 @@ struct Cached {
 }
 
 /// One partner's token source.
-pub struct TokenSource {
+pub(crate) struct TokenSource {
     http: reqwest::Client,
     token_url: String,
     client_id: String,
@@ -46,7 +46,7 @@ impl std::fmt::Debug for TokenSource {
 }
 
 impl TokenSource {
-    pub fn new(
+    pub(crate) fn new(
         http: reqwest::Client,
         token_url: String,
         client_id: String,
@@ -58,7 +58,7 @@ impl TokenSource {
 
     /// A valid access token: the cached one, or a new one from the token endpoint. Concurrent
     /// callers wait for one fetch instead of each fetching.
-    pub async fn token(&self) -> Result<String, String> {
+    pub(crate) async fn token(&self) -> Result<String, String> {
         let mut cached = self.cached.lock().await;
         if let Some(c) = cached.as_ref() {
             if Instant::now() < c.refresh_at {
@@ -95,7 +95,7 @@ impl TokenSource {
     }
 
     /// Forget `token` (the partner refused it); a newer token fetched meanwhile is kept.
-    pub async fn invalidate(&self, token: &str) {
+    pub(crate) async fn invalidate(&self, token: &str) {
         let mut cached = self.cached.lock().await;
         if cached.as_ref().is_some_and(|c| c.token == token) {
             *cached = None;

@@ -8,24 +8,19 @@
 //! already spent (`Bucket::rescale`), so a rebalance never adds a burst.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
+use interchange_core::clock::now_millis;
 use interchange_core::topology::{OutboundAuth, Partner};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use super::breaker::{Breaker, BreakerConfig};
+use super::breaker::{Breaker, BreakerConfig, Change};
 use super::bucket::Bucket;
 use super::oauth::TokenSource;
 use super::retry::{classify, next, retry_after, Attempt, Next};
+use crate::error::SinkError;
 use crate::metrics::SinkMetrics;
-
-/// Errors building a partner's stack.
-#[derive(Debug, thiserror::Error)]
-pub enum PartnerError {
-    #[error("partner {partner:?}: {reason}")]
-    Config { partner: String, reason: String },
-}
 
 /// Longest sleep before looking at the rate limiter again.
 const MAX_TOKEN_WAIT: Duration = Duration::from_millis(50);
@@ -34,7 +29,7 @@ const MAX_TOKEN_WAIT: Duration = Duration::from_millis(50);
 /// (JSON `id`/`reference`) and the excerpt of a failure. The rest is never read: the connection
 /// is dropped (closed, not returned to the pool), so a partner answering with gigabytes, or
 /// without end, costs at most this much memory per delivery.
-pub const MAX_RESPONSE_BODY: usize = 64 * 1024;
+pub(crate) const MAX_RESPONSE_BODY: usize = 64 * 1024;
 
 /// One request to deliver (the same on every attempt).
 #[derive(Debug, Clone)]
@@ -83,7 +78,7 @@ pub struct Delivery {
 
 /// A partner's delivery stack.
 pub struct PartnerClient {
-    pub name: String,
+    pub(crate) name: String,
     partner: Partner,
     http: reqwest::Client,
     permits: Arc<Semaphore>,
@@ -100,11 +95,6 @@ impl std::fmt::Debug for PartnerClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PartnerClient").field("name", &self.name).finish_non_exhaustive()
     }
-}
-
-/// The wall clock in milliseconds since the epoch (a command's deadline is on that scale).
-fn epoch_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// The bucket and the share of the partner's rate it enforces.
@@ -125,8 +115,8 @@ fn scaled(per_second: u32, burst: u32, share: f64) -> (f64, f64) {
 
 impl PartnerClient {
     /// The stack of `partner` (it must have an `[partner.outbound]` section); secrets resolved now.
-    pub fn new(partner: &Partner, breaker: BreakerConfig) -> Result<Self, PartnerError> {
-        let err = |reason: String| PartnerError::Config { partner: partner.name.clone(), reason };
+    pub fn new(partner: &Partner, breaker: BreakerConfig) -> Result<Self, SinkError> {
+        let err = |reason: String| SinkError::Partner { partner: partner.name.clone(), reason };
         let outbound = partner.outbound.as_ref().ok_or_else(|| err("no [partner.outbound] section".to_owned()))?;
         let http = reqwest::Client::builder()
             .timeout(outbound.timeout)
@@ -177,13 +167,13 @@ impl PartnerClient {
 
     /// Records this partner's attempts, waits and breaker states in `metrics`.
     #[must_use]
-    pub fn with_metrics(mut self, metrics: SinkMetrics) -> Self {
+    pub(crate) fn with_metrics(mut self, metrics: SinkMetrics) -> Self {
         metrics.breaker_state.get_or_create(&SinkMetrics::p(&self.name)).set(0);
         self.metrics = metrics;
         self
     }
 
-    fn breaker_changed(&self, change: &crate::http::breaker::Change) {
+    fn breaker_changed(&self, change: &Change) {
         tracing::warn!(partner = %self.name, from = change.from, to = change.to, "circuit breaker");
         let value = match change.to {
             "open" => 2,
@@ -195,12 +185,12 @@ impl PartnerClient {
     }
 
     /// Deliveries to this partner at once.
-    pub fn concurrency(&self) -> usize {
+    pub(crate) fn concurrency(&self) -> usize {
         self.partner.outbound.as_ref().map_or(1, |o| usize::try_from(o.concurrency).unwrap_or(1).max(1))
     }
 
     /// The partner's outbound settings.
-    pub fn outbound(&self) -> Option<&interchange_core::topology::Outbound> {
+    pub(crate) fn outbound(&self) -> Option<&interchange_core::topology::Outbound> {
         self.partner.outbound.as_ref()
     }
 
@@ -213,7 +203,7 @@ impl PartnerClient {
 
     /// Enforce `owned / total` of the partner's rate here (the rest belongs to other instances);
     /// owning nothing, nothing. Tokens already spent stay spent: a rebalance adds no burst.
-    pub fn set_share(&self, owned: usize, total: usize) {
+    pub(crate) fn set_share(&self, owned: usize, total: usize) {
         let Some(outbound) = &self.partner.outbound else { return };
         #[allow(clippy::cast_precision_loss)]
         let share = if total == 0 { 0.0 } else { (owned as f64 / total as f64).min(1.0) };
@@ -224,11 +214,6 @@ impl PartnerClient {
         limiter.share = share;
         let (rate, burst) = scaled(outbound.rate_limit.per_second, outbound.rate_limit.burst, share);
         limiter.bucket.rescale(rate, burst, Instant::now());
-    }
-
-    /// The share of the partner's rate this instance enforces.
-    pub fn share(&self) -> f64 {
-        self.limiter.lock().map_or(0.0, |l| l.share)
     }
 
     /// The breaker's state name (`closed`, `open`, `half_open`).
@@ -301,7 +286,7 @@ impl PartnerClient {
             // must not accept what the client is told failed. Once an attempt may have reached the
             // partner, retries go on under the same Idempotency-Key to learn what it did (a late
             // success is withdrawn by the saga with a cancel command).
-            if attempt == 0 && request.deadline.is_some_and(|d| epoch_ms() >= d) {
+            if attempt == 0 && request.deadline.is_some_and(|d| now_millis() >= d) {
                 return Delivery {
                     outcome: Outcome::Expired,
                     attempts: 0,
@@ -434,8 +419,8 @@ impl PartnerClient {
             }
         }
         if let (Some(signer), Some(id)) = (&self.signer, &request.webhook_id) {
-            let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-            let timestamp = i64::try_from(now).unwrap_or(0);
+            // Whole seconds since the epoch, as the Standard Webhooks timestamp is.
+            let timestamp = now_millis() / 1000;
             match signer.sign(id, timestamp, &request.body) {
                 Ok(signature) => {
                     builder = builder

@@ -8,7 +8,7 @@ use super::partner::Request;
 
 /// Whether `url` may be called for a partner whose base URL is `partner_url`: only its own host
 /// and port (a callback URL in an order must not turn the hub into a proxy to anywhere).
-pub fn allowed(partner_url: &str, url: &str) -> bool {
+pub(crate) fn allowed(partner_url: &str, url: &str) -> bool {
     match (reqwest::Url::parse(partner_url), reqwest::Url::parse(url)) {
         (Ok(a), Ok(b)) => {
             matches!(b.scheme(), "http" | "https")
@@ -20,7 +20,7 @@ pub fn allowed(partner_url: &str, url: &str) -> bool {
 }
 
 /// `path` with every `{field}` replaced by the command's field, URL-encoded as one segment.
-pub fn expand_path(path: &str, command: &Value) -> Result<String, String> {
+pub(crate) fn expand_path(path: &str, command: &Value) -> Result<String, String> {
     let mut out = String::with_capacity(path.len());
     let mut rest = path;
     while let Some(open) = rest.find('{') {
@@ -50,7 +50,7 @@ fn url_segment(value: &str) -> impl Iterator<Item = String> + '_ {
 }
 
 /// Milliseconds since the epoch of a timestamp as the reader renders it (RFC 3339) or as a number.
-pub fn epoch_ms(value: &Value) -> Option<i64> {
+pub(crate) fn epoch_ms(value: &Value) -> Option<i64> {
     if let Some(ms) = value.as_i64() {
         return Some(ms);
     }
@@ -59,7 +59,10 @@ pub fn epoch_ms(value: &Value) -> Option<i64> {
 }
 
 /// The body: the command whole, or the fields `mapping` picks (output name → JSON pointer).
-pub fn body(mapping: Option<&std::collections::BTreeMap<String, String>>, command: &Value) -> Result<Vec<u8>, String> {
+pub(crate) fn body(
+    mapping: Option<&std::collections::BTreeMap<String, String>>,
+    command: &Value,
+) -> Result<Vec<u8>, String> {
     let Some(mapping) = mapping else { return Ok(command.to_string().into_bytes()) };
     let mut out = serde_json::Map::new();
     for (name, pointer) in mapping {
@@ -75,7 +78,7 @@ pub fn body(mapping: Option<&std::collections::BTreeMap<String, String>>, comman
 /// callback URL when it names one on the partner's host, their body is the notification's
 /// payload, and they are signed with `msg_<command id>` as id. A command with a `deadline`
 /// (milliseconds since the epoch) is not to be started after it.
-pub fn build(outbound: &Outbound, contract: &str, command: &Value) -> Result<Request, String> {
+pub(crate) fn build(outbound: &Outbound, contract: &str, command: &Value) -> Result<Request, String> {
     let id = command["command_id"].as_str().ok_or("the command has no command_id")?.to_owned();
     let base = outbound.base_url.trim_end_matches('/');
     let deadline = match &command["deadline"] {

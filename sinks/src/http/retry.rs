@@ -7,7 +7,7 @@ use interchange_core::topology::RetryPolicy;
 
 /// How one attempt ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Attempt {
+pub(crate) enum Attempt {
     /// The partner answered 2xx.
     Delivered,
     /// Worth another try: connect error, timeout, 408, 429, 5xx.
@@ -18,7 +18,7 @@ pub enum Attempt {
 }
 
 /// The class of an HTTP status.
-pub fn classify(status: u16) -> Attempt {
+pub(crate) fn classify(status: u16) -> Attempt {
     match status {
         200..=299 => Attempt::Delivered,
         408 | 429 | 500..=599 => Attempt::Transient,
@@ -28,7 +28,7 @@ pub fn classify(status: u16) -> Attempt {
 
 /// What to do after a failed attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Next {
+pub(crate) enum Next {
     /// Try again after this long.
     RetryAfter(Duration),
     /// Stop: attempts exhausted or the failure is permanent.
@@ -36,11 +36,11 @@ pub enum Next {
 }
 
 /// Longest `Retry-After` honoured; a partner asking for more is retried after this.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 
 /// Parses `Retry-After`: delay-seconds or an HTTP date (relative to `now`), bounded by
 /// [`MAX_RETRY_AFTER`].
-pub fn retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+pub(crate) fn retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
     let wait = match value.parse::<u64>() {
         Ok(seconds) => Duration::from_secs(seconds),
@@ -52,7 +52,13 @@ pub fn retry_after(value: &str, now: SystemTime) -> Option<Duration> {
 /// The decision after attempt number `attempt` (1-based) ended as `outcome`. The backoff is
 /// `initial × 2^(attempt-1)` capped at `max_backoff`, with full jitter (`jitter` in [0, 1) picks
 /// a point in [0, backoff]); a `Retry-After` from the partner sets a floor.
-pub fn next(policy: &RetryPolicy, attempt: u32, outcome: Attempt, retry_after: Option<Duration>, jitter: f64) -> Next {
+pub(crate) fn next(
+    policy: &RetryPolicy,
+    attempt: u32,
+    outcome: Attempt,
+    retry_after: Option<Duration>,
+    jitter: f64,
+) -> Next {
     if outcome != Attempt::Transient || attempt >= policy.max_attempts {
         return Next::GiveUp;
     }

@@ -9,7 +9,7 @@ use interchange_core::topology::{Sink, SinkParams, Topology};
 
 /// Where a command goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Route {
+pub(crate) enum Route {
     /// To the served partner at this index (its delivery stack and lane).
     Deliver(usize),
     /// Another sink of the topology delivers it, or its partner takes no deliveries (declared
@@ -24,7 +24,7 @@ pub enum Route {
 /// `[partner.outbound]` (they have no endpoint: a shop that takes no webhooks is not notified,
 /// and its notifications are not dead letters). A partner the topology does not declare at all
 /// stays unserved (a dead letter).
-pub fn elsewhere(topology: &Topology, sink: &Sink) -> BTreeSet<(String, String)> {
+pub(crate) fn elsewhere(topology: &Topology, sink: &Sink) -> BTreeSet<(String, String)> {
     let mut out = BTreeSet::new();
     if let SinkParams::Http { commands, .. } = &sink.params {
         for partner in topology.partners.iter().filter(|p| p.outbound.is_none()) {
@@ -43,7 +43,7 @@ pub fn elsewhere(topology: &Topology, sink: &Sink) -> BTreeSet<(String, String)>
 
 /// Where a `contract` command for `partner`, read at `topic`/`partition`@`offset`, goes from a
 /// sink serving `served`.
-pub fn route(
+pub(crate) fn route(
     served: &[&str],
     elsewhere: &BTreeSet<(String, String)>,
     contract: &str,

@@ -14,11 +14,11 @@ pub mod rows;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
-use interchange_core::avro::Encoder;
-use interchange_core::avro::Reader;
+use interchange_core::avro::{Encoder, Reader};
+use interchange_core::clock::now_millis;
 use interchange_core::contract::{json_to_avro, UnknownFields};
 use interchange_core::kafka::KafkaSettings;
 use interchange_core::topology::Sink;
@@ -30,19 +30,17 @@ use tokio_util::sync::CancellationToken;
 
 use self::cql::Writer;
 use self::rows::Projection;
-use crate::metrics::{ProjectorMetrics, SinkMetrics};
-use crate::{Env, SinkError};
+use crate::env::{encoder, Env};
+use crate::error::SinkError;
+use crate::health::Health;
+use crate::metrics::{lag_gauge, LagGauge, ProjectorMetrics, SinkMetrics};
 
 /// Most records read before their rows are written and their offsets stored.
-pub const MAX_BATCH: usize = 2_000;
+pub(crate) const MAX_BATCH: usize = 2_000;
 /// Most CQL writes in flight.
 pub const CONCURRENCY: usize = 64;
 /// Longest wait between retries while CQL is unavailable.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
-
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(0)).unwrap_or(0)
-}
 
 /// What the projector needs while it runs.
 struct Projector {
@@ -57,12 +55,12 @@ struct Projector {
     dead_letter: (String, Encoder),
     producer: FutureProducer,
     metrics: SinkMetrics,
-    health: Arc<crate::health::Health>,
+    health: Arc<Health>,
     shutdown: CancellationToken,
 }
 
 /// Starts the projector of `sink` into `keyspace`, timeline rows living `timeline_ttl`.
-pub async fn start(
+pub(crate) async fn start(
     env: &Env<'_>,
     sink: &Sink,
     keyspace: &str,
@@ -81,7 +79,7 @@ pub async fn start(
         reader: Reader::new(env.registry.clone(), [("order_state".to_owned(), contract.schema.clone())]),
         dead_letter: (
             sink.dead_letter.clone(),
-            crate::http::encoder(topology, env.registry, &sink.dead_letter, "dead_letter").await?,
+            encoder(topology, env.registry, &sink.dead_letter, "dead_letter").await?,
         ),
         producer: env
             .services
@@ -99,7 +97,7 @@ pub async fn start(
 
 /// Feeds the sinks' consumer-lag gauge (`hub_sink_lag_records`) from librdkafka's statistics.
 struct LagContext {
-    lag: crate::metrics::LagGauge,
+    lag: LagGauge,
 }
 
 impl rdkafka::ClientContext for LagContext {
@@ -158,18 +156,16 @@ impl Projector {
 
     async fn run(self) -> Result<(), SinkError> {
         let Some(writer) = self.writer().await else { return Ok(()) };
-        let mut config = self.kafka.client_config("hub-projector");
-        config
-            .set("group.id", &self.group)
-            .set("isolation.level", "read_committed")
+        // Offsets stored by hand once a batch's rows are written, committed every second.
+        let config = self
+            .kafka
+            .read_committed("hub-projector", &self.group)
             .set("enable.auto.commit", "true")
-            .set("enable.auto.offset.store", "false")
             .set("auto.commit.interval.ms", "1000")
-            .set("auto.offset.reset", "earliest")
             .set("statistics.interval.ms", "5000")
             // read_committed: a fetch otherwise idles up to 500 ms after each transaction.
             .set("fetch.wait.max.ms", "10");
-        let context = LagContext { lag: crate::metrics::lag_gauge(self.metrics.lag.clone(), &self.sink.name) };
+        let context = LagContext { lag: lag_gauge(self.metrics.lag.clone(), &self.sink.name) };
         let consumer: StreamConsumer<LagContext> =
             config.create_with_context(context).map_err(|source| SinkError::Kafka { operation: "consumer", source })?;
         consumer
@@ -251,7 +247,7 @@ impl Projector {
         let mut pending = rows::merge(projections);
         let mut backoff = Duration::from_millis(100);
         while !pending.is_empty() {
-            let now = now_ms();
+            let now = now_millis();
             let results: Vec<(Projection, Result<Duration, SinkError>)> = futures::stream::iter(pending)
                 .map(|p| async move {
                     let result = writer.write(&p, now).await;
@@ -288,7 +284,7 @@ impl Projector {
         }
         self.m().records.get_or_create(&ProjectorMetrics::so(name, "projected")).inc_by(records as u64);
         if oldest_ms != i64::MAX {
-            let lag = (now_ms() - oldest_ms).max(0);
+            let lag = (now_millis() - oldest_ms).max(0);
             #[allow(clippy::cast_precision_loss)]
             self.m().lag.get_or_create(&SinkMetrics::s(name)).observe(lag as f64 / 1000.0);
         }
