@@ -29,7 +29,7 @@ use anyhow::Context;
 use clap::Args;
 use interchange_core::kafka::KafkaSettings;
 use interchange_core::topology::Topology;
-use interchange_ingest::Services;
+use interchange_core::Services;
 
 use self::baseline::{HttpCeiling, KafkaLoad};
 use self::load::{closed_loop, open_loop, HttpTarget};
@@ -111,7 +111,7 @@ pub async fn ingest(global: &Global, args: &IngestBenchArgs) -> anyhow::Result<E
     let services = Services {
         kafka: kafka.clone(),
         registry: global.registry(),
-        redis_url: global.redis_url.clone(),
+        redis_url: Some(global.redis_url.clone()),
         cql_nodes: crate::commands::cql_nodes(global),
     };
     let bench = Bench {

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use interchange_core::shutdown;
-use interchange_ingest::Services;
+use interchange_core::Services;
 
 use super::{kafka, load};
 use crate::cli::{Global, IngestArgs};
@@ -14,7 +14,7 @@ pub async fn run(global: &Global, args: &IngestArgs) -> anyhow::Result<ExitCode>
     let services = Services {
         kafka: kafka(global)?,
         registry: global.registry(),
-        redis_url: global.redis_url.clone(),
+        redis_url: Some(global.redis_url.clone()),
         cql_nodes: crate::commands::cql_nodes(global),
     };
     let app = interchange_ingest::build(&topology, &services, &args.edge).await.context("starting the ingest edge")?;
