@@ -7,7 +7,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use interchange_core::topology::Topology;
-use interchange_ingest::{IngestConfig, IngestError, Services};
+use interchange_core::Services;
+use interchange_ingest::{IngestConfig, IngestError};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 

@@ -17,7 +17,7 @@ use clap::Args;
 use interchange_core::cli::Global;
 use interchange_core::kafka::KafkaSettings;
 use interchange_core::topology::Topology;
-use interchange_ingest::Services;
+use interchange_core::Services;
 
 use crate::baseline::{self, HttpCeiling, KafkaLoad};
 use crate::edge;
@@ -99,7 +99,7 @@ pub async fn ingest(global: &Global, args: &IngestBenchArgs) -> anyhow::Result<E
     let services = Services {
         kafka: kafka.clone(),
         registry: global.registry(),
-        redis_url: global.redis_url.clone(),
+        redis_url: Some(global.redis_url.clone()),
         cql_nodes: global.cql_nodes(),
     };
     let bench = Bench {

@@ -202,7 +202,7 @@ pub async fn run(global: &Global, args: &ProjectBenchArgs) -> anyhow::Result<Exi
     let input = topology.sinks.iter().find(|s| s.name == sink_name).map(|s| s.input.clone()).context("input")?;
     let nodes = global.cql_nodes();
     let session = cql::connect(&nodes, Duration::from_secs(10)).await?;
-    cql::migrate(&session, &keyspace, &cql::replication(1, None), ttl).await?;
+    cql::migrate(&session, &keyspace, &interchange_core::readmodel::schema::replication(1, None), ttl).await?;
     let result = measure(global, args, &kafka, &topology, &ids, &session, &keyspace, &sink_name, &input).await;
     let _ = session.query_unpaged(format!("DROP KEYSPACE IF EXISTS {keyspace}"), ()).await;
     setup::delete_topics(&topology, &kafka).await?;

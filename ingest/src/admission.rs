@@ -21,16 +21,17 @@ use axum::body::Body;
 use axum::http::{header, HeaderMap, StatusCode};
 use tokio::sync::SemaphorePermit;
 
-use crate::app::{AppState, RouteSpec};
 use crate::auth::{AuthError, Identity};
+use crate::error::IngestError;
 use crate::limits::{retry_after_secs, Verdict};
 use crate::metrics::{LimitLabels, OperationLabels};
 use crate::problem::Problem;
 use crate::replay::Seen;
+use crate::state::{Gate, RouteSpec};
 
 /// An identified partner within its limits, holding one of the edge's concurrency permits.
-pub struct Caller<'a> {
-    pub identity: Identity,
+pub(crate) struct Caller<'a> {
+    pub(crate) identity: Identity,
     _permit: SemaphorePermit<'a>,
 }
 
@@ -47,21 +48,16 @@ fn unauthorized(error: &AuthError) -> Problem {
 }
 
 /// A limit's verdict as a `429`, counting a Redis error behind it.
-pub fn limited(
-    app: &AppState,
-    scope: &'static str,
-    verdict: Verdict,
-    error: Option<crate::error::IngestError>,
-) -> Result<(), Problem> {
+fn limited(gate: &Gate, scope: &'static str, verdict: Verdict, error: Option<IngestError>) -> Result<(), Problem> {
     if let Some(error) = error {
-        app.metrics.redis_errors.get_or_create(&OperationLabels { operation: "rate_limit" }).inc();
+        gate.metrics.redis_errors.get_or_create(&OperationLabels { operation: "rate_limit" }).inc();
         tracing::debug!(%error, "shared rate limit unavailable; local limit applies");
     }
     match verdict {
         Verdict::Allowed => Ok(()),
         Verdict::Limited { retry_after, shared } => {
             let decided_by = if shared { "shared" } else { "local" };
-            app.metrics.rate_limited.get_or_create(&LimitLabels { scope, decided_by }).inc();
+            gate.metrics.rate_limited.get_or_create(&LimitLabels { scope, decided_by }).inc();
             Err(Problem::new(StatusCode::TOO_MANY_REQUESTS, "rate-limited", format!("{scope} rate limit exceeded"))
                 .retry_after(retry_after_secs(retry_after)))
         }
@@ -70,15 +66,15 @@ pub fn limited(
 
 /// Steps 1 to 5, from the headers only. `route` is the ingest route posted to (`None` for the
 /// order status API, which every identified partner may read, each only its own orders).
-pub async fn admit_headers<'a>(
-    app: &'a AppState,
+pub(crate) async fn admit_headers<'a>(
+    gate: &'a Gate,
     peer: SocketAddr,
     headers: &HeaderMap,
     route: Option<&RouteSpec>,
 ) -> Result<Caller<'a>, Problem> {
-    let (verdict, error) = app.limits.check_ip(app.trusted_proxies.client_ip(peer, headers)).await;
-    limited(app, "ip", verdict, error)?;
-    let identity = app.auth.identify(headers, now_unix()).map_err(|e| unauthorized(&e))?;
+    let (verdict, error) = gate.limits.check_ip(gate.trusted_proxies.client_ip(peer, headers)).await;
+    limited(gate, "ip", verdict, error)?;
+    let identity = gate.auth.identify(headers, now_unix()).map_err(|e| unauthorized(&e))?;
     if let Some(route) = route {
         if !route.partners.iter().any(|p| p == &identity.partner) {
             return Err(Problem::new(
@@ -88,10 +84,10 @@ pub async fn admit_headers<'a>(
             ));
         }
     }
-    let (verdict, error) = app.limits.check_partner(&identity.partner).await;
-    limited(app, "partner", verdict, error)?;
-    let Ok(permit) = app.permits.try_acquire() else {
-        app.metrics.shed.inc();
+    let (verdict, error) = gate.limits.check_partner(&identity.partner).await;
+    limited(gate, "partner", verdict, error)?;
+    let Ok(permit) = gate.permits.try_acquire() else {
+        gate.metrics.shed.inc();
         return Err(Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "overloaded",
@@ -103,28 +99,28 @@ pub async fn admit_headers<'a>(
 }
 
 /// Step 6: the whole body, at most `--body-limit` bytes, within `--body-timeout`.
-pub async fn read_body(app: &AppState, headers: &HeaderMap, body: Body) -> Result<Vec<u8>, Problem> {
+pub(crate) async fn read_body(gate: &Gate, headers: &HeaderMap, body: Body) -> Result<Vec<u8>, Problem> {
     let too_large = || {
         Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body-too-large",
-            format!("the body is larger than {} bytes", app.body_limit),
+            format!("the body is larger than {} bytes", gate.body_limit),
         )
     };
     let declared =
         headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > app.body_limit) {
+    if declared.is_some_and(|n| n > gate.body_limit) {
         return Err(too_large());
     }
-    match tokio::time::timeout(app.body_timeout, axum::body::to_bytes(body, app.body_limit)).await {
+    match tokio::time::timeout(gate.body_timeout, axum::body::to_bytes(body, gate.body_limit)).await {
         Ok(Ok(bytes)) => Ok(bytes.to_vec()),
         Ok(Err(_)) => Err(too_large()),
         Err(_) => {
-            app.metrics.body_timeouts.inc();
+            gate.metrics.body_timeouts.inc();
             Err(Problem::new(
                 StatusCode::REQUEST_TIMEOUT,
                 "body-timeout",
-                format!("the body did not arrive within {:?}", app.body_timeout),
+                format!("the body did not arrive within {:?}", gate.body_timeout),
             ))
         }
     }
@@ -133,8 +129,8 @@ pub async fn read_body(app: &AppState, headers: &HeaderMap, body: Body) -> Resul
 /// Steps 7 and 8. `retry_safe`: the request carries Idempotency-Keys, so a repeat of the same
 /// signed message is answered by the idempotency step without a second record. On success,
 /// the replay key to release if the request is not accepted.
-pub async fn verify_body(
-    app: &AppState,
+pub(crate) async fn verify_body(
+    gate: &Gate,
     caller: &Caller<'_>,
     headers: &HeaderMap,
     body: &[u8],
@@ -142,16 +138,16 @@ pub async fn verify_body(
 ) -> Result<Option<String>, Problem> {
     let now = now_unix();
     let Some(message) =
-        app.auth.verify_signature(&caller.identity, headers, body, now).map_err(|e| unauthorized(&e))?
+        gate.auth.verify_signature(&caller.identity, headers, body, now).map_err(|e| unauthorized(&e))?
     else {
         return Ok(None);
     };
     let window = Duration::from_secs(u64::try_from(message.acceptable_until.saturating_sub(now)).unwrap_or(0));
-    match app.replays.check(&caller.identity.partner, &message.id, body, window).await {
+    match gate.replays.check(&caller.identity.partner, &message.id, body, window).await {
         Ok(Seen::First { key }) => Ok(Some(key)),
         Ok(Seen::SameBody) if retry_safe => Ok(None),
         Ok(seen) => {
-            app.metrics.webhook_replays.inc();
+            gate.metrics.webhook_replays.inc();
             let detail = if seen == Seen::OtherBody {
                 "this webhook-id was already used with another body"
             } else {
@@ -160,7 +156,7 @@ pub async fn verify_body(
             Err(Problem::new(StatusCode::CONFLICT, "webhook-replayed", detail))
         }
         Err(error) => {
-            app.metrics.redis_errors.get_or_create(&OperationLabels { operation: "webhook_replay" }).inc();
+            gate.metrics.redis_errors.get_or_create(&OperationLabels { operation: "webhook_replay" }).inc();
             tracing::warn!(%error, "webhook-id replay check unavailable; accepted on the signature window alone");
             Ok(None)
         }
@@ -168,10 +164,10 @@ pub async fn verify_body(
 }
 
 /// Forgets the `webhook-id` of a request that was not accepted, so the partner's retry passes.
-pub async fn release_replay(app: &AppState, key: Option<String>) {
+pub(crate) async fn release_replay(gate: &Gate, key: Option<String>) {
     let Some(key) = key else { return };
-    if let Err(error) = app.replays.release(key).await {
-        app.metrics.redis_errors.get_or_create(&OperationLabels { operation: "webhook_replay" }).inc();
+    if let Err(error) = gate.replays.release(key).await {
+        gate.metrics.redis_errors.get_or_create(&OperationLabels { operation: "webhook_replay" }).inc();
         tracing::debug!(%error, "could not forget the webhook-id of a refused request");
     }
 }

@@ -8,11 +8,11 @@ use interchange_core::contract::Violation;
 use interchange_core::money::{Cents, PRECISION, SCALE};
 use serde_json::Value;
 
-/// The contract whose lines (`items[].unit_price × items[].quantity`) the processor sums.
-pub const ORDER_CONTRACT: &str = "order_received";
+// The contract whose lines (`items[].unit_price × items[].quantity`) the processor sums.
+use crate::state::ORDER_CONTRACT;
 
 /// Violations of the totals of `body` (already valid against `contract`).
-pub fn violations(contract: &str, body: &Value) -> Vec<Violation> {
+pub(crate) fn violations(contract: &str, body: &Value) -> Vec<Violation> {
     if contract != ORDER_CONTRACT {
         return Vec::new();
     }

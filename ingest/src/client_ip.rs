@@ -15,7 +15,7 @@ use axum::http::HeaderMap;
 
 /// One `ADDRESS/PREFIX` network (a bare address is a /32 or /128).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
+pub(crate) struct Cidr {
     network: IpAddr,
     prefix: u8,
 }
@@ -45,7 +45,7 @@ impl FromStr for Cidr {
 
 impl Cidr {
     /// Whether `ip` is inside this network (IPv4-mapped IPv6 addresses count as IPv4).
-    pub fn contains(&self, ip: IpAddr) -> bool {
+    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
         match (self.network, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
@@ -73,10 +73,6 @@ fn canonical(ip: IpAddr) -> IpAddr {
 pub struct TrustedProxies(Vec<Cidr>);
 
 impl TrustedProxies {
-    pub fn new(networks: Vec<Cidr>) -> Self {
-        Self(networks)
-    }
-
     fn trusts(&self, ip: IpAddr) -> bool {
         self.0.iter().any(|n| n.contains(ip))
     }
@@ -85,7 +81,7 @@ impl TrustedProxies {
     /// `X-Forwarded-For` hop that is not a trusted proxy. An unparseable hop stops the walk at
     /// the last trusted address (nothing left of it can be believed); when every hop is a
     /// trusted proxy, the leftmost one is the client.
-    pub fn client_ip(&self, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
+    pub(crate) fn client_ip(&self, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
         let mut client = canonical(peer.ip());
         if !self.trusts(client) {
             return client;
@@ -109,7 +105,7 @@ impl TrustedProxies {
 }
 
 /// Parses `--trusted-proxies CIDR,...`.
-pub fn parse_proxies(text: &str) -> Result<TrustedProxies, String> {
+pub(crate) fn parse_proxies(text: &str) -> Result<TrustedProxies, String> {
     text.split(',').filter(|s| !s.trim().is_empty()).map(Cidr::from_str).collect::<Result<_, _>>().map(TrustedProxies)
 }
 

@@ -4,19 +4,23 @@ use axum::http::HeaderMap;
 use rand::Rng;
 
 /// Request header carrying the correlation id.
-pub const CORRELATION_HEADER: &str = "x-correlation-id";
+pub(crate) const CORRELATION_HEADER: &str = "x-correlation-id";
 
 /// Why a correlation id was refused.
-pub const CORRELATION_RULE: &str = "1 to 128 characters of A-Z a-z 0-9 . _ : -, starting with a letter or digit \
+pub(crate) const CORRELATION_RULE: &str =
+    "1 to 128 characters of A-Z a-z 0-9 . _ : -, starting with a letter or digit \
      (or an id the edge answered with: <partner>:<such an id>)";
 
 /// A correlation id header that breaks [`CORRELATION_RULE`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct InvalidCorrelationId;
+pub(crate) struct InvalidCorrelationId;
 
 /// The correlation id `partner` supplied, `None` when absent, or `Err` when present but invalid.
 /// The order is keyed by it scoped to the partner ([`crate::identity::scope`]).
-pub fn supplied_correlation_id(headers: &HeaderMap, partner: &str) -> Result<Option<String>, InvalidCorrelationId> {
+pub(crate) fn supplied_correlation_id(
+    headers: &HeaderMap,
+    partner: &str,
+) -> Result<Option<String>, InvalidCorrelationId> {
     match headers.get(CORRELATION_HEADER) {
         None => Ok(None),
         Some(value) => {
@@ -32,12 +36,12 @@ pub fn supplied_correlation_id(headers: &HeaderMap, partner: &str) -> Result<Opt
 
 /// Whether `partner` may supply `text` as a correlation id: a usable id, or one already in the
 /// partner's scope (`<partner>:<usable id>`, the form the edge answers with; longer by the scope).
-pub fn valid_supplied(partner: &str, text: &str) -> bool {
+pub(crate) fn valid_supplied(partner: &str, text: &str) -> bool {
     valid_correlation_id(text) || crate::identity::unscoped(partner, text).is_some_and(valid_correlation_id)
 }
 
 /// Whether `text` is a usable correlation id.
-pub fn valid_correlation_id(text: &str) -> bool {
+pub(crate) fn valid_correlation_id(text: &str) -> bool {
     let mut chars = text.chars();
     let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
     first_ok
@@ -48,14 +52,14 @@ pub fn valid_correlation_id(text: &str) -> bool {
 /// A W3C trace context for the records this request produces: the caller's trace with a new
 /// span id of the edge, or a new trace when there is no valid `traceparent`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TraceContext {
-    pub traceparent: String,
-    pub tracestate: Option<String>,
+pub(crate) struct TraceContext {
+    pub(crate) traceparent: String,
+    pub(crate) tracestate: Option<String>,
 }
 
 impl TraceContext {
     /// From the request headers.
-    pub fn from_headers(headers: &HeaderMap) -> Self {
+    pub(crate) fn from_headers(headers: &HeaderMap) -> Self {
         let incoming = headers.get("traceparent").and_then(|v| v.to_str().ok()).and_then(parse_traceparent);
         let mut rng = rand::rng();
         let span_id = format!("{:016x}", rng.random::<u64>().max(1));
@@ -73,7 +77,7 @@ impl TraceContext {
 
     /// The context of the current span (the request's server span) when spans are exported,
     /// else [`Self::from_headers`].
-    pub fn for_request(headers: &HeaderMap) -> Self {
+    pub(crate) fn for_request(headers: &HeaderMap) -> Self {
         match interchange_core::telemetry::traceparent(&tracing::Span::current()) {
             Some(traceparent) => Self {
                 traceparent,
@@ -84,7 +88,7 @@ impl TraceContext {
     }
 
     /// The trace id (for logs).
-    pub fn trace_id(&self) -> &str {
+    pub(crate) fn trace_id(&self) -> &str {
         self.traceparent.get(3..35).unwrap_or("")
     }
 }

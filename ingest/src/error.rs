@@ -25,7 +25,7 @@ pub enum IngestError {
 
 impl IngestError {
     /// Whether the broker is unavailable or overloaded (answer 503, retry later) rather than broken.
-    pub fn is_unavailable(&self) -> bool {
+    pub(crate) fn is_unavailable(&self) -> bool {
         match self {
             Self::Redis { .. } | Self::RedisTimeout { .. } => true,
             Self::Produce { source, .. } => matches!(

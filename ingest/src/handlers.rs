@@ -1,4 +1,6 @@
-//! HTTP handlers of the ingest routes: admission ([`crate::admission`]), then the pipeline.
+//! HTTP handlers of the ingest routes: admission ([`crate::admission`], with the [`Gate`]), then
+//! the pipeline ([`crate::pipeline`], with the [`Intake`]); the 404 fallback and the headers every
+//! answer carries.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,12 +15,12 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::admission::{self, Caller};
-use crate::app::{AppState, RouteSpec};
 use crate::envelope::{self, TraceContext, CORRELATION_RULE};
 use crate::identity;
-use crate::metrics::{status_class, RequestLabels, RouteLabels};
+use crate::metrics::{status_class, IngestMetrics, RequestLabels, RouteLabels};
 use crate::pipeline::{accept_all, valid_idempotency_key, Answer, Incoming};
 use crate::problem::Problem;
+use crate::state::{Gate, Intake, RouteSpec};
 
 /// Who is calling, and the body they sent, once admitted.
 struct Admitted<'a> {
@@ -41,17 +43,14 @@ fn batch_retry_safe(_headers: &HeaderMap, body: &[u8]) -> bool {
         .is_ok_and(|b| !b.events.is_empty() && b.events.iter().all(|e| e.idempotency_key.is_some()))
 }
 
-fn record(app: &AppState, route: &RouteSpec, partner: &str, status: StatusCode, started: Instant) {
+fn record(metrics: &IngestMetrics, route: &RouteSpec, partner: &str, status: StatusCode, started: Instant) {
     let labels = RequestLabels {
         route: route.path.clone(),
         partner: partner.to_owned(),
         status_class: status_class(status.as_u16()),
     };
-    app.metrics.requests.get_or_create(&labels).inc();
-    app.metrics
-        .duration
-        .get_or_create(&RouteLabels { route: route.path.clone() })
-        .observe(started.elapsed().as_secs_f64());
+    metrics.requests.get_or_create(&labels).inc();
+    metrics.duration.get_or_create(&RouteLabels { route: route.path.clone() }).observe(started.elapsed().as_secs_f64());
 }
 
 fn answer_response(answer: Answer) -> Response {
@@ -79,25 +78,25 @@ fn malformed(error: &serde_json::Error) -> Problem {
 
 /// Admits the request, hands it to `inner`, and records the outcome in the metrics.
 async fn handle(
-    app: &Arc<AppState>,
+    gate: &Gate,
     peer: SocketAddr,
     headers: &HeaderMap,
     body: Body,
-    route: &Arc<RouteSpec>,
+    route: &RouteSpec,
     retry_safe: RetrySafe,
     inner: impl for<'a> AsyncFnOnce(Admitted<'a>) -> Response,
 ) -> Response {
     let started = Instant::now();
-    let caller = match admission::admit_headers(app, peer, headers, Some(route)).await {
+    let caller = match admission::admit_headers(gate, peer, headers, Some(route)).await {
         Ok(caller) => caller,
         Err(problem) => {
-            record(app, route, "-", problem.status_code(), started);
+            record(&gate.metrics, route, "-", problem.status_code(), started);
             return problem.into_response();
         }
     };
     let partner = caller.identity.partner.clone();
-    let checked = match admission::read_body(app, headers, body).await {
-        Ok(body) => admission::verify_body(app, &caller, headers, &body, retry_safe(headers, &body))
+    let checked = match admission::read_body(gate, headers, body).await {
+        Ok(body) => admission::verify_body(gate, &caller, headers, &body, retry_safe(headers, &body))
             .await
             .map(|replay_key| (body, replay_key)),
         Err(problem) => Err(problem),
@@ -105,28 +104,29 @@ async fn handle(
     let (body, replay_key) = match checked {
         Ok(checked) => checked,
         Err(problem) => {
-            record(app, route, &partner, problem.status_code(), started);
+            record(&gate.metrics, route, &partner, problem.status_code(), started);
             return problem.into_response();
         }
     };
     let response = inner(Admitted { _caller: caller, partner: partner.clone(), body }).await;
     if !response.status().is_success() {
-        admission::release_replay(app, replay_key).await;
+        admission::release_replay(gate, replay_key).await;
     }
-    record(app, route, &partner, response.status(), started);
+    record(&gate.metrics, route, &partner, response.status(), started);
     response
 }
 
 /// `POST <route>`: one event.
-pub async fn accept(
-    State(app): State<Arc<AppState>>,
+pub(crate) async fn accept(
+    State(gate): State<Arc<Gate>>,
+    State(intake): State<Arc<Intake>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Body,
     route: Arc<RouteSpec>,
 ) -> Response {
-    handle(&app, peer, &headers, body, &route, single_retry_safe, async |admitted| {
-        match single(&app, &route, &headers, admitted).await {
+    handle(&gate, peer, &headers, body, &route, single_retry_safe, async |admitted| {
+        match single(&intake, &route, &headers, admitted).await {
             Ok(answer) => answer_response(answer),
             Err(problem) => problem.into_response(),
         }
@@ -135,8 +135,8 @@ pub async fn accept(
 }
 
 async fn single(
-    app: &Arc<AppState>,
-    route: &Arc<RouteSpec>,
+    intake: &Intake,
+    route: &RouteSpec,
     headers: &HeaderMap,
     admitted: Admitted<'_>,
 ) -> Result<Answer, Problem> {
@@ -182,7 +182,7 @@ async fn single(
         raw: admitted.body,
         data,
     };
-    let mut answers = accept_all(app, route, vec![incoming]).await;
+    let mut answers = accept_all(intake, route, vec![incoming]).await;
     answers.pop().unwrap_or_else(|| Err(Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "no answer")))
 }
 
@@ -201,15 +201,16 @@ struct BatchEvent {
 }
 
 /// `POST <route>:batch`: many events, a status for each, in order.
-pub async fn batch(
-    State(app): State<Arc<AppState>>,
+pub(crate) async fn batch(
+    State(gate): State<Arc<Gate>>,
+    State(intake): State<Arc<Intake>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Body,
     route: Arc<RouteSpec>,
 ) -> Response {
-    handle(&app, peer, &headers, body, &route, batch_retry_safe, async |admitted| {
-        match batch_inner(&app, &route, &headers, admitted).await {
+    handle(&gate, peer, &headers, body, &route, batch_retry_safe, async |admitted| {
+        match batch_inner(&intake, &route, &headers, admitted).await {
             Ok(body) => (StatusCode::OK, axum::Json(body)).into_response(),
             Err(problem) => problem.into_response(),
         }
@@ -218,8 +219,8 @@ pub async fn batch(
 }
 
 async fn batch_inner(
-    app: &Arc<AppState>,
-    route: &Arc<RouteSpec>,
+    intake: &Intake,
+    route: &RouteSpec,
     headers: &HeaderMap,
     admitted: Admitted<'_>,
 ) -> Result<Value, Problem> {
@@ -234,11 +235,11 @@ async fn batch_inner(
             malformed(&e)
         }
     })?;
-    if parsed.events.is_empty() || parsed.events.len() > app.max_batch {
+    if parsed.events.is_empty() || parsed.events.len() > intake.max_batch {
         return Err(Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid-batch",
-            format!("a batch holds 1 to {} events, this one {}", app.max_batch, parsed.events.len()),
+            format!("a batch holds 1 to {} events, this one {}", intake.max_batch, parsed.events.len()),
         ));
     }
     let trace = TraceContext::for_request(headers);
@@ -282,7 +283,7 @@ async fn batch_inner(
             data: event.data,
         });
     }
-    let mut answers = accept_all(app, route, incoming).await.into_iter();
+    let mut answers = accept_all(intake, route, incoming).await.into_iter();
     let (mut accepted, mut duplicates, mut rejected) = (0, 0, 0);
     let mut results = Vec::new();
     for (index, slot) in slots.into_iter().enumerate() {
@@ -317,13 +318,14 @@ async fn batch_inner(
 }
 
 /// Anything else: 404 as problem+json.
-pub async fn not_found(request: Request) -> Response {
+pub(crate) async fn not_found(request: Request) -> Response {
     Problem::new(StatusCode::NOT_FOUND, "not-found", format!("no route {} {}", request.method(), request.uri().path()))
         .into_response()
 }
 
-/// Security headers on every response and a request id on every request.
-pub async fn common_headers(State(app): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+/// Security headers on every response (HSTS too when `tls`: the edge terminates TLS itself) and
+/// a request id on every request.
+pub(crate) async fn common_headers(State(tls): State<bool>, request: Request, next: Next) -> Response {
     let request_id = request
         .headers()
         .get("x-request-id")
@@ -355,7 +357,7 @@ pub async fn common_headers(State(app): State<Arc<AppState>>, request: Request, 
     headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
-    if app.tls {
+    if tls {
         headers
             .insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000; includeSubDomains"));
     }

@@ -35,12 +35,12 @@ return 0
 
 /// The answer given the first time, replayed for repeats.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoredResponse {
-    pub status: u16,
-    pub body: serde_json::Value,
-    pub location: Option<String>,
-    pub correlation_id: String,
-    pub event_id: String,
+pub(crate) struct StoredResponse {
+    pub(crate) status: u16,
+    pub(crate) body: serde_json::Value,
+    pub(crate) location: Option<String>,
+    pub(crate) correlation_id: String,
+    pub(crate) event_id: String,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -56,7 +56,7 @@ struct Entry {
 
 /// What a reservation attempt found.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reservation {
+pub(crate) enum Reservation {
     /// The key is ours: produce, then `complete` or `release` with this token.
     New { token: String },
     /// Done before with the same body: answer this again.
@@ -69,7 +69,7 @@ pub enum Reservation {
 
 /// Idempotency keys in the shared store.
 #[derive(Debug, Clone)]
-pub struct Idempotency {
+pub(crate) struct Idempotency {
     shared: Shared,
     complete_script: redis::Script,
     release_script: redis::Script,
@@ -93,7 +93,7 @@ fn ms(d: Duration) -> u64 {
 
 impl Idempotency {
     /// Keys live `pending_ttl` while in flight and `done_ttl` once answered.
-    pub fn new(shared: Shared, prefix: &str, pending_ttl: Duration, done_ttl: Duration) -> Self {
+    pub(crate) fn new(shared: Shared, prefix: &str, pending_ttl: Duration, done_ttl: Duration) -> Self {
         Self {
             shared,
             complete_script: redis::Script::new(COMPLETE),
@@ -109,7 +109,12 @@ impl Idempotency {
     }
 
     /// Reserves `key` for this request, or says why not.
-    pub async fn reserve(&self, partner: &str, key: &str, fingerprint: &str) -> Result<Reservation, IngestError> {
+    pub(crate) async fn reserve(
+        &self,
+        partner: &str,
+        key: &str,
+        fingerprint: &str,
+    ) -> Result<Reservation, IngestError> {
         let redis_key = self.key(partner, key);
         let token = uuid::Uuid::new_v4().to_string();
         let entry = serde_json::to_string(&Entry { t: token.clone(), h: fingerprint.to_owned(), r: None })
@@ -146,7 +151,7 @@ impl Idempotency {
     }
 
     /// Stores the response given for the reserved key.
-    pub async fn complete(
+    pub(crate) async fn complete(
         &self,
         partner: &str,
         key: &str,
@@ -165,7 +170,7 @@ impl Idempotency {
     }
 
     /// Gives the key back after a failed produce, so the partner's retry succeeds.
-    pub async fn release(&self, partner: &str, key: &str, token: &str) -> Result<(), IngestError> {
+    pub(crate) async fn release(&self, partner: &str, key: &str, token: &str) -> Result<(), IngestError> {
         let mut conn = self.shared.conn();
         let mut invocation = self.release_script.key(self.key(partner, key));
         invocation.arg(token);

@@ -19,7 +19,7 @@ use uuid::Uuid;
 use crate::idempotency::fingerprint;
 
 /// Separates the partner from the id it supplied in a scoped correlation id.
-pub const SCOPE_SEPARATOR: char = ':';
+pub(crate) const SCOPE_SEPARATOR: char = ':';
 
 /// Namespace of every id the edge derives (a fixed, random UUID; never change it: ids derived
 /// before and after must match).
@@ -27,7 +27,7 @@ const NAMESPACE: Uuid = Uuid::from_u128(0x6b1f_3c2e_9d4a_4e57_8f0b_2a61_c7d3_e91
 
 /// The correlation id a supplied id stands for: `<partner>:<supplied>`, or `supplied` itself
 /// when it already starts with `<partner>:`.
-pub fn scope(partner: &str, supplied: &str) -> String {
+pub(crate) fn scope(partner: &str, supplied: &str) -> String {
     if is_scoped_to(partner, supplied) {
         supplied.to_owned()
     } else {
@@ -36,19 +36,19 @@ pub fn scope(partner: &str, supplied: &str) -> String {
 }
 
 /// Whether `id` is in `partner`'s scope (`<partner>:` and at least one more character).
-pub fn is_scoped_to(partner: &str, id: &str) -> bool {
+pub(crate) fn is_scoped_to(partner: &str, id: &str) -> bool {
     unscoped(partner, id).is_some()
 }
 
 /// The part a partner supplied of an id in its scope, or `None` when `id` is not in it.
-pub fn unscoped<'a>(partner: &str, id: &'a str) -> Option<&'a str> {
+pub(crate) fn unscoped<'a>(partner: &str, id: &'a str) -> Option<&'a str> {
     id.strip_prefix(partner).and_then(|rest| rest.strip_prefix(SCOPE_SEPARATOR)).filter(|rest| !rest.is_empty())
 }
 
 /// The ids the status API tries, in order, for `id` asked by `partner`: the id as the partner
 /// supplied it, scoped (`<partner>:<id>`), then `id` as it is (ids the edge generated and keys
 /// upstream producers chose). An id already in the partner's scope is tried as it is first.
-pub fn candidates(partner: &str, id: &str) -> Vec<String> {
+pub(crate) fn candidates(partner: &str, id: &str) -> Vec<String> {
     let scoped = format!("{partner}{SCOPE_SEPARATOR}{id}");
     if is_scoped_to(partner, id) {
         vec![id.to_owned(), scoped]
@@ -59,7 +59,13 @@ pub fn candidates(partner: &str, id: &str) -> Vec<String> {
 
 /// The correlation id of a request of `partner` on `route` with `body`: the id it supplied,
 /// scoped; else, with an Idempotency-Key, derived from it; else a new UUIDv7.
-pub fn correlation(partner: &str, route: &str, supplied: Option<&str>, key: Option<&str>, body: &[u8]) -> String {
+pub(crate) fn correlation(
+    partner: &str,
+    route: &str,
+    supplied: Option<&str>,
+    key: Option<&str>,
+    body: &[u8],
+) -> String {
     match (supplied, key) {
         (Some(supplied), _) => scope(partner, supplied),
         (None, Some(key)) => correlation_id(partner, route, key, body),
@@ -69,7 +75,7 @@ pub fn correlation(partner: &str, route: &str, supplied: Option<&str>, key: Opti
 
 /// The event id of a request of `partner` on `route` with `body`: derived from its
 /// Idempotency-Key, else a new UUIDv4.
-pub fn event(partner: &str, route: &str, key: Option<&str>, body: &[u8]) -> String {
+pub(crate) fn event(partner: &str, route: &str, key: Option<&str>, body: &[u8]) -> String {
     key.map_or_else(|| Uuid::new_v4().to_string(), |key| event_id(partner, route, key, body))
 }
 
@@ -80,12 +86,12 @@ fn derive(parts: &[&str]) -> Uuid {
 }
 
 /// The event id of the request `partner` posted to `route` with Idempotency-Key `key` and `body`.
-pub fn event_id(partner: &str, route: &str, key: &str, body: &[u8]) -> String {
+pub(crate) fn event_id(partner: &str, route: &str, key: &str, body: &[u8]) -> String {
     derive(&[partner, route, key, &fingerprint(route, body), "event"]).to_string()
 }
 
 /// The correlation id of that request when it carries no X-Correlation-Id.
-pub fn correlation_id(partner: &str, route: &str, key: &str, body: &[u8]) -> String {
+pub(crate) fn correlation_id(partner: &str, route: &str, key: &str, body: &[u8]) -> String {
     derive(&[partner, route, key, &fingerprint(route, body), "correlation"]).to_string()
 }
 

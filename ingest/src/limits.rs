@@ -39,7 +39,7 @@ return {1, 0}
 
 /// What a limit said.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     Allowed,
     /// Refused; retry after this long. `shared` tells whether the shared bucket refused.
     Limited {
@@ -49,7 +49,7 @@ pub enum Verdict {
 }
 
 /// The limits of one edge instance.
-pub struct Limits {
+pub(crate) struct Limits {
     partners: HashMap<String, (RateLimit, DefaultDirectRateLimiter)>,
     ip: Option<(RateLimit, DefaultKeyedRateLimiter<IpAddr>)>,
     shared: Option<Shared>,
@@ -75,7 +75,7 @@ type SharedResult = Result<Verdict, crate::error::IngestError>;
 impl Limits {
     /// Limits for `partners` (name, quota), an optional per-IP quota, and the shared store.
     /// `prefix` namespaces the Redis keys (the topic prefix, so environments do not share buckets).
-    pub fn new(
+    pub(crate) fn new(
         partners: Vec<(String, RateLimit)>,
         ip: Option<RateLimit>,
         shared: Option<Shared>,
@@ -90,7 +90,7 @@ impl Limits {
     }
 
     /// Checks the partner's quota. Partners without one are not limited.
-    pub async fn check_partner(&self, partner: &str) -> (Verdict, Option<crate::error::IngestError>) {
+    pub(crate) async fn check_partner(&self, partner: &str) -> (Verdict, Option<crate::error::IngestError>) {
         let Some((limit, local)) = self.partners.get(partner) else { return (Verdict::Allowed, None) };
         if let Err(not_until) = local.check() {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
@@ -100,7 +100,7 @@ impl Limits {
     }
 
     /// Checks the per-IP quota, if one is set.
-    pub async fn check_ip(&self, ip: IpAddr) -> (Verdict, Option<crate::error::IngestError>) {
+    pub(crate) async fn check_ip(&self, ip: IpAddr) -> (Verdict, Option<crate::error::IngestError>) {
         let Some((limit, local)) = &self.ip else { return (Verdict::Allowed, None) };
         if let Err(not_until) = local.check_key(&ip) {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
@@ -137,6 +137,6 @@ impl Limits {
 }
 
 /// Whole seconds for a `Retry-After` header, at least 1.
-pub fn retry_after_secs(wait: Duration) -> u64 {
+pub(crate) fn retry_after_secs(wait: Duration) -> u64 {
     wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
 }

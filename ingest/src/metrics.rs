@@ -8,53 +8,53 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RequestLabels {
-    pub route: String,
-    pub partner: String,
-    pub status_class: &'static str,
+pub(crate) struct RequestLabels {
+    pub(crate) route: String,
+    pub(crate) partner: String,
+    pub(crate) status_class: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RouteLabels {
-    pub route: String,
+pub(crate) struct RouteLabels {
+    pub(crate) route: String,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct OutcomeLabels {
-    pub partner: String,
-    pub outcome: &'static str,
+pub(crate) struct OutcomeLabels {
+    pub(crate) partner: String,
+    pub(crate) outcome: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct LimitLabels {
-    pub scope: &'static str,
-    pub decided_by: &'static str,
+pub(crate) struct LimitLabels {
+    pub(crate) scope: &'static str,
+    pub(crate) decided_by: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct OperationLabels {
-    pub operation: &'static str,
+pub(crate) struct OperationLabels {
+    pub(crate) operation: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct QueryLabels {
-    pub outcome: &'static str,
+pub(crate) struct QueryLabels {
+    pub(crate) outcome: &'static str,
 }
 
 /// Every metric of one edge instance.
 #[derive(Debug)]
 pub struct IngestMetrics {
-    pub requests: Family<RequestLabels, Counter>,
-    pub duration: Family<RouteLabels, Histogram>,
-    pub produce: Histogram,
-    pub idempotency: Family<OutcomeLabels, Counter>,
-    pub rate_limited: Family<LimitLabels, Counter>,
-    pub redis_errors: Family<OperationLabels, Counter>,
-    pub shed: Counter,
-    pub body_timeouts: Counter,
-    pub webhook_replays: Counter,
-    pub queries: Family<QueryLabels, Counter>,
-    pub query_duration: Histogram,
+    pub(crate) requests: Family<RequestLabels, Counter>,
+    pub(crate) duration: Family<RouteLabels, Histogram>,
+    pub(crate) produce: Histogram,
+    pub(crate) idempotency: Family<OutcomeLabels, Counter>,
+    pub(crate) rate_limited: Family<LimitLabels, Counter>,
+    pub(crate) redis_errors: Family<OperationLabels, Counter>,
+    pub(crate) shed: Counter,
+    pub(crate) body_timeouts: Counter,
+    pub(crate) webhook_replays: Counter,
+    pub(crate) queries: Family<QueryLabels, Counter>,
+    pub(crate) query_duration: Histogram,
 }
 
 fn latency_histogram() -> Histogram {
@@ -110,7 +110,7 @@ impl IngestMetrics {
 }
 
 /// `2xx`, `4xx`, `5xx`.
-pub fn status_class(status: u16) -> &'static str {
+pub(crate) fn status_class(status: u16) -> &'static str {
     match status {
         100..=199 => "1xx",
         200..=299 => "2xx",

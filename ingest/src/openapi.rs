@@ -9,8 +9,10 @@ use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
 
-use crate::app::RouteSpec;
+use crate::order_lookup::MAX_LISTED;
+use crate::orders::{DEFAULT_PAGE, MAX_PAGE};
 use crate::pipeline::ENVELOPE_FIELDS;
+use crate::state::{RouteSpec, ORDER_CONTRACT};
 
 fn problem_response(description: &str) -> Value {
     json!({ "description": description, "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } } })
@@ -110,7 +112,7 @@ fn record(o: &Map<String, Value>, named: &mut HashMap<String, Value>) -> Value {
 }
 
 /// The statuses every ingest route can answer, with their descriptions.
-pub const ROUTE_STATUSES: [(&str, &str); 10] = [
+const ROUTE_STATUSES: [(&str, &str); 10] = [
     ("400", "Malformed JSON, or an invalid X-Correlation-Id or Idempotency-Key"),
     ("401", "Missing or invalid credentials or signature; checked from the headers before the body is read"),
     ("403", "The partner may not use this route"),
@@ -189,7 +191,7 @@ fn route_paths(route: &RouteSpec, max_batch: usize, paths: &mut Map<String, Valu
 }
 
 /// The statuses of the order status API, with their descriptions.
-pub const QUERY_STATUSES: [(&str, &str); 5] = [
+const QUERY_STATUSES: [(&str, &str); 5] = [
     ("401", "Missing or invalid credentials"),
     ("400", "Invalid page limit or cursor"),
     ("404", "No such order for this partner (type order-not-found), or accepted and not projected yet (type accepted-not-yet-projected, see Retry-After)"),
@@ -274,7 +276,7 @@ fn order_paths(route: &RouteSpec, paths: &mut Map<String, Value>) {
         "operationId": format!("get_{}_events", route.contract),
         "security": [{ "apiKey": [] }, { "bearer": [] }],
         "parameters": [id,
-            { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": crate::orders::MAX_PAGE, "default": crate::orders::DEFAULT_PAGE } },
+            { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": DEFAULT_PAGE } },
             { "name": "cursor", "in": "query", "description": "next_cursor of the previous page", "schema": { "type": "string" } }],
         "responses": events,
     }}));
@@ -303,7 +305,7 @@ fn order_schemas() -> (Value, Value) {
 
 fn ambiguous_schema() -> Value {
     json!({ "allOf": [{ "$ref": "#/components/schemas/Problem" }, { "type": "object", "required": ["orders", "truncated"], "properties": {
-        "orders": { "type": "array", "maxItems": crate::order_lookup::MAX_LISTED, "items": { "type": "object", "required": ["id"], "properties": {
+        "orders": { "type": "array", "maxItems": MAX_LISTED, "items": { "type": "object", "required": ["id"], "properties": {
             "id": { "type": "string", "description": "The correlation id" }, "status": { "type": ["string", "null"] },
             "version": { "type": ["integer", "null"] }, "created_at": { "type": ["string", "null"], "format": "date-time" },
             "links": { "type": "object", "properties": { "self": { "type": "string" }, "events": { "type": "string" } } } } } },
@@ -311,11 +313,11 @@ fn ambiguous_schema() -> Value {
 }
 
 /// The whole document.
-pub fn document(routes: &[Arc<RouteSpec>], max_batch: usize) -> Value {
+pub(crate) fn document(routes: &[Arc<RouteSpec>], max_batch: usize) -> Value {
     let mut paths = Map::new();
     for route in routes {
         route_paths(route, max_batch, &mut paths);
-        if route.contract == crate::app::ORDER_CONTRACT {
+        if route.contract == ORDER_CONTRACT {
             order_paths(route, &mut paths);
         }
     }

@@ -18,36 +18,37 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use interchange_core::readmodel::{indexed_order_id, MAX_INDEXED_ORDER_ID_BYTES};
+use interchange_core::readmodel::{indexed_order_id, LookupView, MAX_INDEXED_ORDER_ID_BYTES};
 use serde_json::{json, Value};
 
 use crate::admission;
-use crate::app::AppState;
-use crate::orders::{self, LookupRow};
+use crate::orders;
 use crate::problem::Problem;
+use crate::state::{Gate, Reads};
 
 /// Most orders a `409 order-id-ambiguous` lists.
-pub const MAX_LISTED: usize = 20;
+pub(crate) const MAX_LISTED: usize = 20;
 
 /// What a lookup ended with, besides its response: the metric's outcome.
 type Answer = (Response, &'static str);
 
 /// `GET <route>?order_id=`.
-pub async fn lookup(
-    State(app): State<Arc<AppState>>,
+pub(crate) async fn lookup(
+    State(gate): State<Arc<Gate>>,
+    State(reads): State<Arc<Reads>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
     headers: HeaderMap,
     base: Arc<str>,
 ) -> Response {
     let started = Instant::now();
-    match lookup_inner(&app, peer, query, &headers, &base).await {
+    match lookup_inner(&gate, &reads, peer, query, &headers, &base).await {
         Ok((response, outcome)) => {
-            orders::observe(&app, outcome, started);
+            orders::observe(&reads, outcome, started);
             response
         }
         Err(problem) => {
-            orders::observe(&app, orders::outcome_of(&problem), started);
+            orders::observe(&reads, orders::outcome_of(&problem), started);
             problem.into_response()
         }
     }
@@ -80,7 +81,8 @@ fn order_id(query: Result<Query<Vec<(String, String)>>, QueryRejection>) -> Resu
 }
 
 async fn lookup_inner(
-    app: &AppState,
+    gate: &Gate,
+    reads: &Reads,
     peer: SocketAddr,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
     headers: &HeaderMap,
@@ -88,12 +90,12 @@ async fn lookup_inner(
 ) -> Result<Answer, Problem> {
     // The same IP limit, identity, partner limit and concurrency permit as posting and reading
     // by correlation id (`caller` holds the permit until the answer is made).
-    let caller = admission::admit_headers(app, peer, headers, None).await?;
+    let caller = admission::admit_headers(gate, peer, headers, None).await?;
     let partner = caller.identity.partner.as_str();
     let order_id = order_id(query)?;
-    let model = orders::model(app)?;
+    let model = orders::model(reads)?;
     let limit = i32::try_from(MAX_LISTED + 1).unwrap_or(i32::MAX);
-    let mut found = model.by_order_id(partner, &order_id, limit).await.map_err(|e| orders::unavailable(app, &e))?;
+    let mut found = model.by_order_id(partner, &order_id, limit).await.map_err(|e| orders::unavailable(&e))?;
     let not_found = || {
         Problem::new(
             StatusCode::NOT_FOUND,
@@ -105,10 +107,10 @@ async fn lookup_inner(
     match found.len() {
         0 => Err(not_found()),
         1 => {
-            let id = found.remove(0).0;
+            let id = found.remove(0).correlation_id;
             // The lookup row is written after the order's row and expires with it; a row that
             // is gone now (its TTL ran out between the two reads) is a 404 like any other.
-            let Some(row) = model.order(partner, &id).await.map_err(|e| orders::unavailable(app, &e))? else {
+            let Some(row) = model.order(partner, &id).await.map_err(|e| orders::unavailable(&e))? else {
                 return Err(not_found());
             };
             let mut response = orders::order_response(&id, partner, row, headers, base);
@@ -123,7 +125,7 @@ async fn lookup_inner(
 }
 
 /// `409 order-id-ambiguous`: the orders that carry the order id, newest first.
-fn ambiguous(order_id: &str, rows: Vec<LookupRow>, base: &str) -> Response {
+fn ambiguous(order_id: &str, rows: Vec<LookupView>, base: &str) -> Response {
     let body = ambiguous_body(order_id, rows, base);
     let mut response = (StatusCode::CONFLICT, serde_json::to_vec(&body).unwrap_or_default()).into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
@@ -131,14 +133,15 @@ fn ambiguous(order_id: &str, rows: Vec<LookupRow>, base: &str) -> Response {
 }
 
 /// The problem of [`ambiguous`], with `orders` (at most [`MAX_LISTED`]) and `truncated`.
-fn ambiguous_body(order_id: &str, mut rows: Vec<LookupRow>, base: &str) -> Value {
+fn ambiguous_body(order_id: &str, mut rows: Vec<LookupView>, base: &str) -> Value {
     let truncated = rows.len() > MAX_LISTED;
     rows.truncate(MAX_LISTED);
-    rows.sort_by(|a, b| b.3.map(|t| t.0).cmp(&a.3.map(|t| t.0)).then_with(|| a.0.cmp(&b.0)));
+    rows.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.correlation_id.cmp(&b.correlation_id)));
     let orders: Vec<Value> = rows
         .into_iter()
-        .map(|(id, status, version, created)| {
-            json!({ "id": id, "status": status, "version": version, "created_at": orders::rfc3339(created),
+        .map(|row| {
+            let id = row.correlation_id;
+            json!({ "id": id, "status": row.status, "version": row.version, "created_at": orders::rfc3339(row.created_at),
                     "links": { "self": format!("{base}/{id}"), "events": format!("{base}/{id}/events") } })
         })
         .collect();
@@ -189,11 +192,13 @@ mod tests {
 
     #[test]
     fn an_ambiguous_order_id_lists_its_orders_newest_first() {
-        use scylla::value::CqlTimestamp;
-        let rows = vec![
-            ("c-old".to_owned(), Some("COMPLETED".to_owned()), Some(5), Some(CqlTimestamp(1_000))),
-            ("c-new".to_owned(), Some("RECEIVED".to_owned()), Some(1), Some(CqlTimestamp(2_000))),
-        ];
+        let row = |id: &str, status: &str, version, created| LookupView {
+            correlation_id: id.to_owned(),
+            status: Some(status.to_owned()),
+            version: Some(version),
+            created_at: Some(created),
+        };
+        let rows = vec![row("c-old", "COMPLETED", 5, 1_000), row("c-new", "RECEIVED", 1, 2_000)];
         let body = ambiguous_body("A-1", rows.clone(), "/api/v1/orders");
         assert_eq!(body["type"], "https://interchange.dev/problems/order-id-ambiguous");
         assert_eq!(body["status"], 409);
@@ -203,7 +208,9 @@ mod tests {
         assert_eq!(ids, ["c-new", "c-old"]);
         assert_eq!(body["orders"][0]["links"]["self"], "/api/v1/orders/c-new");
         assert_eq!(body["orders"][1]["status"], "COMPLETED");
-        let many: Vec<LookupRow> = (0..=MAX_LISTED).map(|i| (format!("c-{i:02}"), None, None, None)).collect();
+        let many: Vec<LookupView> = (0..=MAX_LISTED)
+            .map(|i| LookupView { correlation_id: format!("c-{i:02}"), status: None, version: None, created_at: None })
+            .collect();
         let body = ambiguous_body("A-1", many, "/api/v1/orders");
         assert_eq!(body["orders"].as_array().map(Vec::len), Some(MAX_LISTED));
         assert_eq!(body["truncated"], true);

@@ -1,49 +1,51 @@
 //! One event through the edge after authentication: contract, idempotency, encode, produce.
 
-use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::collections::HashMap;
+use std::time::Instant;
 
 use axum::http::StatusCode;
+use interchange_core::clock::now_millis;
 use interchange_core::headers::EventHeaders;
 use serde_json::{json, Value};
 
-use crate::app::{AppState, RouteSpec};
-use crate::contract::{json_to_avro, Violation};
+use crate::contract::{json_to_avro, UnknownFields, Violation};
 use crate::envelope::TraceContext;
+use crate::error::IngestError;
 use crate::idempotency::{fingerprint, Reservation, StoredResponse};
-use crate::metrics::OutcomeLabels;
+use crate::metrics::{OperationLabels, OutcomeLabels};
 use crate::problem::Problem;
+use crate::produce::Landed;
+use crate::state::{Intake, RouteSpec, ORDER_CONTRACT, RETRY_AFTER_UNAVAILABLE};
+
+/// The `producer-role` header of the edge's records.
+const PRODUCER_ROLE: &str = "ingest";
 
 /// Fields of a contract the edge fills in itself; a body may not set them.
-pub const ENVELOPE_FIELDS: [&str; 4] = ["event_id", "correlation_id", "partner", "received_at"];
+pub(crate) const ENVELOPE_FIELDS: [&str; 4] = ["event_id", "correlation_id", "partner", "received_at"];
 
 /// One event to accept, as it came in.
 #[derive(Debug)]
-pub struct Incoming {
-    pub partner: String,
-    pub correlation_id: String,
-    pub trace: TraceContext,
-    pub idempotency_key: Option<String>,
+pub(crate) struct Incoming {
+    pub(crate) partner: String,
+    pub(crate) correlation_id: String,
+    pub(crate) trace: TraceContext,
+    pub(crate) idempotency_key: Option<String>,
     /// Exact bytes the idempotency fingerprint covers.
-    pub raw: Vec<u8>,
-    pub data: Value,
+    pub(crate) raw: Vec<u8>,
+    pub(crate) data: Value,
 }
 
 /// How an accepted event is answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Answer {
-    pub status: StatusCode,
-    pub response: StoredResponse,
-    pub replayed: bool,
+pub(crate) struct Answer {
+    pub(crate) status: StatusCode,
+    pub(crate) response: StoredResponse,
+    pub(crate) replayed: bool,
 }
 
 /// Checks an Idempotency-Key's shape.
-pub fn valid_idempotency_key(key: &str) -> bool {
+pub(crate) fn valid_idempotency_key(key: &str) -> bool {
     !key.is_empty() && key.len() <= 255 && key.chars().all(|c| c.is_ascii_graphic())
-}
-
-fn now_millis() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)
 }
 
 /// Validated, encoded and ready to produce.
@@ -52,11 +54,7 @@ struct Encoded {
     payload: Vec<u8>,
 }
 
-fn encode(
-    route: &RouteSpec,
-    incoming: &mut Incoming,
-    unknown: crate::contract::UnknownFields,
-) -> Result<Encoded, Problem> {
+fn encode(route: &RouteSpec, incoming: &mut Incoming, unknown: UnknownFields) -> Result<Encoded, Problem> {
     let Value::Object(mut object) = std::mem::take(&mut incoming.data) else {
         return Err(Problem::contract(vec![Violation {
             pointer: String::new(),
@@ -108,15 +106,15 @@ fn encode(
 
 /// Runs events through reservation and produce. All sends are enqueued in input order before
 /// any is awaited, so events with the same correlation id keep their order on the partition.
-pub async fn accept_all(
-    app: &Arc<AppState>,
-    route: &Arc<RouteSpec>,
+pub(crate) async fn accept_all(
+    intake: &Intake,
+    route: &RouteSpec,
     events: Vec<Incoming>,
 ) -> Vec<Result<Answer, Problem>> {
     let partner = events.first().map(|e| e.partner.clone()).unwrap_or_default();
     let mut staged: Vec<Staged> = Vec::new();
     // Repeats of an Idempotency-Key inside one batch answer like their first occurrence.
-    let mut keys_seen: std::collections::HashMap<String, (usize, String)> = std::collections::HashMap::new();
+    let mut keys_seen: HashMap<String, (usize, String)> = HashMap::new();
     for mut incoming in events {
         if let Some(key) = &incoming.idempotency_key {
             let print = fingerprint(&route.path, &incoming.raw);
@@ -139,14 +137,14 @@ pub async fn accept_all(
                 }
             }
         }
-        let encoded = match encode(route, &mut incoming, app.unknown_fields) {
+        let encoded = match encode(route, &mut incoming, intake.unknown_fields) {
             Ok(encoded) => encoded,
             Err(problem) => {
                 staged.push(Staged::Done(Err(problem.correlated(&incoming.correlation_id))));
                 continue;
             }
         };
-        let reservation = match reserve(app, route, &incoming).await {
+        let reservation = match reserve(intake, route, &incoming).await {
             Ok(reservation) => reservation,
             Err(problem) => {
                 staged.push(Staged::Done(Err(problem.correlated(&incoming.correlation_id))));
@@ -178,17 +176,12 @@ pub async fn accept_all(
             let Staged::Ready(incoming, encoded, _) = item else { return None };
             let traceparent =
                 interchange_core::telemetry::traceparent(&span).unwrap_or_else(|| incoming.trace.traceparent.clone());
-            let headers = EventHeaders {
-                correlation_id: incoming.correlation_id.clone(),
-                event_id: encoded.event_id.clone(),
-                event_type: route.contract.clone(),
-                traceparent: Some(traceparent),
-                tracestate: incoming.trace.tracestate.clone(),
-                producer_role: "ingest".to_owned(),
-            };
+            let headers =
+                EventHeaders::new(&incoming.correlation_id, &encoded.event_id, &route.contract, PRODUCER_ROLE)
+                    .traced(Some(traceparent), incoming.trace.tracestate.clone());
             let started = Instant::now();
-            let result = app.produce.send(&route.topic, &incoming.correlation_id, &encoded.payload, &headers).await;
-            app.metrics.produce.observe(started.elapsed().as_secs_f64());
+            let result = intake.produce.send(&route.topic, &incoming.correlation_id, &encoded.payload, &headers).await;
+            intake.metrics.produce.observe(started.elapsed().as_secs_f64());
             if let Ok(landed) = &result {
                 span.record("messaging.destination.partition.id", landed.partition);
                 span.record("messaging.kafka.offset", landed.offset);
@@ -216,23 +209,23 @@ pub async fn accept_all(
                 continue;
             }
         };
-        answers.push(finish(app, route, incoming, encoded, token, outcome).await);
+        answers.push(finish(intake, route, incoming, encoded, token, outcome).await);
     }
-    if route.contract == crate::app::ORDER_CONTRACT {
+    if route.contract == ORDER_CONTRACT {
         let accepted: Vec<(String, String)> = answers
             .iter()
             .filter_map(|a| a.as_ref().ok())
             .filter(|a| !a.replayed)
             .map(|a| (partner.clone(), a.response.correlation_id.clone()))
             .collect();
-        crate::orders::mark_accepted(app, &accepted).await;
+        intake.accepted.mark(&intake.metrics, &accepted).await;
     }
     answers
 }
 
 /// Where to look next: the order status API for orders, the event's own location otherwise.
 fn links(route: &RouteSpec, location: &str) -> Value {
-    if route.contract == crate::app::ORDER_CONTRACT {
+    if route.contract == ORDER_CONTRACT {
         json!({ "status": location, "events": format!("{location}/events") })
     } else {
         json!({ "status": location })
@@ -254,25 +247,23 @@ enum Reserved {
     Done(Result<Answer, Problem>),
 }
 
-async fn reserve(app: &AppState, route: &RouteSpec, incoming: &Incoming) -> Result<Reserved, Problem> {
+async fn reserve(intake: &Intake, route: &RouteSpec, incoming: &Incoming) -> Result<Reserved, Problem> {
     let Some(key) = &incoming.idempotency_key else { return Ok(Reserved::Proceed(None)) };
-    let Some(store) = &app.idempotency else {
-        return Err(Problem::new(StatusCode::SERVICE_UNAVAILABLE, "idempotency-unavailable", "no idempotency store"));
-    };
+    let store = &intake.idempotency;
     let print = fingerprint(&route.path, &incoming.raw);
     let outcome = |o: &'static str| OutcomeLabels { partner: incoming.partner.clone(), outcome: o };
     match store.reserve(&incoming.partner, key, &print).await {
         Ok(Reservation::New { token }) => {
-            app.metrics.idempotency.get_or_create(&outcome("new")).inc();
+            intake.metrics.idempotency.get_or_create(&outcome("new")).inc();
             Ok(Reserved::Proceed(Some((token, print))))
         }
         Ok(Reservation::Replay(response)) => {
-            app.metrics.idempotency.get_or_create(&outcome("replayed")).inc();
+            intake.metrics.idempotency.get_or_create(&outcome("replayed")).inc();
             let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::ACCEPTED);
             Ok(Reserved::Done(Ok(Answer { status, response, replayed: true })))
         }
         Ok(Reservation::Mismatch) => {
-            app.metrics.idempotency.get_or_create(&outcome("mismatch")).inc();
+            intake.metrics.idempotency.get_or_create(&outcome("mismatch")).inc();
             Err(Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "idempotency-key-reused",
@@ -280,7 +271,7 @@ async fn reserve(app: &AppState, route: &RouteSpec, incoming: &Incoming) -> Resu
             ))
         }
         Ok(Reservation::InFlight) => {
-            app.metrics.idempotency.get_or_create(&outcome("conflict")).inc();
+            intake.metrics.idempotency.get_or_create(&outcome("conflict")).inc();
             Err(Problem::new(
                 StatusCode::CONFLICT,
                 "idempotency-key-in-flight",
@@ -289,7 +280,7 @@ async fn reserve(app: &AppState, route: &RouteSpec, incoming: &Incoming) -> Resu
             .retry_after(1))
         }
         Err(error) => {
-            app.metrics.redis_errors.get_or_create(&crate::metrics::OperationLabels { operation: "idempotency" }).inc();
+            intake.metrics.redis_errors.get_or_create(&OperationLabels { operation: "idempotency" }).inc();
             tracing::warn!(%error, "idempotency store unavailable");
             Err(Problem::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -302,12 +293,12 @@ async fn reserve(app: &AppState, route: &RouteSpec, incoming: &Incoming) -> Resu
 }
 
 async fn finish(
-    app: &AppState,
+    intake: &Intake,
     route: &RouteSpec,
     incoming: Incoming,
     encoded: Encoded,
     token: Option<(String, String)>,
-    outcome: Option<Result<crate::produce::Landed, crate::error::IngestError>>,
+    outcome: Option<Result<Landed, IngestError>>,
 ) -> Result<Answer, Problem> {
     let key = incoming.idempotency_key.as_deref();
     match outcome {
@@ -329,24 +320,22 @@ async fn finish(
                 correlation_id: incoming.correlation_id.clone(),
                 event_id: encoded.event_id.clone(),
             };
-            if let (Some(key), Some((token, print)), Some(store)) = (key, &token, &app.idempotency) {
-                if let Err(error) = store.complete(&incoming.partner, key, token, print, &response).await {
+            if let (Some(key), Some((token, print))) = (key, &token) {
+                if let Err(error) = intake.idempotency.complete(&incoming.partner, key, token, print, &response).await {
                     // The record is durable; a retry within the pending window gets 409, then is
                     // produced again under the same event id and correlation id (derived from the
                     // key), which the order processor ignores as already applied.
-                    app.metrics
-                        .redis_errors
-                        .get_or_create(&crate::metrics::OperationLabels { operation: "idempotency" })
-                        .inc();
+                    intake.metrics.redis_errors.get_or_create(&OperationLabels { operation: "idempotency" }).inc();
                     tracing::warn!(%error, "could not store the idempotent response");
                 }
             }
             Ok(Answer { status: StatusCode::ACCEPTED, response, replayed: false })
         }
         Some(Err(error)) => {
-            if let (Some(key), Some((token, _)), Some(store)) = (key, &token, &app.idempotency) {
-                if store.release(&incoming.partner, key, token).await.is_ok() {
-                    app.metrics
+            if let (Some(key), Some((token, _))) = (key, &token) {
+                if intake.idempotency.release(&incoming.partner, key, token).await.is_ok() {
+                    intake
+                        .metrics
                         .idempotency
                         .get_or_create(&OutcomeLabels { partner: incoming.partner.clone(), outcome: "released" })
                         .inc();
@@ -359,7 +348,7 @@ async fn finish(
                     "broker-unavailable",
                     "the broker did not acknowledge the event; it was not accepted, retry later",
                 )
-                .retry_after(app.retry_after_unavailable)
+                .retry_after(RETRY_AFTER_UNAVAILABLE)
             } else {
                 Problem::new(
                     StatusCode::INTERNAL_SERVER_ERROR,

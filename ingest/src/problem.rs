@@ -7,27 +7,27 @@ use serde::Serialize;
 use crate::contract::Violation;
 
 /// Base of the problem `type` URIs; each slug is documented in the README.
-pub const TYPE_BASE: &str = "https://interchange.dev/problems/";
+pub(crate) const TYPE_BASE: &str = "https://interchange.dev/problems/";
 
 /// One problem answer.
 #[derive(Debug, Clone, Serialize)]
-pub struct Problem {
+pub(crate) struct Problem {
     #[serde(rename = "type")]
-    pub type_uri: String,
-    pub title: String,
-    pub status: u16,
-    pub detail: String,
+    pub(crate) type_uri: String,
+    pub(crate) title: String,
+    pub(crate) status: u16,
+    pub(crate) detail: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub errors: Vec<Violation>,
+    pub(crate) errors: Vec<Violation>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub correlation_id: Option<String>,
+    pub(crate) correlation_id: Option<String>,
     #[serde(skip)]
-    pub retry_after: Option<u64>,
+    pub(crate) retry_after: Option<u64>,
 }
 
 impl Problem {
     /// A problem of `status` with a slug (`invalid-body`) and a detail sentence.
-    pub fn new(status: StatusCode, slug: &str, detail: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, slug: &str, detail: impl Into<String>) -> Self {
         Self {
             type_uri: format!("{TYPE_BASE}{slug}"),
             title: status.canonical_reason().unwrap_or("Error").to_owned(),
@@ -40,7 +40,7 @@ impl Problem {
     }
 
     /// 422 with every contract violation.
-    pub fn contract(violations: Vec<Violation>) -> Self {
+    pub(crate) fn contract(violations: Vec<Violation>) -> Self {
         let n = violations.len();
         let mut problem = Self::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -52,24 +52,24 @@ impl Problem {
     }
 
     /// Asks the client to come back after `seconds`.
-    pub fn retry_after(mut self, seconds: u64) -> Self {
+    pub(crate) fn retry_after(mut self, seconds: u64) -> Self {
         self.retry_after = Some(seconds.max(1));
         self
     }
 
     /// Tags the problem with the request's correlation id.
-    pub fn correlated(mut self, correlation_id: &str) -> Self {
+    pub(crate) fn correlated(mut self, correlation_id: &str) -> Self {
         self.correlation_id = Some(correlation_id.to_owned());
         self
     }
 
     /// The status code.
-    pub fn status_code(&self) -> StatusCode {
+    pub(crate) fn status_code(&self) -> StatusCode {
         StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
     /// The slug at the end of the type URI.
-    pub fn slug(&self) -> &str {
+    pub(crate) fn slug(&self) -> &str {
         self.type_uri.strip_prefix(TYPE_BASE).unwrap_or(&self.type_uri)
     }
 }

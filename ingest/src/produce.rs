@@ -13,16 +13,16 @@ use crate::error::IngestError;
 
 /// Where a record landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Landed {
-    pub partition: i32,
-    pub offset: i64,
+pub(crate) struct Landed {
+    pub(crate) partition: i32,
+    pub(crate) offset: i64,
 }
 
 pub use interchange_core::avro::wire_format;
 
 /// The edge's producer: acks=all, idempotent, murmur2 like the Java client, batched and compressed.
 #[derive(Clone)]
-pub struct Produce {
+pub(crate) struct Produce {
     producer: Arc<FutureProducer>,
 }
 
@@ -35,7 +35,7 @@ impl std::fmt::Debug for Produce {
 impl Produce {
     /// A producer whose records fail (and the request gets 503) when not acknowledged within
     /// `delivery_timeout`.
-    pub fn new(settings: &KafkaSettings, delivery_timeout: Duration) -> Result<Self, IngestError> {
+    pub(crate) fn new(settings: &KafkaSettings, delivery_timeout: Duration) -> Result<Self, IngestError> {
         let mut config = settings.producer_config("hub-ingest");
         config
             .set("message.timeout.ms", delivery_timeout.as_millis().to_string())
@@ -52,7 +52,7 @@ impl Produce {
 
     /// Enqueues the record and waits for the broker's acknowledgement. A full local queue fails
     /// at once instead of waiting.
-    pub async fn send(
+    pub(crate) async fn send(
         &self,
         topic: &str,
         key: &str,
@@ -67,7 +67,7 @@ impl Produce {
     }
 
     /// Waits for every queued record to be acknowledged, off the async workers.
-    pub async fn flush(&self, deadline: Duration) -> Result<(), IngestError> {
+    pub(crate) async fn flush(&self, deadline: Duration) -> Result<(), IngestError> {
         let producer = Arc::clone(&self.producer);
         tokio::task::spawn_blocking(move || producer.flush(Timeout::After(deadline)))
             .await
@@ -76,7 +76,7 @@ impl Produce {
     }
 
     /// Whether broker metadata can be fetched right now (readiness), off the async workers.
-    pub async fn broker_reachable(&self, timeout: Duration) -> bool {
+    pub(crate) async fn broker_reachable(&self, timeout: Duration) -> bool {
         let producer = Arc::clone(&self.producer);
         tokio::task::spawn_blocking(move || producer.client().fetch_metadata(None, Timeout::After(timeout)).is_ok())
             .await

@@ -27,7 +27,7 @@ use crate::shared::Shared;
 
 /// What the replay check found.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Seen {
+pub(crate) enum Seen {
     /// First sighting: recorded under this key (release it if the request is not accepted).
     First { key: String },
     /// Seen before with the same body.
@@ -38,7 +38,7 @@ pub enum Seen {
 
 /// Message ids in the shared store.
 #[derive(Debug, Clone)]
-pub struct Replays {
+pub(crate) struct Replays {
     shared: Shared,
     prefix: String,
 }
@@ -48,12 +48,18 @@ fn digest(body: &[u8]) -> String {
 }
 
 impl Replays {
-    pub fn new(shared: Shared, prefix: &str) -> Self {
+    pub(crate) fn new(shared: Shared, prefix: &str) -> Self {
         Self { shared, prefix: prefix.to_owned() }
     }
 
     /// Records `id` of `partner` for `window` (at least a second) unless it is there already.
-    pub async fn check(&self, partner: &str, id: &str, body: &[u8], window: Duration) -> Result<Seen, IngestError> {
+    pub(crate) async fn check(
+        &self,
+        partner: &str,
+        id: &str,
+        body: &[u8],
+        window: Duration,
+    ) -> Result<Seen, IngestError> {
         let key = format!("hub:whid:{}{partner}:{id}", self.prefix);
         let print = digest(body);
         let ttl = u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1000);
@@ -82,7 +88,7 @@ impl Replays {
     }
 
     /// Forgets a first sighting whose request was not accepted. Best effort.
-    pub async fn release(&self, key: String) -> Result<(), IngestError> {
+    pub(crate) async fn release(&self, key: String) -> Result<(), IngestError> {
         let mut conn = self.shared.conn();
         self.shared
             .call("webhook_replay", async move { redis::cmd("DEL").arg(key).query_async::<i64>(&mut conn).await })

@@ -8,32 +8,37 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::{self, AppState};
+use crate::app::Edge;
 use crate::config::IngestConfig;
 use crate::error::IngestError;
 use crate::health;
+use crate::read_model::connect_in_background;
+use crate::router::router;
 
-/// Serves `app` on `listener` until `shutdown`; then stops accepting, lets in-flight requests
+/// Serves `edge` on `listener` until `shutdown`; then stops accepting, lets in-flight requests
 /// finish and flushes the producer, all within the drain deadline.
 pub async fn run(
     listener: TcpListener,
-    app: Arc<AppState>,
+    edge: Edge,
     config: &IngestConfig,
     shutdown: CancellationToken,
 ) -> Result<(), IngestError> {
-    if let Some(config) = &app.read_model_config {
-        crate::orders::connect_in_background(config.clone(), Arc::clone(&app.read_model), shutdown.clone());
+    let Edge { routes, state, tls, dependencies, read_model } = edge;
+    if let Some(config) = read_model {
+        connect_in_background(config, Arc::clone(&state.reads.read_model), shutdown.clone());
     }
-    let probe = tokio::spawn(health::probe(Arc::clone(&app), Duration::from_secs(2), shutdown.clone()));
-    let router = app::router(Arc::clone(&app)).into_make_service_with_connect_info::<SocketAddr>();
+    let produce = dependencies.produce.clone();
+    let readiness = Arc::clone(&state.readiness);
+    let probe =
+        tokio::spawn(health::probe(dependencies, Arc::clone(&readiness), Duration::from_secs(2), shutdown.clone()));
+    let router = router(&routes, state, tls).into_make_service_with_connect_info::<SocketAddr>();
     let addr = listener.local_addr().map_err(|e| IngestError::Internal(e.to_string()))?;
     let drain = config.drain_deadline;
     let stopping = {
-        let app = Arc::clone(&app);
         let shutdown = shutdown.clone();
         async move {
             shutdown.cancelled().await;
-            app.readiness.shutting_down.store(true, Ordering::Relaxed);
+            readiness.shutting_down.store(true, Ordering::Relaxed);
             tracing::info!("draining");
         }
     };
@@ -68,7 +73,7 @@ pub async fn run(
     };
     served.map_err(|e| IngestError::Internal(e.to_string()))?;
     probe.abort();
-    app.produce.flush(drain).await?;
+    produce.flush(drain).await?;
     tracing::info!("ingest edge stopped");
     Ok(())
 }

@@ -9,7 +9,7 @@ use crate::error::IngestError;
 /// A lazily connected, auto-reconnecting Redis handle with short timeouts: a slow or dead Redis
 /// turns into an error within `timeout`, never a hung request.
 #[derive(Clone)]
-pub struct Shared {
+pub(crate) struct Shared {
     conn: ConnectionManager,
     timeout: Duration,
 }
@@ -22,7 +22,7 @@ impl std::fmt::Debug for Shared {
 
 impl Shared {
     /// Connects on first use to `url`.
-    pub fn new(url: &str, timeout: Duration) -> Result<Self, IngestError> {
+    pub(crate) fn new(url: &str, timeout: Duration) -> Result<Self, IngestError> {
         let client = redis::Client::open(url).map_err(|e| IngestError::Redis { operation: "open", source: e })?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
@@ -36,12 +36,12 @@ impl Shared {
     }
 
     /// A connection handle (cheap clone of a multiplexed connection).
-    pub fn conn(&self) -> ConnectionManager {
+    pub(crate) fn conn(&self) -> ConnectionManager {
         self.conn.clone()
     }
 
     /// Runs `f` with a deadline of the configured timeout.
-    pub async fn call<T, F>(&self, operation: &'static str, f: F) -> Result<T, IngestError>
+    pub(crate) async fn call<T, F>(&self, operation: &'static str, f: F) -> Result<T, IngestError>
     where
         F: std::future::Future<Output = redis::RedisResult<T>>,
     {
@@ -53,7 +53,7 @@ impl Shared {
     }
 
     /// PING, for readiness.
-    pub async fn ping(&self) -> Result<(), IngestError> {
+    pub(crate) async fn ping(&self) -> Result<(), IngestError> {
         let mut conn = self.conn();
         self.call("ping", async move { redis::cmd("PING").query_async::<String>(&mut conn).await }).await.map(|_| ())
     }

@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::Args;
 use interchange_core::cli::Global;
 use interchange_core::shutdown;
-use interchange_ingest::Services;
+use interchange_core::Services;
 
 use super::{kafka, load};
 
@@ -22,7 +22,7 @@ pub async fn run(global: &Global, args: &IngestArgs) -> anyhow::Result<ExitCode>
     let services = Services {
         kafka: kafka(global)?,
         registry: global.registry(),
-        redis_url: global.redis_url.clone(),
+        redis_url: Some(global.redis_url.clone()),
         cql_nodes: global.cql_nodes(),
     };
     let app = interchange_ingest::build(&topology, &services, &args.edge).await.context("starting the ingest edge")?;

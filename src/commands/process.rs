@@ -66,10 +66,10 @@ pub async fn run_sinks(global: &Global, args: &SinkArgs) -> anyhow::Result<ExitC
 pub async fn run_all(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
     let topology = load(global)?;
     let shutdown = shutdown::on_signal();
-    let edge_services = interchange_ingest::Services {
+    let edge_services = interchange_core::Services {
         kafka: kafka(global)?,
         registry: global.registry(),
-        redis_url: global.redis_url.clone(),
+        redis_url: Some(global.redis_url.clone()),
         cql_nodes: global.cql_nodes(),
     };
     let app =

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use interchange_core::cli::Global;
-use interchange_core::topology::SinkParams;
+use interchange_core::readmodel::schema;
 use interchange_sinks::projector::cql;
 
 use super::load;
@@ -41,22 +41,15 @@ pub async fn run(global: &Global, command: ReadModelCommand) -> anyhow::Result<E
 
 async fn migrate(global: &Global, args: &MigrateArgs) -> anyhow::Result<ExitCode> {
     let topology = load(global)?;
-    let keyspaces: Vec<(&str, Duration)> = topology
-        .sinks
-        .iter()
-        .filter_map(|s| match &s.params {
-            SinkParams::CqlProjector { keyspace, timeline_ttl } => Some((keyspace.as_str(), *timeline_ttl)),
-            SinkParams::Http { .. } => None,
-        })
-        .collect();
+    let keyspaces = topology.read_models();
     if keyspaces.is_empty() {
         println!("no cql_projector sink in the topology: nothing to migrate");
         return Ok(ExitCode::SUCCESS);
     }
-    let replication = cql::replication(args.replication_factor, args.datacenter.as_deref());
+    let replication = schema::replication(args.replication_factor, args.datacenter.as_deref());
     if args.dry_run {
         for (keyspace, ttl) in keyspaces {
-            for statement in cql::statements(cql::SCHEMA, keyspace, &replication, ttl) {
+            for statement in schema::migration(keyspace, &replication, ttl) {
                 println!("{statement};\n");
             }
         }

@@ -161,10 +161,10 @@ pub async fn run(global: &Global, args: &FlowBenchArgs) -> anyhow::Result<ExitCo
         erp.addr,
         callback.addr
     );
-    let services = interchange_ingest::Services {
+    let services = interchange_core::Services {
         kafka: kafka.clone(),
         registry: global.registry(),
-        redis_url: global.redis_url.clone(),
+        redis_url: Some(global.redis_url.clone()),
         cql_nodes: global.cql_nodes(),
     };
     let bench = Bench {
@@ -224,7 +224,7 @@ impl Summary {
 struct Bench<'a> {
     args: &'a FlowBenchArgs,
     topology: &'a interchange_core::topology::Topology,
-    services: &'a interchange_ingest::Services,
+    services: &'a interchange_core::Services,
     credentials: &'a requests::Credentials,
     route: interchange_core::topology::Route,
     partner: String,

@@ -179,7 +179,7 @@ pub struct Running {
 /// measured path), then the edge; returns once the edge is ready.
 pub async fn start(
     topology: &Topology,
-    services: &interchange_ingest::Services,
+    services: &interchange_core::Services,
     mode: Mode,
     edge_in_flight: usize,
     client: &reqwest::Client,

@@ -26,7 +26,7 @@ use http::HeaderMap;
 
 use self::api_key::ApiKeys;
 use self::jwt::Issuers;
-pub use self::signature::SignedMessage;
+pub(crate) use self::signature::SignedMessage;
 use self::signature::WebhookVerifier;
 
 /// How one partner authenticates; secrets already resolved.
@@ -207,7 +207,7 @@ impl Authenticator {
 
     /// Checks the Standard Webhooks signature of `body` when `identity`'s partner signs its
     /// requests: `None` when it does not, the verified message otherwise.
-    pub fn verify_signature(
+    pub(crate) fn verify_signature(
         &self,
         identity: &Identity,
         headers: &HeaderMap,
@@ -221,15 +221,9 @@ impl Authenticator {
         }
     }
 
-    /// Whether `identity`'s partner must sign its requests (so the body is needed to finish
-    /// authenticating it).
-    pub fn signs(&self, identity: &Identity) -> bool {
-        self.partners.iter().any(|p| p.name == identity.partner && p.webhooks.is_some())
-    }
-
     /// The partner behind the request's credential (API key or JWT) alone, from the headers:
     /// the edge calls it before reading any body, and for reads, which have no body to sign.
-    pub fn identify(&self, headers: &HeaderMap, now_unix: i64) -> Result<Identity, AuthError> {
+    pub(crate) fn identify(&self, headers: &HeaderMap, now_unix: i64) -> Result<Identity, AuthError> {
         self.credential_identity(headers, now_unix).map(|(identity, _)| identity)
     }
 

@@ -1,6 +1,7 @@
 //! The projector's CQL side: the session (token-aware), the prepared statements, one order's rows
 //! as an unlogged single-partition batch (then its row of the order-id lookup, another
-//! partition), and the schema migration (`hub readmodel migrate`).
+//! partition), and running the schema migration (`hub readmodel migrate`). The tables, rows and
+//! statements themselves are [`interchange_core::readmodel`]'s.
 //!
 //! Every row is written `USING TIMESTAMP <state version>`: Cassandra keeps, cell by cell, the
 //! write with the highest timestamp, so an older state arriving late loses to a newer one, and
@@ -12,6 +13,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use interchange_core::readmodel::{schema, statements, Decimal, EventRow, LookupRow, OrderRow};
 use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
@@ -22,11 +24,8 @@ use scylla::statement::prepared::PreparedStatement;
 use scylla::statement::Consistency;
 use scylla::value::{CqlDecimal, CqlTimestamp};
 
-use super::rows::{ttl_seconds, Decimal, EventRow, OrderRow, Projection};
+use super::rows::{ttl_seconds, Projection};
 use crate::SinkError;
-
-/// The schema the migration applies, with `${keyspace}`, `${replication}` and `${ttl}` placeholders.
-pub const SCHEMA: &str = include_str!("../../../cql/readmodel.cql");
 
 fn cql_error(operation: &'static str) -> impl Fn(String) -> SinkError {
     move |reason| SinkError::Cql { operation, reason }
@@ -50,33 +49,11 @@ pub async fn connect(nodes: &[String], timeout: Duration) -> Result<Session, Sin
         .map_err(|e| SinkError::Cql { operation: "connect", reason: e.to_string() })
 }
 
-/// The replication clause: SimpleStrategy with `factor` copies, or NetworkTopologyStrategy with
-/// `factor` copies in `datacenter`.
-pub fn replication(factor: u32, datacenter: Option<&str>) -> String {
-    match datacenter {
-        Some(dc) => format!("{{'class': 'NetworkTopologyStrategy', '{dc}': {factor}}}"),
-        None => format!("{{'class': 'SimpleStrategy', 'replication_factor': {factor}}}"),
-    }
-}
-
-/// The statements of `schema` with the placeholders filled in (comments dropped); `ttl` is the
-/// tables' default time to live.
-pub fn statements(schema: &str, keyspace: &str, replication: &str, ttl: Duration) -> Vec<String> {
-    let text: String = schema
-        .lines()
-        .map(|l| l.split_once("--").map_or(l, |(code, _)| code))
-        .collect::<Vec<_>>()
-        .join("\n")
-        .replace("${keyspace}", keyspace)
-        .replace("${replication}", replication)
-        .replace("${ttl}", &ttl.as_secs().clamp(1, 630_720_000).to_string());
-    text.split(';').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
-}
-
-/// Applies the schema (every statement is `IF NOT EXISTS` or sets a value, so it can run any
-/// number of times) and waits for the nodes to agree on it. Returns the number of statements run.
+/// Applies the schema ([`schema::migration`]: every statement is `IF NOT EXISTS` or sets a value,
+/// so it can run any number of times) and waits for the nodes to agree on it. Returns the number
+/// of statements run.
 pub async fn migrate(session: &Session, keyspace: &str, replication: &str, ttl: Duration) -> Result<usize, SinkError> {
-    let all = statements(SCHEMA, keyspace, replication, ttl);
+    let all = schema::migration(keyspace, replication, ttl);
     for statement in &all {
         session
             .query_unpaged(statement.as_str(), ())
@@ -87,7 +64,7 @@ pub async fn migrate(session: &Session, keyspace: &str, replication: &str, ttl: 
     Ok(all.len())
 }
 
-/// Values of the order upsert, in bind order.
+/// Values of the order upsert, in bind order ([`statements::insert_order`]).
 #[derive(scylla::SerializeRow)]
 #[scylla(flavor = "enforce_order", skip_name_checks)]
 struct OrderValues {
@@ -111,7 +88,7 @@ struct OrderValues {
     timestamp: i64,
 }
 
-/// Values of the timeline insert, in bind order.
+/// Values of the timeline insert, in bind order ([`statements::insert_event`]).
 #[derive(scylla::SerializeRow)]
 #[scylla(flavor = "enforce_order", skip_name_checks)]
 struct EventValues {
@@ -128,7 +105,7 @@ struct EventValues {
     timestamp: i64,
 }
 
-/// Values of the order-id lookup insert, in bind order.
+/// Values of the order-id lookup insert, in bind order ([`statements::insert_lookup`]).
 #[derive(scylla::SerializeRow)]
 #[scylla(flavor = "enforce_order", skip_name_checks)]
 struct LookupValues {
@@ -169,19 +146,17 @@ fn order_values(o: &OrderRow, ttl: i32) -> OrderValues {
     }
 }
 
-/// The order's lookup row: same TTL and timestamp as its `orders` row, so both live and change
-/// together. `None` for an order id the lookup does not index.
-fn lookup_values(o: &OrderRow, ttl: i32) -> Option<LookupValues> {
-    interchange_core::readmodel::indexed_order_id(&o.order_id).then(|| LookupValues {
-        partner: o.partner.clone(),
-        order_id: o.order_id.clone(),
-        correlation_id: o.correlation_id.clone(),
-        status: o.status.clone(),
-        version: o.version,
-        created_at: CqlTimestamp(o.created_at),
+fn lookup_values(l: LookupRow, ttl: i32) -> LookupValues {
+    LookupValues {
+        partner: l.partner,
+        order_id: l.order_id,
+        correlation_id: l.correlation_id,
+        status: l.status,
+        version: l.version,
+        created_at: CqlTimestamp(l.created_at),
         ttl,
-        timestamp: o.version,
-    })
+        timestamp: l.version,
+    }
 }
 
 fn event_values(e: &EventRow, ttl: i32) -> EventValues {
@@ -229,24 +204,9 @@ impl Writer {
                 Ok::<_, SinkError>(statement)
             }
         };
-        let upsert_order = prepare(format!(
-            "INSERT INTO {keyspace}.orders (partner, correlation_id, order_id, status, version, currency, subtotal, \
-             discount, total, items_json, partner_reference, dispatch_command_id, failure_reason, deadline, \
-             created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-             USING TTL ? AND TIMESTAMP ?"
-        ))
-        .await?;
-        let insert_event = prepare(format!(
-            "INSERT INTO {keyspace}.order_events (partner, correlation_id, version, at, from_status, to_status, \
-             event_id, event_type, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ? AND TIMESTAMP ?"
-        ))
-        .await?;
-        let insert_lookup = prepare(format!(
-            "INSERT INTO {keyspace}.{} (partner, order_id, correlation_id, status, version, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?) USING TTL ? AND TIMESTAMP ?",
-            interchange_core::readmodel::ORDER_ID_TABLE
-        ))
-        .await?;
+        let upsert_order = prepare(statements::insert_order(keyspace)).await?;
+        let insert_event = prepare(statements::insert_event(keyspace)).await?;
+        let insert_lookup = prepare(statements::insert_lookup(keyspace)).await?;
         Ok(Self { session, upsert_order, insert_event, insert_lookup, ttl })
     }
 
@@ -275,9 +235,10 @@ impl Writer {
             return Ok(started.elapsed());
         }
         self.session.batch(&batch, values).await.map_err(|e| cql_error("write")(e.to_string()))?;
-        if let Some(lookup) = order_ttl.and_then(|ttl| lookup_values(&projection.order, ttl)) {
+        // Same TTL and timestamp as the order's row, so both live and change together.
+        if let Some((lookup, ttl)) = order_ttl.and_then(|ttl| LookupRow::of(&projection.order).map(|l| (l, ttl))) {
             self.session
-                .execute_unpaged(&self.insert_lookup, lookup)
+                .execute_unpaged(&self.insert_lookup, lookup_values(lookup, ttl))
                 .await
                 .map_err(|e| cql_error("write lookup")(e.to_string()))?;
         }

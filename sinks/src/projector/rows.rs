@@ -1,4 +1,5 @@
-//! From an order state (the JSON form of `order_state.avsc`) to the read model's rows: pure, no I/O.
+//! From an order state (the JSON form of `order_state.avsc`) to the read model's rows
+//! ([`interchange_core::readmodel::rows`]): pure, no I/O.
 //!
 //! A state carries its version (one more per transition) and its latest transitions (bounded,
 //! oldest first), so the last transition of the history produced `version`, the one before it
@@ -7,54 +8,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use interchange_core::readmodel::{Decimal, EventRow, OrderRow};
 use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
-
-/// A decimal as CQL stores it: big-endian two's complement unscaled value and scale.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Decimal {
-    pub unscaled: Vec<u8>,
-    pub scale: i32,
-}
-
-/// The `orders` row: the latest state of one order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OrderRow {
-    pub partner: String,
-    pub correlation_id: String,
-    pub order_id: String,
-    pub status: String,
-    pub version: i64,
-    pub currency: String,
-    pub subtotal: Decimal,
-    pub discount: Decimal,
-    pub total: Decimal,
-    pub items_json: String,
-    pub partner_reference: Option<String>,
-    pub dispatch_command_id: Option<String>,
-    pub failure_reason: Option<String>,
-    /// Epoch milliseconds.
-    pub deadline: Option<i64>,
-    pub created_at: i64,
-    pub updated_at: i64,
-}
-
-/// One `order_events` row: a transition.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EventRow {
-    pub partner: String,
-    pub correlation_id: String,
-    /// The state version this transition produced.
-    pub version: i64,
-    /// Event time, epoch milliseconds.
-    pub at: i64,
-    pub from_status: String,
-    pub to_status: String,
-    pub event_id: String,
-    pub event_type: String,
-    pub detail: Option<String>,
-}
 
 /// Everything one state writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,47 +50,12 @@ fn timestamp(state: &Value, field: &str) -> Result<i64, String> {
     millis(&state[field]).ok_or_else(|| format!("{field}: not a timestamp"))
 }
 
-/// Parses `-123.45` into its unscaled big-endian bytes and scale.
-pub fn decimal(text: &str) -> Result<Decimal, String> {
-    let (int, frac) = text.split_once('.').unwrap_or((text, ""));
-    let digits = format!("{int}{frac}");
-    let unscaled: i128 = digits.parse().map_err(|e| format!("decimal {text:?}: {e}"))?;
-    let bytes = unscaled.to_be_bytes();
-    // Drop leading bytes that only repeat the sign.
-    let mut start = 0;
-    while start + 1 < bytes.len() {
-        let (b, next) = (bytes[start], bytes[start + 1]);
-        if (b == 0x00 && next & 0x80 == 0) || (b == 0xff && next & 0x80 != 0) {
-            start += 1;
-        } else {
-            break;
-        }
-    }
-    let scale = i32::try_from(frac.len()).map_err(|_| format!("decimal {text:?}: scale too large"))?;
-    Ok(Decimal { unscaled: bytes[start..].to_vec(), scale })
-}
-
-/// Formats a CQL decimal as text (`-123.45`).
-pub fn decimal_text(unscaled: &[u8], scale: i32) -> String {
-    let mut buf = if unscaled.first().is_some_and(|b| b & 0x80 != 0) { [0xff_u8; 16] } else { [0_u8; 16] };
-    let take = unscaled.len().min(16);
-    buf[16 - take..].copy_from_slice(&unscaled[unscaled.len() - take..]);
-    let value = i128::from_be_bytes(buf);
-    let scale = usize::try_from(scale).unwrap_or(0);
-    if scale == 0 {
-        return value.to_string();
-    }
-    let digits = format!("{:0width$}", value.unsigned_abs(), width = scale + 1);
-    let (int, frac) = digits.split_at(digits.len() - scale);
-    format!("{}{int}.{frac}", if value < 0 { "-" } else { "" })
-}
-
 /// The rows of one decoded state.
 pub fn project(state: &Value) -> Result<Projection, String> {
     let partner = text(state, "partner")?;
     let correlation_id = text(state, "correlation_id")?;
     let version = state["version"].as_i64().ok_or("version: missing")?;
-    let amount = |field: &str| text(state, field).and_then(|t| decimal(&t));
+    let amount = |field: &str| text(state, field).and_then(|t| Decimal::parse(&t));
     let order = OrderRow {
         partner: partner.clone(),
         correlation_id: correlation_id.clone(),
