@@ -8,8 +8,8 @@ use interchange_core::shutdown;
 use super::{kafka, load};
 use crate::cli::{Global, ProcessArgs, RunArgs, SinkArgs};
 
-fn services(global: &Global) -> anyhow::Result<interchange_processors::Services> {
-    Ok(interchange_processors::Services { kafka: kafka(global)?, registry: global.registry() })
+fn services(global: &Global) -> anyhow::Result<interchange_core::Services> {
+    Ok(interchange_core::Services::new(kafka(global)?, global.registry()))
 }
 
 pub async fn run(global: &Global, args: &ProcessArgs) -> anyhow::Result<ExitCode> {
