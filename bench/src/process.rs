@@ -182,7 +182,7 @@ async fn throughput(
 
     let shutdown = CancellationToken::new();
     let config = processor_config(mode)?;
-    let services = interchange_processors::Services { kafka: kafka.clone(), registry: global.registry() };
+    let services = interchange_core::Services::new(kafka.clone(), global.registry());
     let run = {
         let (topology, shutdown) = (topology.clone(), shutdown.clone());
         tokio::spawn(async move { interchange_processors::run(&topology, &services, &config, shutdown).await })

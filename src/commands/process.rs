@@ -34,8 +34,8 @@ pub struct SinkArgs {
     pub sink: interchange_sinks::SinkConfig,
 }
 
-fn services(global: &Global) -> anyhow::Result<interchange_processors::Services> {
-    Ok(interchange_processors::Services { kafka: kafka(global)?, registry: global.registry() })
+fn services(global: &Global) -> anyhow::Result<interchange_core::Services> {
+    Ok(interchange_core::Services::new(kafka(global)?, global.registry()))
 }
 
 pub async fn run(global: &Global, args: &ProcessArgs) -> anyhow::Result<ExitCode> {

@@ -188,8 +188,7 @@ pub async fn start(
     let mut processor = ProcessorDefaults::try_parse_from(["bench", "--processor-listen", "127.0.0.1:0"])?.config;
     processor.mode = mode;
     processor.instance_id = "bench-flow".to_owned();
-    let processor_services =
-        interchange_processors::Services { kafka: services.kafka.clone(), registry: services.registry.clone() };
+    let processor_services = interchange_core::Services::new(services.kafka.clone(), services.registry.clone());
     let processor = {
         let (topology, shutdown) = (topology.clone(), shutdown.clone());
         tokio::spawn(

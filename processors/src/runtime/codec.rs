@@ -7,7 +7,7 @@ use interchange_core::avro::Reader;
 use interchange_core::contract::{json_to_avro, UnknownFields};
 use interchange_core::topology::Topology;
 
-pub use interchange_core::avro::DecodeError;
+pub(crate) use interchange_core::avro::DecodeError;
 
 use super::error::ProcessorError;
 
@@ -66,7 +66,12 @@ impl Codec {
     }
 
     /// Encodes `json` as contract `contract` for `topic`.
-    pub fn encode(&self, contract: &str, topic: &str, json: &serde_json::Value) -> Result<Vec<u8>, ProcessorError> {
+    pub(crate) fn encode(
+        &self,
+        contract: &str,
+        topic: &str,
+        json: &serde_json::Value,
+    ) -> Result<Vec<u8>, ProcessorError> {
         let output = self.outputs.get(contract).ok_or_else(|| ProcessorError::Encode {
             contract: contract.to_owned(),
             reason: "not a known contract".to_owned(),

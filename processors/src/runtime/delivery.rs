@@ -20,11 +20,11 @@ use rdkafka::ClientContext;
 use super::error::ProcessorError;
 
 /// An input record: (topic, partition, offset).
-pub type InputKey = (String, i32, i64);
+pub(crate) type InputKey = (String, i32, i64);
 
 /// What a written record was written for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Origin {
+pub(crate) enum Origin {
     /// The outputs (or, with `dead_letter`, the dead letter) of an input record.
     Input(InputKey),
     /// The outputs of an order's deadline timer: (partition, key).
@@ -33,21 +33,21 @@ pub enum Origin {
 
 /// The delivery opaque of one written record.
 #[derive(Debug)]
-pub struct Written {
-    pub origin: Origin,
-    pub dead_letter: bool,
+pub(crate) struct Written {
+    pub(crate) origin: Origin,
+    pub(crate) dead_letter: bool,
 }
 
 /// A record the broker (or the client) did not take.
 #[derive(Debug)]
-pub struct Refusal {
-    pub written: Arc<Written>,
-    pub error: KafkaError,
+pub(crate) struct Refusal {
+    pub(crate) written: Arc<Written>,
+    pub(crate) error: KafkaError,
 }
 
 /// Collects failed delivery reports for the loop to act on; served by `producer.poll`.
 #[derive(Debug, Default, Clone)]
-pub struct DeliveryContext {
+pub(crate) struct DeliveryContext {
     failed: Arc<Mutex<Vec<Refusal>>>,
 }
 
@@ -67,13 +67,13 @@ impl ProducerContext for DeliveryContext {
 
 impl DeliveryContext {
     /// The failures reported since the last call.
-    pub fn take(&self) -> Vec<Refusal> {
+    pub(crate) fn take(&self) -> Vec<Refusal> {
         self.failed.lock().map(|mut f| std::mem::take(&mut *f)).unwrap_or_default()
     }
 }
 
 /// Whether `error` is the record's own fault, so writing it again can never succeed.
-pub fn record_fault(error: &KafkaError) -> bool {
+pub(crate) fn record_fault(error: &KafkaError) -> bool {
     use RDKafkaErrorCode as C;
     matches!(
         error.rdkafka_error_code(),
@@ -83,28 +83,28 @@ pub fn record_fault(error: &KafkaError) -> bool {
 
 /// How the redo handles an input whose outputs were refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Poison {
+pub(crate) struct Poison {
     /// Why its outputs could not be written.
-    pub cause: String,
+    pub(crate) cause: String,
     /// The dead letter itself was refused too: write it without the original value and headers.
-    pub bare: bool,
+    pub(crate) bare: bool,
 }
 
 /// Inputs and timers whose records the broker refused.
 #[derive(Debug, Default)]
-pub struct Quarantine {
+pub(crate) struct Quarantine {
     /// Refused in a shared batch: processed alone on the redo to find out.
-    pub suspects: HashMap<InputKey, String>,
+    pub(crate) suspects: HashMap<InputKey, String>,
     /// Refused on their own: dead-lettered on the redo.
-    pub poisoned: HashMap<InputKey, Poison>,
+    pub(crate) poisoned: HashMap<InputKey, Poison>,
     /// Timers whose outputs were refused: not fired again by this instance.
-    pub broken_timers: HashSet<(i32, String)>,
+    pub(crate) broken_timers: HashSet<(i32, String)>,
 }
 
 impl Quarantine {
     /// Takes `refusals` (record faults only) into account; `alone` is the input processed alone
     /// when they happened, if one was. An error when not even a bare dead letter can be written.
-    pub fn note(&mut self, refusals: &[Refusal], alone: Option<&InputKey>) -> Result<(), ProcessorError> {
+    pub(crate) fn note(&mut self, refusals: &[Refusal], alone: Option<&InputKey>) -> Result<(), ProcessorError> {
         let inputs: HashSet<&InputKey> = refusals
             .iter()
             .filter(|r| !r.written.dead_letter)
@@ -150,14 +150,14 @@ impl Quarantine {
     }
 
     /// Forgets inputs at or before the committed `offset` of (topic, partition).
-    pub fn committed(&mut self, topic: &str, partition: i32, offset: i64) {
+    pub(crate) fn committed(&mut self, topic: &str, partition: i32, offset: i64) {
         let settled = |(t, p, o): &InputKey| t == topic && *p == partition && *o <= offset;
         self.suspects.retain(|k, _| !settled(k));
         self.poisoned.retain(|k, _| !settled(k));
     }
 
     /// Forgets everything (partitions revoked: their new owner finds out for itself).
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.suspects.clear();
         self.poisoned.clear();
         self.broken_timers.clear();

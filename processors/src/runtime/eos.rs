@@ -3,24 +3,27 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use interchange_core::headers::value as header;
+use interchange_core::clock::now_millis;
+use interchange_core::headers::Received;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
+use rdkafka::message::OwnedMessage;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
 use super::config::Mode;
+use super::consumer::RebalanceContext;
 use super::delivery::{self, DeliveryContext, InputKey, Origin, Poison, Quarantine, Written};
 use super::error::{react, ProcessorError, Reaction};
 use super::metrics::{MismatchLabels, OutcomeLabels};
-pub use super::rebalance::RebalanceContext;
-use super::Shared;
-use crate::saga::{self, Event, Millis, Now};
+use super::outputs::{self, Outputs, Record};
+use super::shared::Shared;
+use super::store::Store;
+use crate::saga::{self, Event, Millis, Now, Transition};
 
 pub(super) const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -42,12 +45,12 @@ struct Batch {
 const MAX_LINKS: usize = 32;
 
 /// The loop's moving parts.
-pub struct Loop<'a> {
-    pub shared: &'a Shared,
-    pub consumer: BaseConsumer<RebalanceContext>,
-    pub producer: BaseProducer<DeliveryContext>,
-    pub store: super::store::Store,
-    pub assigned: Vec<i32>,
+pub(crate) struct Loop<'a> {
+    pub(super) shared: &'a Shared,
+    pub(super) consumer: BaseConsumer<RebalanceContext>,
+    producer: BaseProducer<DeliveryContext>,
+    pub(super) store: Store,
+    pub(super) assigned: Vec<i32>,
     /// Committed offset of every owned input partition (as of the assignment, then of each
     /// commit): a transaction with no input of its own (timers, retirements) commits these with
     /// the group metadata, so a member the group has moved on from is fenced.
@@ -61,13 +64,8 @@ pub struct Loop<'a> {
     current: Option<Origin>,
 }
 
-/// The processor's wall clock, epoch milliseconds.
-pub(crate) fn now_millis() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)
-}
-
 impl<'a> Loop<'a> {
-    pub fn new(
+    pub(super) fn new(
         shared: &'a Shared,
         consumer: BaseConsumer<RebalanceContext>,
         producer: BaseProducer<DeliveryContext>,
@@ -76,7 +74,7 @@ impl<'a> Loop<'a> {
             shared,
             consumer,
             producer,
-            store: super::store::Store::new(shared.retention_ms, shared.remember_ms),
+            store: Store::new(shared.retention_ms, shared.remember_ms),
             assigned: Vec::new(),
             positions: HashMap::new(),
             last_expiry: Instant::now(),
@@ -95,7 +93,7 @@ impl<'a> Loop<'a> {
     }
 
     /// Runs until `shutdown`; the open transaction is committed first.
-    pub fn run(&mut self, shutdown: &CancellationToken) -> Result<(), ProcessorError> {
+    pub(super) fn run(&mut self, shutdown: &CancellationToken) -> Result<(), ProcessorError> {
         if self.eos() {
             self.retrying("init transactions", |l| l.producer.init_transactions(CALL_TIMEOUT))?;
         }
@@ -158,22 +156,10 @@ impl<'a> Loop<'a> {
         Ok(())
     }
 
-    /// Whether the open batch is to be aborted and redone (nothing more is sent into it).
-    pub fn redoing(&self) -> bool {
-        self.batch.redo
-    }
-
     /// Produces one record into the open transaction, waiting while the local queue is full. A
     /// record refused here (over the client's `message.max.bytes`) or a transaction no longer
     /// usable marks the batch for a redo; only a fatal error (fenced) is returned.
-    pub fn send(
-        &mut self,
-        topic: &str,
-        key: &str,
-        payload: Option<&[u8]>,
-        headers: OwnedHeaders,
-        dead_letter: bool,
-    ) -> Result<(), ProcessorError> {
+    fn send(&mut self, out: Record, dead_letter: bool) -> Result<(), ProcessorError> {
         if self.batch.redo {
             return Ok(());
         }
@@ -181,8 +167,9 @@ impl<'a> Loop<'a> {
             return Err(ProcessorError::Config("a record written for no input".to_owned()));
         };
         let written = Arc::new(Written { origin, dead_letter });
-        let mut record = BaseRecord::with_opaque_to(topic, Arc::clone(&written)).key(key).headers(headers);
-        if let Some(payload) = payload {
+        let topic = out.topic.as_str();
+        let mut record = BaseRecord::with_opaque_to(topic, Arc::clone(&written)).key(&out.key).headers(out.headers);
+        if let Some(payload) = &out.payload {
             record = record.payload(payload);
         }
         loop {
@@ -282,7 +269,7 @@ impl<'a> Loop<'a> {
         let reason = format!("its outputs cannot be written: {}", poison.cause);
         if poison.bare {
             let reason = format!("{reason} (value and headers left out: the whole dead letter was refused too)");
-            return self.dead_letter(&super::outputs::bare(message), "PERMANENT", &reason);
+            return self.dead_letter(&outputs::bare(message), "PERMANENT", &reason);
         }
         self.dead_letter(message, "PERMANENT", &reason)
     }
@@ -328,7 +315,7 @@ impl<'a> Loop<'a> {
         // Event time for the history; processing time (this clock) for deadlines.
         let processing = Millis(now_millis());
         let now = Now { event: message.timestamp().to_millis().map_or(processing, Millis), processing };
-        let incoming = header(message, interchange_core::headers::TRACEPARENT);
+        let Received { traceparent: incoming, tracestate, .. } = Received::of(message);
         // The consumer span, child of the producer's; the records written carry its context.
         let span = tracing::info_span!(
             "process",
@@ -343,7 +330,7 @@ impl<'a> Loop<'a> {
             correlation_id = %correlation_id,
             trace_id = incoming.as_deref().map_or("", interchange_core::telemetry::trace_id),
         );
-        interchange_core::telemetry::parent(&span, incoming.as_deref(), header(message, "tracestate").as_deref());
+        interchange_core::telemetry::parent(&span, incoming.as_deref(), tracestate.as_deref());
         let _entered = span.enter();
         let traceparent = interchange_core::telemetry::traceparent(&span).or(incoming);
         if let Some(tp) = &traceparent {
@@ -381,15 +368,16 @@ impl<'a> Loop<'a> {
         let outcome = saga::apply(state, event, event_id, now, &shared.params, &shared.levels);
         match outcome {
             Ok(saga::Outcome::Changed(transition)) => {
-                let encoded = match super::outputs::encode(shared, event_id, &transition, traceparent.as_deref()) {
-                    Ok(records) => records,
+                let written = outputs::transition(shared, event_id, &transition, traceparent.as_deref(), now_millis());
+                let encoded = match written {
+                    Ok(outputs) => outputs,
                     Err(error) => {
                         return self.refuse(partition, key, source, &format!("its outputs cannot be encoded: {error}"))
                     }
                 };
                 let label = if source.is_some() { "changed" } else { "timer" };
                 self.shared.metrics.records.get_or_create(&self.labels(label)).inc();
-                super::outputs::send(self, partition, encoded, *transition)
+                self.write(partition, encoded, *transition)
             }
             Ok(saga::Outcome::Unchanged { reason }) => {
                 tracing::debug!(key, reason, "event changed nothing");
@@ -445,7 +433,34 @@ impl<'a> Loop<'a> {
             .dead_letters
             .get_or_create(&self.labels(if class == "PERMANENT" { "permanent" } else { "exhausted" }))
             .inc();
-        super::outputs::dead_letter(self, message, class, reason)
+        let record = outputs::dead_letter(self.shared, message, class, reason)?;
+        self.send(record, true)
+    }
+
+    /// Sends the records of `transition` into the open transaction and stages its state in the
+    /// store. Stops at the first refused record: the loop then redoes the batch.
+    fn write(&mut self, partition: i32, outputs: Outputs, transition: Transition) -> Result<(), ProcessorError> {
+        for record in outputs.records {
+            self.send(record, false)?;
+            if self.batch.redo {
+                return Ok(());
+            }
+        }
+        let state = &transition.state;
+        tracing::debug!(correlation_id = %state.correlation_id, order_id = %state.order_id, status = state.status.as_str(),
+            version = state.version, "order transition");
+        self.store.put(partition, transition.state, outputs.terminal_at);
+        Ok(())
+    }
+
+    /// Writes the tombstone of a retired order's state into the open transaction and stages the
+    /// retirement in the store.
+    fn tombstone(&mut self, partition: i32, key: &str) -> Result<(), ProcessorError> {
+        self.send(outputs::tombstone(&self.shared.state_topic, key), false)?;
+        if !self.batch.redo {
+            self.store.retire(partition, key);
+        }
+        Ok(())
     }
 
     /// Fires due deadlines through the same transactional path.
@@ -492,7 +507,7 @@ impl<'a> Loop<'a> {
             }
             self.current = Some(Origin::Timer(partition, key.clone()));
             self.begin()?;
-            super::outputs::tombstone(self, partition, &key)?;
+            self.tombstone(partition, &key)?;
             self.shared.metrics.records.get_or_create(&self.labels("retired")).inc();
         }
         if self.last_expiry.elapsed() > Duration::from_secs(60) {
@@ -733,17 +748,4 @@ fn decode_state(shared: &Shared, bytes: &[u8]) -> Result<saga::OrderState, Proce
         partition: -1,
         reason: e.to_string(),
     })
-}
-
-/// Headers of a record the processor writes.
-pub fn headers(correlation_id: &str, event_id: &str, event_type: &str, traceparent: Option<&str>) -> OwnedHeaders {
-    let mut h = OwnedHeaders::new_with_capacity(5)
-        .insert(Header { key: interchange_core::headers::CORRELATION_ID, value: Some(correlation_id) })
-        .insert(Header { key: interchange_core::headers::EVENT_ID, value: Some(event_id) })
-        .insert(Header { key: interchange_core::headers::EVENT_TYPE, value: Some(event_type) })
-        .insert(Header { key: interchange_core::headers::PRODUCER_ROLE, value: Some("processor") });
-    if let Some(tp) = traceparent {
-        h = h.insert(Header { key: interchange_core::headers::TRACEPARENT, value: Some(tp) });
-    }
-    h
 }

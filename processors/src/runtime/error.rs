@@ -22,7 +22,7 @@ pub enum ProcessorError {
 
 /// What the transaction loop does about a failed Kafka call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reaction {
+pub(crate) enum Reaction {
     /// Call again.
     Retry,
     /// Abort the transaction, drop the batch's state changes, rewind to the committed offsets, redo.
@@ -32,7 +32,7 @@ pub enum Reaction {
 }
 
 /// The one classifier for transactional calls.
-pub fn react(error: &KafkaError) -> Reaction {
+pub(crate) fn react(error: &KafkaError) -> Reaction {
     match error {
         KafkaError::Transaction(e) if e.is_fatal() => Reaction::Fatal,
         KafkaError::Transaction(e) if e.txn_requires_abort() => Reaction::AbortAndRewind,

@@ -16,7 +16,7 @@ use crate::saga::Inventory;
 
 /// Stock per SKU, shared between the reader thread and the processor.
 #[derive(Debug, Clone, Default)]
-pub struct Levels {
+pub(crate) struct Levels {
     levels: Arc<RwLock<HashMap<String, i64>>>,
     loaded: Arc<AtomicBool>,
 }
@@ -29,7 +29,7 @@ impl Inventory for Levels {
 
 impl Levels {
     /// Whether the table was read to its end once.
-    pub fn loaded(&self) -> bool {
+    pub(crate) fn loaded(&self) -> bool {
         self.loaded.load(Ordering::Acquire)
     }
 
@@ -44,19 +44,16 @@ impl Levels {
 }
 
 /// Reads `topic` from the beginning on a thread of its own until `shutdown`.
-pub fn spawn(
+pub(crate) fn spawn(
     settings: &KafkaSettings,
     topic: String,
     codec: Arc<Codec>,
     shutdown: CancellationToken,
 ) -> Result<(Levels, std::thread::JoinHandle<()>), ProcessorError> {
-    let mut config = settings.client_config("hub-lookup");
-    config
-        .set("group.id", "hub-lookup-unused")
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed");
-    let consumer: BaseConsumer =
-        config.create().map_err(|source| ProcessorError::Kafka { operation: "lookup consumer", source })?;
+    let consumer: BaseConsumer = settings
+        .read_committed("hub-lookup", "hub-lookup-unused")
+        .create()
+        .map_err(|source| ProcessorError::Kafka { operation: "lookup consumer", source })?;
     let metadata = consumer
         .fetch_metadata(Some(&topic), Duration::from_secs(10))
         .map_err(|source| ProcessorError::Kafka { operation: "lookup metadata", source })?;

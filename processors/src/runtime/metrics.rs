@@ -9,39 +9,39 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct OutcomeLabels {
-    pub processor: String,
-    pub outcome: &'static str,
+pub(crate) struct OutcomeLabels {
+    pub(crate) processor: String,
+    pub(crate) outcome: &'static str,
 }
 
 /// `processor` and `mismatch` (a [`crate::saga::Mismatch`] label) of a refused delivery result.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct MismatchLabels {
-    pub processor: String,
-    pub mismatch: &'static str,
+pub(crate) struct MismatchLabels {
+    pub(crate) processor: String,
+    pub(crate) mismatch: &'static str,
 }
 
 /// `processor`, `topic` and `partition` labels.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct LagLabels {
-    pub processor: String,
-    pub topic: String,
-    pub partition: String,
+pub(crate) struct LagLabels {
+    pub(crate) processor: String,
+    pub(crate) topic: String,
+    pub(crate) partition: String,
 }
 
 /// Every metric of the processor role.
 #[derive(Debug, Clone)]
 pub struct ProcessorMetrics {
-    pub records: Family<OutcomeLabels, Counter>,
-    pub transactions: Family<OutcomeLabels, Counter>,
-    pub commit: Histogram,
-    pub batch: Histogram,
-    pub restore: Histogram,
-    pub states: Gauge,
-    pub dead_letters: Family<OutcomeLabels, Counter>,
-    pub foreign_results: Family<MismatchLabels, Counter>,
-    pub rebalances: Family<OutcomeLabels, Counter>,
-    pub lag: Family<LagLabels, Gauge>,
+    pub(crate) records: Family<OutcomeLabels, Counter>,
+    pub(crate) transactions: Family<OutcomeLabels, Counter>,
+    pub(crate) commit: Histogram,
+    pub(crate) batch: Histogram,
+    pub(crate) restore: Histogram,
+    pub(crate) states: Gauge,
+    pub(crate) dead_letters: Family<OutcomeLabels, Counter>,
+    pub(crate) foreign_results: Family<MismatchLabels, Counter>,
+    pub(crate) rebalances: Family<OutcomeLabels, Counter>,
+    pub(crate) lag: Family<LagLabels, Gauge>,
 }
 
 impl ProcessorMetrics {

@@ -1,30 +1,34 @@
 //! The processor runtime: restore, lookup tables, the transaction loop, health and metrics.
+//!
+//! Offers [`run`] and its options; `restore`, `store`, `codec` and `metrics` are public for the
+//! benches and tests that measure restores or register the metrics. The loop (`eos.rs`, extended
+//! by `rebalance.rs`), what it writes (`outputs.rs`), its consumer (`consumer.rs`), delivery
+//! reports (`delivery.rs`) and the lookup table stay inside the crate.
 
 pub mod codec;
-pub mod config;
-pub mod delivery;
-pub mod eos;
-pub mod error;
-pub mod lookup;
+mod config;
+mod consumer;
+mod delivery;
+mod eos;
+mod error;
+mod lookup;
 pub mod metrics;
-pub mod outputs;
-pub mod rebalance;
+mod outputs;
+mod rebalance;
 pub mod restore;
+mod shared;
 pub mod store;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
-use axum::routing::get;
+use interchange_core::health::{self, Readiness};
 use interchange_core::kafka::KafkaSettings;
 use interchange_core::topology::{Processor, ProcessorParams, Topology};
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use interchange_core::Services;
+use rdkafka::consumer::Consumer;
 use rdkafka::producer::BaseProducer;
 use tokio_util::sync::CancellationToken;
 
@@ -32,44 +36,7 @@ pub use config::{Mode, ProcessorConfig};
 pub use error::ProcessorError;
 
 use crate::saga;
-
-/// What the loop and the health endpoints share.
-pub struct Shared {
-    pub name: String,
-    /// The consumer group (for span attributes).
-    pub group: String,
-    pub mode: Mode,
-    pub settings: KafkaSettings,
-    pub codec: Arc<codec::Codec>,
-    pub params: saga::Params,
-    pub levels: lookup::Levels,
-    pub state_topic: String,
-    pub dead_letter_topic: String,
-    /// Output topic of each contract the processor writes.
-    pub output_topics: HashMap<String, String>,
-    pub commit_interval: Duration,
-    pub max_batch: u64,
-    /// How long a terminal order's state stays before its tombstone (milliseconds); `None`: for ever.
-    pub retention_ms: Option<i64>,
-    /// How long a retired order's key is remembered (the state topic's `delete.retention.ms`).
-    pub remember_ms: i64,
-    pub metrics: metrics::ProcessorMetrics,
-    pub ready: AtomicBool,
-}
-
-impl std::fmt::Debug for Shared {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared").field("name", &self.name).finish_non_exhaustive()
-    }
-}
-
-/// Addresses of the services the processor uses.
-#[derive(Debug, Clone)]
-pub struct Services {
-    pub kafka: KafkaSettings,
-    /// How to reach the schema registry (the one builder: `RegistrySettings::client`).
-    pub registry: interchange_core::registry::RegistrySettings,
-}
+use shared::Shared;
 
 fn saga_params(processor: &Processor, config: &ProcessorConfig) -> Result<saga::Params, ProcessorError> {
     let ProcessorParams::OrderSaga {
@@ -93,12 +60,13 @@ fn saga_params(processor: &Processor, config: &ProcessorConfig) -> Result<saga::
 }
 
 /// The topology's `terminal_retention` in milliseconds.
-pub fn retention_ms(processor: &Processor) -> Option<i64> {
+fn retention_ms(processor: &Processor) -> Option<i64> {
     let ProcessorParams::OrderSaga { terminal_retention, .. } = &processor.params;
     Some(i64::try_from(terminal_retention.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// Runs every processor of the topology until `shutdown`; an error means exit non-zero.
+/// Runs the topology's processor until `shutdown`, with Kafka and the schema registry of
+/// `services`; an error means exit non-zero.
 pub async fn run(
     topology: &Topology,
     services: &Services,
@@ -159,18 +127,14 @@ pub async fn run(
         metrics,
         ready: AtomicBool::new(false),
     });
-    let consumer = consumer(&services.kafka, &group, config, shared.metrics.lag.clone(), &shared.name)?;
+    let consumer = consumer::consumer(&services.kafka, &group, config, shared.metrics.lag.clone(), &shared.name)?;
     consumer
         .subscribe(&processor.inputs.iter().map(String::as_str).collect::<Vec<_>>())
         .map_err(|source| ProcessorError::Kafka { operation: "subscribe", source })?;
     let transactional_id = format!("{group}-{}", config.instance_id);
     let producer = producer(&services.kafka, &transactional_id, config)?;
-    let health = tokio::spawn(serve_health(
-        config.processor_listen,
-        Arc::clone(&shared),
-        Arc::new(Mutex::new(registry_metrics)),
-        shutdown.clone(),
-    ));
+    let app = health::router(readiness(Arc::clone(&shared)), Arc::new(Mutex::new(registry_metrics)), shutdown.clone());
+    let health = tokio::spawn(health::bind_and_serve(config.processor_listen, app, "processor", shutdown.clone()));
     tracing::info!(processor = %processor.name, %group, %transactional_id, mode = ?config.mode, "processor starting");
     let loop_shared = Arc::clone(&shared);
     let loop_shutdown = shutdown.clone();
@@ -236,48 +200,6 @@ async fn check_topics(settings: &KafkaSettings, processor: &Processor) -> Result
     }
 }
 
-/// The lag rows of `processor`.
-fn lag_gauge(
-    family: prometheus_client::metrics::family::Family<metrics::LagLabels, prometheus_client::metrics::gauge::Gauge>,
-    processor: &str,
-) -> interchange_core::kafka::lag::LagGauge<metrics::LagLabels> {
-    let processor = processor.to_owned();
-    interchange_core::kafka::lag::LagGauge::new(family, move |topic, partition| metrics::LagLabels {
-        processor: processor.clone(),
-        topic,
-        partition: partition.to_string(),
-    })
-}
-
-fn consumer(
-    settings: &KafkaSettings,
-    group: &str,
-    config: &ProcessorConfig,
-    lag: prometheus_client::metrics::family::Family<metrics::LagLabels, prometheus_client::metrics::gauge::Gauge>,
-    processor: &str,
-) -> Result<BaseConsumer<eos::RebalanceContext>, ProcessorError> {
-    let mut c = settings.client_config("hub-processor");
-    c.set("group.id", group)
-        .set("isolation.level", "read_committed")
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        // Eager assignment: a rebalance aborts the open transaction and every partition
-        // restarts from its committed offset.
-        .set("partition.assignment.strategy", "range")
-        // A read_committed fetch waits for fetch.wait.max.ms (500 ms by default) when the broker
-        // has nothing committed to return; every hop after a transaction paid it.
-        .set("fetch.wait.max.ms", "10")
-        .set("session.timeout.ms", config.session_timeout.as_millis().to_string())
-        .set("heartbeat.interval.ms", (config.session_timeout.as_millis() / 5).max(100).to_string());
-    for (k, v) in &settings.properties {
-        c.set(k, v);
-    }
-    c.set("statistics.interval.ms", "5000");
-    let context = eos::RebalanceContext { seen: Arc::default(), lag: Some(Arc::new(lag_gauge(lag, processor))) };
-    c.create_with_context(context).map_err(|source| ProcessorError::Kafka { operation: "consumer", source })
-}
-
 fn producer(
     settings: &KafkaSettings,
     transactional_id: &str,
@@ -299,42 +221,13 @@ fn producer(
         .map_err(|source| ProcessorError::Kafka { operation: "producer", source })
 }
 
-type HealthState = (Arc<Shared>, Arc<Mutex<prometheus_client::registry::Registry>>);
-
-async fn serve_health(
-    listen: SocketAddr,
-    shared: Arc<Shared>,
-    registry: Arc<Mutex<prometheus_client::registry::Registry>>,
-    shutdown: CancellationToken,
-) {
-    let app = axum::Router::new()
-        .route("/healthz", get(|| async { (StatusCode::OK, "ok") }))
-        .route(
-            "/readyz",
-            get(|State((shared, _)): State<HealthState>| async move {
-                if shared.ready.load(Ordering::Acquire) && shared.levels.loaded() {
-                    (StatusCode::OK, "ready").into_response()
-                } else {
-                    (StatusCode::SERVICE_UNAVAILABLE, "not ready: waiting for partitions or the lookup table")
-                        .into_response()
-                }
-            }),
-        )
-        .route(
-            "/metrics",
-            get(|State((_, registry)): State<HealthState>| async move {
-                let mut text = String::new();
-                if let Ok(registry) = registry.lock() {
-                    let _ = prometheus_client::encoding::text::encode(&mut text, &registry);
-                }
-                text
-            }),
-        )
-        .with_state((shared, registry));
-    match tokio::net::TcpListener::bind(listen).await {
-        Ok(listener) => {
-            let _ = axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await;
+/// Ready once the partitions are assigned and restored and the lookup table is read.
+fn readiness(shared: Arc<Shared>) -> Readiness {
+    Arc::new(move || {
+        if shared.ready.load(Ordering::Acquire) && shared.levels.loaded() {
+            Vec::new()
+        } else {
+            vec!["waiting for partitions or the lookup table".to_owned()]
         }
-        Err(error) => tracing::warn!(%error, %listen, "processor health endpoint not served"),
-    }
+    })
 }

@@ -1,42 +1,63 @@
-//! Turning a transition's actions into records, and dead letters.
+//! What the processor writes, as records (topic, key, payload, headers): a transition's actions
+//! and new state, a dead letter, a retired order's tombstone. Pure functions of what they are
+//! given (the clock is an argument): the transaction loop (`eos.rs`) sends what they return.
 //!
 //! Every record of a transition is encoded before the first is sent: a value the encoder refuses
 //! leaves nothing of that input in the open transaction, and the input becomes a dead letter.
 
+use interchange_core::headers::EventHeaders;
 use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
 
-use super::eos::{headers, Loop};
 use super::error::ProcessorError;
-use super::Shared;
+use super::shared::Shared;
+use super::store::{pending_deadline, DEADLINE_HEADER, TERMINAL_HEADER};
 use crate::saga::{Action, Transition};
+
+/// The `producer-role` of every record the processor writes.
+const ROLE: &str = "processor";
+
+/// One record to write.
+#[derive(Debug)]
+pub(crate) struct Record {
+    pub(crate) topic: String,
+    pub(crate) key: String,
+    /// `None`: a tombstone.
+    pub(crate) payload: Option<Vec<u8>>,
+    pub(crate) headers: OwnedHeaders,
+}
+
+/// The records of one transition, in the order they are written (its new state last), and when
+/// its state became terminal (if it did).
+#[derive(Debug)]
+pub(crate) struct Outputs {
+    pub(crate) records: Vec<Record>,
+    pub(crate) terminal_at: Option<i64>,
+}
+
+/// The envelope of a record the processor writes: the trace context it carries is the
+/// traceparent alone (no tracestate).
+fn envelope(correlation_id: &str, event_id: &str, event_type: &str, traceparent: Option<&str>) -> OwnedHeaders {
+    EventHeaders::new(correlation_id, event_id, event_type, ROLE)
+        .traced(traceparent.map(str::to_owned), None)
+        .to_kafka()
+}
 
 fn to_json<T: serde::Serialize>(contract: &str, value: &T) -> Result<serde_json::Value, ProcessorError> {
     serde_json::to_value(value)
         .map_err(|e| ProcessorError::Encode { contract: contract.to_owned(), reason: e.to_string() })
 }
 
-/// One encoded record, ready to send.
-pub struct Record {
-    pub topic: String,
-    pub payload: Vec<u8>,
-    pub headers: OwnedHeaders,
-}
-
-/// The encoded records of one transition, and when its state became terminal (if it did).
-pub struct Encoded {
-    pub records: Vec<Record>,
-    pub terminal_at: Option<i64>,
-}
-
-/// Encodes every action of `transition` and its new state (last), or fails without side effects.
-/// A terminal state carries the `hub-terminal-at` header (the processor's clock): its retention
-/// runs from there.
-pub fn encode(
+/// Every action of `transition` (caused by event `event_id`) and its new state (last), encoded,
+/// or an error and nothing. All are keyed by the order's correlation id. A terminal state carries
+/// the `hub-terminal-at` header (`now`, the processor's clock): its retention runs from there; one
+/// waiting for its dispatch deadline carries `hub-deadline`.
+pub(crate) fn transition(
     shared: &Shared,
     event_id: &str,
     transition: &Transition,
     traceparent: Option<&str>,
-) -> Result<Encoded, ProcessorError> {
+    now: i64,
+) -> Result<Outputs, ProcessorError> {
     let key = transition.state.correlation_id.as_str();
     let mut records = Vec::with_capacity(transition.actions.len() + 1);
     for action in &transition.actions {
@@ -55,65 +76,60 @@ pub fn encode(
             reason: "no output topic of the processor carries it".to_owned(),
         })?;
         let payload = shared.codec.encode(contract, topic, &json)?;
-        records.push(Record { topic: topic.clone(), payload, headers: headers(key, id, contract, traceparent) });
+        records.push(Record {
+            topic: topic.clone(),
+            key: key.to_owned(),
+            payload: Some(payload),
+            headers: envelope(key, id, contract, traceparent),
+        });
     }
     let state = to_json("order_state", &transition.state)?;
     let payload = shared.codec.encode("order_state", &shared.state_topic, &state)?;
-    let mut state_headers = headers(key, event_id, "order_state", traceparent);
-    if let Some(deadline) = super::store::pending_deadline(&transition.state) {
+    let mut headers = envelope(key, event_id, "order_state", traceparent);
+    if let Some(deadline) = pending_deadline(&transition.state) {
         let at = deadline.0.to_string();
-        state_headers = state_headers.insert(Header { key: super::store::DEADLINE_HEADER, value: Some(at.as_str()) });
+        headers = headers.insert(Header { key: DEADLINE_HEADER, value: Some(at.as_str()) });
     }
-    let terminal_at = transition.state.status.is_terminal().then(super::eos::now_millis);
+    let terminal_at = transition.state.status.is_terminal().then_some(now);
     if let Some(at) = terminal_at {
         let at = at.to_string();
-        state_headers = state_headers.insert(Header { key: super::store::TERMINAL_HEADER, value: Some(at.as_str()) });
+        headers = headers.insert(Header { key: TERMINAL_HEADER, value: Some(at.as_str()) });
     }
-    records.push(Record { topic: shared.state_topic.clone(), payload, headers: state_headers });
-    Ok(Encoded { records, terminal_at })
+    records.push(Record { topic: shared.state_topic.clone(), key: key.to_owned(), payload: Some(payload), headers });
+    Ok(Outputs { records, terminal_at })
 }
 
-/// Sends the encoded `records` of `transition` into the open transaction and stages the state in
-/// the store. Stops at the first refused record: the loop then redoes the batch.
-pub fn send(l: &mut Loop<'_>, partition: i32, encoded: Encoded, transition: Transition) -> Result<(), ProcessorError> {
-    let key = transition.state.correlation_id.clone();
-    for record in encoded.records {
-        l.send(&record.topic, &key, Some(&record.payload), record.headers, false)?;
-        if l.redoing() {
-            return Ok(());
-        }
-    }
-    tracing::debug!(correlation_id = %key, order_id = %transition.state.order_id, status = transition.state.status.as_str(),
-        version = transition.state.version, "order transition");
-    l.store.put(partition, transition.state, encoded.terminal_at);
-    Ok(())
-}
-
-/// Writes `message` to the dead-letter topic, whole, with why in the value and in headers.
-pub fn dead_letter(l: &mut Loop<'_>, message: &OwnedMessage, class: &str, reason: &str) -> Result<(), ProcessorError> {
-    let shared = l.shared;
+/// `message` as a dead letter, whole, with why in the value and in headers.
+pub(crate) fn dead_letter(
+    shared: &Shared,
+    message: &OwnedMessage,
+    class: &str,
+    reason: &str,
+) -> Result<Record, ProcessorError> {
     let stage = format!("processor:{}", shared.name);
     let letter = interchange_core::dead_letter::dead_letter(message, &stage, class, reason, &[]);
     let payload = shared.codec.encode("dead_letter", &shared.dead_letter_topic, &letter.value)?;
-    let topic = shared.dead_letter_topic.clone();
-    l.send(&topic, &letter.key, Some(&payload), letter.headers, true)
+    Ok(Record {
+        topic: shared.dead_letter_topic.clone(),
+        key: letter.key,
+        payload: Some(payload),
+        headers: letter.headers,
+    })
 }
 
-/// Writes the tombstone of a retired order's state into the open transaction and stages the
-/// retirement in the store.
-pub fn tombstone(l: &mut Loop<'_>, partition: i32, key: &str) -> Result<(), ProcessorError> {
+/// The tombstone of a retired order's state `key` on `state_topic`.
+pub(crate) fn tombstone(state_topic: &str, key: &str) -> Record {
     let event_id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("retired:{key}").as_bytes()).to_string();
-    let headers = headers(key, &event_id, "order_retired", None);
-    let topic = l.shared.state_topic.clone();
-    l.send(&topic, key, None, headers, false)?;
-    if !l.redoing() {
-        l.store.retire(partition, key);
+    Record {
+        topic: state_topic.to_owned(),
+        key: key.to_owned(),
+        payload: None,
+        headers: envelope(key, &event_id, "order_retired", None),
     }
-    Ok(())
 }
 
 /// `message` without its value and headers, for a dead letter too large to write whole.
-pub fn bare(message: &OwnedMessage) -> OwnedMessage {
+pub(crate) fn bare(message: &OwnedMessage) -> OwnedMessage {
     use rdkafka::Message;
     OwnedMessage::new(
         None,
@@ -124,4 +140,45 @@ pub fn bare(message: &OwnedMessage) -> OwnedMessage {
         message.offset(),
         None,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::message::Headers;
+
+    use super::*;
+
+    fn names_and_values(headers: &OwnedHeaders) -> Vec<(String, String)> {
+        headers
+            .iter()
+            .map(|h| (h.key.to_owned(), h.value.map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default()))
+            .collect()
+    }
+
+    #[test]
+    fn the_envelope_is_the_one_the_processor_always_wrote() {
+        let traced = envelope("c-1", "e-1", "order_state", Some("00-tp"));
+        let expected = [
+            ("correlation-id", "c-1"),
+            ("event-id", "e-1"),
+            ("event-type", "order_state"),
+            ("producer-role", "processor"),
+            ("traceparent", "00-tp"),
+        ];
+        let expected: Vec<(String, String)> =
+            expected.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        assert_eq!(names_and_values(&traced), expected);
+        assert_eq!(names_and_values(&envelope("c-1", "e-1", "order_state", None)), expected[..4].to_vec());
+    }
+
+    #[test]
+    fn a_tombstone_has_no_value_and_a_stable_event_id() {
+        let record = tombstone("orders.state", "c-9");
+        assert_eq!(
+            (record.topic.as_str(), record.key.as_str(), record.payload.as_deref()),
+            ("orders.state", "c-9", None)
+        );
+        assert_eq!(names_and_values(&record.headers), names_and_values(&tombstone("orders.state", "c-9").headers));
+        assert_eq!(record.headers.count(), 4, "no trace context on a tombstone");
+    }
 }

@@ -1,73 +1,17 @@
-//! Rebalances of the processor's consumer: what the callbacks saw, and what the loop does about
-//! it before anything else runs. On revocation or lost membership the state, timers and
-//! retirements of every partition no longer owned are dropped; on assignment every assigned
-//! partition is restored fresh from the state topic and its committed offset read (the offsets
-//! that fence a transaction with no input of its own).
+//! Rebalances of the processor's consumer: what the loop does about what the callbacks saw
+//! (recorded by `consumer.rs`), before anything else runs. On revocation or lost membership the
+//! state, timers and retirements of every partition no longer owned are dropped; on assignment
+//! every assigned partition is restored fresh from the state topic and its committed offset read
+//! (the offsets that fence a transaction with no input of its own).
 
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::consumer::Consumer;
+use rdkafka::{Offset, TopicPartitionList};
 
 use super::eos::{Loop, CALL_TIMEOUT};
 use super::error::ProcessorError;
 use super::restore::restore;
-
-/// What the rebalance callbacks saw, for the loop to act on after `poll` returns.
-#[derive(Debug, Default)]
-pub struct Rebalances {
-    /// Partitions revoked (all of them under eager assignment), and whether librdkafka reported
-    /// the assignment as lost (the group moved on without this member: a pause past the session
-    /// timeout or `max.poll.interval.ms`).
-    revoked: Option<(Vec<i32>, bool)>,
-    assigned: Option<Vec<(String, i32)>>,
-}
-
-/// Records rebalances; the loop (same thread) handles them before the next record. Exports the
-/// consumer lag from librdkafka's statistics.
-#[derive(Debug, Default, Clone)]
-pub struct RebalanceContext {
-    pub seen: Arc<Mutex<Rebalances>>,
-    /// This processor's rows of the lag gauge.
-    pub lag: Option<Arc<interchange_core::kafka::lag::LagGauge<super::metrics::LagLabels>>>,
-}
-
-impl ClientContext for RebalanceContext {
-    fn stats_raw(&self, statistics: &[u8]) {
-        if let Some(lag) = &self.lag {
-            lag.update(statistics);
-        }
-    }
-}
-
-impl ConsumerContext for RebalanceContext {
-    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        let Ok(mut seen) = self.seen.lock() else { return };
-        match rebalance {
-            Rebalance::Revoke(list) => {
-                let lost = consumer.assignment_lost();
-                let (partitions, was_lost) = seen.revoked.get_or_insert_with(Default::default);
-                partitions.extend(list.elements().iter().map(|e| e.partition()));
-                *was_lost |= lost;
-                // An assignment seen before this revocation is no longer owned.
-                seen.assigned = None;
-            }
-            // A failed rebalance: ownership is unknown, so nothing is trusted.
-            Rebalance::Error(_) => {
-                let (_, was_lost) = seen.revoked.get_or_insert_with(Default::default);
-                *was_lost = true;
-            }
-            Rebalance::Assign(_) => {}
-        }
-    }
-
-    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let (Rebalance::Assign(list), Ok(mut seen)) = (rebalance, self.seen.lock()) {
-            seen.assigned = Some(list.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect());
-        }
-    }
-}
 
 impl Loop<'_> {
     /// Acts on rebalances seen during the last poll, before anything else runs: on revocation or

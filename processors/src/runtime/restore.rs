@@ -25,15 +25,12 @@ pub fn restore(
     if partitions.is_empty() {
         return Ok(0);
     }
-    let mut config = settings.client_config("hub-restore");
-    config
-        .set("group.id", "hub-restore-unused")
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
+    let consumer: BaseConsumer = settings
+        .read_committed("hub-restore", "hub-restore-unused")
         .set("fetch.max.bytes", "52428800")
-        .set("max.partition.fetch.bytes", "10485760");
-    let consumer: BaseConsumer =
-        config.create().map_err(|source| ProcessorError::Kafka { operation: "restore consumer", source })?;
+        .set("max.partition.fetch.bytes", "10485760")
+        .create()
+        .map_err(|source| ProcessorError::Kafka { operation: "restore consumer", source })?;
     let mut assignment = TopicPartitionList::new();
     let mut ends = Vec::new();
     for p in partitions {
@@ -50,7 +47,7 @@ pub fn restore(
     }
     consumer.assign(&assignment).map_err(|e| err(-1, e.to_string()))?;
     let mut read = 0_u64;
-    let now = super::eos::now_millis();
+    let now = interchange_core::clock::now_millis();
     let mut remaining: std::collections::HashMap<i32, i64> = ends.into_iter().collect();
     let deadline = Instant::now() + Duration::from_secs(600);
     while !remaining.is_empty() {

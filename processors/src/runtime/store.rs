@@ -18,7 +18,7 @@ use super::error::ProcessorError;
 use crate::saga::{Millis, OrderState, Status};
 
 /// Header on state records that wait for a deadline (epoch milliseconds).
-pub const DEADLINE_HEADER: &str = "hub-deadline";
+pub(crate) const DEADLINE_HEADER: &str = "hub-deadline";
 /// Header on terminal state records: when the processor wrote them (epoch milliseconds, its own
 /// clock); the retention runs from there.
 pub const TERMINAL_HEADER: &str = "hub-terminal-at";
@@ -97,7 +97,7 @@ pub struct Store {
 }
 
 /// The deadline a state waits for, if it waits for one.
-pub fn pending_deadline(state: &OrderState) -> Option<Millis> {
+pub(crate) fn pending_deadline(state: &OrderState) -> Option<Millis> {
     if state.status == Status::Validated {
         state.deadline
     } else {
@@ -144,7 +144,7 @@ impl Store {
 
     /// When `key` was retired, if it was (and is still remembered, or retired in the open
     /// transaction, or waits for its tombstone) and holds no state since.
-    pub fn retired(&self, partition: i32, key: &str, now: i64) -> bool {
+    pub(crate) fn retired(&self, partition: i32, key: &str, now: i64) -> bool {
         match self.overlay.get(&(partition, key.to_owned())) {
             Some(Staged::Retired) => return true,
             Some(Staged::State(..)) => return false,
@@ -159,12 +159,12 @@ impl Store {
     }
 
     /// Stages a new state in the open transaction; `terminal_at` is when a terminal one was written.
-    pub fn put(&mut self, partition: i32, state: OrderState, terminal_at: Option<i64>) {
+    pub(crate) fn put(&mut self, partition: i32, state: OrderState, terminal_at: Option<i64>) {
         self.overlay.insert((partition, state.correlation_id.clone()), Staged::State(Box::new(state), terminal_at));
     }
 
     /// Stages the retirement (tombstone) of `key` in the open transaction.
-    pub fn retire(&mut self, partition: i32, key: &str) {
+    pub(crate) fn retire(&mut self, partition: i32, key: &str) {
         self.overlay.insert((partition, key.to_owned()), Staged::Retired);
     }
 
@@ -173,7 +173,7 @@ impl Store {
     }
 
     /// Makes the transaction's changes the committed state; `now` stamps retirements.
-    pub fn commit(&mut self, now: i64) {
+    pub(crate) fn commit(&mut self, now: i64) {
         let overlay = std::mem::take(&mut self.overlay);
         for ((partition, key), staged) in overlay {
             match staged {
@@ -211,14 +211,14 @@ impl Store {
     }
 
     /// Throws the transaction's changes away.
-    pub fn abort(&mut self) {
+    pub(crate) fn abort(&mut self) {
         self.overlay.clear();
     }
 
     /// Loads a restored record (last write wins; `None` is a tombstone, remembered as a retired
     /// key) with the deadline and terminal time from its headers. A terminal state past its
     /// retention at `now` is not held: only its key, to write its tombstone.
-    pub fn restore(&mut self, partition: i32, key: String, record: Restored) {
+    pub(crate) fn restore(&mut self, partition: i32, key: String, record: Restored) {
         let Restored { bytes, deadline, terminal_at, now } = record;
         self.deadlines.set(partition, &key, deadline.filter(|_| bytes.is_some()));
         let retire_at = if bytes.is_some() { self.retire_at(terminal_at) } else { None };
@@ -247,7 +247,7 @@ impl Store {
     }
 
     /// Forgets a partition (revoked or lost): its states, timers, retirements.
-    pub fn drop_partition(&mut self, partition: i32) {
+    pub(crate) fn drop_partition(&mut self, partition: i32) {
         self.committed.remove(&partition);
         self.deadlines.drop_partition(partition);
         self.retirements.drop_partition(partition);
@@ -257,23 +257,23 @@ impl Store {
     }
 
     /// Partitions held.
-    pub fn partitions(&self) -> Vec<i32> {
+    pub(crate) fn partitions(&self) -> Vec<i32> {
         self.committed.keys().copied().collect()
     }
 
     /// Marks a partition as held even when it has no state yet.
-    pub fn hold(&mut self, partition: i32) {
+    pub(crate) fn hold(&mut self, partition: i32) {
         self.committed.entry(partition).or_default();
     }
 
     /// Deadlines due at `now`, at most `limit`: (partition, key, deadline).
-    pub fn due(&self, now: Millis, limit: usize) -> Vec<(i32, String, Millis)> {
+    pub(crate) fn due(&self, now: Millis, limit: usize) -> Vec<(i32, String, Millis)> {
         self.deadlines.due(now.0, limit)
     }
 
     /// Terminal states (or keys awaiting their tombstone) due for retirement at `now`, not
     /// already retired in the open transaction.
-    pub fn retire_due(&self, now: i64, limit: usize) -> Vec<(i32, String)> {
+    pub(crate) fn retire_due(&self, now: i64, limit: usize) -> Vec<(i32, String)> {
         let overdue = self.overdue.iter().flat_map(|(p, keys)| keys.iter().map(move |k| (*p, k)));
         let due = self.retirements.by_time.iter().take_while(|(at, _, _)| *at <= now).map(|(_, p, k)| (*p, k));
         overdue
@@ -285,7 +285,7 @@ impl Store {
     }
 
     /// Forgets remembered retirements whose memory expired.
-    pub fn expire_retired(&mut self, now: i64) {
+    pub(crate) fn expire_retired(&mut self, now: i64) {
         for r in self.retired.values_mut() {
             r.retain(|_, until| *until > now);
         }
@@ -309,15 +309,15 @@ impl Store {
 
 /// One record read back from the state topic.
 #[derive(Debug)]
-pub struct Restored {
+pub(crate) struct Restored {
     /// The value; `None` for a tombstone.
-    pub bytes: Option<Vec<u8>>,
+    pub(crate) bytes: Option<Vec<u8>>,
     /// The `hub-deadline` header.
-    pub deadline: Option<i64>,
+    pub(crate) deadline: Option<i64>,
     /// The `hub-terminal-at` header.
-    pub terminal_at: Option<i64>,
+    pub(crate) terminal_at: Option<i64>,
     /// The restoring clock.
-    pub now: i64,
+    pub(crate) now: i64,
 }
 
 #[cfg(test)]

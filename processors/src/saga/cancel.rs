@@ -5,8 +5,10 @@
 //! step is recorded in its history, `cancel_command_id` names the cancel, and `cancel_outcome`
 //! records how the cancel's own delivery ended.
 
-use super::machine::{derive_id, remember, step, Action, Outcome, Params, Transition};
+use super::history::{derive_id, remember, step};
 use super::model::*;
+use super::outcome::{Action, Outcome, Transition};
+use super::params::Params;
 use super::results::{dispatch_partner, Answer};
 
 /// Applies a delivery result to a compensated order; `answer` says which of its commands the

@@ -6,125 +6,11 @@ use std::collections::BTreeMap;
 use interchange_core::money::Cents;
 use serde_json::json;
 
+use super::history::{derive_id, remember, step};
 use super::model::*;
-use super::results::{identify, Answer, Mismatch};
-
-/// Tunables of the saga, from the processor's `params` in topology.toml.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Params {
-    /// The default ERP: dispatches of shops not in `erp_partner_by_shop` go to it.
-    pub erp_partner: String,
-    /// The ERP of each shop (the order's `partner`).
-    pub erp_partner_by_shop: BTreeMap<String, String>,
-    pub discount_percent: u8,
-    pub discount_min_total: Money,
-    pub dispatch_deadline_ms: i64,
-    /// Transitions kept in the state's history.
-    pub history_limit: usize,
-    /// Event ids kept for duplicate detection.
-    pub applied_limit: usize,
-}
-
-impl Params {
-    /// The ERP that receives the dispatches of `shop`'s orders.
-    pub fn erp_for(&self, shop: &str) -> &str {
-        self.erp_partner_by_shop.get(shop).map_or(self.erp_partner.as_str(), String::as_str)
-    }
-}
-
-/// Stock levels, as the inventory lookup table has them.
-pub trait Inventory {
-    fn available(&self, sku: &str) -> Option<i64>;
-}
-
-impl<S: std::hash::BuildHasher> Inventory for std::collections::HashMap<String, i64, S> {
-    fn available(&self, sku: &str) -> Option<i64> {
-        self.get(sku).copied()
-    }
-}
-
-/// A record the runtime must write because of a transition.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
-    Dispatch(DispatchCommand),
-    Cancel(CancelCommand),
-    Notify(NotificationCommand),
-    ReleaseStock(StockReleaseCommand),
-    Validated(OrderValidated),
-    Rejected(OrderRejected),
-}
-
-/// The new state and what to write.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Transition {
-    pub state: OrderState,
-    pub actions: Vec<Action>,
-}
-
-/// What applying an event did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    Changed(Box<Transition>),
-    /// Nothing to write: a repeat, a late result, a result of a command the saga does not wait
-    /// for (a notification's).
-    Unchanged {
-        reason: &'static str,
-    },
-}
-
-/// Events the saga refuses; the runtime dead-letters them. The order's state is never touched.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Rejection {
-    #[error("{event_type} for an order this processor has never seen")]
-    NoSuchOrder { event_type: &'static str },
-    /// The same partner sent a second order under a correlation id it already used.
-    #[error(
-        "correlation id {correlation_id} already holds order {order_id} of partner {partner}: a second \
-         order_received (event {event_id}, order {second_order_id}) is refused, the first order is unchanged"
-    )]
-    AlreadyExists {
-        correlation_id: String,
-        partner: String,
-        order_id: String,
-        second_order_id: String,
-        event_id: String,
-    },
-    /// Another partner's order holds the correlation id (an upstream producer reusing a key).
-    #[error(
-        "correlation id {} belongs to order {} of partner {}: an order_received of partner {} (order {}, event {}) \
-         with it is refused, {}'s order is unchanged",
-        .0.correlation_id, .0.order_id, .0.owner, .0.claimant, .0.claimed_order_id, .0.event_id, .0.owner
-    )]
-    CorrelationIdTaken(Box<TakenId>),
-    /// A delivery result that does not answer a command the saga sent the order: its partner or
-    /// command type is not the command's, or the order never sent its command.
-    #[error("{detail}")]
-    ForeignResult { mismatch: Mismatch, detail: String },
-}
-
-/// Whose order holds a correlation id another partner's order claimed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TakenId {
-    pub correlation_id: String,
-    pub owner: String,
-    pub order_id: String,
-    pub claimant: String,
-    pub claimed_order_id: String,
-    pub event_id: String,
-}
-
-/// Namespace of the ids the saga derives (deterministic, so a redone transaction writes the same ids).
-const ID_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6a1f_0c3e_8d2b_4f57_9b1e_5c0a_d4e2_7f13);
-
-/// An id derived from the event that caused it: identical on every redo.
-pub fn derive_id(event_id: &str, what: &str) -> String {
-    uuid::Uuid::new_v5(&ID_NAMESPACE, format!("{event_id}/{what}").as_bytes()).to_string()
-}
-
-/// The event id of a deadline timer; stable across restarts.
-pub fn deadline_event_id(correlation_id: &str, deadline: Millis) -> String {
-    derive_id(correlation_id, &format!("deadline/{}", deadline.0))
-}
+use super::outcome::{Action, Outcome, Rejection, TakenId, Transition};
+use super::params::{Inventory, Params};
+use super::results::{identify, Answer};
 
 /// Applies `event` (with id `event_id`) to the order's current `state`. `now.event` is recorded
 /// (history, `issued_at`); deadlines are set and checked on `now.processing`.
@@ -186,41 +72,6 @@ fn second_order(state: &OrderState, order: &OrderReceived, event_id: &str) -> Re
         claimed_order_id: order.order_id.clone(),
         event_id: event_id.to_owned(),
     }))
-}
-
-/// Moves `state` to `to`, recording the step.
-pub(super) fn step(
-    state: &mut OrderState,
-    to: Status,
-    event: &Event,
-    event_id: &str,
-    now: Millis,
-    detail: Option<String>,
-    params: &Params,
-) {
-    state.history.push(TransitionRecord {
-        from: state.status.as_str().to_owned(),
-        to: to.as_str().to_owned(),
-        event_id: event_id.to_owned(),
-        event_type: event.kind().to_owned(),
-        at: now,
-        detail,
-    });
-    if state.history.len() > params.history_limit {
-        let excess = state.history.len() - params.history_limit;
-        state.history.drain(..excess);
-    }
-    state.status = to;
-    state.version += 1;
-    state.updated_at = now;
-}
-
-pub(super) fn remember(state: &mut OrderState, event_id: &str, params: &Params) {
-    state.applied_event_ids.push(event_id.to_owned());
-    if state.applied_event_ids.len() > params.applied_limit {
-        let excess = state.applied_event_ids.len() - params.applied_limit;
-        state.applied_event_ids.drain(..excess);
-    }
 }
 
 fn notify(state: &OrderState, event_id: &str, event_type: &str, now: Millis, reason: Option<&str>) -> Action {

@@ -4,28 +4,27 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use interchange_core::money::Cents;
-pub use interchange_core::money::MAX_CENTS;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// An amount the contracts carry (`decimal(18,2)`), held as cents so arithmetic is exact. Only
-/// amounts within [`MAX_CENTS`] are built by [`Money::parse`] and [`Money::carried`]; sums and
+/// amounts within [`MAX_CENTS`](interchange_core::money::MAX_CENTS) are built by [`Money::parse`] and [`Money::carried`]; sums and
 /// products are computed in [`Cents`] (i128) and checked back into range.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Money(pub i64);
 
 impl Money {
     /// Parses "129.90", "5", "-0.01" (at most two decimals, at most 18 digits).
-    pub fn parse(text: &str) -> Option<Money> {
+    pub(crate) fn parse(text: &str) -> Option<Money> {
         Cents::parse(text).and_then(Money::carried)
     }
 
     /// `cents` if a contract can carry it.
-    pub fn carried(cents: Cents) -> Option<Money> {
+    pub(crate) fn carried(cents: Cents) -> Option<Money> {
         cents.carried().map(Money)
     }
 
     /// The exact, wide form for arithmetic.
-    pub fn cents(self) -> Cents {
+    pub(crate) fn cents(self) -> Cents {
         Cents(i128::from(self.0))
     }
 }
@@ -159,7 +158,7 @@ pub enum Event {
 
 impl Event {
     /// The contract name (`event-type` header) of the event.
-    pub fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             Self::Received(_) => "order_received",
             Self::Delivered(_) => "delivery_result",
@@ -184,11 +183,11 @@ pub enum Status {
 
 impl Status {
     /// No event moves an order out of a terminal status.
-    pub fn is_terminal(self) -> bool {
+    pub(crate) fn is_terminal(self) -> bool {
         matches!(self, Self::Completed | Self::Rejected | Self::Compensated)
     }
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Unknown => "UNKNOWN",
             Self::Received => "RECEIVED",

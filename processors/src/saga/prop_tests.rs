@@ -4,6 +4,8 @@ use std::collections::HashMap;
 
 use proptest::prelude::*;
 
+use interchange_core::money::MAX_CENTS;
+
 use super::*;
 
 fn params() -> Params {

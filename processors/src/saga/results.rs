@@ -6,35 +6,13 @@
 //! or as another command type, is refused ([`Rejection::ForeignResult`]) and never moves the
 //! order. Results of commands the saga does not wait for (a notification's) change nothing.
 
-use super::machine::{Params, Rejection};
 use super::model::*;
+use super::outcome::{Mismatch, Rejection};
+use super::params::Params;
 
 /// The command types the saga sends to a partner and waits for.
 const DISPATCH: &str = "dispatch_command";
 const CANCEL: &str = "cancel_command";
-
-/// How a result fails to answer what the saga sent; the label of
-/// `hub_processor_foreign_results_total` (a bounded set).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Mismatch {
-    /// The order's command id and type, from a partner the command was not sent to.
-    Partner,
-    /// The order's command id under another command type.
-    CommandType,
-    /// A dispatch or cancel result for a command id this order never sent.
-    UnknownCommand,
-}
-
-impl Mismatch {
-    /// The metric label.
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Partner => "partner",
-            Self::CommandType => "command_type",
-            Self::UnknownCommand => "unknown_command",
-        }
-    }
-}
 
 /// Which of the order's commands a result answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,7 +25,7 @@ pub(super) enum Answer {
 
 /// The partner the order's dispatch (and so its cancel) was sent to. States written before it
 /// was recorded were dispatched to the default ERP.
-pub fn dispatch_partner<'a>(state: &'a OrderState, params: &'a Params) -> &'a str {
+pub(crate) fn dispatch_partner<'a>(state: &'a OrderState, params: &'a Params) -> &'a str {
     state.dispatch_partner.as_deref().unwrap_or(&params.erp_partner)
 }
 

@@ -2,6 +2,9 @@
 
 use std::collections::HashMap;
 
+use interchange_core::money::MAX_CENTS;
+
+use super::history::derive_id;
 use super::*;
 
 fn params() -> Params {

@@ -1,0 +1,45 @@
+//! What the transaction loop and the health endpoints share, fixed at start-up.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use interchange_core::kafka::KafkaSettings;
+
+use super::codec::Codec;
+use super::config::Mode;
+use super::lookup::Levels;
+use super::metrics::ProcessorMetrics;
+use crate::saga;
+
+/// What the loop and the health endpoints share.
+pub(crate) struct Shared {
+    pub(crate) name: String,
+    /// The consumer group (for span attributes).
+    pub(crate) group: String,
+    pub(crate) mode: Mode,
+    pub(crate) settings: KafkaSettings,
+    pub(crate) codec: Arc<Codec>,
+    pub(crate) params: saga::Params,
+    pub(crate) levels: Levels,
+    pub(crate) state_topic: String,
+    pub(crate) dead_letter_topic: String,
+    /// Output topic of each contract the processor writes.
+    pub(crate) output_topics: HashMap<String, String>,
+    pub(crate) commit_interval: Duration,
+    pub(crate) max_batch: u64,
+    /// How long a terminal order's state stays before its tombstone (milliseconds); `None`: for ever.
+    pub(crate) retention_ms: Option<i64>,
+    /// How long a retired order's key is remembered (the state topic's `delete.retention.ms`).
+    pub(crate) remember_ms: i64,
+    pub(crate) metrics: ProcessorMetrics,
+    /// Partitions assigned and restored (the lookup table is checked apart).
+    pub(crate) ready: AtomicBool,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").field("name", &self.name).finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,53 @@
+//! How a transition is recorded in the state (its history, the event ids applied) and the ids
+//! the saga derives from the events that cause its records.
+
+use super::model::*;
+use super::params::Params;
+
+/// Namespace of the ids the saga derives (deterministic, so a redone transaction writes the same ids).
+const ID_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6a1f_0c3e_8d2b_4f57_9b1e_5c0a_d4e2_7f13);
+
+/// An id derived from the event that caused it: identical on every redo.
+pub(crate) fn derive_id(event_id: &str, what: &str) -> String {
+    uuid::Uuid::new_v5(&ID_NAMESPACE, format!("{event_id}/{what}").as_bytes()).to_string()
+}
+
+/// The event id of a deadline timer; stable across restarts.
+pub(crate) fn deadline_event_id(correlation_id: &str, deadline: Millis) -> String {
+    derive_id(correlation_id, &format!("deadline/{}", deadline.0))
+}
+
+/// Moves `state` to `to`, recording the step.
+pub(super) fn step(
+    state: &mut OrderState,
+    to: Status,
+    event: &Event,
+    event_id: &str,
+    now: Millis,
+    detail: Option<String>,
+    params: &Params,
+) {
+    state.history.push(TransitionRecord {
+        from: state.status.as_str().to_owned(),
+        to: to.as_str().to_owned(),
+        event_id: event_id.to_owned(),
+        event_type: event.kind().to_owned(),
+        at: now,
+        detail,
+    });
+    if state.history.len() > params.history_limit {
+        let excess = state.history.len() - params.history_limit;
+        state.history.drain(..excess);
+    }
+    state.status = to;
+    state.version += 1;
+    state.updated_at = now;
+}
+
+pub(super) fn remember(state: &mut OrderState, event_id: &str, params: &Params) {
+    state.applied_event_ids.push(event_id.to_owned());
+    if state.applied_event_ids.len() > params.applied_limit {
+        let excess = state.applied_event_ids.len() - params.applied_limit;
+        state.applied_event_ids.drain(..excess);
+    }
+}
