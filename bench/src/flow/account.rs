@@ -197,8 +197,8 @@ fn scan(
     Ok(())
 }
 
-fn event_type<'m>(message: &'m rdkafka::message::BorrowedMessage<'_>) -> Option<&'m [u8]> {
-    message.headers().and_then(|h| h.iter().find(|x| x.key == "event-type").and_then(|x| x.value))
+fn event_type(message: &rdkafka::message::BorrowedMessage<'_>) -> Option<String> {
+    interchange_core::headers::Received::of(message).event_type
 }
 
 /// Reads the run's topics back (off the async workers).
@@ -230,7 +230,9 @@ pub async fn read_topics(
         };
         let index = |key: Option<&[u8]>| -> Option<usize> {
             let key = std::str::from_utf8(key?).ok()?;
-            let (run, sequence) = key.rsplit_once('-')?;
+            // The edge scopes a supplied correlation id to its partner: `<partner>:<run>-<seq>`.
+            let id = key.rsplit_once(':').map_or(key, |(_, id)| id);
+            let (run, sequence) = id.rsplit_once('-')?;
             (run == ledger.run).then(|| sequence.parse().ok()).flatten()
         };
         scan(&kafka, &commands, commands_partitions, "read_committed", |m| {
@@ -238,9 +240,9 @@ pub async fn read_topics(
                 counts.strays += 1;
                 return;
             };
-            match event_type(m) {
-                Some(b"dispatch_command") => counts.dispatches[i] += 1,
-                Some(b"notification_command") => counts.notifications[i] += 1,
+            match event_type(m).as_deref() {
+                Some("dispatch_command") => counts.dispatches[i] += 1,
+                Some("notification_command") => counts.notifications[i] += 1,
                 _ => {}
             }
         })?;
