@@ -46,7 +46,8 @@ fn exported() -> BTreeSet<String> {
             let Some(clone) = rest.find(".clone()") else { continue };
             let before = &rest[..clone];
             let field = &before[before.rfind('.').map_or(0, |d| d + 1)..];
-            let declared = source.find(&format!("pub {field}: ")).map(|d| {
+            let at = source.find(&format!("pub {field}: ")).or_else(|| source.find(&format!("pub(crate) {field}: ")));
+            let declared = at.map(|d| {
                 let line = &source[d..];
                 &line[..line.find('\n').unwrap_or(line.len())]
             });

@@ -152,6 +152,14 @@ fn fixed_processor_groups() -> Vec<String> {
             let rest = &source[i + ".set(\"group.id\", \"".len()..];
             out.push(rest[..rest.find('"').expect("closing quote")].to_owned());
         }
+        // Core's consumer builder: `.read_committed("client-id", "group-id")`, when the group is a literal.
+        for (i, _) in source.match_indices(".read_committed(\"") {
+            let rest = &source[i + ".read_committed(\"".len()..];
+            let Some(end) = rest.find('"') else { continue };
+            if let Some(group) = rest[end + 1..].strip_prefix(", \"").and_then(|g| g.split('"').next()) {
+                out.push(group.to_owned());
+            }
+        }
     }
     out.sort();
     out
