@@ -15,10 +15,11 @@
 //! their headers are closed by the server's header read timeout (`--header-timeout`).
 
 use std::net::SocketAddr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap, StatusCode};
+use interchange_core::clock::now_millis;
 use tokio::sync::SemaphorePermit;
 
 use crate::auth::{AuthError, Identity};
@@ -35,9 +36,9 @@ pub(crate) struct Caller<'a> {
     _permit: SemaphorePermit<'a>,
 }
 
+/// Seconds since the Unix epoch, as the signature and token checks count them.
 fn now_unix() -> i64 {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    i64::try_from(now).unwrap_or(i64::MAX)
+    now_millis() / 1000
 }
 
 fn unauthorized(error: &AuthError) -> Problem {

@@ -8,7 +8,7 @@
 //!
 //! Keeps to itself: the state (`state`, each route group taking only its part) and the routes,
 //! admission, the pipeline, the idempotency and replay stores, limits, and the status API's queries.
-//! Dependencies go one way: `server` → `router` → handlers (`handlers`, `orders`,
+//! Dependencies go one way: `server` → `app` (build and router) → handlers (`handlers`, `orders`,
 //! `order_lookup`, `health`) → `admission` / `pipeline` → `state` → the leaf modules.
 
 // `Problem` (an RFC 9457 body) is the error of the request path; it is built once per refused
@@ -38,7 +38,6 @@ mod problem;
 pub mod produce;
 mod read_model;
 mod replay;
-mod router;
 mod server;
 mod shared;
 mod state;

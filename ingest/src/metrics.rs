@@ -8,53 +8,54 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub(crate) struct RequestLabels {
+pub struct RequestLabels {
     pub(crate) route: String,
     pub(crate) partner: String,
     pub(crate) status_class: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub(crate) struct RouteLabels {
+pub struct RouteLabels {
     pub(crate) route: String,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub(crate) struct OutcomeLabels {
+pub struct OutcomeLabels {
     pub(crate) partner: String,
     pub(crate) outcome: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub(crate) struct LimitLabels {
+pub struct LimitLabels {
     pub(crate) scope: &'static str,
     pub(crate) decided_by: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub(crate) struct OperationLabels {
+pub struct OperationLabels {
     pub(crate) operation: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub(crate) struct QueryLabels {
+pub struct QueryLabels {
     pub(crate) outcome: &'static str,
 }
 
-/// Every metric of one edge instance.
+/// Every metric of one edge instance. (The fields stay `pub`: tests/deploy/observability.rs reads
+/// their types from this file's `pub <field>: ` lines.)
 #[derive(Debug)]
 pub struct IngestMetrics {
-    pub(crate) requests: Family<RequestLabels, Counter>,
-    pub(crate) duration: Family<RouteLabels, Histogram>,
-    pub(crate) produce: Histogram,
-    pub(crate) idempotency: Family<OutcomeLabels, Counter>,
-    pub(crate) rate_limited: Family<LimitLabels, Counter>,
-    pub(crate) redis_errors: Family<OperationLabels, Counter>,
-    pub(crate) shed: Counter,
-    pub(crate) body_timeouts: Counter,
-    pub(crate) webhook_replays: Counter,
-    pub(crate) queries: Family<QueryLabels, Counter>,
-    pub(crate) query_duration: Histogram,
+    pub requests: Family<RequestLabels, Counter>,
+    pub duration: Family<RouteLabels, Histogram>,
+    pub produce: Histogram,
+    pub idempotency: Family<OutcomeLabels, Counter>,
+    pub rate_limited: Family<LimitLabels, Counter>,
+    pub redis_errors: Family<OperationLabels, Counter>,
+    pub shed: Counter,
+    pub body_timeouts: Counter,
+    pub webhook_replays: Counter,
+    pub queries: Family<QueryLabels, Counter>,
+    pub query_duration: Histogram,
 }
 
 fn latency_histogram() -> Histogram {

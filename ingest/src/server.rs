@@ -8,12 +8,11 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::Edge;
+use crate::app::{router, Edge};
 use crate::config::IngestConfig;
 use crate::error::IngestError;
 use crate::health;
 use crate::read_model::connect_in_background;
-use crate::router::router;
 
 /// Serves `edge` on `listener` until `shutdown`; then stops accepting, lets in-flight requests
 /// finish and flushes the producer, all within the drain deadline.

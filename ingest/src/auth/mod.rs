@@ -125,7 +125,7 @@ pub enum AuthError {
 
 impl AuthError {
     /// A short slug for a problem-details `type`.
-    pub fn problem_type(&self) -> &'static str {
+    pub(crate) fn problem_type(&self) -> &'static str {
         match self {
             Self::MissingCredentials => "missing-credentials",
             Self::MalformedCredentials(_) => "malformed-credentials",
@@ -139,7 +139,7 @@ impl AuthError {
     }
 
     /// The HTTP status to answer with: 401 for every credential problem.
-    pub fn status(&self) -> u16 {
+    pub(crate) fn status(&self) -> u16 {
         401
     }
 }

@@ -20,9 +20,9 @@ const SECRET_PREFIX: &str = "whsec_";
 /// A verified Standard Webhooks message: its `webhook-id`, and the last unix second at which
 /// its signature would still be accepted (timestamp + tolerance): the window a replay has.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SignedMessage {
-    pub id: String,
-    pub acceptable_until: i64,
+pub(crate) struct SignedMessage {
+    pub(crate) id: String,
+    pub(crate) acceptable_until: i64,
 }
 
 /// A partner's active webhook secrets and how far a timestamp may be from now.
