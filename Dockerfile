@@ -20,6 +20,8 @@ COPY ingest ingest
 COPY processors processors
 COPY sinks sinks
 COPY bench bench
+# The read model's schema, compiled into core (include_str!).
+COPY cql cql
 COPY src src
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
