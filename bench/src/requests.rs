@@ -72,9 +72,6 @@ fn now_unix() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
-fn now_millis() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
 
 /// `v1,<base64 HMAC-SHA256("{id}.{timestamp}.{body}")>` with the key after `whsec_`.
 pub fn sign(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> anyhow::Result<String> {
@@ -132,7 +129,7 @@ pub fn avro_payload(contract: &Contract, schema_id: u32, partner: &str) -> anyho
         object.insert("event_id".to_owned(), json!(uuid::Uuid::new_v4().to_string()));
         object.insert("correlation_id".to_owned(), json!(uuid::Uuid::now_v7().to_string()));
         object.insert("partner".to_owned(), json!(partner));
-        object.insert("received_at".to_owned(), json!(now_millis()));
+        object.insert("received_at".to_owned(), json!(interchange_core::clock::now_millis()));
     }
     let record = json_to_avro(&contract.schema, &value, UnknownFields::Reject).map_err(|violations| {
         let list: Vec<String> = violations.iter().map(|v| format!("{}: {}", v.pointer, v.detail)).collect();

@@ -6,7 +6,7 @@
 //! tombstones are written and compaction has run. Each restore runs in a `hub` process of its own
 //! (`--restore-child`), so its RSS is its own.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use interchange_core::cli::Global;
@@ -48,9 +48,6 @@ fn rss_kib() -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
 
 fn state(id: &str, i: usize, status: &str) -> serde_json::Value {
     let step = |from: &str, to: &str| json!({ "from": from, "to": to, "event_id": "e", "event_type": "order_received", "at": 1_700_000_000_000_i64 });
@@ -104,7 +101,7 @@ async fn topic_with(
 ) -> anyhow::Result<(interchange_core::topology::Topology, String)> {
     let (topology, ids) = fresh(global, kafka, registry).await?;
     let topic = topology.processors.first().context("no processor")?.state.clone();
-    let finished_at = now_ms() - WEEK_MS - 3_600_000;
+    let finished_at = interchange_core::clock::now_millis() - WEEK_MS - 3_600_000;
     let records = (0..terminal + live)
         .map(|i| {
             let id = format!("{}bench-{i}", topology.topic_prefix);

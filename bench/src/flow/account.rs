@@ -13,7 +13,7 @@ use interchange_core::kafka::KafkaSettings;
 use interchange_core::registry::Registry;
 use interchange_core::topology::{SinkParams, Topology};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::ledger::Ledger;
