@@ -72,7 +72,6 @@ fn now_unix() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
-
 /// `v1,<base64 HMAC-SHA256("{id}.{timestamp}.{body}")>` with the key after `whsec_`.
 pub fn sign(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> anyhow::Result<String> {
     let encoded = secret.strip_prefix("whsec_").context("webhook secret does not start with whsec_")?;

@@ -48,7 +48,6 @@ fn rss_kib() -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
-
 fn state(id: &str, i: usize, status: &str) -> serde_json::Value {
     let step = |from: &str, to: &str| json!({ "from": from, "to": to, "event_id": "e", "event_type": "order_received", "at": 1_700_000_000_000_i64 });
     json!({

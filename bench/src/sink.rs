@@ -191,8 +191,8 @@ async fn sink_memory(global: &Global, backlog: usize, seconds: u64) -> anyhow::R
         let mut pending = Vec::with_capacity(20_000);
         for i in 0..backlog {
             let key = format!("order-{i}");
-            let headers = interchange_core::headers::EventHeaders::new(&key, &key, "dispatch_command", "hub-bench")
-                .to_kafka();
+            let headers =
+                interchange_core::headers::EventHeaders::new(&key, &key, "dispatch_command", "hub-bench").to_kafka();
             let record = rdkafka::producer::FutureRecord::to(&topic).key(&key).payload(&payload).headers(headers);
             pending.push(producer.send_result(record).map_err(|(e, _)| e)?);
             if pending.len() >= 20_000 {

@@ -52,8 +52,7 @@ pub async fn run(
     let std_listener = listener.into_std().map_err(|e| IngestError::Internal(e.to_string()))?;
     let served = match (&config.tls_cert, &config.tls_key) {
         (Some(cert), Some(key)) => {
-            let tls = tls_config(cert, key)
-                .map_err(|e| IngestError::Config(format!("TLS certificate or key: {e}")))?;
+            let tls = tls_config(cert, key).map_err(|e| IngestError::Config(format!("TLS certificate or key: {e}")))?;
             tracing::info!(%addr, tls = true, "ingest edge listening");
             let mut server = axum_server::from_tcp(std_listener)
                 .map_err(|e| IngestError::Internal(e.to_string()))?
