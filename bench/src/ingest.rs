@@ -96,12 +96,7 @@ pub async fn ingest(global: &Global, args: &IngestBenchArgs) -> anyhow::Result<E
         "--warmup plus --duration must stay 30s under the partner's signature tolerance ({tolerance:?}): signatures are made before each phase"
     );
     let kafka = setup::kafka(global)?;
-    let services = Services {
-        kafka: kafka.clone(),
-        registry: global.registry(),
-        redis_url: Some(global.redis_url.clone()),
-        cql_nodes: global.cql_nodes(),
-    };
+    let services = global.services(kafka.clone());
     let bench = Bench {
         args,
         connections: usize::from(args.connections),

@@ -239,12 +239,7 @@ async fn measure(
         use clap::Parser;
         SinkDefaults::try_parse_from(["bench", "--sink", sink_name, "--sink-listen", &listen.to_string()])?.config
     };
-    let services = interchange_core::Services {
-        kafka: kafka.clone(),
-        registry: global.registry(),
-        redis_url: None,
-        cql_nodes: global.cql_nodes(),
-    };
+    let services = global.services(kafka.clone());
     let shutdown = CancellationToken::new();
     let run = {
         let (topology, shutdown) = (topology.clone(), shutdown.clone());

@@ -85,6 +85,17 @@ impl Global {
         KafkaSettings::new(&self.bootstrap_servers, self.kafka_config.as_deref(), &self.kafka_properties)
     }
 
+    /// Every service address of this process, with the Kafka settings already read by
+    /// [`Global::kafka`] (each role reads what it needs).
+    pub fn services(&self, kafka: KafkaSettings) -> crate::Services {
+        crate::Services {
+            kafka,
+            registry: self.registry(),
+            redis_url: Some(self.redis_url.clone()),
+            cql_nodes: self.cql_nodes(),
+        }
+    }
+
     /// The CQL contact points.
     pub fn cql_nodes(&self) -> Vec<String> {
         self.cql_nodes.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect()

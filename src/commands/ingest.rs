@@ -6,7 +6,6 @@ use anyhow::Context;
 use clap::Args;
 use interchange_core::cli::Global;
 use interchange_core::shutdown;
-use interchange_core::Services;
 
 use super::{kafka, load};
 
@@ -19,12 +18,7 @@ pub struct IngestArgs {
 
 pub async fn run(global: &Global, args: &IngestArgs) -> anyhow::Result<ExitCode> {
     let topology = load(global)?;
-    let services = Services {
-        kafka: kafka(global)?,
-        registry: global.registry(),
-        redis_url: Some(global.redis_url.clone()),
-        cql_nodes: global.cql_nodes(),
-    };
+    let services = global.services(kafka(global)?);
     let app = interchange_ingest::build(&topology, &services, &args.edge).await.context("starting the ingest edge")?;
     let listener = tokio::net::TcpListener::bind(args.edge.listen)
         .await

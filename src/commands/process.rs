@@ -46,12 +46,7 @@ pub async fn run(global: &Global, args: &ProcessArgs) -> anyhow::Result<ExitCode
 }
 
 fn sink_services(global: &Global) -> anyhow::Result<interchange_core::Services> {
-    Ok(interchange_core::Services {
-        kafka: kafka(global)?,
-        registry: global.registry(),
-        redis_url: None,
-        cql_nodes: global.cql_nodes(),
-    })
+    Ok(global.services(kafka(global)?))
 }
 
 /// `hub sink`: the HTTP sinks and the read-model projector.
@@ -66,12 +61,7 @@ pub async fn run_sinks(global: &Global, args: &SinkArgs) -> anyhow::Result<ExitC
 pub async fn run_all(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
     let topology = load(global)?;
     let shutdown = shutdown::on_signal();
-    let edge_services = interchange_core::Services {
-        kafka: kafka(global)?,
-        registry: global.registry(),
-        redis_url: Some(global.redis_url.clone()),
-        cql_nodes: global.cql_nodes(),
-    };
+    let edge_services = global.services(kafka(global)?);
     let app =
         interchange_ingest::build(&topology, &edge_services, &args.edge).await.context("starting the ingest edge")?;
     let listener = tokio::net::TcpListener::bind(args.edge.listen)

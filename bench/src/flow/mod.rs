@@ -161,12 +161,7 @@ pub async fn run(global: &Global, args: &FlowBenchArgs) -> anyhow::Result<ExitCo
         erp.addr,
         callback.addr
     );
-    let services = interchange_core::Services {
-        kafka: kafka.clone(),
-        registry: global.registry(),
-        redis_url: Some(global.redis_url.clone()),
-        cql_nodes: global.cql_nodes(),
-    };
+    let services = global.services(kafka.clone());
     let bench = Bench {
         args,
         topology: &topology,
