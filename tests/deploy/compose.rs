@@ -179,7 +179,7 @@ fn dockerfile_builds_one_pinned_nonroot_image() {
     p.check(!runtime.iter().any(|l| l.starts_with("RUN ")), || {
         "the runtime stage runs commands (it has no shell)".to_owned()
     });
-    p.check(text.contains("cargo build --release --locked --bin hub --features kafka-tls,static-zlib"), || {
+    p.check(text.contains("cargo build --release --locked -p hub --bin hub --features kafka-tls,static-zlib"), || {
         "the build is not a locked release build of hub with Kafka TLS".to_owned()
     });
     p.check(runtime.iter().any(|l| l.starts_with("COPY topology.toml ")), || {

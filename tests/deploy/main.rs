@@ -205,9 +205,8 @@ pub fn partner_secrets(topology: &Topology, role: &str, sinks: &[String]) -> Vec
 pub fn served_paths(role: &str) -> Vec<String> {
     let file = match role {
         "ingest" => "ingest/src/app.rs",
-        // The processor serves core's one health and metrics router.
-        "process" => "core/src/health.rs",
-        "sink" => "sinks/src/health.rs",
+        // The processor and the sinks serve core's one health and metrics router.
+        "process" | "sink" => "core/src/health.rs",
         other => panic!("no role {other}"),
     };
     let source = std::fs::read_to_string(root().join(file)).expect("role source");
