@@ -8,10 +8,12 @@
 //! (`cargo bench -p hub-bench --bench hot_paths`).
 
 mod baseline;
+mod cpu;
 mod edge;
 mod flow;
 mod ingest;
 mod load;
+mod peer;
 mod process;
 mod project;
 mod report;

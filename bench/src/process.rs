@@ -21,6 +21,7 @@ use interchange_processors::runtime::{codec::Codec, restore, store::Store, Mode}
 use interchange_processors::ProcessorConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::Message;
 use rdkafka::TopicPartitionList;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -46,6 +47,17 @@ pub struct ProcessBenchArgs {
     /// Internal: one restore of `--retention-restore` in a process of its own.
     #[arg(long, hide = true)]
     pub restore_child: Option<String>,
+    /// Also run a peer on the same backlog, alternating with the hub's exactly-once processor at
+    /// the topology's `max_batch`, and print the ratio of the medians.
+    #[arg(long, value_enum)]
+    pub peer: Option<super::peer::Peer>,
+    /// Alternating pairs (hub, peer) run with `--peer`.
+    #[arg(long, default_value_t = 3)]
+    pub pairs: usize,
+    /// Folder of the Kafka Streams peer (its `run.sh`); default `$KSTREAMS_PEER_DIR`, else
+    /// `../shared/peers/kstreams` beside the repository.
+    #[arg(long, env = "KSTREAMS_PEER_DIR")]
+    pub peer_dir: Option<std::path::PathBuf>,
 }
 
 #[derive(clap::Parser)]
@@ -134,15 +146,60 @@ fn committed(consumer: &BaseConsumer, topic: &str, partitions: i32) -> i64 {
         .unwrap_or(0)
 }
 
-struct Throughput {
+pub(super) struct Throughput {
     mode: Mode,
     batch: usize,
-    records_per_second: f64,
+    pub(super) records_per_second: f64,
     seconds: f64,
-    commands: i64,
+    /// Dispatch commands on the commands topic, read_committed.
+    commands: u64,
+    /// Orders with no dispatch command, and with more than one.
+    missing: u64,
+    duplicated: u64,
 }
 
-async fn throughput(
+impl Throughput {
+    /// Every order dispatched exactly once (at-least-once may repeat, never lose).
+    pub(super) fn exact(&self) -> bool {
+        self.missing == 0 && (self.duplicated == 0 || self.mode == Mode::AtLeastOnce)
+    }
+}
+
+/// Dispatch commands per order of the run, read_committed: (commands, missing, duplicated).
+async fn dispatches(
+    kafka: &KafkaSettings,
+    topology: &Topology,
+    topic: &str,
+    orders: usize,
+) -> anyhow::Result<(u64, u64, u64)> {
+    let partitions = topology.topics.iter().find(|t| t.name == topic).map_or(1, |t| t.partitions);
+    let (kafka, topic, prefix) = (kafka.clone(), topic.to_owned(), format!("{}bench-", topology.topic_prefix));
+    tokio::task::spawn_blocking(move || -> anyhow::Result<(u64, u64, u64)> {
+        let mut per_order = vec![0_u32; orders];
+        let mut commands = 0;
+        setup::scan(&kafka, &topic, partitions, "read_committed", |m| {
+            let dispatch = interchange_core::headers::Received::of(m).event_type.as_deref() == Some("dispatch_command");
+            let index = m
+                .key()
+                .and_then(|k| std::str::from_utf8(k).ok())
+                .and_then(|k| k.strip_prefix(prefix.as_str()))
+                .and_then(|i| i.parse::<usize>().ok());
+            if let (true, Some(i)) = (dispatch, index) {
+                commands += 1;
+                if let Some(n) = per_order.get_mut(i) {
+                    *n += 1;
+                }
+            }
+        })?;
+        let missing = per_order.iter().filter(|n| **n == 0).count() as u64;
+        let duplicated = per_order.iter().filter(|n| **n > 1).count() as u64;
+        Ok((commands, missing, duplicated))
+    })
+    .await
+    .context("reading the commands")?
+}
+
+pub(super) async fn throughput(
     global: &Global,
     kafka: &KafkaSettings,
     registry: &Registry,
@@ -214,9 +271,10 @@ async fn throughput(
     let (t0, c0) = first.context("nothing committed")?;
     #[allow(clippy::cast_precision_loss)]
     let records_per_second = (target - c0) as f64 / last.duration_since(t0).as_secs_f64().max(1e-9);
-    let commands = setup::count_records(kafka, &commands).await?;
+    let (commands, missing, duplicated) = dispatches(kafka, &topology, &commands, orders).await?;
     setup::delete_topics(&topology, kafka).await?;
-    Ok(Throughput { mode, batch, records_per_second, seconds: last.duration_since(t0).as_secs_f64(), commands })
+    let seconds = last.duration_since(t0).as_secs_f64();
+    Ok(Throughput { mode, batch, records_per_second, seconds, commands, missing, duplicated })
 }
 
 async fn restore_time(
@@ -292,12 +350,16 @@ pub async fn run(global: &Global, args: &ProcessBenchArgs) -> anyhow::Result<Exi
             eprintln!("throughput: {mode:?}, {batch} records per transaction, {} orders ...", args.orders);
             let result = throughput(global, &kafka, &registry, mode, *batch, args.orders).await?;
             eprintln!(
-                "  {:.0} records/s over {:.1} s, {} commands written",
-                result.records_per_second, result.seconds, result.commands
+                "  {:.0} records/s over {:.1} s, {} dispatch commands ({} orders missing, {} repeated)",
+                result.records_per_second, result.seconds, result.commands, result.missing, result.duplicated
             );
             runs.push(result);
         }
     }
+    let peer = match args.peer {
+        Some(peer) => Some(super::peer::compare(global, &kafka, &registry, peer, args).await?),
+        None => None,
+    };
     let retention = match args.retention_restore.as_deref() {
         Some([terminal, live]) => Some(super::retention::run(global, &kafka, &registry, *terminal, *live).await?),
         Some(other) => anyhow::bail!("--retention-restore takes TERMINAL,LIVE, not {other:?}"),
@@ -311,9 +373,17 @@ pub async fn run(global: &Global, args: &ProcessBenchArgs) -> anyhow::Result<Exi
         restores.push((*size, seconds, rate));
     }
     println!("\nprocessor benchmark ({} orders per run)", args.orders);
-    println!("{:<14} {:>8} {:>14} {:>10}", "mode", "batch", "records/s", "commands");
+    println!("{:<14} {:>8} {:>14} {:>10} {:>8} {:>9}", "mode", "batch", "records/s", "commands", "missing", "repeated");
     for r in &runs {
-        println!("{:<14} {:>8} {:>14.0} {:>10}", format!("{:?}", r.mode), r.batch, r.records_per_second, r.commands);
+        println!(
+            "{:<14} {:>8} {:>14.0} {:>10} {:>8} {:>9}",
+            format!("{:?}", r.mode),
+            r.batch,
+            r.records_per_second,
+            r.commands,
+            r.missing,
+            r.duplicated
+        );
     }
     let mut ratios = Vec::new();
     for batch in &args.batches {
@@ -353,10 +423,19 @@ pub async fn run(global: &Global, args: &ProcessBenchArgs) -> anyhow::Result<Exi
         "retention_restore": retention,
         "bench": "process",
         "orders": args.orders,
-        "runs": runs.iter().map(|r| json!({ "mode": format!("{:?}", r.mode), "batch": r.batch, "records_per_second": r.records_per_second, "commands": r.commands })).collect::<Vec<_>>(),
+        "runs": runs.iter().map(|r| json!({ "mode": format!("{:?}", r.mode), "batch": r.batch, "records_per_second": r.records_per_second, "commands": r.commands, "missing": r.missing, "repeated": r.duplicated })).collect::<Vec<_>>(),
+        "peer": peer.as_ref().map(super::peer::Comparison::json),
         "eos_over_alo": ratios,
         "restore": restores.iter().map(|(size, seconds, rate)| json!({ "orders": size, "seconds": seconds, "records_per_second": rate })).collect::<Vec<_>>(),
     });
     println!("{report}");
+    if let Some(comparison) = &peer {
+        comparison.print();
+    }
+    let inexact = runs.iter().chain(peer.iter().flat_map(|c| c.hub.iter())).filter(|r| !r.exact()).count();
+    if inexact > 0 {
+        eprintln!("{inexact} run(s) lost or repeated an order");
+        return Ok(ExitCode::FAILURE);
+    }
     Ok(ExitCode::SUCCESS)
 }

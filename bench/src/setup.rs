@@ -18,6 +18,8 @@ use interchange_core::topology::{Route, SecretRef, Topology};
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
 
 use super::requests::Credentials;
 
@@ -220,4 +222,60 @@ pub fn route_subject(topology: &Topology, route: &Route) -> anyhow::Result<Strin
         .find(|t| t.name == route.topic)
         .with_context(|| format!("route {}: unknown topic", route.path))?;
     Ok(topic.subject(route_contract(topology, route)?))
+}
+
+/// Calls `each` with every record of `topic` from the start to the end as it is now.
+pub fn scan(
+    kafka: &KafkaSettings,
+    topic: &str,
+    count: i32,
+    isolation: &str,
+    mut each: impl FnMut(&rdkafka::message::BorrowedMessage<'_>),
+) -> anyhow::Result<()> {
+    let mut config = kafka.client_config("hub-bench-scan");
+    config
+        .set("group.id", format!("hub-bench-scan-{}", uuid::Uuid::new_v4().simple()))
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", isolation);
+    let consumer: BaseConsumer = config.create().context("scan consumer")?;
+    let mut assignment = TopicPartitionList::new();
+    let mut ends = Vec::new();
+    for p in 0..count {
+        let (low, high) = consumer.fetch_watermarks(topic, p, TIMEOUT)?;
+        if high > low {
+            assignment.add_partition_offset(topic, p, Offset::Beginning)?;
+            ends.push((p, high));
+        }
+    }
+    if ends.is_empty() {
+        return Ok(());
+    }
+    consumer.assign(&assignment)?;
+    let mut done = std::collections::HashSet::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(600);
+    while done.len() < ends.len() {
+        anyhow::ensure!(std::time::Instant::now() < deadline, "reading {topic} took over 10 minutes");
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(message)) => {
+                let end = ends.iter().find(|(p, _)| *p == message.partition()).map_or(0, |(_, h)| *h);
+                if message.offset() + 1 >= end {
+                    done.insert(message.partition());
+                }
+                each(&message);
+            }
+            Some(Err(error)) => anyhow::bail!("reading {topic}: {error}"),
+            None => {
+                // read_committed stops short of the high watermark after a commit marker.
+                let position = consumer.position()?;
+                for (p, end) in &ends {
+                    if let Some(Offset::Offset(o)) = position.find_partition(topic, *p).map(|e| e.offset()) {
+                        if o >= *end {
+                            done.insert(*p);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
 }

@@ -141,62 +141,6 @@ pub struct TopicCounts {
     pub strays: u64,
 }
 
-/// Calls `each` with every record of `topic` from the start to the end as it is now.
-fn scan(
-    kafka: &KafkaSettings,
-    topic: &str,
-    count: i32,
-    isolation: &str,
-    mut each: impl FnMut(&rdkafka::message::BorrowedMessage<'_>),
-) -> anyhow::Result<()> {
-    let mut config = kafka.client_config("hub-bench-scan");
-    config
-        .set("group.id", format!("hub-bench-scan-{}", uuid::Uuid::new_v4().simple()))
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", isolation);
-    let consumer: BaseConsumer = config.create().context("scan consumer")?;
-    let mut assignment = TopicPartitionList::new();
-    let mut ends = Vec::new();
-    for p in 0..count {
-        let (low, high) = consumer.fetch_watermarks(topic, p, TIMEOUT)?;
-        if high > low {
-            assignment.add_partition_offset(topic, p, Offset::Beginning)?;
-            ends.push((p, high));
-        }
-    }
-    if ends.is_empty() {
-        return Ok(());
-    }
-    consumer.assign(&assignment)?;
-    let mut done = std::collections::HashSet::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(600);
-    while done.len() < ends.len() {
-        anyhow::ensure!(std::time::Instant::now() < deadline, "reading {topic} took over 10 minutes");
-        match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(message)) => {
-                let end = ends.iter().find(|(p, _)| *p == message.partition()).map_or(0, |(_, h)| *h);
-                if message.offset() + 1 >= end {
-                    done.insert(message.partition());
-                }
-                each(&message);
-            }
-            Some(Err(error)) => anyhow::bail!("reading {topic}: {error}"),
-            None => {
-                // read_committed stops short of the high watermark after a commit marker.
-                let position = consumer.position()?;
-                for (p, end) in &ends {
-                    if let Some(Offset::Offset(o)) = position.find_partition(topic, *p).map(|e| e.offset()) {
-                        if o >= *end {
-                            done.insert(*p);
-                        }
-                    }
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
 fn event_type(message: &rdkafka::message::BorrowedMessage<'_>) -> Option<String> {
     interchange_core::headers::Received::of(message).event_type
 }
@@ -235,7 +179,7 @@ pub async fn read_topics(
             let (run, sequence) = id.rsplit_once('-')?;
             (run == ledger.run).then(|| sequence.parse().ok()).flatten()
         };
-        scan(&kafka, &commands, commands_partitions, "read_committed", |m| {
+        super::super::setup::scan(&kafka, &commands, commands_partitions, "read_committed", |m| {
             let Some(i) = index(m.key()).filter(|i| *i < n) else {
                 counts.strays += 1;
                 return;
@@ -246,7 +190,7 @@ pub async fn read_topics(
                 _ => {}
             }
         })?;
-        scan(&kafka, &processor.state, state_partitions, "read_committed", |m| {
+        super::super::setup::scan(&kafka, &processor.state, state_partitions, "read_committed", |m| {
             let Some(i) = index(m.key()).filter(|i| *i < n) else {
                 counts.strays += 1;
                 return;

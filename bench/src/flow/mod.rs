@@ -251,8 +251,7 @@ impl Bench<'_> {
         let inbound_before = super::setup::count_records(kafka, &self.route.topic).await?;
         let client = super::load::client(self.args.connections)?;
         eprintln!("bench flow: starting the edge, the processor ({:?}) and the HTTP sinks", self.args.mode);
-        let running =
-            pipeline::start(self.topology, self.services, self.args.mode, self.args.in_flight, &client).await?;
+        let running = pipeline::start(self.topology, self.services, self.args.mode, self.args.in_flight).await?;
         let body_bytes = self.driver(&client, running.edge.addr)?.pool.first().map_or(0, |p| p.body.len());
         let measured = self.phases(&client, running.edge.addr, rates, &running).await;
         eprintln!("bench flow: stopping the pipeline");
@@ -341,7 +340,16 @@ impl Bench<'_> {
         let start = Instant::now() + Duration::from_millis(20);
         let window = (self.ledger.stamp(start + warmup), self.ledger.stamp(start + warmup + duration));
         eprintln!("bench flow: phase at {rate:.0}/s: {warmup:?} warm-up + {duration:?} measured ({total} requests)");
+        // The kernel's CPU accounting at both ends of the measured window.
+        let cpu = tokio::spawn(async move {
+            tokio::time::sleep_until(start + warmup).await;
+            let before = tokio::task::spawn_blocking(super::cpu::Snapshot::take).await?;
+            tokio::time::sleep_until(start + warmup + duration).await;
+            let after = tokio::task::spawn_blocking(super::cpu::Snapshot::take).await?;
+            anyhow::Ok((before, after))
+        });
         let load = driver.open_loop(first, rate, warmup + duration, start, self.args.in_flight).await?;
+        let cpu = cpu.await.context("CPU accounting task")?;
         let sent = Instant::now();
         let range = first..first + total;
         while self.ledger.unfinished(range.clone()) > 0 && sent.elapsed() < self.args.drain {
@@ -354,7 +362,7 @@ impl Bench<'_> {
         if !errors.is_empty() {
             eprintln!("bench flow: errors at {rate:.0}/s: {errors:?}");
         }
-        let result = PhaseResult::compute(
+        let mut result = PhaseResult::compute(
             self.ledger,
             rate,
             duration,
@@ -364,6 +372,10 @@ impl Bench<'_> {
             window,
             drain_s,
         )?;
+        if let Ok((before, after)) = &cpu {
+            let budget = super::cpu::Budget::between(before, after, result.accepted_per_s * duration.as_secs_f64());
+            result.cpu = Some(budget);
+        }
         Ok((result, total))
     }
 

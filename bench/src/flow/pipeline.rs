@@ -167,33 +167,64 @@ struct SinkDefaults {
     config: SinkConfig,
 }
 
+/// A runtime of a role's own, its threads named `hub-<role>`: the CPU budget (`cpu.rs`) tells the
+/// roles apart by thread name, as it would tell processes apart. Shut down without blocking when
+/// dropped (a runtime dropped on an async worker would panic).
+struct RoleRuntime(Option<tokio::runtime::Runtime>);
+
+impl RoleRuntime {
+    fn new(role: &str, workers: usize) -> anyhow::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .thread_name(format!("hub-{role}"))
+            .enable_all()
+            .build()
+            .with_context(|| format!("the {role} runtime"))?;
+        Ok(Self(Some(runtime)))
+    }
+
+    fn handle(&self) -> anyhow::Result<&tokio::runtime::Handle> {
+        self.0.as_ref().map(tokio::runtime::Runtime::handle).context("runtime already shut down")
+    }
+}
+
+impl Drop for RoleRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
 /// The running roles.
 pub struct Running {
     pub edge: RunningEdge,
     shutdown: CancellationToken,
     processor: JoinHandle<Result<(), interchange_processors::ProcessorError>>,
     sinks: JoinHandle<Result<(), interchange_sinks::SinkError>>,
+    /// Dropped last: the roles' tasks run on them.
+    _runtimes: Vec<RoleRuntime>,
 }
 
 /// Starts the processor and the HTTP sinks (the read-model projector is not part of the
-/// measured path), then the edge; returns once the edge is ready.
+/// measured path), then the edge, each on a runtime of its own; returns once the edge is ready.
 pub async fn start(
     topology: &Topology,
     services: &interchange_core::Services,
     mode: Mode,
     edge_in_flight: usize,
-    client: &reqwest::Client,
 ) -> anyhow::Result<Running> {
     let shutdown = CancellationToken::new();
+    let runtimes = vec![RoleRuntime::new("processor", 1)?, RoleRuntime::new("sinks", 2)?, RoleRuntime::new("edge", 2)?];
     let mut processor = ProcessorDefaults::try_parse_from(["bench", "--processor-listen", "127.0.0.1:0"])?.config;
     processor.mode = mode;
     processor.instance_id = "bench-flow".to_owned();
     let processor_services = interchange_core::Services::new(services.kafka.clone(), services.registry.clone());
     let processor = {
         let (topology, shutdown) = (topology.clone(), shutdown.clone());
-        tokio::spawn(
-            async move { interchange_processors::run(&topology, &processor_services, &processor, shutdown).await },
-        )
+        runtimes[0].handle()?.spawn(async move {
+            interchange_processors::run(&topology, &processor_services, &processor, shutdown).await
+        })
     };
     let mut args = vec!["bench".to_owned(), "--sink-listen".to_owned(), "127.0.0.1:0".to_owned()];
     for sink in topology.sinks.iter().filter(|s| matches!(s.params, SinkParams::Http { .. })) {
@@ -203,16 +234,25 @@ pub async fn start(
     let sink_services = interchange_core::Services::new(services.kafka.clone(), services.registry.clone());
     let sinks = {
         let (topology, shutdown) = (topology.clone(), shutdown.clone());
-        tokio::spawn(async move { interchange_sinks::run(&topology, &sink_services, &sink_config, shutdown).await })
+        runtimes[1]
+            .handle()?
+            .spawn(async move { interchange_sinks::run(&topology, &sink_services, &sink_config, shutdown).await })
     };
-    let edge = match edge::start(topology, services, edge::config(edge_in_flight)?, client).await {
+    let edge = {
+        let (topology, services, config) = (topology.clone(), services.clone(), edge::config(edge_in_flight)?);
+        // The readiness probe's connections belong to the edge's runtime, not the load's client.
+        runtimes[2]
+            .handle()?
+            .spawn(async move { edge::start(&topology, &services, config, &reqwest::Client::new()).await })
+    };
+    let edge = match edge.await.context("edge start task").and_then(|started| started) {
         Ok(edge) => edge,
         Err(error) => {
             shutdown.cancel();
             return Err(error);
         }
     };
-    Ok(Running { edge, shutdown, processor, sinks })
+    Ok(Running { edge, shutdown, processor, sinks, _runtimes: runtimes })
 }
 
 impl Running {

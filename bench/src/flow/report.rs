@@ -175,6 +175,12 @@ pub fn print(summary: &Summary) {
         );
     }
     println!("(latencies in ms; 'done' = the client's signed completion webhook; rates over the measured window)");
+    for p in &summary.phases {
+        if let Some(budget) = &p.cpu {
+            println!("CPU budget at {:.0}/s target:", p.rate);
+            budget.print();
+        }
+    }
     for (i, group) in summary.lag_groups.iter().enumerate() {
         let max = summary.lag.iter().filter_map(|s| s.lag.get(i).copied()).max().unwrap_or(0);
         println!("consumer lag of {group}: at most {max} records");

@@ -166,6 +166,8 @@ pub struct PhaseResult {
     pub accounting: Accounting,
     /// Seconds after the last send until the last notification arrived (or the drain gave up).
     pub drain_s: f64,
+    /// CPU per order over the measured window, by process and role.
+    pub cpu: Option<super::super::cpu::Budget>,
 }
 
 impl PhaseResult {
@@ -223,6 +225,7 @@ impl PhaseResult {
             erp,
             complete,
             drain_s,
+            cpu: None,
         })
     }
 
@@ -243,6 +246,7 @@ impl PhaseResult {
                 "request_to_completion": lat(&self.complete),
             },
             "drain_s": self.drain_s,
+            "cpu": self.cpu.as_ref().map(super::super::cpu::Budget::json),
             "accounting": self.accounting.to_json(),
             "timeline": self.timeline.iter().map(|s| json!({
                 "at_s": s.at, "accepted": s.accepted, "erp_p50_ms": s.erp_p50, "erp_p99_ms": s.erp_p99,

@@ -10,7 +10,7 @@ use std::path::Path;
 
 pub use error::{TopologyError, TopologyErrors};
 pub use model::*;
-pub use raw::{RawDefaults, RawTopology};
+pub use raw::{CommitPolicy, RawDefaults, RawTopology};
 pub use validate::ValidateOptions;
 
 impl Topology {

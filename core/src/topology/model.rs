@@ -129,6 +129,7 @@ pub struct Processor {
     pub lookups: Vec<String>,
     pub outputs: Vec<String>,
     pub dead_letter: String,
+    pub commit: super::raw::CommitPolicy,
     pub commit_interval: Duration,
     pub max_batch: usize,
     pub params: ProcessorParams,

@@ -143,11 +143,30 @@ pub struct RawProcessor {
     pub lookups: Vec<String>,
     pub outputs: Vec<String>,
     pub dead_letter: String,
+    /// When a transaction commits: `adaptive` (as soon as no input is waiting, at most
+    /// `commit_interval` after it opened) or `interval` (every `commit_interval`).
+    #[serde(default)]
+    pub commit: CommitPolicy,
     #[serde(default = "default_commit_interval", with = "humantime_serde")]
     pub commit_interval: Duration,
     #[serde(default = "default_max_batch")]
     pub max_batch: usize,
     pub params: ProcessorParams,
+}
+
+/// When a processor commits its open transaction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommitPolicy {
+    /// As soon as the input waiting has been read (the last commit is done, as the loop is
+    /// synchronous): a quiet processor commits each record at once, a busy one commits the
+    /// larger batches that arrived during the previous commit; `commit_interval` and `max_batch`
+    /// still bound a transaction.
+    #[default]
+    Adaptive,
+    /// When the transaction is `commit_interval` old or holds `max_batch` records (Kafka
+    /// Streams' `commit.interval.ms`).
+    Interval,
 }
 
 fn default_commit_interval() -> Duration {

@@ -350,6 +350,7 @@ impl Checker<'_> {
                 lookups: lookups.into_iter().map(name).collect(),
                 outputs: outputs.into_iter().map(name).collect(),
                 dead_letter: name(dead_letter),
+                commit: raw.commit,
                 commit_interval: raw.commit_interval,
                 max_batch: raw.max_batch,
                 params: raw.params.clone(),

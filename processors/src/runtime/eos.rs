@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use interchange_core::clock::now_millis;
 use interchange_core::headers::Received;
+use interchange_core::topology::CommitPolicy;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedMessage;
@@ -97,8 +98,12 @@ impl<'a> Loop<'a> {
         if self.eos() {
             self.retrying("init transactions", |l| l.producer.init_transactions(CALL_TIMEOUT))?;
         }
+        let adaptive = self.shared.commit == CommitPolicy::Adaptive;
         while !shutdown.is_cancelled() {
-            let message = self.consumer.poll(Duration::from_millis(50)).map(|r| r.map(|m| m.detach()));
+            // With a transaction open, an adaptive loop only takes what is already waiting.
+            let wait = if adaptive && self.batch.open { Duration::ZERO } else { Duration::from_millis(50) };
+            let message = self.consumer.poll(wait).map(|r| r.map(|m| m.detach()));
+            let idle = message.is_none();
             self.rebalanced()?;
             match message {
                 Some(Ok(message)) => self.process(&message).map_err(|e| at_record(&message, e))?,
@@ -116,7 +121,7 @@ impl<'a> Loop<'a> {
                 continue;
             }
             let due = self.batch.started.is_some_and(|s| s.elapsed() >= self.shared.commit_interval);
-            if self.batch.open && (self.batch.records >= self.shared.max_batch || due) {
+            if self.batch.open && (self.batch.records >= self.shared.max_batch || due || (adaptive && idle)) {
                 self.commit()?;
             }
         }

@@ -120,6 +120,7 @@ pub async fn run(
         state_topic: processor.state.clone(),
         dead_letter_topic: processor.dead_letter.clone(),
         output_topics,
+        commit: processor.commit,
         commit_interval: processor.commit_interval,
         max_batch: u64::try_from(processor.max_batch).unwrap_or(u64::MAX),
         retention_ms: retention_ms(processor),

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use interchange_core::kafka::KafkaSettings;
+use interchange_core::topology::CommitPolicy;
 
 use super::codec::Codec;
 use super::config::Mode;
@@ -27,6 +28,7 @@ pub(crate) struct Shared {
     pub(crate) dead_letter_topic: String,
     /// Output topic of each contract the processor writes.
     pub(crate) output_topics: HashMap<String, String>,
+    pub(crate) commit: CommitPolicy,
     pub(crate) commit_interval: Duration,
     pub(crate) max_batch: u64,
     /// How long a terminal order's state stays before its tombstone (milliseconds); `None`: for ever.
