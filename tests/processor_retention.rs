@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use common::edge::{provision, test_topology};
-use common::orders::{counts, wait_terminal};
+use common::orders::{counts, try_wait_terminal};
 use common::process::{produce_orders, publish_inventory, upstream_order, FakeErp, Processor};
 use common::{kafka, unique_prefix};
 use rdkafka::message::{Headers, Message};
@@ -85,7 +85,9 @@ async fn terminal_orders_are_tombstoned_after_the_retention_and_not_restored() {
     let done_ids: Vec<String> = done.iter().map(|(id, _)| id.clone()).collect();
     produce_orders(&t("orders.inbound"), &done).await;
     produce_orders(&t("orders.inbound"), &live).await;
-    let states = wait_terminal(&t("orders.state"), &done_ids, Duration::from_secs(120)).await;
+    let states = try_wait_terminal(&t("orders.state"), &done_ids, Duration::from_secs(120))
+        .await
+        .unwrap_or_else(|e| panic!("{e}\nprocessor log:\n{}", processor.log_text()));
     assert!(done_ids.iter().all(|id| states[id]["status"] == "COMPLETED"));
 
     // Every finished order gets its tombstone (read_committed); the live ones keep their state.

@@ -152,8 +152,10 @@ async fn instances_joining_and_leaving_deliver_each_command_once() {
 async fn requests_cut_off_by_a_revocation_repeat_under_their_key_and_report_once() {
     const N: usize = 48;
     let erp = Partner::ok().await;
-    // Each answer takes longer than the 1 s a revocation waits.
-    erp.delay_ms.store(2_500, Ordering::Relaxed);
+    // The partner holds every call until released, far longer than the 1 s a revocation waits:
+    // the requests in flight when the second instance joins are certain to be cut off (a fixed
+    // delay let them all end in time whenever the revocation fell late in their wait).
+    erp.delay_ms.store(600_000, Ordering::Relaxed);
     let shop = Partner::ok().await;
     let topology = topology(
         &erp.url,
@@ -175,6 +177,13 @@ async fn requests_cut_off_by_a_revocation_repeat_under_their_key_and_report_once
     wait_for("twelve requests in flight", Duration::from_secs(60), &[&first], || erp.count() >= 12).await;
     let mut second = SinkProcess::start_with(&topology, &prefix, &["erp-dispatch"], "b", &args);
     second.wait_ready(Duration::from_secs(60));
+    // Cooperative rebalancing may call the second ready before the first has revoked anything:
+    // hold the calls until the first reports its cut-offs (its revocation waited its 1 s).
+    wait_for("the revocation cutting requests off", Duration::from_secs(60), &[&first, &second], || {
+        first.metric("hub_sink_revoked_jobs_total", &[LABEL[0], "outcome=\"cut_off\""]) >= 1.0
+    })
+    .await;
+    erp.delay_ms.store(0, Ordering::Relaxed);
     wait_for("every command at the partner", Duration::from_secs(120), &[&first, &second], || erp.keys().len() >= N)
         .await;
     let cut = first.metric("hub_sink_revoked_jobs_total", &[LABEL[0], "outcome=\"cut_off\""]);

@@ -47,6 +47,9 @@ pub struct ProcessBenchArgs {
     /// Internal: one restore of `--retention-restore` in a process of its own.
     #[arg(long, hide = true)]
     pub restore_child: Option<String>,
+    /// When the processor commits (the topology's `commit` when not given).
+    #[arg(long, value_enum)]
+    pub commit: Option<interchange_core::topology::CommitPolicy>,
     /// Also run a peer on the same backlog, alternating with the hub's exactly-once processor at
     /// the topology's `max_batch`, and print the ratio of the medians.
     #[arg(long, value_enum)]
@@ -206,10 +209,14 @@ pub(super) async fn throughput(
     mode: Mode,
     batch: usize,
     orders: usize,
+    commit: Option<interchange_core::topology::CommitPolicy>,
 ) -> anyhow::Result<Throughput> {
     let (mut topology, ids) = fresh(global, kafka, registry).await?;
     let processor = topology.processors.first_mut().context("no processor")?;
     processor.max_batch = batch;
+    if let Some(commit) = commit {
+        processor.commit = commit;
+    }
     let (inbound, levels, commands) =
         (processor.inputs[0].clone(), processor.lookups[0].clone(), processor.outputs[0].clone());
     let group = format!("{}{}", topology.topic_prefix, processor.name);
@@ -348,7 +355,7 @@ pub async fn run(global: &Global, args: &ProcessBenchArgs) -> anyhow::Result<Exi
     for batch in &args.batches {
         for mode in [Mode::ExactlyOnce, Mode::AtLeastOnce] {
             eprintln!("throughput: {mode:?}, {batch} records per transaction, {} orders ...", args.orders);
-            let result = throughput(global, &kafka, &registry, mode, *batch, args.orders).await?;
+            let result = throughput(global, &kafka, &registry, mode, *batch, args.orders, args.commit).await?;
             eprintln!(
                 "  {:.0} records/s over {:.1} s, {} dispatch commands ({} orders missing, {} repeated)",
                 result.records_per_second, result.seconds, result.commands, result.missing, result.duplicated

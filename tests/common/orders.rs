@@ -56,6 +56,16 @@ pub async fn wait_terminal(
     ids: &[String],
     limit: std::time::Duration,
 ) -> HashMap<String, serde_json::Value> {
+    try_wait_terminal(topic, ids, limit).await.unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`wait_terminal`], saying what is missing instead of panicking (so the caller can add the
+/// logs of the processes it runs).
+pub async fn try_wait_terminal(
+    topic: &str,
+    ids: &[String],
+    limit: std::time::Duration,
+) -> Result<HashMap<String, serde_json::Value>, String> {
     let deadline = std::time::Instant::now() + limit;
     loop {
         let states = latest_states(topic).await;
@@ -68,15 +78,16 @@ pub async fn wait_terminal(
             })
             .collect();
         if pending.is_empty() {
-            return states;
+            return Ok(states);
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{} orders not finished, e.g. {:?}: {:?}",
-            pending.len(),
-            pending.first(),
-            pending.first().and_then(|p| states.get(*p))
-        );
+        if std::time::Instant::now() >= deadline {
+            return Err(format!(
+                "{} orders not finished, e.g. {:?}: {:?}",
+                pending.len(),
+                pending.first(),
+                pending.first().and_then(|p| states.get(*p))
+            ));
+        }
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }
 }

@@ -42,7 +42,8 @@ pub struct Partner {
     pub url: String,
     pub calls: Arc<Mutex<Vec<Call>>>,
     pub status_override: Arc<AtomicU16>,
-    /// Milliseconds each answer waits.
+    /// Milliseconds each answer waits (read again while waiting: lowering it releases the
+    /// calls held).
     pub delay_ms: Arc<AtomicU64>,
 }
 
@@ -69,9 +70,15 @@ impl Partner {
                         calls.push(call.clone());
                         calls.iter().filter(|c| c.key == key).count()
                     };
-                    let wait = delay.load(Ordering::Relaxed);
-                    if wait > 0 {
-                        tokio::time::sleep(Duration::from_millis(wait)).await;
+                    // Re-read while waiting: lowering `delay_ms` releases the calls held now.
+                    let arrived = Instant::now();
+                    loop {
+                        let wait = Duration::from_millis(delay.load(Ordering::Relaxed));
+                        let waited = arrived.elapsed();
+                        if waited >= wait {
+                            break;
+                        }
+                        tokio::time::sleep((wait - waited).min(Duration::from_millis(50))).await;
                     }
                     let (status, extra) = match over.load(Ordering::Relaxed) {
                         0 => answer(&call, attempt),

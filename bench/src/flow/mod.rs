@@ -91,6 +91,9 @@ pub struct FlowBenchArgs {
     /// The processor's transaction interval (the topology's `commit_interval` when not given).
     #[arg(long, value_parser = humantime::parse_duration)]
     pub commit_interval: Option<Duration>,
+    /// When the processor commits (the topology's `commit` when not given).
+    #[arg(long, value_enum)]
+    pub commit: Option<interchange_core::topology::CommitPolicy>,
     /// Skip the HTTP and Kafka ceilings.
     #[arg(long)]
     pub no_baselines: bool,
@@ -150,6 +153,9 @@ pub async fn run(global: &Global, args: &FlowBenchArgs) -> anyhow::Result<ExitCo
     let mut topology = prepared.topology;
     if let Some(batch) = args.max_batch {
         topology.processors.iter_mut().for_each(|p| p.max_batch = batch);
+    }
+    if let Some(commit) = args.commit {
+        topology.processors.iter_mut().for_each(|p| p.commit = commit);
     }
     if let Some(interval) = args.commit_interval {
         topology.processors.iter_mut().for_each(|p| p.commit_interval = interval);

@@ -155,7 +155,7 @@ pub struct RawProcessor {
 }
 
 /// When a processor commits its open transaction.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum CommitPolicy {
     /// As soon as the input waiting has been read (the last commit is done, as the loop is
