@@ -146,7 +146,8 @@ pub async fn compare(
         for hub_turn in if pair % 2 == 0 { [true, false] } else { [false, true] } {
             if hub_turn {
                 eprintln!("pair {}: hub, exactly-once, batch {batch}, {} orders ...", pair + 1, args.orders);
-                let run = throughput(global, kafka, registry, Mode::ExactlyOnce, batch, args.orders, args.commit).await?;
+                let run =
+                    throughput(global, kafka, registry, Mode::ExactlyOnce, batch, args.orders, args.commit).await?;
                 eprintln!("  {:.0} records/s", run.records_per_second);
                 comparison.hub.push(run);
             } else {

@@ -143,8 +143,8 @@ pub struct RawProcessor {
     pub lookups: Vec<String>,
     pub outputs: Vec<String>,
     pub dead_letter: String,
-    /// When a transaction commits: `adaptive` (as soon as no input is waiting, at most
-    /// `commit_interval` after it opened) or `interval` (every `commit_interval`).
+    /// When a transaction commits: `interval` (every `commit_interval`, the default) or
+    /// `adaptive` (as soon as no input is waiting, at most `commit_interval` after it opened).
     #[serde(default)]
     pub commit: CommitPolicy,
     #[serde(default = "default_commit_interval", with = "humantime_serde")]
@@ -161,11 +161,12 @@ pub enum CommitPolicy {
     /// As soon as the input waiting has been read (the last commit is done, as the loop is
     /// synchronous): a quiet processor commits each record at once, a busy one commits the
     /// larger batches that arrived during the previous commit; `commit_interval` and `max_batch`
-    /// still bound a transaction.
-    #[default]
+    /// still bound a transaction. Lower latency at low load, more transactions: each costs the
+    /// broker a commit marker per partition written.
     Adaptive,
     /// When the transaction is `commit_interval` old or holds `max_batch` records (Kafka
-    /// Streams' `commit.interval.ms`).
+    /// Streams' `commit.interval.ms`). The default.
+    #[default]
     Interval,
 }
 

@@ -302,3 +302,19 @@ fn unknown_fields_are_refused() {
     let errors = Topology::load(&path, "").expect_err("typo").0;
     assert!(errors[0].to_string().contains("max_batchh"), "{errors:?}");
 }
+
+#[test]
+fn the_commit_policy_is_interval_unless_told_and_an_unknown_one_is_named() {
+    let shipped = Topology::load(&repo().join("topology.toml"), "").expect("shipped");
+    assert_eq!(shipped.processors[0].commit, CommitPolicy::Interval);
+    let text = replace_once(&shipped_text(), "commit = \"interval\"\n", "");
+    let (_dir, path) = write_copy(&text);
+    assert_eq!(Topology::load(&path, "").expect("default").processors[0].commit, CommitPolicy::Interval);
+    let text = replace_once(&shipped_text(), "commit = \"interval\"", "commit = \"adaptive\"");
+    let (_dir, path) = write_copy(&text);
+    assert_eq!(Topology::load(&path, "").expect("adaptive").processors[0].commit, CommitPolicy::Adaptive);
+    let text = replace_once(&shipped_text(), "commit = \"interval\"", "commit = \"sometimes\"");
+    let (_dir, path) = write_copy(&text);
+    let shown = Topology::load(&path, "").expect_err("unknown").0.iter().map(ToString::to_string).collect::<String>();
+    assert!(shown.contains("sometimes") && shown.contains("adaptive"), "{shown}");
+}
