@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::edge::{provision, test_topology};
-use common::orders::{counts, wait_terminal};
+use common::orders::{counts, try_wait_terminal};
 use common::process::{produce_orders, publish_inventory, upstream_order, FakeErp, Processor};
 use common::{kafka, unique_prefix, TopologyCopy};
 use rdkafka::message::{Headers, Message};
@@ -67,7 +67,9 @@ async fn every_order_reaches_its_terminal_state_exactly_once() {
     produce_orders(&t("orders.inbound"), &orders).await;
 
     let ids: Vec<String> = orders.iter().map(|(id, _)| id.clone()).collect();
-    let states = wait_terminal(&t("orders.state"), &ids, Duration::from_secs(90)).await;
+    let states = try_wait_terminal(&t("orders.state"), &ids, Duration::from_secs(90))
+        .await
+        .unwrap_or_else(|e| panic!("{e}\nprocessor log:\n{}", processor.log_text()));
     for (id, state) in &states {
         let expected = match id.trim_start_matches(&prefix).split('-').next() {
             Some("OK") => "COMPLETED",
@@ -162,7 +164,9 @@ async fn a_pending_deadline_fires_once_after_a_restart() {
     }
     processor.kill();
     let restarted = Processor::start(&topology, &prefix, "d1", &[]);
-    let states = wait_terminal(&t("orders.state"), &ids, Duration::from_secs(60)).await;
+    let states = try_wait_terminal(&t("orders.state"), &ids, Duration::from_secs(60))
+        .await
+        .unwrap_or_else(|e| panic!("{e}\nprocessor log:\n{}", restarted.log_text()));
     for id in &ids {
         assert_eq!(states[id]["status"], "COMPENSATED", "{id}");
     }
