@@ -35,42 +35,42 @@ fn ticks(stat: &str) -> Option<u64> {
     Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
 }
 
-/// Who a process is, by its command line; `None` for this process.
-fn classify(pid: u32, own: u32) -> Option<&'static str> {
-    if pid == own {
-        return None;
-    }
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-    Some(if cmdline.contains("kafka.Kafka") {
-        "kafka"
-    } else if cmdline.contains("CassandraDaemon") {
-        "cassandra"
-    } else if cmdline.to_ascii_lowercase().contains("apicurio") || cmdline.contains("quarkus-run") {
-        "registry"
-    } else if comm.starts_with("redis-server") {
-        "redis"
-    } else if cmdline.contains("peer.kstreams") {
-        "kstreams peer"
-    } else {
-        "other processes"
-    })
+/// The bench's own threads not serving a role: load generator, partners, accounting.
+const BENCH: &str = "bench (load, partners, accounting)";
+/// Every process no entry of [`PROCESSES`] names.
+const OTHER: &str = "other processes";
+/// A Kafka Streams peer run beside the hub (`hub-bench process --peer kstreams`).
+const PEER: &str = "kstreams peer";
+/// What a deployment of the hub does not run: left out of the hub's CPU per order.
+const NOT_THE_HUB: [&str; 3] = [BENCH, OTHER, PEER];
+
+/// Other processes by a piece of their lower-cased command line, first match wins.
+const PROCESSES: [(&str, &str); 6] = [
+    ("kafka.kafka", "kafka"),
+    ("cassandradaemon", "cassandra"),
+    ("apicurio", "registry"),
+    ("quarkus-run", "registry"),
+    ("redis-server", "redis"),
+    ("peer.kstreams", PEER),
+];
+
+/// This process's threads by the start of their name; the rest are [`BENCH`]'s.
+const THREADS: [(&str, &str); 4] = [
+    ("hub-edge", "edge"),
+    ("hub-processor", "processor"),
+    ("hub-sinks", "sinks"),
+    ("rdk:", "kafka clients (librdkafka, all roles)"),
+];
+
+/// Who runs a process with this command line.
+fn process_role(cmdline: &str) -> &'static str {
+    let cmdline = cmdline.to_ascii_lowercase();
+    PROCESSES.iter().find(|(piece, _)| cmdline.contains(piece)).map_or(OTHER, |(_, who)| who)
 }
 
 /// Who a thread of this process works for, by its name.
 fn thread_role(name: &str) -> &'static str {
-    if name.starts_with("hub-edge") {
-        "edge"
-    } else if name.starts_with("hub-processor") {
-        "processor"
-    } else if name.starts_with("hub-sinks") {
-        "sinks"
-    } else if name.starts_with("rdk:") {
-        "kafka clients (librdkafka, all roles)"
-    } else {
-        "bench (load, partners, accounting)"
-    }
+    THREADS.iter().find(|(start, _)| name.starts_with(start)).map_or(BENCH, |(_, who)| who)
 }
 
 impl Snapshot {
@@ -82,14 +82,14 @@ impl Snapshot {
         if let Ok(entries) = std::fs::read_dir("/proc") {
             for entry in entries.flatten() {
                 let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
-                match classify(pid, own) {
-                    Some(who) => {
-                        let spent =
-                            std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().as_deref().and_then(ticks);
-                        *snapshot.by.entry(who).or_default() += spent.unwrap_or(0);
-                    }
-                    None => snapshot.own_threads(pid),
+                if pid == own {
+                    snapshot.own_threads(pid);
+                    continue;
                 }
+                let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                let who = process_role(&String::from_utf8_lossy(&cmdline).replace('\0', " "));
+                let spent = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().as_deref().and_then(ticks);
+                *snapshot.by.entry(who).or_default() += spent.unwrap_or(0);
             }
         }
         if let Ok(stat) = std::fs::read_to_string("/proc/stat") {
@@ -164,13 +164,7 @@ impl Budget {
     /// CPU per order of everything a deployment runs: the roles, their Kafka clients and the
     /// services (the bench's own load generator and partners, and other processes, left out).
     pub fn hub_ms(&self) -> f64 {
-        self.per_order_ms
-            .iter()
-            .filter(|(who, _)| {
-                !matches!(*who, "bench (load, partners, accounting)" | "other processes" | "kstreams peer")
-            })
-            .map(|(_, ms)| ms)
-            .sum()
+        self.per_order_ms.iter().filter(|(who, _)| !NOT_THE_HUB.contains(who)).map(|(_, ms)| ms).sum()
     }
 
     pub fn print(&self) {
@@ -214,6 +208,20 @@ mod tests {
     fn ticks_are_utime_plus_stime_after_a_comm_with_spaces() {
         let line = "42 (rdk:broker (1) x) S 1 42 42 0 -1 4194560 100 0 0 0 7 5 0 0 20 0 1 0 100 0 0";
         assert_eq!(ticks(line), Some(12));
+    }
+
+    #[test]
+    fn processes_and_threads_are_told_apart_by_name() {
+        let kafka = "/usr/lib/jvm/java-17/bin/java -Xmx1G -cp /cache/kafka/libs/* kafka.Kafka server.properties";
+        assert_eq!(process_role(kafka), "kafka");
+        assert_eq!(process_role("java -cp x org.apache.cassandra.service.CassandraDaemon"), "cassandra");
+        assert_eq!(process_role("java -jar /cache/apicurio-registry/quarkus-run.jar"), "registry");
+        assert_eq!(process_role("redis-server 127.0.0.1:6379"), "redis");
+        assert_eq!(process_role("java -cp target/kstreams-peer.jar peer.kstreams.Bench backlog 50000"), PEER);
+        assert_eq!(process_role("cargo build --release"), OTHER);
+        assert_eq!(thread_role("hub-processor"), "processor");
+        assert_eq!(thread_role("rdk:broker1"), "kafka clients (librdkafka, all roles)");
+        assert_eq!(thread_role("tokio-runtime-w"), BENCH);
     }
 
     #[test]

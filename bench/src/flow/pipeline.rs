@@ -215,14 +215,15 @@ pub async fn start(
     edge_in_flight: usize,
 ) -> anyhow::Result<Running> {
     let shutdown = CancellationToken::new();
-    let runtimes = vec![RoleRuntime::new("processor", 1)?, RoleRuntime::new("sinks", 2)?, RoleRuntime::new("edge", 2)?];
+    let (processor_runtime, sinks_runtime, edge_runtime) =
+        (RoleRuntime::new("processor", 1)?, RoleRuntime::new("sinks", 2)?, RoleRuntime::new("edge", 2)?);
     let mut processor = ProcessorDefaults::try_parse_from(["bench", "--processor-listen", "127.0.0.1:0"])?.config;
     processor.mode = mode;
     processor.instance_id = "bench-flow".to_owned();
     let processor_services = interchange_core::Services::new(services.kafka.clone(), services.registry.clone());
     let processor = {
         let (topology, shutdown) = (topology.clone(), shutdown.clone());
-        runtimes[0].handle()?.spawn(async move {
+        processor_runtime.handle()?.spawn(async move {
             interchange_processors::run(&topology, &processor_services, &processor, shutdown).await
         })
     };
@@ -234,14 +235,14 @@ pub async fn start(
     let sink_services = interchange_core::Services::new(services.kafka.clone(), services.registry.clone());
     let sinks = {
         let (topology, shutdown) = (topology.clone(), shutdown.clone());
-        runtimes[1]
+        sinks_runtime
             .handle()?
             .spawn(async move { interchange_sinks::run(&topology, &sink_services, &sink_config, shutdown).await })
     };
     let edge = {
         let (topology, services, config) = (topology.clone(), services.clone(), edge::config(edge_in_flight)?);
         // The readiness probe's connections belong to the edge's runtime, not the load's client.
-        runtimes[2]
+        edge_runtime
             .handle()?
             .spawn(async move { edge::start(&topology, &services, config, &reqwest::Client::new()).await })
     };
@@ -252,7 +253,7 @@ pub async fn start(
             return Err(error);
         }
     };
-    Ok(Running { edge, shutdown, processor, sinks, _runtimes: runtimes })
+    Ok(Running { edge, shutdown, processor, sinks, _runtimes: vec![processor_runtime, sinks_runtime, edge_runtime] })
 }
 
 impl Running {
