@@ -31,6 +31,20 @@ pub async fn latest_states(topic: &str) -> HashMap<String, serde_json::Value> {
     latest
 }
 
+/// The last state written for every order on the state topic (read_committed), tombstones
+/// skipped: what an order reached even when it has since been retired.
+pub async fn last_written_states(topic: &str) -> HashMap<String, serde_json::Value> {
+    let decoder = avro::decoder();
+    let mut last = HashMap::new();
+    for record in kafka::read_all(topic, "read_committed") {
+        let Some(payload) = record.payload() else { continue };
+        let key = String::from_utf8_lossy(record.key().unwrap_or_default()).into_owned();
+        let (_, json) = avro::decode(&decoder, payload, "order_state").await;
+        last.insert(key, json);
+    }
+    last
+}
+
 /// Count of records per (correlation id, event type) on a topic.
 pub fn counts(topic: &str, isolation: &str) -> HashMap<(String, String), usize> {
     let mut out = HashMap::new();
@@ -66,9 +80,21 @@ pub async fn try_wait_terminal(
     ids: &[String],
     limit: std::time::Duration,
 ) -> Result<HashMap<String, serde_json::Value>, String> {
+    try_wait_until_terminal(topic, ids, limit, false).await
+}
+
+/// [`try_wait_terminal`]; with `retired`, an order whose terminal state has since been
+/// tombstoned counts as finished (its last state written is what is returned), so a short
+/// retention cannot retire an order between two reads and hide that it finished.
+pub async fn try_wait_until_terminal(
+    topic: &str,
+    ids: &[String],
+    limit: std::time::Duration,
+    retired: bool,
+) -> Result<HashMap<String, serde_json::Value>, String> {
     let deadline = std::time::Instant::now() + limit;
     loop {
-        let states = latest_states(topic).await;
+        let states = if retired { last_written_states(topic).await } else { latest_states(topic).await };
         let pending: Vec<&String> = ids
             .iter()
             .filter(|id| {
