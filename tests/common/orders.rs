@@ -125,8 +125,14 @@ pub fn delivered(_: &str) -> Option<&'static str> {
 /// Every order completed, with one dispatch and one notification on the read_committed
 /// commands topic and no transition applied twice.
 pub async fn assert_exactly_once(prefix: &str, ids: &[String]) {
-    let t = |name: &str| format!("{prefix}{name}");
-    let states = wait_terminal(&t("orders.state"), ids, Duration::from_secs(180)).await;
+    assert_exactly_once_on(prefix, "orders", ids).await;
+}
+
+/// [`assert_exactly_once`] on the topics `{flow}.state` and `{flow}.commands`; returns the
+/// final states.
+pub async fn assert_exactly_once_on(prefix: &str, flow: &str, ids: &[String]) -> HashMap<String, serde_json::Value> {
+    let t = |name: &str| format!("{prefix}{flow}.{name}");
+    let states = wait_terminal(&t("state"), ids, Duration::from_secs(180)).await;
     for id in ids {
         let state = &states[id];
         assert_eq!(state["status"], "COMPLETED", "{id}: {state}");
@@ -139,7 +145,7 @@ pub async fn assert_exactly_once(prefix: &str, ids: &[String]) {
             .collect();
         assert_eq!(steps.iter().collect::<HashSet<_>>().len(), steps.len(), "{id}: a transition twice: {steps:?}");
     }
-    let committed = counts(&t("orders.commands"), "read_committed");
+    let committed = counts(&t("commands"), "read_committed");
     let mut wrong = Vec::new();
     for id in ids {
         for kind in ["dispatch_command", "notification_command"] {
@@ -150,10 +156,13 @@ pub async fn assert_exactly_once(prefix: &str, ids: &[String]) {
         }
     }
     assert!(wrong.is_empty(), "{} commands not exactly once: {:?}", wrong.len(), &wrong[..wrong.len().min(10)]);
-    let uncommitted: usize = counts(&t("orders.commands"), "read_uncommitted").values().sum();
+    let uncommitted: usize = counts(&t("commands"), "read_uncommitted").values().sum();
     let committed_total: usize = committed.values().sum();
     assert!(uncommitted >= committed_total);
-    eprintln!("commands: {committed_total} read_committed, {uncommitted} read_uncommitted (aborted ones included)");
+    eprintln!(
+        "{flow}: commands {committed_total} read_committed, {uncommitted} read_uncommitted (aborted ones included)"
+    );
+    states
 }
 
 pub fn orders(prefix: &str, n: usize) -> Vec<(String, serde_json::Value)> {

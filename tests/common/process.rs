@@ -110,9 +110,14 @@ impl Processor {
         let mut body = String::new();
         stream.read_to_string(&mut body).ok()?;
         body.lines()
-            .find(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+            .find(|l| l.starts_with(name) && (name.ends_with('}') || l[name.len()..].starts_with([' ', '{'])))
             .and_then(|l| l.rsplit(' ').next())
             .and_then(|v| v.parse().ok())
+    }
+
+    /// The sample of `name` whose labels are exactly `labels` (e.g. `processor="order-saga"`).
+    pub fn metric_labelled(&self, name: &str, labels: &str) -> Option<f64> {
+        self.metric(&format!("{name}{{{labels}}}"))
     }
 
     pub fn log_text(&self) -> String {

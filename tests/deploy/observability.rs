@@ -139,7 +139,8 @@ fn exported_names_follow_the_constants_and_prometheus_client() {
     assert!(exported.len() > 30, "{exported:?}");
     // The source reading agrees with what prometheus-client writes, for every metric it writes.
     let encoded = encoded();
-    assert!(encoded.len() > 10, "{encoded:?}");
+    // (Labelled families, the processor's all of them, write nothing here.)
+    assert!(encoded.len() > 5, "{encoded:?}");
     let unknown: Vec<_> = encoded.difference(&exported).collect();
     assert!(unknown.is_empty(), "written but not found in the sources: {unknown:?}");
     assert_eq!(

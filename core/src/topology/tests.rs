@@ -318,3 +318,41 @@ fn the_commit_policy_is_interval_unless_told_and_an_unknown_one_is_named() {
     let shown = Topology::load(&path, "").expect_err("unknown").0.iter().map(ToString::to_string).collect::<String>();
     assert!(shown.contains("sometimes") && shown.contains("adaptive"), "{shown}");
 }
+
+/// The shipped topology with the test fixture's second processor (topics `orders-b.*`).
+fn with_second_processor() -> String {
+    let fixture = std::fs::read_to_string(repo().join("tests/fixtures/second-processor.toml")).expect("fixture");
+    format!("{}\n{fixture}", shipped_text())
+}
+
+#[test]
+fn two_processors_load_and_a_state_topic_belongs_to_one_of_them() {
+    let (_dir, path) = write_copy(&with_second_processor());
+    let topology = Topology::load(&path, "p.").expect("two processors");
+    let names: Vec<&str> = topology.processors.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["order-saga", "order-saga-b"]);
+    assert_eq!(topology.processors[1].state, "p.orders-b.state");
+    assert_eq!(topology.processors[1].commit, CommitPolicy::Adaptive);
+
+    // Sharing the first's state topic, and writing to it: both reported, with the others.
+    let text = replace_once(&with_second_processor(), "state = \"orders-b.state\"", "state = \"orders.state\"");
+    let text = replace_once(
+        &text,
+        "outputs = [\"orders-b.commands\", \"orders-b.events\"]",
+        "outputs = [\"orders-b.commands\", \"orders-b.events\", \"orders.state\"]",
+    );
+    let (_dir, path) = write_copy(&text);
+    let errors = Topology::load(&path, "").expect_err("shared state").0;
+    let state_errors: Vec<String> = errors
+        .iter()
+        .filter(|e| matches!(e, TopologyError::Invalid { field: "state", .. }))
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(state_errors.len(), 3, "{errors:#?}");
+    assert!(
+        state_errors.iter().any(|e| e.contains("already the state of processor \"order-saga\"")),
+        "{state_errors:#?}"
+    );
+    let written = state_errors.iter().filter(|e| e.contains("processor \"order-saga-b\" writes to it")).count();
+    assert_eq!(written, 2, "both processors keeping orders.state are told: {state_errors:#?}");
+}

@@ -29,9 +29,47 @@ pub(crate) struct LagLabels {
     pub(crate) partition: String,
 }
 
-/// Every metric of the processor role.
+/// The `processor` label of a metric with no other.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ProcessorLabel {
+    pub(crate) processor: String,
+}
+
+/// A histogram family whose buckets are fixed by a plain function.
+type Histograms = Family<ProcessorLabel, Histogram, fn() -> Histogram>;
+
+fn commit_buckets() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 14))
+}
+
+fn batch_buckets() -> Histogram {
+    Histogram::new(exponential_buckets(1.0, 2.0, 14))
+}
+
+fn restore_buckets() -> Histogram {
+    Histogram::new(exponential_buckets(0.01, 2.0, 14))
+}
+
+/// Every metric of the processor role; each processor of the topology has its rows, told
+/// apart by the `processor` label ([`ProcessorMetrics::of`]).
 #[derive(Debug, Clone)]
 pub struct ProcessorMetrics {
+    records: Family<OutcomeLabels, Counter>,
+    transactions: Family<OutcomeLabels, Counter>,
+    commit: Histograms,
+    batch: Histograms,
+    restore: Histograms,
+    states: Family<ProcessorLabel, Gauge>,
+    dead_letters: Family<OutcomeLabels, Counter>,
+    foreign_results: Family<MismatchLabels, Counter>,
+    rebalances: Family<OutcomeLabels, Counter>,
+    lag: Family<LagLabels, Gauge>,
+}
+
+/// One processor's metrics: its rows of the histograms and the gauge, and the labelled
+/// families (whose labels name the processor).
+#[derive(Debug, Clone)]
+pub(crate) struct Meters {
     pub(crate) records: Family<OutcomeLabels, Counter>,
     pub(crate) transactions: Family<OutcomeLabels, Counter>,
     pub(crate) commit: Histogram,
@@ -50,10 +88,10 @@ impl ProcessorMetrics {
         let m = Self {
             records: Family::default(),
             transactions: Family::default(),
-            commit: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
-            batch: Histogram::new(exponential_buckets(1.0, 2.0, 14)),
-            restore: Histogram::new(exponential_buckets(0.01, 2.0, 14)),
-            states: Gauge::default(),
+            commit: Family::new_with_constructor(commit_buckets),
+            batch: Family::new_with_constructor(batch_buckets),
+            restore: Family::new_with_constructor(restore_buckets),
+            states: Family::default(),
             dead_letters: Family::default(),
             foreign_results: Family::default(),
             rebalances: Family::default(),
@@ -78,5 +116,22 @@ impl ProcessorMetrics {
         );
         registry.register(names::PROCESSOR_REBALANCES, "Rebalances by outcome", m.rebalances.clone());
         m
+    }
+
+    /// The metrics of `processor`.
+    pub(crate) fn of(&self, processor: &str) -> Meters {
+        let label = ProcessorLabel { processor: processor.to_owned() };
+        Meters {
+            records: self.records.clone(),
+            transactions: self.transactions.clone(),
+            commit: self.commit.get_or_create(&label).clone(),
+            batch: self.batch.get_or_create(&label).clone(),
+            restore: self.restore.get_or_create(&label).clone(),
+            states: self.states.get_or_create(&label).clone(),
+            dead_letters: self.dead_letters.clone(),
+            foreign_results: self.foreign_results.clone(),
+            rebalances: self.rebalances.clone(),
+            lag: self.lag.clone(),
+        }
     }
 }

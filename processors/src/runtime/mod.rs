@@ -65,25 +65,100 @@ fn retention_ms(processor: &Processor) -> Option<i64> {
     Some(i64::try_from(terminal_retention.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// Runs the topology's processor until `shutdown`, with Kafka and the schema registry of
-/// `services`; an error means exit non-zero.
+/// Runs every processor of the topology until `shutdown`, each with its own consumer group,
+/// transactional id, state and loop thread, behind one health and metrics endpoint, with Kafka
+/// and the schema registry of `services`. One processor stopping (an error, or `shutdown`)
+/// stops the others; an error means exit non-zero.
 pub async fn run(
     topology: &Topology,
     services: &Services,
     config: &ProcessorConfig,
     shutdown: CancellationToken,
 ) -> Result<(), ProcessorError> {
-    let processor = topology
-        .processors
-        .first()
-        .ok_or_else(|| ProcessorError::Config("the topology has no processor".to_owned()))?;
+    if topology.processors.is_empty() {
+        return Err(ProcessorError::Config("the topology has no processor".to_owned()));
+    }
     let registry = services.registry.client()?;
+    let mut registry_metrics = prometheus_client::registry::Registry::default();
+    let metrics = metrics::ProcessorMetrics::register(&mut registry_metrics);
+    let mut started = Vec::new();
+    for processor in &topology.processors {
+        match start(topology, services, config, &registry, processor, &metrics, &shutdown).await {
+            Ok(one) => started.push(one),
+            Err(error) => {
+                // The lookup threads already started stop with the token.
+                shutdown.cancel();
+                return Err(error);
+            }
+        }
+    }
+    let shareds: Vec<Arc<Shared>> = started.iter().map(|s| Arc::clone(&s.shared)).collect();
+    let app = health::router(readiness(shareds), Arc::new(Mutex::new(registry_metrics)), shutdown.clone());
+    let health = tokio::spawn(health::bind_and_serve(config.processor_listen, app, "processor", shutdown.clone()));
+    let loops: Vec<_> = started.into_iter().map(|one| tokio::spawn(one.run(shutdown.clone()))).collect();
+    let mut result = Ok(());
+    for handle in loops {
+        let outcome = handle.await.map_err(|e| ProcessorError::Config(format!("processor loop: {e}"))).and_then(|r| r);
+        if result.is_ok() {
+            result = outcome;
+        }
+    }
+    health.abort();
+    result
+}
+
+/// One processor set up and ready to loop: its shared state, clients and lookup thread.
+struct Started {
+    shared: Arc<Shared>,
+    consumer: rdkafka::consumer::BaseConsumer<consumer::RebalanceContext>,
+    producer: BaseProducer<delivery::DeliveryContext>,
+    lookup_thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Started {
+    /// Runs the loop on a blocking thread until `shutdown`, then cancels it (so the other
+    /// processors stop too) and waits for the lookup thread.
+    async fn run(self, shutdown: CancellationToken) -> Result<(), ProcessorError> {
+        let Started { shared, consumer, producer, lookup_thread } = self;
+        let (loop_shared, loop_shutdown) = (Arc::clone(&shared), shutdown.clone());
+        let result = tokio::task::spawn_blocking(move || {
+            let mut l = eos::Loop::new(&loop_shared, consumer, producer);
+            let result = l.run(&loop_shutdown);
+            l.consumer.unsubscribe();
+            result
+        })
+        .await
+        .map_err(|e| ProcessorError::Config(format!("processor loop: {e}")))
+        .and_then(|r| r);
+        if let Err(error) = &result {
+            tracing::error!(processor = %shared.name, %error, "processor failed; stopping the others");
+        }
+        shutdown.cancel();
+        if let Some(handle) = lookup_thread {
+            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        }
+        tracing::info!(processor = %shared.name, "processor stopped");
+        result
+    }
+}
+
+/// Sets up `processor`: its codec, topics checked on the broker, lookup table, consumer
+/// (subscribed) and producer.
+async fn start(
+    topology: &Topology,
+    services: &Services,
+    config: &ProcessorConfig,
+    registry: &interchange_core::registry::Registry,
+    processor: &Processor,
+    metrics: &metrics::ProcessorMetrics,
+    shutdown: &CancellationToken,
+) -> Result<Started, ProcessorError> {
     let mut topics: Vec<String> = processor.inputs.clone();
     topics.extend(processor.outputs.iter().cloned());
     topics.extend(processor.lookups.iter().cloned());
     topics.push(processor.state.clone());
     topics.push(processor.dead_letter.clone());
-    let codec = Arc::new(codec::Codec::new(topology, &registry, &topics).await?);
+    let codec = Arc::new(codec::Codec::new(topology, registry, &topics).await?);
     let mut output_topics = HashMap::new();
     for topic in topology.topics.iter().filter(|t| processor.outputs.contains(&t.name)) {
         for schema in &topic.schemas {
@@ -91,8 +166,6 @@ pub async fn run(
         }
     }
     let remember_ms = check_topics(&services.kafka, processor).await?;
-    let mut registry_metrics = prometheus_client::registry::Registry::default();
-    let metrics = metrics::ProcessorMetrics::register(&mut registry_metrics);
     let (levels, lookup_thread) = match processor.lookups.first() {
         Some(topic) => {
             // Metadata and watermark calls block: keep them off the async workers.
@@ -125,7 +198,7 @@ pub async fn run(
         max_batch: u64::try_from(processor.max_batch).unwrap_or(u64::MAX),
         retention_ms: retention_ms(processor),
         remember_ms,
-        metrics,
+        metrics: metrics.of(&processor.name),
         ready: AtomicBool::new(false),
     });
     let consumer = consumer::consumer(&services.kafka, &group, config, shared.metrics.lag.clone(), &shared.name)?;
@@ -134,26 +207,8 @@ pub async fn run(
         .map_err(|source| ProcessorError::Kafka { operation: "subscribe", source })?;
     let transactional_id = format!("{group}-{}", config.instance_id);
     let producer = producer(&services.kafka, &transactional_id, config)?;
-    let app = health::router(readiness(Arc::clone(&shared)), Arc::new(Mutex::new(registry_metrics)), shutdown.clone());
-    let health = tokio::spawn(health::bind_and_serve(config.processor_listen, app, "processor", shutdown.clone()));
     tracing::info!(processor = %processor.name, %group, %transactional_id, mode = ?config.mode, "processor starting");
-    let loop_shared = Arc::clone(&shared);
-    let loop_shutdown = shutdown.clone();
-    let result = tokio::task::spawn_blocking(move || {
-        let mut l = eos::Loop::new(&loop_shared, consumer, producer);
-        let result = l.run(&loop_shutdown);
-        l.consumer.unsubscribe();
-        result
-    })
-    .await
-    .map_err(|e| ProcessorError::Config(format!("processor loop: {e}")))?;
-    shutdown.cancel();
-    health.abort();
-    if let Some(handle) = lookup_thread {
-        let _ = tokio::task::spawn_blocking(move || handle.join()).await;
-    }
-    tracing::info!(processor = %shared.name, "processor stopped");
-    result
+    Ok(Started { shared, consumer, producer, lookup_thread })
 }
 
 /// The broker's topics, not only the declaration: inputs and state co-partitioned, state and
@@ -222,13 +277,13 @@ fn producer(
         .map_err(|source| ProcessorError::Kafka { operation: "producer", source })
 }
 
-/// Ready once the partitions are assigned and restored and the lookup table is read.
-fn readiness(shared: Arc<Shared>) -> Readiness {
+/// Ready once every processor's partitions are assigned and restored and its lookup table read.
+fn readiness(shareds: Vec<Arc<Shared>>) -> Readiness {
     Arc::new(move || {
-        if shared.ready.load(Ordering::Acquire) && shared.levels.loaded() {
-            Vec::new()
-        } else {
-            vec!["waiting for partitions or the lookup table".to_owned()]
-        }
+        shareds
+            .iter()
+            .filter(|shared| !(shared.ready.load(Ordering::Acquire) && shared.levels.loaded()))
+            .map(|shared| format!("processor {}: waiting for partitions or the lookup table", shared.name))
+            .collect()
     })
 }

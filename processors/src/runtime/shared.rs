@@ -11,7 +11,7 @@ use interchange_core::topology::CommitPolicy;
 use super::codec::Codec;
 use super::config::Mode;
 use super::lookup::Levels;
-use super::metrics::ProcessorMetrics;
+use super::metrics::Meters;
 use crate::saga;
 
 /// What the loop and the health endpoints share.
@@ -35,7 +35,7 @@ pub(crate) struct Shared {
     pub(crate) retention_ms: Option<i64>,
     /// How long a retired order's key is remembered (the state topic's `delete.retention.ms`).
     pub(crate) remember_ms: i64,
-    pub(crate) metrics: ProcessorMetrics,
+    pub(crate) metrics: Meters,
     /// Partitions assigned and restored (the lookup table is checked apart).
     pub(crate) ready: AtomicBool,
 }
