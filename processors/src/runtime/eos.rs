@@ -182,7 +182,7 @@ impl<'a> Loop<'a> {
                 Ok(()) => return Ok(()),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     record = back;
-                    self.producer.poll(Duration::from_millis(10));
+                    serve_or_wait(&self.producer, Duration::from_millis(1));
                 }
                 Err((error, _)) if delivery::record_fault(&error) => {
                     tracing::warn!(topic, %error, origin = ?written.origin, "record refused; redoing the batch without its input");
@@ -596,17 +596,17 @@ impl<'a> Loop<'a> {
         }
     }
 
-    /// Waits until every produced record is acknowledged, polling in 1 ms steps. rust-rdkafka's
-    /// `BaseProducer::flush` (which `commit_transaction` calls) polls in 100 ms steps that do not
-    /// return early, which made every commit take at least 100 ms; with nothing in flight its
-    /// flush returns at once.
+    /// Waits until every produced record is acknowledged, serving reports every
+    /// [`ACK_WAIT`]. rust-rdkafka's `BaseProducer::flush` (which `commit_transaction` calls)
+    /// polls in 100 ms steps that do not return early, which made every commit take at least
+    /// 100 ms; with nothing in flight its flush returns at once.
     fn drain(&self) -> Result<(), KafkaError> {
         let deadline = Instant::now() + CALL_TIMEOUT;
         while self.producer.in_flight_count() > 0 {
             if Instant::now() > deadline {
                 return Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut));
             }
-            self.producer.poll(Duration::from_millis(1));
+            serve_or_wait(&self.producer, ACK_WAIT);
         }
         Ok(())
     }
@@ -705,7 +705,7 @@ impl<'a> Loop<'a> {
             if self.producer.in_flight_count() == 0 {
                 return;
             }
-            self.producer.poll(Duration::from_millis(1));
+            serve_or_wait(&self.producer, Duration::from_millis(1));
         }
     }
 
@@ -725,6 +725,24 @@ impl<'a> Loop<'a> {
                 .map_err(|source| ProcessorError::Kafka { operation: "rewind", source })?;
         }
         self.retrying("rewind", |l| l.consumer.seek_partitions(target.clone(), CALL_TIMEOUT).map(|_| ()))
+    }
+}
+
+/// How long the loop sleeps between serving delivery reports while it waits for
+/// acknowledgements (a broker on loopback acknowledges in a few milliseconds).
+const ACK_WAIT: Duration = Duration::from_micros(200);
+
+/// Serves the delivery reports that are ready; if records are still in flight, sleeps `wait`.
+///
+/// Not `BaseProducer::poll(wait)`: rust-rdkafka's poll loops until `wait` has passed and hands
+/// librdkafka the time left in whole milliseconds, so its last millisecond (all of a 1 ms
+/// poll) is a busy loop of non-blocking polls, two clock reads each. Draining that way took 15%
+/// of the processor thread's samples in clock reads alone (`docs/perf/`), on a CPU the broker
+/// needs to send the acknowledgements waited for.
+fn serve_or_wait<C: rdkafka::producer::ProducerContext>(producer: &BaseProducer<C>, wait: Duration) {
+    producer.poll(Duration::ZERO);
+    if producer.in_flight_count() > 0 {
+        std::thread::sleep(wait);
     }
 }
 
