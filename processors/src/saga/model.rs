@@ -58,21 +58,32 @@ pub struct Millis(pub i64);
 
 impl<'de> Deserialize<'de> for Millis {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Int(i64),
-            Text(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Int(ms) => Ok(Millis(ms)),
-            Raw::Text(text) => {
-                let at = time::OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339)
-                    .map_err(|e| serde::de::Error::custom(format!("{text:?}: {e}")))?;
+        // A visitor, not an untagged enum: that buffered every value and built (and dropped) an
+        // error for each RFC 3339 string before trying it as one.
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Millis;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("milliseconds since the epoch, or an RFC 3339 time")
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, ms: i64) -> Result<Millis, E> {
+                Ok(Millis(ms))
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, ms: u64) -> Result<Millis, E> {
+                i64::try_from(ms).map(Millis).map_err(E::custom)
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Millis, E> {
+                let at = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+                    .map_err(|e| E::custom(format!("{text:?}: {e}")))?;
                 let ms = at.unix_timestamp_nanos() / 1_000_000;
-                Ok(Millis(i64::try_from(ms).map_err(serde::de::Error::custom)?))
+                Ok(Millis(i64::try_from(ms).map_err(E::custom)?))
             }
         }
+        d.deserialize_any(Visitor)
     }
 }
 

@@ -626,3 +626,14 @@ fn an_order_under_another_partner_s_correlation_id_is_refused_naming_both() {
          (order G-9, event e-9) with it is refused, acme-shop's order is unchanged"
     );
 }
+
+#[test]
+fn millis_read_from_an_integer_or_an_rfc_3339_time_and_nothing_else() {
+    let read = |v: serde_json::Value| serde_json::from_value::<Millis>(v);
+    assert_eq!(read(serde_json::json!(1_700_000_000_123_i64)).expect("int"), Millis(1_700_000_000_123));
+    assert_eq!(read(serde_json::json!(-5)).expect("negative"), Millis(-5));
+    assert_eq!(read(serde_json::json!("2023-11-14T22:13:20.123Z")).expect("text"), Millis(1_700_000_000_123));
+    assert!(read(serde_json::json!("yesterday")).expect_err("not a time").to_string().contains("yesterday"));
+    assert!(read(serde_json::json!(u64::MAX)).is_err());
+    assert!(read(serde_json::json!(1.5)).is_err());
+}
