@@ -732,17 +732,24 @@ impl<'a> Loop<'a> {
 /// acknowledgements (a broker on loopback acknowledges in a few milliseconds).
 const ACK_WAIT: Duration = Duration::from_micros(200);
 
-/// Serves the delivery reports that are ready; if records are still in flight, sleeps `wait`.
+/// Serves every delivery report that is ready; if records are still in flight, sleeps `wait`.
 ///
 /// Not `BaseProducer::poll(wait)`: rust-rdkafka's poll loops until `wait` has passed and hands
 /// librdkafka the time left in whole milliseconds, so its last millisecond (all of a 1 ms
 /// poll) is a busy loop of non-blocking polls, two clock reads each. Draining that way took 15%
 /// of the processor thread's samples in clock reads alone (`docs/perf/`), on a CPU the broker
-/// needs to send the acknowledgements waited for.
+/// needs to send the acknowledgements waited for. A zero poll serves one event (one report per
+/// partition's batch), so it is repeated while it makes progress.
 fn serve_or_wait<C: rdkafka::producer::ProducerContext>(producer: &BaseProducer<C>, wait: Duration) {
-    producer.poll(Duration::ZERO);
-    if producer.in_flight_count() > 0 {
-        std::thread::sleep(wait);
+    let mut left = producer.in_flight_count();
+    while left > 0 {
+        producer.poll(Duration::ZERO);
+        let now = producer.in_flight_count();
+        if now == left {
+            std::thread::sleep(wait);
+            return;
+        }
+        left = now;
     }
 }
 
