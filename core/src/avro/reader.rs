@@ -126,8 +126,10 @@ impl Reader {
             writer.reader.read_value(&mut body).map_err(|e| DecodeError::Corrupt { id, reason: e.to_string() })?;
         let broken = |reason: String| DecodeError::Contract { id, contract: contract.name.clone(), reason };
         let widened = widen_decimals(written).map_err(broken)?;
-        let resolved = widened.resolve(&contract.schema).map_err(|e| broken(e.to_string()))?;
-        let value = check_decimals(resolved, &contract.schema, &contract.names, "").map_err(broken)?;
+        // With the contract's names resolved once: `resolve` alone rebuilt them for every record.
+        let resolved =
+            widened.resolve_with_names(&contract.schema, &contract.names).map_err(|e| broken(e.to_string()))?;
+        let value = check_decimals(resolved, &contract.schema, &contract.names).map_err(broken)?;
         Ok(Decoded { contract: contract.name.clone(), schema_id: id, value })
     }
 
@@ -196,20 +198,21 @@ fn widen_decimals(value: Value) -> Result<Value, String> {
 }
 
 /// Checks every decimal of a resolved value against the contract's precision and writes it in
-/// the length the hub's encoder uses; the error names the field by JSON pointer.
-fn check_decimals(value: Value, schema: &Schema, names: &HashMap<Name, Schema>, at: &str) -> Result<Value, String> {
+/// the length the hub's encoder uses; the error names the field by JSON pointer (built on the
+/// way out of a failure only, not for every field of every record).
+fn check_decimals(value: Value, schema: &Schema, names: &HashMap<Name, Schema>) -> Result<Value, String> {
     let schema = match schema {
-        Schema::Ref { name } => names.get(name).ok_or_else(|| format!("{at}: unresolved type {name}"))?,
+        Schema::Ref { name } => names.get(name).ok_or_else(|| format!(": unresolved type {name}"))?,
         other => other,
     };
     Ok(match (value, schema) {
         (Value::Decimal(d), Schema::Decimal(decimal)) => {
-            Value::Decimal(decimal::fits(&d, decimal).map_err(|reason| format!("{at}: {reason}"))?)
+            Value::Decimal(decimal::fits(&d, decimal).map_err(|reason| format!(": {reason}"))?)
         }
         (Value::Union(index, inner), Schema::Union(union)) => {
             let variant = usize::try_from(index).ok().and_then(|i| union.variants().get(i));
             match variant {
-                Some(variant) => Value::Union(index, Box::new(check_decimals(*inner, variant, names, at)?)),
+                Some(variant) => Value::Union(index, Box::new(check_decimals(*inner, variant, names)?)),
                 None => Value::Union(index, inner),
             }
         }
@@ -217,14 +220,14 @@ fn check_decimals(value: Value, schema: &Schema, names: &HashMap<Name, Schema>, 
             items
                 .into_iter()
                 .enumerate()
-                .map(|(i, v)| check_decimals(v, &array.items, names, &format!("{at}/{i}")))
+                .map(|(i, v)| check_decimals(v, &array.items, names).map_err(|e| format!("/{i}{e}")))
                 .collect::<Result<_, _>>()?,
         ),
         (Value::Map(entries), Schema::Map(map)) => Value::Map(
             entries
                 .into_iter()
                 .map(|(k, v)| {
-                    let checked = check_decimals(v, &map.types, names, &format!("{at}/{k}"))?;
+                    let checked = check_decimals(v, &map.types, names).map_err(|e| format!("/{k}{e}"))?;
                     Ok((k, checked))
                 })
                 .collect::<Result<_, String>>()?,
@@ -234,7 +237,7 @@ fn check_decimals(value: Value, schema: &Schema, names: &HashMap<Name, Schema>, 
                 .into_iter()
                 .map(|(k, v)| {
                     let checked = match record.fields.iter().find(|f| f.name == k) {
-                        Some(field) => check_decimals(v, &field.schema, names, &format!("{at}/{k}"))?,
+                        Some(field) => check_decimals(v, &field.schema, names).map_err(|e| format!("/{k}{e}"))?,
                         None => v,
                     };
                     Ok((k, checked))
@@ -243,4 +246,41 @@ fn check_decimals(value: Value, schema: &Schema, names: &HashMap<Name, Schema>, 
         ),
         (other, _) => other,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(schema: &Schema) -> HashMap<Name, Schema> {
+        let resolved = ResolvedSchema::new(schema).expect("names");
+        resolved.get_names().iter().map(|(n, s)| (n.clone(), (*s).clone())).collect()
+    }
+
+    #[test]
+    fn a_decimal_too_wide_is_named_by_its_pointer_and_a_fitting_one_passes() {
+        let schema = Schema::parse_str(
+            r#"{"type": "record", "name": "Order", "fields": [{"name": "items", "type": {"type": "array", "items":
+                {"type": "record", "name": "Line", "fields": [{"name": "price", "type":
+                  {"type": "bytes", "logicalType": "decimal", "precision": 4, "scale": 2}}]}}},
+               {"name": "extra", "type": ["null", "Line"]}]}"#,
+        )
+        .expect("schema");
+        let line = |unscaled: i128| {
+            let bytes = decimal::twos_complement(unscaled, 16).expect("bytes");
+            Value::Record(vec![("price".to_owned(), Value::Decimal(bytes.into()))])
+        };
+        let order = |second: i128, extra: i128| {
+            Value::Record(vec![
+                ("items".to_owned(), Value::Array(vec![line(1), line(second)])),
+                ("extra".to_owned(), Value::Union(1, Box::new(line(extra)))),
+            ])
+        };
+        let names = names(&schema);
+        assert!(check_decimals(order(9_999, 5), &schema, &names).is_ok());
+        let error = check_decimals(order(12_345, 5), &schema, &names).expect_err("5 digits in decimal(4, 2)");
+        assert_eq!(error, "/items/1/price: 5 digits, more than decimal(4, 2) holds");
+        let error = check_decimals(order(1, -99_999), &schema, &names).expect_err("through the union");
+        assert_eq!(error, "/extra/price: 5 digits, more than decimal(4, 2) holds");
+    }
 }
