@@ -13,11 +13,18 @@ use super::{avro, kafka};
 /// The latest state of every order on the state topic (read_committed), decoded with the
 /// registry's schema by a Confluent-compatible decoder, as a data team would.
 pub async fn latest_states(topic: &str) -> HashMap<String, serde_json::Value> {
+    states(topic, false).await
+}
+
+/// [`latest_states`]; with `retired`, tombstones are skipped, so an order retired since keeps
+/// the last state written for it.
+async fn states(topic: &str, retired: bool) -> HashMap<String, serde_json::Value> {
     let decoder = avro::decoder();
     let mut latest = HashMap::new();
     for record in kafka::read_all(topic, "read_committed") {
         let key = String::from_utf8_lossy(record.key().unwrap_or_default()).into_owned();
         match record.payload() {
+            None if retired => {}
             None => {
                 latest.remove(&key);
             }
@@ -29,20 +36,6 @@ pub async fn latest_states(topic: &str) -> HashMap<String, serde_json::Value> {
         }
     }
     latest
-}
-
-/// The last state written for every order on the state topic (read_committed), tombstones
-/// skipped: what an order reached even when it has since been retired.
-pub async fn last_written_states(topic: &str) -> HashMap<String, serde_json::Value> {
-    let decoder = avro::decoder();
-    let mut last = HashMap::new();
-    for record in kafka::read_all(topic, "read_committed") {
-        let Some(payload) = record.payload() else { continue };
-        let key = String::from_utf8_lossy(record.key().unwrap_or_default()).into_owned();
-        let (_, json) = avro::decode(&decoder, payload, "order_state").await;
-        last.insert(key, json);
-    }
-    last
 }
 
 /// Count of records per (correlation id, event type) on a topic.
@@ -94,7 +87,7 @@ pub async fn try_wait_until_terminal(
 ) -> Result<HashMap<String, serde_json::Value>, String> {
     let deadline = std::time::Instant::now() + limit;
     loop {
-        let states = if retired { last_written_states(topic).await } else { latest_states(topic).await };
+        let states = states(topic, retired).await;
         let pending: Vec<&String> = ids
             .iter()
             .filter(|id| {

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::error::TopologyError;
 use super::model::{Contract, Partner, Processor, Route, Sink, Topic, Topology};
-use super::raw::{ProcessorParams, RawProcessor, RawTopology, SinkParams};
+use super::raw::{ProcessorParams, RawTopology, SinkParams};
 
 /// Topic configs that have their own field in `[[topic]]`.
 const MANAGED_CONFIGS: [&str; 3] = ["cleanup.policy", "retention.ms", "min.insync.replicas"];
@@ -34,6 +34,7 @@ impl RawTopology {
         let contracts = checker.contracts(&topics);
         let routes = checker.routes(&topics);
         let processors = checker.processors(&topics);
+        checker.states_owned_once();
         let sinks = checker.sinks(&topics);
         let partners = checker.partners(&contracts);
         if !checker.errors.is_empty() {
@@ -342,7 +343,6 @@ impl Checker<'_> {
                 }
             }
             let name = |t: Option<Topic>| t.map(|t| t.name).unwrap_or_default();
-            self.state_owned_once(raw);
             out.push(Processor {
                 name: raw.name.clone(),
                 doc: raw.doc.clone(),
@@ -361,17 +361,16 @@ impl Checker<'_> {
     }
 
     /// A state topic belongs to its processor alone: no other processor keeps its state there
-    /// or writes to it (another may read it, as a data team would).
-    fn state_owned_once(&mut self, raw: &RawProcessor) {
-        let owner = format!("processor {:?}", raw.name);
-        for other in self.raw.processors.iter().take_while(|p| !std::ptr::eq(*p, raw)) {
-            if other.state == raw.state {
+    /// and no processor writes to it (another may read it, as a data team would).
+    fn states_owned_once(&mut self) {
+        let processors = &self.raw.processors;
+        for (i, raw) in processors.iter().enumerate() {
+            let owner = format!("processor {:?}", raw.name);
+            for other in processors[..i].iter().filter(|other| other.state == raw.state) {
                 let reason = format!("already the state of processor {:?}: each processor keeps its own", other.name);
                 self.errors.push(invalid(owner.clone(), "state", &raw.state, reason));
             }
-        }
-        for other in &self.raw.processors {
-            if other.outputs.contains(&raw.state) {
+            for other in processors.iter().filter(|other| other.outputs.contains(&raw.state)) {
                 let reason =
                     format!("processor {:?} writes to it: a state topic is written by its processor only", other.name);
                 self.errors.push(invalid(owner.clone(), "state", &raw.state, reason));
