@@ -122,7 +122,7 @@ fn restore_once(
     // Reset the peak RSS (VmHWM) to the current RSS, then measure growth from here.
     let _ = std::fs::write("/proc/self/clear_refs", "5");
     let (before, _) = rss_kib();
-    let mut store = Store::new(retention, 0);
+    let mut store: Store<interchange_processors::saga::OrderState> = Store::new(retention, 0);
     let started = Instant::now();
     let records = restore::restore(kafka, topic, partitions, &mut store)?;
     let seconds = started.elapsed().as_secs_f64();

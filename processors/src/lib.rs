@@ -12,6 +12,9 @@
 //! set-up.
 #![warn(unreachable_pub)]
 
+pub mod declared;
+mod kinds;
+pub mod machine;
 pub mod runtime;
 pub mod saga;
 

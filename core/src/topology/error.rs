@@ -32,6 +32,8 @@ pub enum TopologyError {
     KeyMismatch { processor: String, keys: Vec<(String, String)> },
     #[error("sinks {first:?} and {second:?} both deliver {contract} from topic {topic:?} to {partners:?}: a command must have one sink (make their partner sets disjoint)")]
     SinksOverlap { first: String, second: String, topic: String, contract: String, partners: Vec<String> },
+    #[error("processor {processor:?}: machine {}: {at}: {reason}", path.display())]
+    Machine { processor: String, path: PathBuf, at: String, reason: String },
     #[error("{owner}: {field} topic {topic:?} must be compacted (cleanup_policy = \"compact\")")]
     NotCompacted { owner: String, field: &'static str, topic: String },
 }

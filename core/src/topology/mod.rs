@@ -1,6 +1,7 @@
 //! The topology: topics, contracts, routes, processors, sinks and partners, read from `topology.toml`.
 
 mod error;
+pub mod machine;
 mod model;
 mod raw;
 pub mod render;

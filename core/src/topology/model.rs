@@ -133,6 +133,8 @@ pub struct Processor {
     pub commit_interval: Duration,
     pub max_batch: usize,
     pub params: ProcessorParams,
+    /// The machine of a `declared` processor, read and checked.
+    pub machine: Option<std::sync::Arc<super::machine::MachineSpec>>,
 }
 
 /// A sink connector.

@@ -202,6 +202,14 @@ pub enum ProcessorParams {
         #[serde(with = "humantime_serde", default = "default_terminal_retention")]
         terminal_retention: Duration,
     },
+    /// A state machine declared in a file (states, inputs, transitions): no code.
+    Declared {
+        /// The machine file, relative to the topology file.
+        machine: std::path::PathBuf,
+        /// How long a state in a terminal status stays before a tombstone deletes it.
+        #[serde(with = "humantime_serde", default = "default_terminal_retention")]
+        terminal_retention: Duration,
+    },
 }
 
 fn default_terminal_retention() -> Duration {

@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use super::error::TopologyError;
+use super::machine::{self, Surroundings};
 use super::model::{Contract, Partner, Processor, Route, Sink, Topic, Topology};
 use super::raw::{ProcessorParams, RawTopology, SinkParams};
 
@@ -33,7 +34,7 @@ impl RawTopology {
         let topics = checker.topics();
         let contracts = checker.contracts(&topics);
         let routes = checker.routes(&topics);
-        let processors = checker.processors(&topics);
+        let processors = checker.processors(&topics, &contracts);
         checker.states_owned_once();
         let sinks = checker.sinks(&topics);
         let partners = checker.partners(&contracts);
@@ -247,7 +248,7 @@ impl Checker<'_> {
         out
     }
 
-    fn processors(&mut self, topics: &[Topic]) -> Vec<Processor> {
+    fn processors(&mut self, topics: &[Topic], contracts: &BTreeMap<String, Contract>) -> Vec<Processor> {
         let mut out = Vec::new();
         for raw in &self.raw.processors {
             let owner = format!("processor {:?}", raw.name);
@@ -296,6 +297,7 @@ impl Checker<'_> {
                     keys: partitioned.iter().map(|t| (t.declared_name.clone(), t.key.clone())).collect(),
                 });
             }
+            let mut machine = None;
             match &raw.params {
                 ProcessorParams::OrderSaga {
                     erp_partner,
@@ -305,14 +307,7 @@ impl Checker<'_> {
                     terminal_retention,
                     ..
                 } => {
-                    if terminal_retention.as_millis() < 1_000 {
-                        self.errors.push(invalid(
-                            owner.clone(),
-                            "params.terminal_retention",
-                            format!("{terminal_retention:?}"),
-                            "at least 1s (a terminal order must stay long enough for its results to be recognised as repeats)",
-                        ));
-                    }
+                    self.retention(&owner, *terminal_retention);
                     self.partner_ref(&owner, "params.erp_partner", erp_partner, true);
                     for (shop, erp) in erp_partner_by_shop {
                         if !self.raw.partners.iter().any(|p| &p.name == shop) {
@@ -341,6 +336,25 @@ impl Checker<'_> {
                         ));
                     }
                 }
+                ProcessorParams::Declared { machine: file, terminal_retention } => {
+                    self.retention(&owner, *terminal_retention);
+                    let carried = |topics: &mut dyn Iterator<Item = &Topic>| -> BTreeSet<String> {
+                        topics.flat_map(|t| t.schemas.iter().cloned()).collect()
+                    };
+                    let around = Surroundings {
+                        processor: &raw.name,
+                        contracts,
+                        inputs: carried(&mut inputs.iter().flatten()),
+                        outputs: carried(&mut outputs.iter().flatten()),
+                        state: carried(&mut state.iter()),
+                        lookup: lookups.first().and_then(Option::as_ref).and_then(|t| t.schemas.first().cloned()),
+                    };
+                    let path = self.opts.source.parent().unwrap_or(Path::new(".")).join(file);
+                    match machine::load(&path, &around) {
+                        Ok(spec) => machine = Some(std::sync::Arc::new(spec)),
+                        Err(errors) => self.errors.extend(errors),
+                    }
+                }
             }
             let name = |t: Option<Topic>| t.map(|t| t.name).unwrap_or_default();
             out.push(Processor {
@@ -355,9 +369,21 @@ impl Checker<'_> {
                 commit_interval: raw.commit_interval,
                 max_batch: raw.max_batch,
                 params: raw.params.clone(),
+                machine,
             });
         }
         out
+    }
+
+    fn retention(&mut self, owner: &str, retention: std::time::Duration) {
+        if retention.as_millis() < 1_000 {
+            self.errors.push(invalid(
+                owner.to_owned(),
+                "params.terminal_retention",
+                format!("{retention:?}"),
+                "at least 1s (a terminal state must stay long enough for late events to be recognised as repeats)",
+            ));
+        }
     }
 
     /// A state topic belongs to its processor alone: no other processor keeps its state there

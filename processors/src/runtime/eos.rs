@@ -24,7 +24,7 @@ use super::metrics::{MismatchLabels, OutcomeLabels};
 use super::outputs::{self, Outputs, Record};
 use super::shared::Shared;
 use super::store::Store;
-use crate::saga::{self, Event, Millis, Now, Transition};
+use crate::machine::{Input, Machine, Millis, Now, Step};
 
 pub(super) const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -46,11 +46,11 @@ struct Batch {
 const MAX_LINKS: usize = 32;
 
 /// The loop's moving parts.
-pub(crate) struct Loop<'a> {
-    pub(super) shared: &'a Shared,
+pub(crate) struct Loop<'a, M: Machine> {
+    pub(super) shared: &'a Shared<M>,
     pub(super) consumer: BaseConsumer<RebalanceContext>,
     producer: BaseProducer<DeliveryContext>,
-    pub(super) store: Store,
+    pub(super) store: Store<M::State>,
     pub(super) assigned: Vec<i32>,
     /// Committed offset of every owned input partition (as of the assignment, then of each
     /// commit): a transaction with no input of its own (timers, retirements) commits these with
@@ -65,9 +65,9 @@ pub(crate) struct Loop<'a> {
     current: Option<Origin>,
 }
 
-impl<'a> Loop<'a> {
+impl<'a, M: Machine> Loop<'a, M> {
     pub(super) fn new(
-        shared: &'a Shared,
+        shared: &'a Shared<M>,
         consumer: BaseConsumer<RebalanceContext>,
         producer: BaseProducer<DeliveryContext>,
     ) -> Self {
@@ -293,22 +293,10 @@ impl<'a> Loop<'a> {
                 Err(error) => Err(error.to_string()),
             },
         };
-        let event = decoded.and_then(|(contract, json)| {
-            let event = match contract.as_str() {
-                "order_received" => serde_json::from_value(json).map(Event::Received),
-                "delivery_result" => serde_json::from_value(json).map(Event::Delivered),
-                other => return Err(format!("record type {other} is not an input of this processor")),
-            };
-            event.map_err(|e| format!("does not fit the saga: {e}"))
-        });
-        let event = match event {
-            Ok(event) => event,
+        let input = decoded.and_then(|(contract, json)| self.shared.machine.read(&contract, json));
+        let Input { event, id: event_id, key: correlation_id } = match input {
+            Ok(input) => input,
             Err(reason) => return self.dead_letter(message, "PERMANENT", &reason),
-        };
-        let (event_id, correlation_id) = match &event {
-            Event::Received(r) => (r.event_id.clone(), r.correlation_id.clone()),
-            Event::Delivered(d) => (d.event_id.clone(), d.correlation_id.clone()),
-            Event::DeadlineExpired { .. } => (String::new(), String::new()),
         };
         let key = message.key().map(|k| String::from_utf8_lossy(k).into_owned());
         if key.as_deref() != Some(correlation_id.as_str()) {
@@ -352,7 +340,7 @@ impl<'a> Loop<'a> {
         &mut self,
         partition: i32,
         key: &str,
-        event: &Event,
+        event: &M::Event,
         event_id: &str,
         now: Now,
         traceparent: Option<String>,
@@ -370,10 +358,10 @@ impl<'a> Loop<'a> {
                 return self.refuse(partition, key, source, &format!("its order's state cannot be read: {error}"))
             }
         };
-        let outcome = saga::apply(state, event, event_id, now, &shared.params, &shared.levels);
-        match outcome {
-            Ok(saga::Outcome::Changed(transition)) => {
-                let written = outputs::transition(shared, event_id, &transition, traceparent.as_deref(), now_millis());
+        match shared.machine.apply(key, state, event, event_id, now, &shared.table) {
+            Step::Changed { state, emits } => {
+                let written =
+                    outputs::transition(shared, event_id, key, &state, &emits, traceparent.as_deref(), now_millis());
                 let encoded = match written {
                     Ok(outputs) => outputs,
                     Err(error) => {
@@ -382,24 +370,24 @@ impl<'a> Loop<'a> {
                 };
                 let label = if source.is_some() { "changed" } else { "timer" };
                 self.shared.metrics.records.get_or_create(&self.labels(label)).inc();
-                self.write(partition, encoded, *transition)
+                self.write(partition, key, encoded, state)
             }
-            Ok(saga::Outcome::Unchanged { reason }) => {
+            Step::Unchanged { reason } => {
                 tracing::debug!(key, reason, "event changed nothing");
                 self.shared.metrics.records.get_or_create(&self.labels("unchanged")).inc();
                 Ok(())
             }
-            Err(rejection) => match source {
+            Step::Refused { reason, kind } => match source {
                 Some(message) => {
-                    if let saga::Rejection::ForeignResult { mismatch, .. } = &rejection {
+                    if let Some(mismatch) = kind {
                         // Logged with topic, partition and offset by the dead letter.
-                        let labels = MismatchLabels { processor: self.shared.name.clone(), mismatch: mismatch.label() };
+                        let labels = MismatchLabels { processor: self.shared.name.clone(), mismatch };
                         self.shared.metrics.foreign_results.get_or_create(&labels).inc();
                     }
-                    self.dead_letter(message, "PERMANENT", &rejection.to_string())
+                    self.dead_letter(message, "PERMANENT", &reason)
                 }
                 None => {
-                    tracing::warn!(key, %rejection, "timer refused");
+                    tracing::warn!(key, reason, "timer refused");
                     Ok(())
                 }
             },
@@ -444,24 +432,23 @@ impl<'a> Loop<'a> {
 
     /// Sends the records of `transition` into the open transaction and stages its state in the
     /// store. Stops at the first refused record: the loop then redoes the batch.
-    fn write(&mut self, partition: i32, outputs: Outputs, transition: Transition) -> Result<(), ProcessorError> {
+    fn write(&mut self, partition: i32, key: &str, outputs: Outputs, state: M::State) -> Result<(), ProcessorError> {
         for record in outputs.records {
             self.send(record, false)?;
             if self.batch.redo {
                 return Ok(());
             }
         }
-        let state = &transition.state;
-        tracing::debug!(correlation_id = %state.correlation_id, order_id = %state.order_id, status = state.status.as_str(),
-            version = state.version, "order transition");
-        self.store.put(partition, transition.state, outputs.terminal_at);
+        tracing::debug!(processor = %self.shared.name, key, status = self.shared.machine.status(&state), "transition");
+        self.store.put(partition, key.to_owned(), state, outputs.deadline, outputs.terminal_at);
         Ok(())
     }
 
     /// Writes the tombstone of a retired order's state into the open transaction and stages the
     /// retirement in the store.
     fn tombstone(&mut self, partition: i32, key: &str) -> Result<(), ProcessorError> {
-        self.send(outputs::tombstone(&self.shared.state_topic, key), false)?;
+        let shared = self.shared;
+        self.send(outputs::tombstone(&shared.state_topic, shared.machine.state_contract(), key), false)?;
         if !self.batch.redo {
             self.store.retire(partition, key);
         }
@@ -480,20 +467,12 @@ impl<'a> Loop<'a> {
                 continue;
             }
             self.current = Some(Origin::Timer(partition, key.clone()));
-            let id = saga::deadline_event_id(&key, deadline);
             let shared = self.shared;
-            if self
-                .store
-                .get(partition, &key, |bytes| decode_state(shared, bytes))
-                .ok()
-                .flatten()
-                .is_some_and(|s| s.applied_event_ids.contains(&id))
-            {
-                continue;
-            }
+            let state = self.store.get(partition, &key, |bytes| decode_state(shared, bytes)).ok().flatten();
+            let Some((event, id)) = shared.machine.timer(&key, deadline, state) else { continue };
             self.begin()?;
             let now = Now::at(Millis(now_millis()));
-            self.step(partition, &key, &Event::DeadlineExpired { deadline }, &id, now, None, None)?;
+            self.step(partition, &key, &event, &id, now, None, None)?;
         }
         Ok(())
     }
@@ -767,15 +746,15 @@ fn at_record(message: &OwnedMessage, error: ProcessorError) -> ProcessorError {
 }
 
 /// Decodes a state record restored from the state topic.
-fn decode_state(shared: &Shared, bytes: &[u8]) -> Result<saga::OrderState, ProcessorError> {
+fn decode_state<M: Machine>(shared: &Shared<M>, bytes: &[u8]) -> Result<M::State, ProcessorError> {
     let (_, json) = shared.codec.decode(bytes).map_err(|e| ProcessorError::Restore {
         topic: shared.state_topic.clone(),
         partition: -1,
         reason: e.to_string(),
     })?;
-    serde_json::from_value(json).map_err(|e| ProcessorError::Restore {
+    shared.machine.read_state(json).map_err(|reason| ProcessorError::Restore {
         topic: shared.state_topic.clone(),
         partition: -1,
-        reason: e.to_string(),
+        reason,
     })
 }

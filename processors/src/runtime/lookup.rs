@@ -1,4 +1,5 @@
-//! A compacted topic read whole by every instance and kept current: the inventory lookup table.
+//! A compacted topic read whole by every instance and kept current: a processor's lookup table
+//! (stock levels, for the order flow), its latest value per key as JSON.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,32 +13,32 @@ use tokio_util::sync::CancellationToken;
 
 use super::codec::Codec;
 use super::error::ProcessorError;
-use crate::saga::Inventory;
+use crate::machine::Lookup;
 
-/// Stock per SKU, shared between the reader thread and the processor.
+/// The latest value per key, shared between the reader thread and the processor.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Levels {
-    levels: Arc<RwLock<HashMap<String, i64>>>,
+pub(crate) struct Table {
+    values: Arc<RwLock<HashMap<String, Arc<serde_json::Value>>>>,
     loaded: Arc<AtomicBool>,
 }
 
-impl Inventory for Levels {
-    fn available(&self, sku: &str) -> Option<i64> {
-        self.levels.read().ok().and_then(|l| l.get(sku).copied())
+impl Lookup for Table {
+    fn get(&self, key: &str) -> Option<Arc<serde_json::Value>> {
+        self.values.read().ok().and_then(|l| l.get(key).cloned())
     }
 }
 
-impl Levels {
+impl Table {
     /// Whether the table was read to its end once.
     pub(crate) fn loaded(&self) -> bool {
         self.loaded.load(Ordering::Acquire)
     }
 
-    fn set(&self, sku: String, available: Option<i64>) {
-        if let Ok(mut levels) = self.levels.write() {
-            match available {
-                Some(n) => levels.insert(sku, n),
-                None => levels.remove(&sku),
+    fn set(&self, key: String, value: Option<serde_json::Value>) {
+        if let Ok(mut values) = self.values.write() {
+            match value {
+                Some(value) => values.insert(key, Arc::new(value)),
+                None => values.remove(&key),
             };
         }
     }
@@ -49,7 +50,7 @@ pub(crate) fn spawn(
     topic: String,
     codec: Arc<Codec>,
     shutdown: CancellationToken,
-) -> Result<(Levels, std::thread::JoinHandle<()>), ProcessorError> {
+) -> Result<(Table, std::thread::JoinHandle<()>), ProcessorError> {
     let consumer: BaseConsumer = settings
         .read_committed("hub-lookup", "hub-lookup-unused")
         .create()
@@ -70,13 +71,13 @@ pub(crate) fn spawn(
             .map_err(|source| ProcessorError::Kafka { operation: "lookup assign", source })?;
     }
     consumer.assign(&assignment).map_err(|source| ProcessorError::Kafka { operation: "lookup assign", source })?;
-    let levels = Levels::default();
-    let shared = levels.clone();
+    let table = Table::default();
+    let shared = table.clone();
     let handle = std::thread::Builder::new()
         .name("hub-lookup".to_owned())
         .spawn(move || read(&consumer, &topic, &codec, &shared, ends, &shutdown))
         .map_err(|e| ProcessorError::Config(format!("lookup thread: {e}")))?;
-    Ok((levels, handle))
+    Ok((table, handle))
 }
 
 fn caught_up(consumer: &BaseConsumer, topic: &str, ends: &HashMap<i32, i64>) -> bool {
@@ -91,7 +92,7 @@ fn read(
     consumer: &BaseConsumer,
     topic: &str,
     codec: &Codec,
-    levels: &Levels,
+    table: &Table,
     ends: HashMap<i32, i64>,
     shutdown: &CancellationToken,
 ) {
@@ -100,9 +101,9 @@ fn read(
             Some(Ok(message)) => {
                 let Some(key) = message.key().map(|k| String::from_utf8_lossy(k).into_owned()) else { continue };
                 match message.payload() {
-                    None => levels.set(key, None),
+                    None => table.set(key, None),
                     Some(payload) => match codec.decode(payload) {
-                        Ok((_, json)) => levels.set(key, json.get("available").and_then(serde_json::Value::as_i64)),
+                        Ok((_, json)) => table.set(key, Some(json)),
                         Err(error) => {
                             tracing::warn!(%error, topic, offset = message.offset(), "unreadable lookup record skipped")
                         }
@@ -112,8 +113,8 @@ fn read(
             Some(Err(error)) => tracing::warn!(%error, topic, "lookup consumer"),
             None => {}
         }
-        if !levels.loaded() && caught_up(consumer, topic, &ends) {
-            levels.loaded.store(true, Ordering::Release);
+        if !table.loaded() && caught_up(consumer, topic, &ends) {
+            table.loaded.store(true, Ordering::Release);
             tracing::info!(topic, "lookup table loaded");
         }
     }

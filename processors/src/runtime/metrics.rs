@@ -14,7 +14,7 @@ pub(crate) struct OutcomeLabels {
     pub(crate) outcome: &'static str,
 }
 
-/// `processor` and `mismatch` (a [`crate::saga::Mismatch`] label) of a refused delivery result.
+/// `processor` and `mismatch` (the kind a machine gave a refusal) of a refused result.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct MismatchLabels {
     pub(crate) processor: String,
@@ -111,7 +111,7 @@ impl ProcessorMetrics {
         );
         registry.register(
             names::PROCESSOR_FOREIGN_RESULTS,
-            "Delivery results refused as not answering a command the saga sent, by mismatch",
+            "Delivery results refused as not answering a command the processor sent, by mismatch",
             m.foreign_results.clone(),
         );
         registry.register(names::PROCESSOR_REBALANCES, "Rebalances by outcome", m.rebalances.clone());

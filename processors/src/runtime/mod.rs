@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use interchange_core::health::{self, Readiness};
 use interchange_core::kafka::KafkaSettings;
-use interchange_core::topology::{Processor, ProcessorParams, Topology};
+use interchange_core::topology::{Processor, Topology};
 use interchange_core::Services;
 use rdkafka::consumer::Consumer;
 use rdkafka::producer::BaseProducer;
@@ -35,34 +35,29 @@ use tokio_util::sync::CancellationToken;
 pub use config::{Mode, ProcessorConfig};
 pub use error::ProcessorError;
 
-use crate::saga;
+use crate::machine::Machine;
 use shared::Shared;
 
-fn saga_params(processor: &Processor, config: &ProcessorConfig) -> Result<saga::Params, ProcessorError> {
-    let ProcessorParams::OrderSaga {
-        erp_partner,
-        erp_partner_by_shop,
-        discount_percent,
-        discount_min_total,
-        dispatch_deadline,
-        ..
-    } = &processor.params;
-    Ok(saga::Params {
-        erp_partner: erp_partner.clone(),
-        erp_partner_by_shop: erp_partner_by_shop.clone(),
-        discount_percent: *discount_percent,
-        discount_min_total: saga::Money::parse(discount_min_total)
-            .ok_or_else(|| ProcessorError::Config(format!("discount_min_total {discount_min_total:?}")))?,
-        dispatch_deadline_ms: i64::try_from(dispatch_deadline.as_millis()).unwrap_or(i64::MAX),
-        history_limit: config.history_limit,
-        applied_limit: config.applied_limit,
-    })
+/// A duration in whole milliseconds (saturated).
+pub(crate) fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// The topology's `terminal_retention` in milliseconds.
-fn retention_ms(processor: &Processor) -> Option<i64> {
-    let ProcessorParams::OrderSaga { terminal_retention, .. } = &processor.params;
-    Some(i64::try_from(terminal_retention.as_millis()).unwrap_or(i64::MAX))
+/// What every processor of a run is started with.
+pub(crate) struct Context<'a> {
+    topology: &'a Topology,
+    services: &'a Services,
+    pub(crate) config: &'a ProcessorConfig,
+    registry: interchange_core::registry::Registry,
+    metrics: metrics::ProcessorMetrics,
+    shutdown: CancellationToken,
+}
+
+/// A processor started, whatever its machine: its readiness and its loop, to be spawned.
+pub(crate) struct Launched {
+    /// `None` once its partitions are assigned and restored and its lookup table read; else why not.
+    ready: Box<dyn Fn() -> Option<String> + Send + Sync>,
+    run: std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), ProcessorError>> + Send>>,
 }
 
 /// Runs every processor of the topology until `shutdown`, each with its own consumer group,
@@ -78,13 +73,19 @@ pub async fn run(
     if topology.processors.is_empty() {
         return Err(ProcessorError::Config("the topology has no processor".to_owned()));
     }
-    let registry = services.registry.client()?;
     let mut registry_metrics = prometheus_client::registry::Registry::default();
-    let metrics = metrics::ProcessorMetrics::register(&mut registry_metrics);
-    let mut started = Vec::new();
+    let ctx = Context {
+        topology,
+        services,
+        config,
+        registry: services.registry.client()?,
+        metrics: metrics::ProcessorMetrics::register(&mut registry_metrics),
+        shutdown: shutdown.clone(),
+    };
+    let mut launched = Vec::new();
     for processor in &topology.processors {
-        match start(topology, services, config, &registry, processor, &metrics, &shutdown).await {
-            Ok(one) => started.push(one),
+        match crate::kinds::launch(&ctx, processor).await {
+            Ok(one) => launched.push(one),
             Err(error) => {
                 // The lookup threads already started stop with the token.
                 shutdown.cancel();
@@ -92,10 +93,11 @@ pub async fn run(
             }
         }
     }
-    let shareds: Vec<Arc<Shared>> = started.iter().map(|s| Arc::clone(&s.shared)).collect();
-    let app = health::router(readiness(shareds), Arc::new(Mutex::new(registry_metrics)), shutdown.clone());
+    let (checks, loops): (Vec<_>, Vec<_>) = launched.into_iter().map(|l| (l.ready, l.run)).unzip();
+    let readiness: Readiness = Arc::new(move || checks.iter().filter_map(|ready| ready()).collect());
+    let app = health::router(readiness, Arc::new(Mutex::new(registry_metrics)), shutdown.clone());
     let health = tokio::spawn(health::bind_and_serve(config.processor_listen, app, "processor", shutdown.clone()));
-    let loops: Vec<_> = started.into_iter().map(|one| tokio::spawn(one.run(shutdown.clone()))).collect();
+    let loops: Vec<_> = loops.into_iter().map(tokio::spawn).collect();
     let mut result = Ok(());
     for handle in loops {
         let outcome = handle.await.map_err(|e| ProcessorError::Config(format!("processor loop: {e}"))).and_then(|r| r);
@@ -108,14 +110,14 @@ pub async fn run(
 }
 
 /// One processor set up and ready to loop: its shared state, clients and lookup thread.
-struct Started {
-    shared: Arc<Shared>,
+struct Started<M: Machine> {
+    shared: Arc<Shared<M>>,
     consumer: rdkafka::consumer::BaseConsumer<consumer::RebalanceContext>,
     producer: BaseProducer<delivery::DeliveryContext>,
     lookup_thread: Option<std::thread::JoinHandle<()>>,
 }
 
-impl Started {
+impl<M: Machine> Started<M> {
     /// Runs the loop on a blocking thread until `shutdown`, then cancels it (so the other
     /// processors stop too) and waits for the lookup thread.
     async fn run(self, shutdown: CancellationToken) -> Result<(), ProcessorError> {
@@ -142,23 +144,23 @@ impl Started {
     }
 }
 
-/// Sets up `processor`: its codec, topics checked on the broker, lookup table, consumer
-/// (subscribed) and producer.
-async fn start(
-    topology: &Topology,
-    services: &Services,
-    config: &ProcessorConfig,
-    registry: &interchange_core::registry::Registry,
+/// Sets up `processor` driving `machine` (an error in its params stops the start): its codec,
+/// topics checked on the broker, lookup table, consumer (subscribed) and producer.
+pub(crate) async fn start<M: Machine>(
+    ctx: &Context<'_>,
     processor: &Processor,
-    metrics: &metrics::ProcessorMetrics,
-    shutdown: &CancellationToken,
-) -> Result<Started, ProcessorError> {
+    machine: Result<M, ProcessorError>,
+    retention_ms: Option<i64>,
+) -> Result<Launched, ProcessorError> {
+    let Context { topology, services, config, registry, metrics, shutdown } = ctx;
+    let machine = machine?;
     let mut topics: Vec<String> = processor.inputs.clone();
     topics.extend(processor.outputs.iter().cloned());
     topics.extend(processor.lookups.iter().cloned());
     topics.push(processor.state.clone());
     topics.push(processor.dead_letter.clone());
     let codec = Arc::new(codec::Codec::new(topology, registry, &topics).await?);
+    check_contracts(&machine, processor, topology)?;
     let mut output_topics = HashMap::new();
     for topic in topology.topics.iter().filter(|t| processor.outputs.contains(&t.name)) {
         for schema in &topic.schemas {
@@ -166,19 +168,19 @@ async fn start(
         }
     }
     let remember_ms = check_topics(&services.kafka, processor).await?;
-    let (levels, lookup_thread) = match processor.lookups.first() {
+    let (table, lookup_thread) = match processor.lookups.first() {
         Some(topic) => {
             // Metadata and watermark calls block: keep them off the async workers.
             let (settings, topic, codec, stop) =
                 (services.kafka.clone(), topic.clone(), Arc::clone(&codec), shutdown.clone());
-            let (levels, handle) = tokio::task::spawn_blocking(move || lookup::spawn(&settings, topic, codec, stop))
+            let (table, handle) = tokio::task::spawn_blocking(move || lookup::spawn(&settings, topic, codec, stop))
                 .await
                 .map_err(|e| ProcessorError::Config(format!("lookup set-up: {e}")))??;
-            (levels, Some(handle))
+            (table, Some(handle))
         }
-        None => (lookup::Levels::default(), None),
+        None => (lookup::Table::default(), None),
     };
-    while !levels.loaded() && lookup_thread.is_some() && !shutdown.is_cancelled() {
+    while !table.loaded() && lookup_thread.is_some() && !shutdown.is_cancelled() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let group = format!("{}{}", topology.topic_prefix, processor.name);
@@ -188,15 +190,15 @@ async fn start(
         mode: config.mode,
         settings: services.kafka.clone(),
         codec,
-        params: saga_params(processor, config)?,
-        levels,
+        machine,
+        table,
         state_topic: processor.state.clone(),
         dead_letter_topic: processor.dead_letter.clone(),
         output_topics,
         commit: processor.commit,
         commit_interval: processor.commit_interval,
         max_batch: u64::try_from(processor.max_batch).unwrap_or(u64::MAX),
-        retention_ms: retention_ms(processor),
+        retention_ms,
         remember_ms,
         metrics: metrics.of(&processor.name),
         ready: AtomicBool::new(false),
@@ -208,7 +210,28 @@ async fn start(
     let transactional_id = format!("{group}-{}", config.instance_id);
     let producer = producer(&services.kafka, &transactional_id, config)?;
     tracing::info!(processor = %processor.name, %group, %transactional_id, mode = ?config.mode, "processor starting");
-    Ok(Started { shared, consumer, producer, lookup_thread })
+    let lookup = !processor.lookups.is_empty();
+    let check = Arc::clone(&shared);
+    let ready = Box::new(move || {
+        let waiting = !check.ready.load(Ordering::Acquire) || (lookup && !check.table.loaded());
+        waiting.then(|| format!("processor {}: waiting for partitions or the lookup table", check.name))
+    });
+    let started = Started { shared, consumer, producer, lookup_thread };
+    Ok(Launched { ready, run: Box::pin(started.run(shutdown.clone())) })
+}
+
+/// The machine's state contract is carried by the state topic.
+fn check_contracts<M: Machine>(machine: &M, processor: &Processor, topology: &Topology) -> Result<(), ProcessorError> {
+    let contract = machine.state_contract();
+    let carried = topology.topics.iter().any(|t| t.name == processor.state && t.schemas.iter().any(|s| s == contract));
+    if carried {
+        Ok(())
+    } else {
+        Err(ProcessorError::Config(format!(
+            "processor {}: its state topic {} does not carry its state contract {contract}",
+            processor.name, processor.state
+        )))
+    }
 }
 
 /// The broker's topics, not only the declaration: inputs and state co-partitioned, state and
@@ -275,15 +298,4 @@ fn producer(
     }
     p.create_with_context(delivery::DeliveryContext::default())
         .map_err(|source| ProcessorError::Kafka { operation: "producer", source })
-}
-
-/// Ready once every processor's partitions are assigned and restored and its lookup table read.
-fn readiness(shareds: Vec<Arc<Shared>>) -> Readiness {
-    Arc::new(move || {
-        shareds
-            .iter()
-            .filter(|shared| !(shared.ready.load(Ordering::Acquire) && shared.levels.loaded()))
-            .map(|shared| format!("processor {}: waiting for partitions or the lookup table", shared.name))
-            .collect()
-    })
 }

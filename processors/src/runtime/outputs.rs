@@ -1,5 +1,5 @@
-//! What the processor writes, as records (topic, key, payload, headers): a transition's actions
-//! and new state, a dead letter, a retired order's tombstone. Pure functions of what they are
+//! What the processor writes, as records (topic, key, payload, headers): a transition's emitted
+//! records and new state, a dead letter, a retired order's tombstone. Pure functions of what they are
 //! given (the clock is an argument): the transaction loop (`eos.rs`) sends what they return.
 //!
 //! Every record of a transition is encoded before the first is sent: a value the encoder refuses
@@ -10,8 +10,8 @@ use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
 
 use super::error::ProcessorError;
 use super::shared::Shared;
-use super::store::{pending_deadline, DEADLINE_HEADER, TERMINAL_HEADER};
-use crate::saga::{Action, Transition};
+use super::store::{DEADLINE_HEADER, TERMINAL_HEADER};
+use crate::machine::{Emit, Machine, Millis};
 
 /// The `producer-role` of every record the processor writes.
 const ROLE: &str = "processor";
@@ -26,11 +26,12 @@ pub(crate) struct Record {
     pub(crate) headers: OwnedHeaders,
 }
 
-/// The records of one transition, in the order they are written (its new state last), and when
-/// its state became terminal (if it did).
+/// The records of one transition, in the order they are written (its new state last), the
+/// deadline its state waits for and when it became terminal (if it did).
 #[derive(Debug)]
 pub(crate) struct Outputs {
     pub(crate) records: Vec<Record>,
+    pub(crate) deadline: Option<Millis>,
     pub(crate) terminal_at: Option<i64>,
 }
 
@@ -42,66 +43,58 @@ fn envelope(correlation_id: &str, event_id: &str, event_type: &str, traceparent:
         .to_kafka()
 }
 
-fn to_json<T: serde::Serialize>(contract: &str, value: &T) -> Result<serde_json::Value, ProcessorError> {
-    serde_json::to_value(value)
-        .map_err(|e| ProcessorError::Encode { contract: contract.to_owned(), reason: e.to_string() })
-}
-
-/// Every action of `transition` (caused by event `event_id`) and its new state (last), encoded,
-/// or an error and nothing. All are keyed by the order's correlation id. A terminal state carries
-/// the `hub-terminal-at` header (`now`, the processor's clock): its retention runs from there; one
-/// waiting for its dispatch deadline carries `hub-deadline`.
-pub(crate) fn transition(
-    shared: &Shared,
+/// The records `emits` and the new `state` of `key` (caused by event `event_id`) are written as,
+/// encoded (the state last), or an error and nothing. All are keyed by `key`. A terminal state
+/// carries the `hub-terminal-at` header (`now`, the processor's clock): its retention runs from
+/// there; one waiting for a timer carries `hub-deadline`.
+pub(crate) fn transition<M: Machine>(
+    shared: &Shared<M>,
     event_id: &str,
-    transition: &Transition,
+    key: &str,
+    state: &M::State,
+    emits: &[Emit],
     traceparent: Option<&str>,
     now: i64,
 ) -> Result<Outputs, ProcessorError> {
-    let key = transition.state.correlation_id.as_str();
-    let mut records = Vec::with_capacity(transition.actions.len() + 1);
-    for action in &transition.actions {
-        let (contract, json, id) = match action {
-            Action::Dispatch(c) => ("dispatch_command", to_json("dispatch_command", c)?, c.command_id.as_str()),
-            Action::Cancel(c) => ("cancel_command", to_json("cancel_command", c)?, c.command_id.as_str()),
-            Action::Notify(c) => ("notification_command", to_json("notification_command", c)?, c.command_id.as_str()),
-            Action::ReleaseStock(c) => {
-                ("stock_release_command", to_json("stock_release_command", c)?, c.command_id.as_str())
-            }
-            Action::Validated(e) => ("order_validated", to_json("order_validated", e)?, e.event_id.as_str()),
-            Action::Rejected(e) => ("order_rejected", to_json("order_rejected", e)?, e.event_id.as_str()),
-        };
+    let mut records = Vec::with_capacity(emits.len() + 1);
+    for emit in emits {
+        let contract = emit.contract.as_str();
         let topic = shared.output_topics.get(contract).ok_or_else(|| ProcessorError::Encode {
             contract: contract.to_owned(),
             reason: "no output topic of the processor carries it".to_owned(),
         })?;
-        let payload = shared.codec.encode(contract, topic, &json)?;
+        let payload = shared.codec.encode(contract, topic, &emit.value)?;
         records.push(Record {
             topic: topic.clone(),
             key: key.to_owned(),
             payload: Some(payload),
-            headers: envelope(key, id, contract, traceparent),
+            headers: envelope(key, &emit.id, contract, traceparent),
         });
     }
-    let state = to_json("order_state", &transition.state)?;
-    let payload = shared.codec.encode("order_state", &shared.state_topic, &state)?;
-    let mut headers = envelope(key, event_id, "order_state", traceparent);
-    if let Some(deadline) = pending_deadline(&transition.state) {
+    let contract = shared.machine.state_contract();
+    let value = shared
+        .machine
+        .write_state(state)
+        .map_err(|reason| ProcessorError::Encode { contract: contract.to_owned(), reason })?;
+    let payload = shared.codec.encode(contract, &shared.state_topic, &value)?;
+    let mut headers = envelope(key, event_id, contract, traceparent);
+    let deadline = shared.machine.deadline(state);
+    if let Some(deadline) = deadline {
         let at = deadline.0.to_string();
         headers = headers.insert(Header { key: DEADLINE_HEADER, value: Some(at.as_str()) });
     }
-    let terminal_at = transition.state.status.is_terminal().then_some(now);
+    let terminal_at = shared.machine.terminal(state).then_some(now);
     if let Some(at) = terminal_at {
         let at = at.to_string();
         headers = headers.insert(Header { key: TERMINAL_HEADER, value: Some(at.as_str()) });
     }
     records.push(Record { topic: shared.state_topic.clone(), key: key.to_owned(), payload: Some(payload), headers });
-    Ok(Outputs { records, terminal_at })
+    Ok(Outputs { records, deadline, terminal_at })
 }
 
 /// `message` as a dead letter, whole, with why in the value and in headers.
-pub(crate) fn dead_letter(
-    shared: &Shared,
+pub(crate) fn dead_letter<M>(
+    shared: &Shared<M>,
     message: &OwnedMessage,
     class: &str,
     reason: &str,
@@ -117,14 +110,17 @@ pub(crate) fn dead_letter(
     })
 }
 
-/// The tombstone of a retired order's state `key` on `state_topic`.
-pub(crate) fn tombstone(state_topic: &str, key: &str) -> Record {
+/// The tombstone of a retired state `key` on `state_topic`; its `event-type` is the state
+/// contract's name with `_retired` for `_state` (`order_state`: `order_retired`).
+pub(crate) fn tombstone(state_topic: &str, state_contract: &str, key: &str) -> Record {
+    let kind = state_contract.strip_suffix("_state").unwrap_or(state_contract);
+    let event_type = format!("{kind}_retired");
     let event_id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("retired:{key}").as_bytes()).to_string();
     Record {
         topic: state_topic.to_owned(),
         key: key.to_owned(),
         payload: None,
-        headers: envelope(key, &event_id, "order_retired", None),
+        headers: envelope(key, &event_id, &event_type, None),
     }
 }
 
@@ -173,12 +169,16 @@ mod tests {
 
     #[test]
     fn a_tombstone_has_no_value_and_a_stable_event_id() {
-        let record = tombstone("orders.state", "c-9");
+        let record = tombstone("orders.state", "order_state", "c-9");
         assert_eq!(
             (record.topic.as_str(), record.key.as_str(), record.payload.as_deref()),
             ("orders.state", "c-9", None)
         );
-        assert_eq!(names_and_values(&record.headers), names_and_values(&tombstone("orders.state", "c-9").headers));
+        assert_eq!(
+            names_and_values(&record.headers),
+            names_and_values(&tombstone("orders.state", "order_state", "c-9").headers)
+        );
         assert_eq!(record.headers.count(), 4, "no trace context on a tombstone");
+        assert!(names_and_values(&record.headers).contains(&("event-type".to_owned(), "order_retired".to_owned())));
     }
 }

@@ -13,7 +13,7 @@ use super::eos::{Loop, CALL_TIMEOUT};
 use super::error::ProcessorError;
 use super::restore::restore;
 
-impl Loop<'_> {
+impl<M: crate::machine::Machine> Loop<'_, M> {
     /// Acts on rebalances seen during the last poll, before anything else runs: on revocation or
     /// lost membership, abort what is open and drop the state, timers and retirements of every
     /// partition no longer owned; on assignment, restore each assigned partition fresh from the

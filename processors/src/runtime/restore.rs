@@ -15,11 +15,11 @@ use super::store::{Restored, Store, DEADLINE_HEADER, TERMINAL_HEADER};
 /// delete), whether or not compaction has run, keeping each state's bytes (decoded on first
 /// use); a terminal state past the store's retention is not held, only its key until its
 /// tombstone is written. Returns the records read.
-pub fn restore(
+pub fn restore<S>(
     settings: &KafkaSettings,
     topic: &str,
     partitions: &[i32],
-    store: &mut Store,
+    store: &mut Store<S>,
 ) -> Result<u64, ProcessorError> {
     let err = |partition: i32, reason: String| ProcessorError::Restore { topic: topic.to_owned(), partition, reason };
     if partitions.is_empty() {

@@ -10,20 +10,21 @@ use interchange_core::topology::CommitPolicy;
 
 use super::codec::Codec;
 use super::config::Mode;
-use super::lookup::Levels;
+use super::lookup::Table;
 use super::metrics::Meters;
-use crate::saga;
 
 /// What the loop and the health endpoints share.
-pub(crate) struct Shared {
+pub(crate) struct Shared<M> {
     pub(crate) name: String,
     /// The consumer group (for span attributes).
     pub(crate) group: String,
     pub(crate) mode: Mode,
     pub(crate) settings: KafkaSettings,
     pub(crate) codec: Arc<Codec>,
-    pub(crate) params: saga::Params,
-    pub(crate) levels: Levels,
+    /// The state machine it drives.
+    pub(crate) machine: M,
+    /// Its lookup table (empty without a lookup topic).
+    pub(crate) table: Table,
     pub(crate) state_topic: String,
     pub(crate) dead_letter_topic: String,
     /// Output topic of each contract the processor writes.
@@ -31,16 +32,16 @@ pub(crate) struct Shared {
     pub(crate) commit: CommitPolicy,
     pub(crate) commit_interval: Duration,
     pub(crate) max_batch: u64,
-    /// How long a terminal order's state stays before its tombstone (milliseconds); `None`: for ever.
+    /// How long a terminal state stays before its tombstone (milliseconds); `None`: for ever.
     pub(crate) retention_ms: Option<i64>,
-    /// How long a retired order's key is remembered (the state topic's `delete.retention.ms`).
+    /// How long a retired key is remembered (the state topic's `delete.retention.ms`).
     pub(crate) remember_ms: i64,
     pub(crate) metrics: Meters,
     /// Partitions assigned and restored (the lookup table is checked apart).
     pub(crate) ready: AtomicBool,
 }
 
-impl std::fmt::Debug for Shared {
+impl<M> std::fmt::Debug for Shared<M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Shared").field("name", &self.name).finish_non_exhaustive()
     }

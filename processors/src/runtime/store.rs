@@ -15,7 +15,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 
 use super::error::ProcessorError;
-use crate::saga::{Millis, OrderState, Status};
+use crate::machine::Millis;
 
 /// Header on state records that wait for a deadline (epoch milliseconds).
 pub(crate) const DEADLINE_HEADER: &str = "hub-deadline";
@@ -25,15 +25,16 @@ pub const TERMINAL_HEADER: &str = "hub-terminal-at";
 
 /// A state as held: still encoded (restored), or decoded.
 #[derive(Debug)]
-enum Slot {
+enum Slot<S> {
     Raw(Vec<u8>),
-    Decoded(Box<OrderState>),
+    Decoded(Box<S>),
 }
 
-/// A change of the open transaction: a new state (with when it became terminal), or a retirement.
+/// A change of the open transaction: a new state (with the deadline it waits for and when it
+/// became terminal), or a retirement.
 #[derive(Debug)]
-enum Staged {
-    State(Box<OrderState>, Option<i64>),
+enum Staged<S> {
+    State(Box<S>, Option<i64>, Option<i64>),
     Retired,
 }
 
@@ -75,12 +76,12 @@ impl TimeIndex {
     }
 }
 
-/// Committed state plus the current transaction's changes.
-#[derive(Debug, Default)]
-pub struct Store {
-    committed: HashMap<i32, HashMap<String, Slot>>,
+/// Committed state plus the current transaction's changes; `S` is the machine's state.
+#[derive(Debug)]
+pub struct Store<S> {
+    committed: HashMap<i32, HashMap<String, Slot<S>>>,
     /// Changes of the open transaction: (partition, key) -> new state or retirement.
-    overlay: HashMap<(i32, String), Staged>,
+    overlay: HashMap<(i32, String), Staged<S>>,
     /// Committed states waiting for a dispatch result, by deadline.
     deadlines: TimeIndex,
     /// Committed terminal states by when they are to be retired.
@@ -96,26 +97,26 @@ pub struct Store {
     remember_ms: i64,
 }
 
-/// The deadline a state waits for, if it waits for one.
-pub(crate) fn pending_deadline(state: &OrderState) -> Option<Millis> {
-    if state.status == Status::Validated {
-        state.deadline
-    } else {
-        None
-    }
-}
-
 fn key_hash(key: &str) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     key.hash(&mut h);
     h.finish()
 }
 
-impl Store {
+impl<S> Store<S> {
     /// A store that retires terminal states `retention_ms` after they were written (`None`:
     /// never) and remembers retired keys for `remember_ms` (at least the retention).
     pub fn new(retention_ms: Option<i64>, remember_ms: i64) -> Self {
-        Self { retention_ms, remember_ms: remember_ms.max(retention_ms.unwrap_or(0)), ..Self::default() }
+        Self {
+            committed: HashMap::new(),
+            overlay: HashMap::new(),
+            deadlines: TimeIndex::default(),
+            retirements: TimeIndex::default(),
+            overdue: HashMap::new(),
+            retired: HashMap::new(),
+            retention_ms,
+            remember_ms: remember_ms.max(retention_ms.unwrap_or(0)),
+        }
     }
 
     /// The state of `key` as the open transaction sees it, decoding a restored one with `decode`.
@@ -123,12 +124,12 @@ impl Store {
         &mut self,
         partition: i32,
         key: &str,
-        decode: impl FnOnce(&[u8]) -> Result<OrderState, ProcessorError>,
-    ) -> Result<Option<&OrderState>, ProcessorError> {
+        decode: impl FnOnce(&[u8]) -> Result<S, ProcessorError>,
+    ) -> Result<Option<&S>, ProcessorError> {
         let overlay_key = (partition, key.to_owned());
         if self.overlay.contains_key(&overlay_key) {
             return Ok(match self.overlay.get(&overlay_key) {
-                Some(Staged::State(state, _)) => Some(state),
+                Some(Staged::State(state, ..)) => Some(state),
                 _ => None,
             });
         }
@@ -158,9 +159,17 @@ impl Store {
             || self.retired.get(&partition).and_then(|r| r.get(&key_hash(key))).is_some_and(|until| *until > now)
     }
 
-    /// Stages a new state in the open transaction; `terminal_at` is when a terminal one was written.
-    pub(crate) fn put(&mut self, partition: i32, state: OrderState, terminal_at: Option<i64>) {
-        self.overlay.insert((partition, state.correlation_id.clone()), Staged::State(Box::new(state), terminal_at));
+    /// Stages a new state of `key` in the open transaction, with the deadline it waits for and,
+    /// for a terminal one, when it was written.
+    pub(crate) fn put(
+        &mut self,
+        partition: i32,
+        key: String,
+        state: S,
+        deadline: Option<Millis>,
+        terminal_at: Option<i64>,
+    ) {
+        self.overlay.insert((partition, key), Staged::State(Box::new(state), deadline.map(|d| d.0), terminal_at));
     }
 
     /// Stages the retirement (tombstone) of `key` in the open transaction.
@@ -177,8 +186,8 @@ impl Store {
         let overlay = std::mem::take(&mut self.overlay);
         for ((partition, key), staged) in overlay {
             match staged {
-                Staged::State(state, terminal_at) => {
-                    self.deadlines.set(partition, &key, pending_deadline(&state).map(|d| d.0));
+                Staged::State(state, deadline, terminal_at) => {
+                    self.deadlines.set(partition, &key, deadline);
                     self.retirements.set(partition, &key, self.retire_at(terminal_at));
                     if let Some(r) = self.retired.get_mut(&partition) {
                         r.remove(&key_hash(&key));
@@ -323,6 +332,8 @@ pub(crate) struct Restored {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    type Store = super::Store<()>;
 
     fn record(bytes: Option<&[u8]>, terminal_at: Option<i64>, now: i64) -> Restored {
         Restored { bytes: bytes.map(<[u8]>::to_vec), deadline: None, terminal_at, now }

@@ -6,6 +6,7 @@
 //! types it works on; keeps to itself how the history is kept, which ids it derives and how a
 //! delivery result is matched to the command it answers.
 
+mod as_machine;
 mod cancel;
 mod history;
 mod machine;
@@ -14,7 +15,9 @@ mod outcome;
 mod params;
 mod results;
 
-pub(crate) use history::deadline_event_id;
+pub use as_machine::OrderSaga;
+#[cfg(test)]
+use history::deadline_event_id;
 pub use machine::apply;
 pub use model::*;
 pub use outcome::{Action, Mismatch, Outcome, Rejection, TakenId, Transition};

@@ -6,6 +6,8 @@ use std::fmt;
 use interchange_core::money::Cents;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+pub use crate::machine::{Millis, Now};
+
 /// An amount the contracts carry (`decimal(18,2)`), held as cents so arithmetic is exact. Only
 /// amounts within [`MAX_CENTS`](interchange_core::money::MAX_CENTS) are built by [`Money::parse`] and [`Money::carried`]; sums and
 /// products are computed in [`Cents`] (i128) and checked back into range.
@@ -48,60 +50,6 @@ impl<'de> Deserialize<'de> for Money {
         Money::parse(&text).ok_or_else(|| {
             serde::de::Error::custom(format!("not an amount with two decimals and at most 18 digits: {text:?}"))
         })
-    }
-}
-
-/// Milliseconds since the Unix epoch; read from an integer or an RFC 3339 string.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(transparent)]
-pub struct Millis(pub i64);
-
-impl<'de> Deserialize<'de> for Millis {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        // A visitor, not an untagged enum: that buffered every value and built (and dropped) an
-        // error for each RFC 3339 string before trying it as one.
-        struct Visitor;
-        impl serde::de::Visitor<'_> for Visitor {
-            type Value = Millis;
-
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("milliseconds since the epoch, or an RFC 3339 time")
-            }
-
-            fn visit_i64<E: serde::de::Error>(self, ms: i64) -> Result<Millis, E> {
-                Ok(Millis(ms))
-            }
-
-            fn visit_u64<E: serde::de::Error>(self, ms: u64) -> Result<Millis, E> {
-                i64::try_from(ms).map(Millis).map_err(E::custom)
-            }
-
-            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Millis, E> {
-                let at = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-                    .map_err(|e| E::custom(format!("{text:?}: {e}")))?;
-                let ms = at.unix_timestamp_nanos() / 1_000_000;
-                Ok(Millis(i64::try_from(ms).map_err(E::custom)?))
-            }
-        }
-        d.deserialize_any(Visitor)
-    }
-}
-
-/// The two clocks an event is applied at. `event` is the input's own time (its record's
-/// CreateTime; the wall clock for a timer): it goes in the history, `issued_at` and `updated_at`.
-/// `processing` is the processor's wall clock when it applies the event: deadlines are measured
-/// on it, so a backlog or an upstream record with an old timestamp still gets the whole
-/// `dispatch_deadline` from the moment its dispatch is written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Now {
-    pub event: Millis,
-    pub processing: Millis,
-}
-
-impl Now {
-    /// Both clocks at `at` (a timer, or a record applied as it is written).
-    pub fn at(at: Millis) -> Self {
-        Self { event: at, processing: at }
     }
 }
 

@@ -1,0 +1,64 @@
+//! The closed registry of processor kinds: a processor's `params.kind` picks the machine the
+//! runtime drives. A new kind is a variant of `ProcessorParams` and one arm of [`launch`].
+
+use interchange_core::topology::{Processor, ProcessorParams};
+
+use crate::declared::Declared;
+use crate::runtime::{self, Context, Launched, ProcessorError};
+use crate::saga;
+
+/// Starts `processor` with the machine its `params` pick and how long that machine's terminal
+/// states stay (milliseconds; `None`: for ever): the one place that knows the kinds of processor.
+pub(crate) async fn launch(ctx: &Context<'_>, processor: &Processor) -> Result<Launched, ProcessorError> {
+    match &processor.params {
+        ProcessorParams::OrderSaga {
+            erp_partner,
+            erp_partner_by_shop,
+            discount_percent,
+            discount_min_total,
+            dispatch_deadline,
+            terminal_retention,
+        } => {
+            let params = saga::Money::parse(discount_min_total)
+                .ok_or_else(|| ProcessorError::Config(format!("discount_min_total {discount_min_total:?}")))
+                .map(|discount_min_total| saga::Params {
+                    erp_partner: erp_partner.clone(),
+                    erp_partner_by_shop: erp_partner_by_shop.clone(),
+                    discount_percent: *discount_percent,
+                    discount_min_total,
+                    dispatch_deadline_ms: runtime::millis(*dispatch_deadline),
+                    history_limit: ctx.config.history_limit,
+                    applied_limit: ctx.config.applied_limit,
+                });
+            runtime::start(ctx, processor, params.map(saga::OrderSaga::new), Some(runtime::millis(*terminal_retention)))
+                .await
+        }
+        ProcessorParams::Declared { terminal_retention, .. } => {
+            let machine =
+                processor.machine.clone().map(|spec| Declared::new(spec, ctx.config.applied_limit)).ok_or_else(|| {
+                    ProcessorError::Config(format!("processor {}: its machine was not read", processor.name))
+                });
+            runtime::start(ctx, processor, machine, Some(runtime::millis(*terminal_retention))).await
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The runtime drives any [`Machine`](crate::machine::Machine): none of its files names a
+    /// particular one (this registry is the one place that does).
+    #[test]
+    fn the_runtime_names_no_machine() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/runtime");
+        let mut files = 0;
+        for entry in std::fs::read_dir(dir).expect("src/runtime") {
+            let path = entry.expect("entry").path();
+            let text = std::fs::read_to_string(&path).expect("a source file");
+            files += 1;
+            for (n, line) in text.lines().enumerate() {
+                assert!(!line.to_lowercase().contains("saga"), "{}:{}: {line}", path.display(), n + 1);
+            }
+        }
+        assert!(files > 10, "read {files} files of the runtime");
+    }
+}
