@@ -34,9 +34,10 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 # (docker buildx imagetools inspect gcr.io/distroless/cc-debian12:nonroot).
 FROM gcr.io/distroless/cc-debian12:nonroot@sha256:9dac0a79194e45a7da0158a9c6da57b217585af0786db3845d1f0ec1a0dd182f AS runtime
 COPY --from=build /usr/local/bin/hub /usr/local/bin/hub
-# The reference topology and its contracts; mount your own over /etc/interchange.
+# The reference topology, its contracts and declared machines; mount your own over /etc/interchange.
 COPY topology.toml /etc/interchange/topology.toml
 COPY schemas /etc/interchange/schemas
+COPY machines /etc/interchange/machines
 ENV HUB_TOPOLOGY=/etc/interchange/topology.toml \
     HUB_LOG_FORMAT=json
 USER 65532:65532

@@ -1,4 +1,5 @@
-//! `hub demo`: stand-in partners on loopback for a first run (the ERP and the client's callback).
+//! `hub demo`: stand-in partners on loopback for a first run (the ERP, the client's callback and,
+//! when asked, the payment partner of the returns flow).
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -20,6 +21,10 @@ pub struct DemoArgs {
     /// Where the demo client callback receiver listens (acme-shop's base URL).
     #[arg(long, default_value = "127.0.0.1:18081")]
     pub callback: std::net::SocketAddr,
+    /// Where a demo payment partner listens, if anywhere (the reference topology's payflow is
+    /// 127.0.0.1:18085).
+    #[arg(long)]
+    pub payments: Option<std::net::SocketAddr>,
 }
 
 async fn serve(
@@ -79,9 +84,19 @@ async fn publish_stock(global: &Global) -> anyhow::Result<()> {
 pub async fn run(global: &Global, args: &DemoArgs) -> anyhow::Result<ExitCode> {
     publish_stock(global).await.context("publishing demo stock")?;
     let shutdown = shutdown::on_signal();
-    let (erp, callback) =
-        tokio::join!(serve("erp", args.erp, shutdown.clone()), serve("client", args.callback, shutdown.clone()));
+    let payments = async {
+        match args.payments {
+            Some(addr) => serve("payments", addr, shutdown.clone()).await,
+            None => Ok(()),
+        }
+    };
+    let (erp, callback, payments) = tokio::join!(
+        serve("erp", args.erp, shutdown.clone()),
+        serve("client", args.callback, shutdown.clone()),
+        payments
+    );
     erp?;
     callback?;
+    payments?;
     Ok(ExitCode::SUCCESS)
 }

@@ -17,7 +17,7 @@ pub enum TopologyCommand {
     Check,
     /// Create missing topics, raise partition counts and fix configs; refuses unsafe changes.
     Apply(ApplyArgs),
-    /// Show declared against actual for every topic.
+    /// Draw each processor's machine, then show declared against actual for every topic.
     Describe(ApplyArgs),
     /// Render the topics as resources for another tool (deterministic; never edit the output).
     Render(RenderArgs),
@@ -135,6 +135,7 @@ async fn apply(global: &Global, args: &ApplyArgs) -> anyhow::Result<ExitCode> {
 
 async fn describe(global: &Global, args: &ApplyArgs) -> anyhow::Result<ExitCode> {
     let topology = load(global)?;
+    print!("{}", processors(&topology));
     let admin = Admin::new(&kafka(global)?)?;
     let names: Vec<String> = topology.topics.iter().map(|t| t.name.clone()).collect();
     let cluster = admin.cluster_state(&names).await.context("reading the cluster")?;
@@ -193,4 +194,28 @@ async fn describe(global: &Global, args: &ApplyArgs) -> anyhow::Result<ExitCode>
         println!("unsafe: {refusal}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Each processor with what it reads and writes and, for a declared one, its machine drawn.
+fn processors(topology: &Topology) -> String {
+    use interchange_core::topology::machine::draw;
+    use interchange_core::topology::ProcessorParams;
+    let mut out = String::new();
+    for p in &topology.processors {
+        let kind = match &p.params {
+            ProcessorParams::OrderSaga { .. } => "order_saga (coded)".to_owned(),
+            ProcessorParams::Declared { machine, .. } => format!("declared in {}", machine.display()),
+        };
+        out.push_str(&format!("processor {}: {kind}\n", p.name));
+        out.push_str(&format!(
+            "  reads {} -> state {} -> writes {}\n",
+            p.inputs.join(", "),
+            p.state,
+            p.outputs.join(", ")
+        ));
+        if let Some(spec) = &p.machine {
+            out.push_str(&draw::text(spec, "  "));
+        }
+    }
+    out
 }

@@ -32,14 +32,19 @@ pub fn registry_url() -> String {
     service("HUB_REGISTRY_URL", "http://127.0.0.1:8081/apis/ccompat/v7")
 }
 
-/// The second tenant's secrets (globex-shop, globex-erp of the shipped topology): every role that
-/// resolves partner secrets needs them (`.envs(common::GLOBEX_ENV)`).
-pub const GLOBEX_ENV: [(&str, &str); 4] = [
+/// The second tenant's secrets (globex-shop, globex-erp of the shipped topology) and the returns
+/// flow's (payflow): every role that resolves partner secrets needs them
+/// (`.envs(common::GLOBEX_ENV)`).
+pub const GLOBEX_ENV: [(&str, &str); 5] = [
     ("HUB_PARTNER_GLOBEX_SHOP_API_KEYS", edge::GLOBEX_KEY),
     ("HUB_PARTNER_GLOBEX_SHOP_WEBHOOK_SECRETS", edge::GLOBEX_WEBHOOK_SECRET),
     ("HUB_PARTNER_GLOBEX_SHOP_SIGNING_SECRET", edge::GLOBEX_SIGNING_SECRET),
     ("HUB_PARTNER_GLOBEX_ERP_TOKEN", edge::GLOBEX_ERP_TOKEN),
+    ("HUB_PARTNER_PAYFLOW_TOKEN", PAYFLOW_TOKEN),
 ];
+
+/// The payment partner's bearer token in tests.
+pub const PAYFLOW_TOKEN: &str = "payflow-token-for-tests";
 
 /// A `hub` child process, killed (and reaped) on drop.
 pub struct Hub(pub std::process::Child);
@@ -92,7 +97,7 @@ pub fn text(output: &Output) -> (String, String) {
 }
 
 /// A copy of topology.toml with `edits` (from, to) applied, each of which must match exactly once,
-/// and a copy of schemas/ beside it.
+/// and copies of schemas/ and machines/ beside it.
 pub struct TopologyCopy {
     pub dir: tempfile::TempDir,
     pub path: PathBuf,
@@ -107,6 +112,7 @@ impl TopologyCopy {
         }
         let dir = tempfile::tempdir().expect("tempdir");
         copy_dir(&repo().join("schemas"), &dir.path().join("schemas"));
+        copy_dir(&repo().join("machines"), &dir.path().join("machines"));
         let path = dir.path().join("topology.toml");
         std::fs::write(&path, text).expect("write topology");
         Self { dir, path }

@@ -90,6 +90,10 @@ pub struct Options<'a> {
     pub processor_later: bool,
     /// Further topology edits (from, to), each of which must match exactly once.
     pub edits: &'a [(&'a str, &'a str)],
+    /// Edits of the returns flow's machine (machines/return_saga.toml), likewise.
+    pub machine_edits: &'a [(&'a str, &'a str)],
+    /// Sinks run besides erp-dispatch and client-notify.
+    pub more_sinks: &'a [&'a str],
 }
 
 impl<'a> Options<'a> {
@@ -103,6 +107,8 @@ impl<'a> Options<'a> {
             separate: false,
             processor_later: false,
             edits: &[],
+            machine_edits: &[],
+            more_sinks: &[],
         }
     }
 }
@@ -153,11 +159,20 @@ impl Pipeline {
             text = edit(&text, from, to);
         }
         std::fs::write(&topology.path, text).expect("write");
+        let machine = topology.dir.path().join("machines/return_saga.toml");
+        let mut text = std::fs::read_to_string(&machine).expect("read machine");
+        for (from, to) in options.machine_edits {
+            text = edit(&text, from, to);
+        }
+        std::fs::write(&machine, text).expect("write machine");
         provision(&topology, prefix);
         super::process::publish_inventory(&format!("{prefix}inventory.levels"), stock).await;
         let (edge_port, processor_port, sink_port) = (free_port(), free_port(), free_port());
         let listen = |port: u16| format!("127.0.0.1:{port}");
-        let sinks = ["--sink", "erp-dispatch", "--sink", "client-notify"];
+        let mut sinks = vec!["--sink", "erp-dispatch", "--sink", "client-notify"];
+        for sink in options.more_sinks {
+            sinks.extend(["--sink", sink]);
+        }
         let roles: Vec<(&str, Vec<String>)> = if options.separate {
             vec![
                 ("ingest", vec!["ingest".into(), "--listen".into(), listen(edge_port)]),
@@ -306,9 +321,21 @@ impl Pipeline {
         correlation_id: &str,
         idempotency_key: Option<&str>,
     ) -> (u16, serde_json::Value, bool) {
+        self.post_to("/api/v1/orders", (api_key, webhook_secret), body, correlation_id, idempotency_key).await
+    }
+
+    /// Posts `body` to the edge's route `path` as the partner with `(api key, webhook secret)`.
+    pub async fn post_to(
+        &self,
+        path: &str,
+        (api_key, webhook_secret): (&str, &str),
+        body: &serde_json::Value,
+        correlation_id: &str,
+        idempotency_key: Option<&str>,
+    ) -> (u16, serde_json::Value, bool) {
         let body = serde_json::to_vec(body).expect("json");
         let mut request = reqwest::Client::new()
-            .post(format!("{}/api/v1/orders", self.edge))
+            .post(format!("{}{path}", self.edge))
             .header("x-api-key", api_key)
             .header("x-correlation-id", correlation_id)
             .body(body.clone());

@@ -186,6 +186,7 @@ fn dockerfile_builds_one_pinned_nonroot_image() {
         "topology.toml not in the image".to_owned()
     });
     p.check(runtime.iter().any(|l| l.starts_with("COPY schemas ")), || "schemas/ not in the image".to_owned());
+    p.check(runtime.iter().any(|l| l.starts_with("COPY machines ")), || "machines/ not in the image".to_owned());
     // Every workspace member's sources reach the build.
     let manifest: toml::Value =
         toml::from_str(&std::fs::read_to_string(root().join("Cargo.toml")).expect("Cargo.toml"))

@@ -101,6 +101,13 @@ impl Declared {
     }
 }
 
+/// A time field as epoch milliseconds: the processor writes numbers, and states read back from
+/// the state topic hold `timestamp-millis` as RFC 3339 texts.
+fn millis(value: Option<&Value>) -> Option<i64> {
+    let value = value.filter(|v| !v.is_null())?;
+    serde_json::from_value::<Millis>(value.clone()).ok().map(|m| m.0)
+}
+
 fn field<'v>(value: &'v Value, name: &str, contract: &str) -> Result<&'v str, String> {
     value
         .get(name)
@@ -157,7 +164,7 @@ impl Machine for Declared {
         let (on, payload) = match event {
             DeclaredEvent::Input { contract, value } => (contract.as_str(), Some(value)),
             DeclaredEvent::Timer { deadline } => {
-                let pending = state.and_then(|s| s.get("deadline")).and_then(Value::as_i64);
+                let pending = millis(state.and_then(|s| s.get("deadline")));
                 if pending != Some(deadline.0) || now.processing < *deadline {
                     return Step::Unchanged { reason: "timer no longer pending" };
                 }
@@ -189,7 +196,7 @@ impl Machine for Declared {
         if self.spec.terminal.contains(Self::status(state)) {
             return None;
         }
-        state.get("deadline").and_then(Value::as_i64).map(Millis)
+        millis(state.get("deadline")).map(Millis)
     }
 
     fn timer(&self, key: &str, deadline: Millis, state: Option<&Value>) -> Option<(DeclaredEvent, String)> {

@@ -74,9 +74,10 @@ pub(crate) fn body(
 
 /// The request for `command` (of contract `contract`) to a partner with `outbound` settings:
 /// the contract's own `[partner.outbound.requests.<contract>]` when it has one (method, path,
-/// body), the outbound `method`, `path` and `body` otherwise. Notifications go to the order's
-/// callback URL when it names one on the partner's host, their body is the notification's
-/// payload, and they are signed with `msg_<command id>` as id. A command with a `deadline`
+/// body), the outbound `method`, `path` and `body` otherwise. A notification (a command carrying
+/// its webhook body as text in `payload_json`: `notification_command`, or a declared flow's own)
+/// goes to the `callback_url` it names when that is on the partner's host, its body is that
+/// payload, and it is signed with `msg_<command id>` as id. A command with a `deadline`
 /// (milliseconds since the epoch) is not to be started after it.
 pub(crate) fn build(outbound: &Outbound, contract: &str, command: &Value) -> Result<Request, String> {
     let id = command["command_id"].as_str().ok_or("the command has no command_id")?.to_owned();
@@ -85,13 +86,13 @@ pub(crate) fn build(outbound: &Outbound, contract: &str, command: &Value) -> Res
         Value::Null => None,
         value => Some(epoch_ms(value).ok_or_else(|| format!("the command's deadline {value} is not a timestamp"))?),
     };
-    if contract == "notification_command" {
+    if let Some(payload) = command.get("payload_json").and_then(Value::as_str) {
         let configured = format!("{base}{}", expand_path(&outbound.path, command)?);
         let url = command["callback_url"].as_str().map_or(configured, str::to_owned);
         if !allowed(base, &url) {
             return Err(format!("callback URL {url} is not on the partner's host"));
         }
-        let body = command["payload_json"].as_str().unwrap_or("{}").as_bytes().to_vec();
+        let body = payload.as_bytes().to_vec();
         return Ok(Request {
             method: outbound.method.clone(),
             url,
@@ -190,5 +191,13 @@ mod tests {
             c["callback_url"] = json!(bad);
             assert!(build(&o, "notification_command", &c).is_err(), "{bad}");
         }
+        c["callback_url"] = Value::Null;
+        let other = build(&o, "return_notification", &c).expect("a declared flow's notification");
+        assert_eq!((other.webhook_id.as_deref(), other.body.as_slice()), (Some("msg_c-1"), b"{\"a\":1}".as_slice()));
+        assert_eq!(
+            build(&o, "dispatch_command", &command()).expect("ok").webhook_id,
+            None,
+            "no payload_json: no webhook"
+        );
     }
 }

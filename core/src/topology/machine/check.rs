@@ -166,6 +166,7 @@ impl Checker<'_> {
         if states.contains(NEW) {
             self.problem("states", format!("{NEW} is where every key starts, not a state to list"));
         }
+        self.status_symbols(&raw);
         for t in raw.terminal.iter().filter(|t| !states.contains(t.as_str())) {
             self.problem("terminal", format!("{t:?} is not one of the states"));
         }
@@ -202,6 +203,19 @@ impl Checker<'_> {
                     MANAGED_FIELDS.join(", ")
                 ),
             );
+        }
+    }
+
+    /// A `status` enum of the state contract has a symbol for every state.
+    fn status_symbols(&mut self, raw: &RawMachine) {
+        let Some(contract) = self.contract(&raw.state) else { return };
+        let status = fields(&contract.schema).into_iter().find(|(n, _, _)| *n == "status").map(|(_, s, _)| s.clone());
+        if let Some(Schema::Enum(e)) = status {
+            let missing: Vec<&str> = raw.states.iter().filter(|s| !e.symbols.contains(s)).map(String::as_str).collect();
+            if !missing.is_empty() {
+                let reason = format!("{}'s status enum has no symbol {}", raw.state, missing.join(", "));
+                self.problem("states", reason);
+            }
         }
     }
 
