@@ -24,7 +24,11 @@ async fn two_instances_split_the_partitions_and_one_takes_over_from_a_dead_one()
     let b = Processor::start(&topology, &prefix, "b", &[]);
     // Wait for the two-member assignment: each logs its partitions.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let split = |log: &str| log.lines().rfind(|l| l.contains("partitions assigned")).map(str::to_owned);
+    let split = |log: &str| {
+        log.lines()
+            .rfind(|l| l.contains("partitions assigned") && l.contains(common::process::ORDER_SAGA))
+            .map(str::to_owned)
+    };
     loop {
         let (la, lb) = (split(&a.log_text()), split(&b.log_text()));
         let partitions = |line: &Option<String>| -> Vec<i64> {
@@ -49,7 +53,11 @@ async fn two_instances_split_the_partitions_and_one_takes_over_from_a_dead_one()
     a.kill();
     produce_orders(&t("orders.inbound"), &all[400..]).await;
     assert_exactly_once(&prefix, &ids).await;
-    let took_over = b.log_text().lines().filter(|l| l.contains("partitions assigned")).count();
+    let took_over = b
+        .log_text()
+        .lines()
+        .filter(|l| l.contains("partitions assigned") && l.contains(common::process::ORDER_SAGA))
+        .count();
     assert!(took_over >= 2, "b was assigned again after a died");
     let per_instance: HashMap<&str, usize> = [("b", took_over)].into_iter().collect();
     eprintln!("{per_instance:?}");

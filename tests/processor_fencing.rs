@@ -19,7 +19,7 @@ use rdkafka::message::{Headers, Message};
 fn partitions(p: &Processor) -> Vec<i64> {
     p.log_text()
         .lines()
-        .rfind(|l| l.contains("partitions assigned"))
+        .rfind(|l| l.contains("partitions assigned") && l.contains(common::process::ORDER_SAGA))
         .and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .and_then(|v| v["partitions"].as_str().map(str::to_owned))
         .map(|s| s.trim_matches(['[', ']']).split(',').filter_map(|x| x.trim().parse().ok()).collect())
@@ -27,7 +27,10 @@ fn partitions(p: &Processor) -> Vec<i64> {
 }
 
 fn assignments(p: &Processor) -> usize {
-    p.log_text().lines().filter(|l| l.contains("partitions assigned")).count()
+    p.log_text()
+        .lines()
+        .filter(|l| l.contains("partitions assigned") && l.contains(common::process::ORDER_SAGA))
+        .count()
 }
 
 /// Waits until `ids` have a dispatch command on the read_committed commands topic.

@@ -45,7 +45,7 @@ fn dead_letter_reasons(topic: &str) -> Vec<String> {
 fn wait_states(p: &Processor, expected: f64, limit: Duration) {
     let deadline = Instant::now() + limit;
     loop {
-        let states = p.metric("hub_processor_states");
+        let states = p.metric_labelled("hub_processor_states", "processor=\"order-saga\"");
         if states == Some(expected) {
             return;
         }
@@ -111,7 +111,11 @@ async fn terminal_orders_are_tombstoned_after_the_retention_and_not_restored() {
     let processor = Processor::start(&topology, &prefix, "r", &[]);
     wait_states(&processor, 5.0, Duration::from_secs(30));
     let log = processor.log_text();
-    let restored = log.lines().rfind(|l| l.contains("partitions assigned")).unwrap_or_default().to_owned();
+    let restored = log
+        .lines()
+        .rfind(|l| l.contains("partitions assigned") && l.contains(common::process::ORDER_SAGA))
+        .unwrap_or_default()
+        .to_owned();
     let line: serde_json::Value = serde_json::from_str(&restored).expect("json log line");
     assert_eq!(line["states"], 5, "{restored}");
 
@@ -135,5 +139,5 @@ async fn terminal_orders_are_tombstoned_after_the_retention_and_not_restored() {
     }
     let last = last_is_tombstone(&t("orders.state"));
     assert!(done_ids.iter().all(|id| last.get(id) == Some(&true)), "no retired order came back: {last:?}");
-    assert_eq!(processor.metric("hub_processor_states"), Some(5.0));
+    assert_eq!(processor.metric_labelled("hub_processor_states", "processor=\"order-saga\""), Some(5.0));
 }

@@ -13,6 +13,9 @@ use rdkafka::{ClientConfig, Message};
 
 use super::{bootstrap, registry_url, repo, TopologyCopy};
 
+/// What the order saga's log lines carry (the processor role also runs the returns flow's).
+pub const ORDER_SAGA: &str = "\"processor\":\"order-saga\"";
+
 /// A running `hub process`, killed on drop.
 pub struct Processor {
     pub child: Child,

@@ -21,6 +21,12 @@ fn write_copy(text: &str) -> (tempfile::TempDir, PathBuf) {
         let entry = entry.expect("entry");
         std::fs::copy(entry.path(), schemas.join(entry.file_name())).expect("copy");
     }
+    let machines = dir.path().join("machines");
+    std::fs::create_dir(&machines).expect("mkdir");
+    for entry in std::fs::read_dir(repo().join("machines")).expect("machines") {
+        let entry = entry.expect("entry");
+        std::fs::copy(entry.path(), machines.join(entry.file_name())).expect("copy");
+    }
     let path = dir.path().join("topology.toml");
     std::fs::write(&path, text).expect("write");
     (dir, path)
@@ -34,8 +40,12 @@ fn replace_once(text: &str, from: &str, to: &str) -> String {
 #[test]
 fn the_shipped_topology_is_valid() {
     let topology = Topology::load(&repo().join("topology.toml"), "").expect("valid");
-    assert_eq!(topology.topics.len(), 7);
-    assert_eq!(topology.contracts.len(), 11);
+    assert_eq!(topology.topics.len(), 13);
+    assert_eq!(topology.contracts.len(), 16);
+    let names: Vec<&str> = topology.processors.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["order-saga", "return-saga"]);
+    let returns = topology.processors[1].machine.as_ref().expect("the declared machine, read");
+    assert_eq!((returns.state.as_str(), returns.transitions.len()), ("return_state", 7));
     let state = topology.topic("orders.state").expect("state topic");
     assert!(state.cleanup_policy.is_compacted());
     let saga = &topology.processors[0];
@@ -232,7 +242,7 @@ fn duplicates_bad_values_and_key_mismatch_are_reported() {
     text = replace_once(
         &text,
         "[partner.outbound.requests.cancel_command]\nmethod = \"POST\"\npath = \"/orders/{order_id}/cancel\"",
-        "[partner.outbound.requests.cancel_command]\nmethod = \"SEND\"\npath = \"orders/{order_id/cancel\"\n\n[partner.outbound.requests.refund_command]\npath = \"/refunds\"",
+        "[partner.outbound.requests.cancel_command]\nmethod = \"SEND\"\npath = \"orders/{order_id/cancel\"\n\n[partner.outbound.requests.rebate_command]\npath = \"/rebates\"",
     );
     text = replace_once(&text, "terminal_retention = \"7d\"", "terminal_retention = \"500ms\"");
     let (_dir, path) = write_copy(&text);
@@ -330,9 +340,9 @@ fn two_processors_load_and_a_state_topic_belongs_to_one_of_them() {
     let (_dir, path) = write_copy(&with_second_processor());
     let topology = Topology::load(&path, "p.").expect("two processors");
     let names: Vec<&str> = topology.processors.iter().map(|p| p.name.as_str()).collect();
-    assert_eq!(names, ["order-saga", "order-saga-b"]);
-    assert_eq!(topology.processors[1].state, "p.orders-b.state");
-    assert_eq!(topology.processors[1].commit, CommitPolicy::Adaptive);
+    assert_eq!(names, ["order-saga", "return-saga", "order-saga-b"]);
+    assert_eq!(topology.processors[2].state, "p.orders-b.state");
+    assert_eq!(topology.processors[2].commit, CommitPolicy::Adaptive);
 
     // Sharing the first's state topic, and writing to it: both reported, with the others.
     let text = replace_once(&with_second_processor(), "state = \"orders-b.state\"", "state = \"orders.state\"");
@@ -355,4 +365,46 @@ fn two_processors_load_and_a_state_topic_belongs_to_one_of_them() {
     );
     let written = state_errors.iter().filter(|e| e.contains("processor \"order-saga-b\" writes to it")).count();
     assert_eq!(written, 2, "both processors keeping orders.state are told: {state_errors:#?}");
+}
+
+#[test]
+fn every_problem_of_a_declared_machine_is_reported_at_once() {
+    let (dir, path) = write_copy(&shipped_text());
+    let machine = dir.path().join("machines/return_saga.toml");
+    let mut text = std::fs::read_to_string(&machine).expect("machine");
+    for (from, to) in [
+        ("when = \"event.amount > 0\"", "when = \"event.amont > 0\""),
+        ("amount = \"state.amount\"\ncurrency = \"state.currency\"\nissued_at = \"now\"", "currency = \"state.currency\"\nissued_at = \"now\"\nbonus = \"1\""),
+        ("from = \"INSPECTING\"\non = \"timer\"", "from = \"DECLINED\"\non = \"timer\""),
+        ("to = \"REFUNDED\"\n", "to = \"REFUNDD\"\n"),
+        ("states = [\"INSPECTING\",", "states = [\"LIMBO\", \"INSPECTING\","),
+        ("refund_reference = \"event.partner_reference\"", "refund_reference = \"lookup(key).x\"\nversion = \"1\""),
+        ("reason = \"state.failure\"\n\n# ----------------------------------------------------------------- inspecting", "reason = \"state.failure\"\nbroken = \"concat('a'\"\n\n# ----------------------------------------------------------------- inspecting"),
+    ] {
+        text = replace_once(&text, from, to);
+    }
+    std::fs::write(&machine, text).expect("write");
+    let errors = Topology::load(&path, "").expect_err("broken").0;
+    let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    let expected = [
+        "transition 1 (NEW --return_requested--> INSPECTING): when: \"event.amont > 0\" names an unknown field: return_requested has no field \"amont\"",
+        "emit refund_command: refund_command has no default, so it must be mapped: amount",
+        "emit refund_command: refund_command has no field \"bonus\"",
+        "transition 5 (DECLINED --timer--> EXPIRED): DECLINED is terminal: no transition leaves it",
+        "(REFUNDING --delivery_result--> REFUNDD): to \"REFUNDD\" is not one of the states",
+        "set.refund_reference: \"lookup(key).x\" reads x but there is no lookup table: the processor has no lookups",
+        "set.version: kept by the processor, not set by a transition",
+        "payload_json.broken: \"concat('a'\" does not parse: at 10: expected ')'",
+        "states: return_state's status enum has no symbol LIMBO",
+        "state LIMBO: unreachable: no chain of transitions leads from NEW to it",
+        "state LIMBO: no transition leaves it and it is not terminal",
+        "state INSPECTING: a transition sets a timer into it but none is on \"timer\" from it",
+        "state REFUNDED: unreachable",
+        "state DECLINED: a transition is on \"timer\" from it but none into it sets a timer",
+    ];
+    for part in expected {
+        assert!(shown.iter().any(|s| s.contains(part)), "missing {part:?} in {shown:#?}");
+    }
+    assert!(shown.iter().all(|s| s.starts_with("processor \"return-saga\": machine ")), "{shown:#?}");
+    assert_eq!(shown.len(), expected.len(), "exactly the planted problems: {shown:#?}");
 }

@@ -140,12 +140,12 @@ impl Checker<'_> {
         let mut ok = true;
         for (root, path) in expr.paths() {
             let (contract, what) = match root {
-                Root::Event => (event, "the event (a timer has none)"),
-                Root::State => (state, "the state (there is none before the first transition)"),
-                Root::Lookup(_) => (self.around.lookup.as_deref(), "a lookup table (the processor has no lookups)"),
+                Root::Event => (event, "no event: a timer has none"),
+                Root::State => (state, "no state yet: a key has none before its first transition"),
+                Root::Lookup(_) => (self.around.lookup.as_deref(), "no lookup table: the processor has no lookups"),
             };
             let Some(contract) = contract else {
-                self.problem(at, format!("{text:?} reads {} but there is no {what}", path.join(".")));
+                self.problem(at, format!("{text:?} reads {} but there is {what}", path.join(".")));
                 ok = false;
                 continue;
             };
