@@ -36,7 +36,7 @@ fn the_shipped_topology_checks_clean() {
     let output = hub(&["topology", "check"]);
     let (out, err) = text(&output);
     assert!(output.status.success(), "{out}{err}");
-    assert!(out.contains("ok: 7 topics, 11 contracts"), "{out}");
+    assert!(out.contains("ok: 13 topics, 16 contracts, 2 routes, 2 processors, 5 sinks"), "{out}");
 }
 
 #[test]
@@ -60,7 +60,10 @@ fn a_broken_topology_lists_every_planted_error_and_fails() {
             "partners = [\"acme-shop\", \"globex-shop\"]\ncommands",
             "partners = [\"acme-shopp\", \"globex-shop\"]\ncommands",
         ),
-        (r#"schemas = ["delivery_result"]"#, r#"schemas = ["delivery_result", "delivery_receipt"]"#),
+        (
+            "written by the sinks.\"\npartitions = 12\nkey = \"correlation_id\"\ncleanup_policy = \"delete\"\nretention = \"7d\"\nschemas = [\"delivery_result\"]",
+            "written by the sinks.\"\npartitions = 12\nkey = \"correlation_id\"\ncleanup_policy = \"delete\"\nretention = \"7d\"\nschemas = [\"delivery_result\", \"delivery_receipt\"]",
+        ),
     ]);
     std::fs::write(copy.schema_path("order_rejected"), "{ not json").expect("write");
     let output = hub(&["--topology", copy.arg(), "topology", "check"]);

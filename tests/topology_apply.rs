@@ -52,10 +52,10 @@ async fn apply_creates_every_topic_then_changes_nothing() {
     let prefix = unique_prefix("apply");
     let (ok, out, err) = apply(&prefix, None);
     assert!(ok, "{out}{err}");
-    assert!(out.contains("applied 7 change(s)"), "{out}");
+    assert!(out.contains("applied 13 change(s)"), "{out}");
 
     let actual = partitions(&prefix);
-    assert_eq!(actual.len(), 7, "{actual:?}");
+    assert_eq!(actual.len(), 13, "{actual:?}");
     assert_eq!(actual.get(&format!("{prefix}orders.inbound")), Some(&12));
     assert_eq!(actual.get(&format!("{prefix}orders.dlq")), Some(&3));
     assert_eq!(actual.get(&format!("{prefix}inventory.levels")), Some(&6));
@@ -69,7 +69,7 @@ async fn apply_creates_every_topic_then_changes_nothing() {
 
     let (ok, out, err) = apply(&prefix, None);
     assert!(ok, "{out}{err}");
-    assert!(out.contains("no change: all 7 topics match"), "second run reports no change:\n{out}");
+    assert!(out.contains("no change: all 13 topics match"), "second run reports no change:\n{out}");
     assert!(!out.contains("create") && !out.contains("alter") && !out.contains("raise"), "{out}");
     assert_eq!(partitions(&prefix), actual);
 }
@@ -77,14 +77,15 @@ async fn apply_creates_every_topic_then_changes_nothing() {
 #[tokio::test]
 async fn apply_raises_partitions_and_fixes_drifted_configs() {
     let prefix = unique_prefix("raise");
-    let fewer = TopologyCopy::new(&[("partitions = 3\n", "partitions = 1\n")]);
+    let dlq_block = "the reason in headers.\"\npartitions = 3\nkey = \"correlation_id\"\ncleanup_policy = \"delete\"\nretention = \"30d\"";
+    let fewer = TopologyCopy::new(&[(dlq_block, &dlq_block.replace("partitions = 3", "partitions = 1"))]);
     let (ok, out, err) = apply(&prefix, Some(fewer.arg()));
     assert!(ok, "{out}{err}");
     let dlq = format!("{prefix}orders.dlq");
     assert_eq!(partitions(&prefix).get(&dlq), Some(&1));
 
     let drifted =
-        TopologyCopy::new(&[("partitions = 3\n", "partitions = 1\n"), ("retention = \"30d\"", "retention = \"1d\"")]);
+        TopologyCopy::new(&[(dlq_block, &dlq_block.replace("partitions = 3", "partitions = 1").replace("30d", "1d"))]);
     let (ok, out, err) = apply(&prefix, Some(drifted.arg()));
     assert!(ok, "{out}{err}");
     assert_eq!(config(&dlq, "retention.ms").await.as_deref(), Some("86400000"));
@@ -155,11 +156,11 @@ fn describe_shows_declared_against_actual() {
     let output = hub(&["--topic-prefix", &prefix, "topology", "describe", "--allow-fewer-replicas"]);
     let (out, err) = text(&output);
     assert!(output.status.success(), "{out}{err}");
-    assert_eq!(out.matches("missing").count(), 7, "{out}");
+    assert_eq!(out.matches("missing").count(), 13, "{out}");
     let (ok, out, err) = apply(&prefix, None);
     assert!(ok, "{out}{err}");
     let output = hub(&["--topic-prefix", &prefix, "topology", "describe", "--allow-fewer-replicas"]);
     let (out, _) = text(&output);
-    assert_eq!(out.matches("  ok").count(), 7, "{out}");
+    assert_eq!(out.matches("  ok").count(), 13, "{out}");
     assert!(out.contains("cluster: 1 broker(s)"), "{out}");
 }

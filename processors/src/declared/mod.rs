@@ -215,3 +215,6 @@ impl Machine for Declared {
         Self::status(state)
     }
 }
+
+#[cfg(test)]
+mod tests;
