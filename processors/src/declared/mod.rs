@@ -217,4 +217,6 @@ impl Machine for Declared {
 }
 
 #[cfg(test)]
+mod prop_tests;
+#[cfg(test)]
 mod tests;

@@ -12,7 +12,7 @@ use crate::machine::{Machine, Millis, Now, Step};
 
 const DAY: i64 = 86_400_000;
 
-fn machine(applied_limit: usize) -> Declared {
+pub(super) fn machine(applied_limit: usize) -> Declared {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../topology.toml");
     let topology = Topology::load(&path, "").expect("the shipped topology");
     let spec = topology.processors.iter().find_map(|p| p.machine.clone()).expect("a declared processor");
