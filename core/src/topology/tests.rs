@@ -379,6 +379,11 @@ fn every_problem_of_a_declared_machine_is_reported_at_once() {
         ("to = \"REFUNDED\"\n", "to = \"REFUNDD\"\n"),
         ("states = [\"INSPECTING\",", "states = [\"LIMBO\", \"INSPECTING\","),
         ("refund_reference = \"event.partner_reference\"", "refund_reference = \"lookup(key).x\"\nversion = \"1\""),
+        ("'DECLINED' and event.return_id", "'DECLIND' and event.return_id"),
+        ("refund_command_id = \"derive('refund')\"", "refund_command_id = \"derive('refund')\"\ncreated_at = \"'yesterday'\""),
+        ("shop = \"state.shop\"", "shop = \"state.version\""),
+        ("'payflow' and event.outcome == 'DELIVERED'\"", "'payflow' and state.amount\""),
+        ("and event.outcome != 'DELIVERED'", "and event.attempts == 'many'"),
         ("reason = \"state.failure\"\n\n# ----------------------------------------------------------------- inspecting", "reason = \"state.failure\"\nbroken = \"concat('a'\"\n\n# ----------------------------------------------------------------- inspecting"),
     ] {
         text = replace_once(&text, from, to);
@@ -401,6 +406,11 @@ fn every_problem_of_a_declared_machine_is_reported_at_once() {
         "state INSPECTING: a transition sets a timer into it but none is on \"timer\" from it",
         "state REFUNDED: unreachable",
         "state DECLINED: a transition is on \"timer\" from it but none into it sets a timer",
+        "\"event.verdict == 'DECLIND' and event.return_id == state.return_id\" \"DECLIND\" is not one of the enum's symbols (UNKNOWN, APPROVED, DECLINED)",
+        "set.created_at: \"'yesterday'\": \"yesterday\" cannot be written to a field of a number (return_state.created_at)",
+        "emit refund_command: shop: \"state.version\": a number cannot be written to a field of a text (refund_command.shop)",
+        "and state.amount\" is not a condition: a guard compares, or is a boolean",
+        "event.attempts == 'many'\" compares a number with a text: it never holds",
     ];
     for part in expected {
         assert!(shown.iter().any(|s| s.contains(part)), "missing {part:?} in {shown:#?}");

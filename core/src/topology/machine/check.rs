@@ -8,7 +8,8 @@ use std::path::Path;
 
 use apache_avro::schema::{Name, ResolvedSchema, Schema};
 
-use super::expr::{self, Root};
+use super::expr::{self, Expr, Root};
+use super::types::{self, Kind, Typed};
 use super::{
     EmitSpec, InputSpec, MachineSpec, RawEmit, RawMachine, RawTransition, Source, TransitionSpec, Value,
     MANAGED_FIELDS, NEW, TIMER,
@@ -87,6 +88,12 @@ impl Checker<'_> {
     /// Whether `path` names a field of `contract`'s records (through nested records and
     /// nullable unions; past an array or a map anything goes).
     fn has_path(&mut self, contract: &str, path: &[String]) -> Result<(), String> {
+        self.resolve(contract, path).map(|_| ())
+    }
+
+    /// The schema of the field `path` names in `contract` (`None`: past an array or a map, or a
+    /// name not resolved, where anything goes).
+    fn resolve(&mut self, contract: &str, path: &[String]) -> Result<Option<Schema>, String> {
         let Some(schema) = self.contract(contract).map(|c| c.schema.clone()) else {
             return Err(format!("no contract {contract}"));
         };
@@ -97,7 +104,7 @@ impl Checker<'_> {
                 current = match current {
                     Schema::Ref { name } => match names.get(&name) {
                         Some(s) => s.clone(),
-                        None => return Ok(()),
+                        None => return Ok(None),
                     },
                     Schema::Union(union) => match union.variants().iter().find(|v| !matches!(v, Schema::Null)) {
                         Some(s) => s.clone(),
@@ -108,7 +115,7 @@ impl Checker<'_> {
             }
             match &current {
                 Schema::Record(_) => {}
-                Schema::Array(_) | Schema::Map(_) => return Ok(()),
+                Schema::Array(_) | Schema::Map(_) => return Ok(None),
                 _ => {
                     return Err(format!("{} is not a record: it has no field {field:?}", path[..depth].join(".")));
                 }
@@ -123,7 +130,76 @@ impl Checker<'_> {
                 }
             }
         }
-        Ok(())
+        Ok(Some(current))
+    }
+
+    /// What kind of value `expr` gives (its paths already checked).
+    fn typed(&mut self, expr: &Expr, event: Option<&str>, state: Option<&str>) -> Typed {
+        match expr {
+            Expr::Literal(serde_json::Value::String(s)) => Typed { literal: Some(s.clone()), ..Typed::of(Kind::Text) },
+            Expr::Literal(serde_json::Value::Number(_)) | Expr::Now => Typed::of(Kind::Number),
+            Expr::Literal(serde_json::Value::Bool(_)) => Typed::of(Kind::Boolean),
+            Expr::Literal(serde_json::Value::Null) => Typed::of(Kind::Null),
+            Expr::Literal(_) => Typed::of(Kind::Any),
+            Expr::Path(root, path) => {
+                let contract = match root {
+                    Root::Event => event.map(str::to_owned),
+                    Root::State => state.map(str::to_owned),
+                    Root::Lookup(_) => self.around.lookup.clone(),
+                };
+                let schema = contract.and_then(|c| self.resolve(&c, path).ok().flatten());
+                let typed = schema.as_ref().map_or(Typed::of(Kind::Any), types::of_schema);
+                // A lookup table may lack the key: its values may be null.
+                Typed { nullable: typed.nullable || matches!(root, Root::Lookup(_)), ..typed }
+            }
+            Expr::Key | Expr::EventId | Expr::Derive(_) | Expr::Concat(_) => Typed::of(Kind::Text),
+            Expr::Compare(..) | Expr::And(..) | Expr::Or(..) | Expr::Not(..) => Typed::of(Kind::Boolean),
+        }
+    }
+
+    /// Every operand of `expr`'s `and`, `or` and `not` that is not a yes or no.
+    fn conditions(&mut self, at: &str, text: &str, expr: &Expr, event: Option<&str>, state: Option<&str>) {
+        match expr {
+            Expr::And(a, b) | Expr::Or(a, b) => {
+                self.conditions(at, text, a, event, state);
+                self.conditions(at, text, b, event, state);
+            }
+            Expr::Not(a) => self.conditions(at, text, a, event, state),
+            Expr::Compare(..) => {}
+            other => {
+                if !matches!(self.typed(other, event, state).kind, Kind::Boolean | Kind::Any) {
+                    self.problem(at, format!("{text:?} is not a condition: a guard compares, or is a boolean"));
+                }
+            }
+        }
+    }
+
+    /// Every comparison of `expr` that can never hold.
+    fn comparisons(&mut self, at: &str, text: &str, expr: &Expr, event: Option<&str>, state: Option<&str>) {
+        match expr {
+            Expr::Compare(a, op, b) => {
+                let (left, right) = (self.typed(a, event, state), self.typed(b, event, state));
+                if let Err(reason) = types::comparable(&left, *op, &right) {
+                    self.problem(at, format!("{text:?} {reason}"));
+                }
+            }
+            Expr::And(a, b) | Expr::Or(a, b) => {
+                self.comparisons(at, text, a, event, state);
+                self.comparisons(at, text, b, event, state);
+            }
+            Expr::Not(a) => self.comparisons(at, text, a, event, state),
+            Expr::Concat(parts) => parts.iter().for_each(|p| self.comparisons(at, text, p, event, state)),
+            _ => {}
+        }
+    }
+
+    /// `source` as the value of field `field` of `contract`.
+    fn assign(&mut self, at: &str, contract: &str, field: &str, source: &Source, scope: (Option<&str>, Option<&str>)) {
+        let Ok(Some(target)) = self.resolve(contract, &[field.to_owned()]) else { return };
+        let value = self.typed(&source.expr, scope.0, scope.1);
+        if let Err(reason) = types::assignable(&types::of_schema(&target), &value) {
+            self.problem(at, format!("{:?}: {reason} ({contract}.{field})", source.text));
+        }
     }
 
     /// Parses `text`, then checks its paths: `event.` against `event` (none for a timer),
@@ -153,6 +229,9 @@ impl Checker<'_> {
                 self.problem(at, format!("{text:?} names an unknown field: {reason}"));
                 ok = false;
             }
+        }
+        if ok {
+            self.comparisons(at, text, &expr, event, state);
         }
         ok.then(|| Source { text: text.to_owned(), expr })
     }
@@ -283,6 +362,9 @@ impl Checker<'_> {
         let state = self.around.state.contains(&raw.state).then_some(raw.state.as_str());
         let current = if raw_t.from == NEW { None } else { state };
         let when = raw_t.when.as_ref().and_then(|w| self.expression(&format!("{at}: when"), w, event, current));
+        if let Some(w) = &when {
+            self.conditions(&format!("{at}: when"), &w.text, &w.expr, event, current);
+        }
         let mut set = Vec::new();
         for (field, text) in &raw_t.set {
             let field_at = format!("{at}: set.{field}");
@@ -294,6 +376,9 @@ impl Checker<'_> {
                 }
             }
             if let Some(source) = self.expression(&field_at, text, event, state) {
+                if let Some(s) = state {
+                    self.assign(&field_at, s, field, &source, (event, state));
+                }
                 set.push((field.clone(), source));
             }
         }
@@ -349,10 +434,17 @@ impl Checker<'_> {
                 self.problem(&at, format!("{name} is mapped twice (fields and json)"));
             }
             if let Some(source) = self.expression(&format!("{at}: {name}"), text, event, state) {
+                self.assign(&format!("{at}: {name}"), &raw.contract, name, &source, (event, state));
                 out.push((name.clone(), Value::Expr(source)));
             }
         }
         for (name, members) in &raw.json {
+            let text = Typed { literal: None, ..Typed::of(Kind::Text) };
+            if let Ok(Some(target)) = self.resolve(&raw.contract, std::slice::from_ref(name)) {
+                if let Err(reason) = types::assignable(&types::of_schema(&target), &text) {
+                    self.problem(format!("{at}: {name}"), format!("a JSON document is a text: {reason}"));
+                }
+            }
             let members: Vec<(String, Source)> = members
                 .iter()
                 .filter_map(|(m, text)| {

@@ -6,6 +6,7 @@
 mod check;
 pub mod draw;
 pub mod expr;
+mod types;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
