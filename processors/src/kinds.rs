@@ -33,9 +33,12 @@ pub(crate) async fn launch(ctx: &Context<'_>, processor: &Processor) -> Result<L
             runtime::start(ctx, processor, params.map(saga::OrderSaga::new), Some(runtime::millis(*terminal_retention)))
                 .await
         }
-        ProcessorParams::Declared { terminal_retention, .. } => {
-            let machine =
-                processor.machine.clone().map(|spec| Declared::new(spec, ctx.config.applied_limit)).ok_or_else(|| {
+        ProcessorParams::Declared { terminal_retention, values, .. } => {
+            let machine = processor
+                .machine
+                .clone()
+                .map(|spec| Declared::new(spec, values.clone(), ctx.config.applied_limit))
+                .ok_or_else(|| {
                     ProcessorError::Config(format!("processor {}: its machine was not read", processor.name))
                 });
             runtime::start(ctx, processor, machine, Some(runtime::millis(*terminal_retention))).await

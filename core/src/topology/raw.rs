@@ -206,6 +206,10 @@ pub enum ProcessorParams {
     Declared {
         /// The machine file, relative to the topology file.
         machine: std::path::PathBuf,
+        /// Values the machine's expressions read as `param.<name>` (the partner a flow pays
+        /// through, say), so one machine file serves several processors.
+        #[serde(default)]
+        values: BTreeMap<String, String>,
         /// How long a state in a terminal status stays before a tombstone deletes it.
         #[serde(with = "humantime_serde", default = "default_terminal_retention")]
         terminal_retention: Duration,

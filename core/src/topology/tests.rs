@@ -369,7 +369,9 @@ fn two_processors_load_and_a_state_topic_belongs_to_one_of_them() {
 
 #[test]
 fn every_problem_of_a_declared_machine_is_reported_at_once() {
-    let (dir, path) = write_copy(&shipped_text());
+    let text =
+        replace_once(&shipped_text(), "payment_partner = \"payflow\"", "payment_partner = \"payflow\"\npayee = \"x\"");
+    let (dir, path) = write_copy(&text);
     let machine = dir.path().join("machines/return_saga.toml");
     let mut text = std::fs::read_to_string(&machine).expect("machine");
     for (from, to) in [
@@ -382,7 +384,8 @@ fn every_problem_of_a_declared_machine_is_reported_at_once() {
         ("'DECLINED' and event.return_id", "'DECLIND' and event.return_id"),
         ("refund_command_id = \"derive('refund')\"", "refund_command_id = \"derive('refund')\"\ncreated_at = \"'yesterday'\""),
         ("shop = \"state.shop\"", "shop = \"state.version\""),
-        ("'payflow' and event.outcome == 'DELIVERED'\"", "'payflow' and state.amount\""),
+        ("param.payment_partner and event.outcome == 'DELIVERED'\"", "param.payment_partner and state.amount\""),
+        ("partner = \"param.payment_partner\"", "partner = \"param.payment_partnr\""),
         ("and event.outcome != 'DELIVERED'", "and event.attempts == 'many'"),
         ("reason = \"state.failure\"\n\n# ----------------------------------------------------------------- inspecting", "reason = \"state.failure\"\nbroken = \"concat('a'\"\n\n# ----------------------------------------------------------------- inspecting"),
     ] {
@@ -411,6 +414,8 @@ fn every_problem_of_a_declared_machine_is_reported_at_once() {
         "emit refund_command: shop: \"state.version\": a number cannot be written to a field of a text (refund_command.shop)",
         "and state.amount\" is not a condition: a guard compares, or is a boolean",
         "event.attempts == 'many'\" compares a number with a text: it never holds",
+        "emit refund_command: partner: \"param.payment_partnr\" reads param.payment_partnr, which the processor's params.values does not set ([\"payee\", \"payment_partner\"])",
+        "params: the processor's params.values sets \"payee\" but no expression reads it",
     ];
     for part in expected {
         assert!(shown.iter().any(|s| s.contains(part)), "missing {part:?} in {shown:#?}");

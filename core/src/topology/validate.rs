@@ -336,7 +336,7 @@ impl Checker<'_> {
                         ));
                     }
                 }
-                ProcessorParams::Declared { machine: file, terminal_retention } => {
+                ProcessorParams::Declared { machine: file, terminal_retention, values } => {
                     self.retention(&owner, *terminal_retention);
                     let carried = |topics: &mut dyn Iterator<Item = &Topic>| -> BTreeSet<String> {
                         topics.flat_map(|t| t.schemas.iter().cloned()).collect()
@@ -348,6 +348,7 @@ impl Checker<'_> {
                         outputs: carried(&mut outputs.iter().flatten()),
                         state: carried(&mut state.iter()),
                         lookup: lookups.first().and_then(Option::as_ref).and_then(|t| t.schemas.first().cloned()),
+                        params: values,
                     };
                     let path = self.opts.source.parent().unwrap_or(Path::new(".")).join(file);
                     match machine::load(&path, &around) {

@@ -19,6 +19,8 @@ pub(crate) struct Scope<'a> {
     /// The event's time (epoch milliseconds).
     pub(crate) now: i64,
     pub(crate) lookup: &'a dyn Lookup,
+    /// The processor's `params.values`.
+    pub(crate) params: &'a std::collections::BTreeMap<String, String>,
 }
 
 /// An id derived from `base` (an event id, or a key) and `tag`: stable across restarts and redos.
@@ -84,6 +86,7 @@ pub(crate) fn eval(expr: &Expr, scope: &Scope<'_>) -> Value {
         Expr::Key => Value::String(scope.key.to_owned()),
         Expr::EventId => Value::String(scope.event_id.to_owned()),
         Expr::Now => Value::from(scope.now),
+        Expr::Param(name) => scope.params.get(name).map_or(Value::Null, |v| Value::String(v.clone())),
         Expr::Derive(tag) => Value::String(derive_id(scope.event_id, tag)),
         Expr::Concat(parts) => Value::String(parts.iter().map(|p| text(&eval(p, scope))).collect()),
         Expr::Compare(a, op, b) => {
@@ -117,7 +120,16 @@ mod tests {
     fn value(text: &str, event: &Value, state: Option<&Value>) -> Value {
         let table: HashMap<String, Arc<Value>> =
             HashMap::from([("SKU-1".to_owned(), Arc::new(json!({"available": 3})))]);
-        let scope = Scope { event: Some(event), state, key: "k-1", event_id: "e-1", now: 1_000, lookup: &table };
+        let params = std::collections::BTreeMap::from([("payer".to_owned(), "payflow".to_owned())]);
+        let scope = Scope {
+            event: Some(event),
+            state,
+            key: "k-1",
+            event_id: "e-1",
+            now: 1_000,
+            lookup: &table,
+            params: &params,
+        };
         eval(&parse(text).expect("parses"), &scope)
     }
 
@@ -138,10 +150,20 @@ mod tests {
         yes("state.status == 'INSPECTING' or 1 > 'x'");
         assert_eq!(value("concat('r-', key, '/', now, event.missing)", &event, None), json!("r-k-1/1000"));
         assert_eq!(value("derive('refund')", &event, None), json!(derive_id("e-1", "refund")));
+        assert_eq!(value("concat(param.payer, param.missing)", &event, None), json!("payflow"));
         assert_ne!(derive_id("e-1", "refund"), derive_id("e-2", "refund"));
         assert_eq!(value("state.status", &event, None), Value::Null);
         let table: HashMap<String, Arc<Value>> = HashMap::new();
-        let scope = Scope { event: Some(&event), state: None, key: "k", event_id: "e", now: 0, lookup: &table };
+        let params = std::collections::BTreeMap::new();
+        let scope = Scope {
+            event: Some(&event),
+            state: None,
+            key: "k",
+            event_id: "e",
+            now: 0,
+            lookup: &table,
+            params: &params,
+        };
         assert!(!holds(&parse("event.verdict").expect("parses"), &scope), "only true holds");
     }
 }

@@ -8,6 +8,7 @@
 
 mod eval;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use interchange_core::topology::machine::{MachineSpec, TransitionSpec, Value as Mapped, NEW, TIMER};
@@ -27,12 +28,14 @@ pub enum DeclaredEvent {
 #[derive(Debug, Clone)]
 pub struct Declared {
     spec: Arc<MachineSpec>,
+    /// The processor's `params.values`, read as `param.<name>`.
+    params: BTreeMap<String, String>,
     applied_limit: usize,
 }
 
 impl Declared {
-    pub fn new(spec: Arc<MachineSpec>, applied_limit: usize) -> Self {
-        Self { spec, applied_limit: applied_limit.max(1) }
+    pub fn new(spec: Arc<MachineSpec>, params: BTreeMap<String, String>, applied_limit: usize) -> Self {
+        Self { spec, params, applied_limit: applied_limit.max(1) }
     }
 
     fn status(state: &Value) -> &str {
@@ -171,7 +174,7 @@ impl Machine for Declared {
                 (TIMER, None)
             }
         };
-        let scope = Scope { event: payload, state, key, event_id, now: now.event.0, lookup };
+        let scope = Scope { event: payload, state, key, event_id, now: now.event.0, lookup, params: &self.params };
         let mut candidates = self.spec.transitions.iter().filter(|t| t.from == from && t.on == on).peekable();
         if candidates.peek().is_none() && state.is_none() {
             return Step::Refused { reason: format!("{on} for a key this processor has never seen"), kind: None };

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use interchange_core::topology::Topology;
+use interchange_core::topology::{ProcessorParams, Topology};
 use serde_json::{json, Value};
 
 use super::{Declared, DeclaredEvent};
@@ -15,8 +15,9 @@ const DAY: i64 = 86_400_000;
 pub(super) fn machine(applied_limit: usize) -> Declared {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../topology.toml");
     let topology = Topology::load(&path, "").expect("the shipped topology");
-    let spec = topology.processors.iter().find_map(|p| p.machine.clone()).expect("a declared processor");
-    Declared::new(spec, applied_limit)
+    let processor = topology.processors.iter().find(|p| p.machine.is_some()).expect("a declared processor");
+    let ProcessorParams::Declared { values, .. } = &processor.params else { panic!("declared") };
+    Declared::new(processor.machine.clone().expect("read"), values.clone(), applied_limit)
 }
 
 fn input(contract: &str, value: Value) -> DeclaredEvent {

@@ -30,6 +30,8 @@ pub struct Surroundings<'a> {
     pub state: BTreeSet<String>,
     /// The contract of its (first) lookup topic, if it has one.
     pub lookup: Option<String>,
+    /// Its `params.values`: what `param.<name>` reads.
+    pub params: &'a BTreeMap<String, String>,
 }
 
 /// Reads the machine at `path` and checks it; every problem is one error naming the processor,
@@ -43,8 +45,12 @@ pub fn load(path: &Path, around: &Surroundings<'_>) -> Result<MachineSpec, Vec<T
     };
     let text = std::fs::read_to_string(path).map_err(|e| vec![error("file", format!("cannot read: {e}"))])?;
     let raw: RawMachine = toml::from_str(&text).map_err(|e| vec![error("file", e.to_string())])?;
-    let mut checker = Checker { around, problems: Vec::new(), names: BTreeMap::new() };
+    let mut checker = Checker { around, problems: Vec::new(), names: BTreeMap::new(), used: BTreeSet::new() };
     let spec = checker.machine(path, raw);
+    let unused: Vec<&String> = around.params.keys().filter(|n| !checker.used.contains(*n)).collect();
+    for name in unused {
+        checker.problem("params", format!("the processor's params.values sets {name:?} but no expression reads it"));
+    }
     if checker.problems.is_empty() {
         Ok(spec)
     } else {
@@ -57,6 +63,8 @@ struct Checker<'a> {
     problems: Vec<(String, String)>,
     /// Named types of each contract, for paths through nested records.
     names: BTreeMap<String, std::collections::HashMap<Name, Schema>>,
+    /// The `param.<name>`s read.
+    used: BTreeSet<String>,
 }
 
 /// A record's fields: name, schema, whether it has a default.
@@ -152,6 +160,7 @@ impl Checker<'_> {
                 // A lookup table may lack the key: its values may be null.
                 Typed { nullable: typed.nullable || matches!(root, Root::Lookup(_)), ..typed }
             }
+            Expr::Param(name) => Typed { literal: self.around.params.get(name).cloned(), ..Typed::of(Kind::Text) },
             Expr::Key | Expr::EventId | Expr::Derive(_) | Expr::Concat(_) => Typed::of(Kind::Text),
             Expr::Compare(..) | Expr::And(..) | Expr::Or(..) | Expr::Not(..) => Typed::of(Kind::Boolean),
         }
@@ -214,6 +223,17 @@ impl Checker<'_> {
             }
         };
         let mut ok = true;
+        for name in expr.params() {
+            self.used.insert(name.to_owned());
+            if !self.around.params.contains_key(name) {
+                let set: Vec<&String> = self.around.params.keys().collect();
+                self.problem(
+                    at,
+                    format!("{text:?} reads param.{name}, which the processor's params.values does not set ({set:?})"),
+                );
+                ok = false;
+            }
+        }
         for (root, path) in expr.paths() {
             let (contract, what) = match root {
                 Root::Event => (event, "no event: a timer has none"),

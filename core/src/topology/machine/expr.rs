@@ -42,6 +42,8 @@ pub enum Expr {
     EventId,
     /// The event's time (epoch milliseconds): the record's, or the clock's for a timer.
     Now,
+    /// A value of the processor's `params.values`.
+    Param(String),
     /// An id derived from the event id and a tag: the same event always derives the same id.
     Derive(String),
     Concat(Vec<Expr>),
@@ -58,6 +60,17 @@ impl Expr {
         self.walk(&mut |e| {
             if let Expr::Path(root, path) = e {
                 out.push((root, path.as_slice()));
+            }
+        });
+        out
+    }
+
+    /// Every `param.<name>` of the expression.
+    pub fn params(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        self.walk(&mut |e| {
+            if let Expr::Param(name) = e {
+                out.push(name.as_str());
             }
         });
         out
@@ -295,6 +308,10 @@ impl Parser {
                     Ok(Expr::Path(root, path))
                 }
                 "derive" => Ok(Expr::Derive(self.text_argument()?)),
+                "param" => match self.fields()?.as_slice() {
+                    [name] => Ok(Expr::Param(name.clone())),
+                    _ => self.fail("expected one name after param., as param.payment_partner"),
+                },
                 "lookup" => {
                     self.expect(&Token::Open, "'('")?;
                     let key = self.or()?;
@@ -314,7 +331,7 @@ impl Parser {
                 other => {
                     self.at -= 1;
                     self.fail(format!(
-                        "unknown name {other:?} (event.…, state.…, lookup(…), key, event_id, now, derive, concat)"
+                        "unknown name {other:?} (event.…, state.…, lookup(…), param.…, key, event_id, now, derive, concat)"
                     ))
                 }
             },
@@ -362,6 +379,8 @@ mod tests {
     #[test]
     fn calls_lookups_and_quotes() {
         assert_eq!(parse("derive('refund')"), Ok(Expr::Derive("refund".into())));
+        assert_eq!(parse("param.payer"), Ok(Expr::Param("payer".into())));
+        assert!(parse("param.a.b").is_err() && parse("param").is_err());
         assert_eq!(
             parse("lookup(event.sku).available"),
             Ok(Expr::Path(Root::Lookup(Box::new(path(Root::Event, &["sku"]))), vec!["available".into()]))
