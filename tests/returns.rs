@@ -48,8 +48,9 @@ async fn wait_statuses(pipeline: &Pipeline, expected: &[(&str, &str)]) -> HashMa
 }
 
 fn request(return_id: &str, amount: &str) -> serde_json::Value {
+    let reason = if return_id == "FORGOTTEN" { "forgotten" } else { "too small" };
     serde_json::json!({"return_id": return_id, "order_id": format!("O-{return_id}"), "amount": amount, "currency": "EUR",
-                       "reason": "too small"})
+                       "reason": reason})
 }
 
 /// An inspection verdict as the warehouse's system produces it: Confluent's Python producer, the
@@ -81,8 +82,20 @@ async fn a_declared_return_flow_runs_beside_the_orders_from_files_only() {
     let mut options = Options::new(&erp_url, &shop_url);
     let edits = [("base_url = \"http://127.0.0.1:18085\"", payflow_edit.as_str())];
     options.edits = &edits;
-    // A return not inspected expires after 3 s instead of 14 days.
-    options.machine_edits = &[("timer = \"14d\"", "timer = \"3s\"")];
+    // A return whose reason is "forgotten" waits 3 s instead of 14 days for its inspection: a
+    // copy of the first transition, placed before it, with that guard and timer (the others keep
+    // 14 days, so no verdict races their timer).
+    let machine = std::fs::read_to_string(common::repo().join("machines/return_saga.toml")).expect("machine");
+    let start = machine.find("[[transition]]").expect("a transition");
+    let end = start + 1 + machine[start + 1..].find("[[transition]]").expect("a second transition");
+    let first = &machine[start..end];
+    let quick = first
+        .replace("when = \"event.amount > 0\"", "when = \"event.amount > 0 and event.reason == 'forgotten'\"")
+        .replace("timer = \"14d\"", "timer = \"3s\"");
+    assert_ne!(quick, first, "the edit applies");
+    let quick_first = format!("{quick}{first}");
+    let machine_edits = [(first, quick_first.as_str())];
+    options.machine_edits = &machine_edits;
     options.more_sinks = &["refund-dispatch", "return-notify"];
     let stock: Vec<(String, i64)> = (100..106).map(|n| (format!("SKU-00{n}"), 1_000)).collect();
     let stock: Vec<(&str, i64)> = stock.iter().map(|(s, n)| (s.as_str(), *n)).collect();
