@@ -1,6 +1,7 @@
 //! The closed registry of processor kinds: a processor's `params.kind` picks the machine the
 //! runtime drives. A new kind is a variant of `ProcessorParams` and one arm of [`launch`].
 
+use interchange_core::clock::duration_millis;
 use interchange_core::topology::{Processor, ProcessorParams};
 
 use crate::declared::Declared;
@@ -26,11 +27,11 @@ pub(crate) async fn launch(ctx: &Context<'_>, processor: &Processor) -> Result<L
                     erp_partner_by_shop: erp_partner_by_shop.clone(),
                     discount_percent: *discount_percent,
                     discount_min_total,
-                    dispatch_deadline_ms: runtime::millis(*dispatch_deadline),
+                    dispatch_deadline_ms: duration_millis(*dispatch_deadline),
                     history_limit: ctx.config.history_limit,
                     applied_limit: ctx.config.applied_limit,
                 });
-            runtime::start(ctx, processor, params.map(saga::OrderSaga::new), Some(runtime::millis(*terminal_retention)))
+            runtime::start(ctx, processor, params.map(saga::OrderSaga::new), Some(duration_millis(*terminal_retention)))
                 .await
         }
         ProcessorParams::Declared { terminal_retention, values, .. } => {
@@ -41,7 +42,7 @@ pub(crate) async fn launch(ctx: &Context<'_>, processor: &Processor) -> Result<L
                 .ok_or_else(|| {
                     ProcessorError::Config(format!("processor {}: its machine was not read", processor.name))
                 });
-            runtime::start(ctx, processor, machine, Some(runtime::millis(*terminal_retention))).await
+            runtime::start(ctx, processor, machine, Some(duration_millis(*terminal_retention))).await
         }
     }
 }

@@ -66,28 +66,28 @@ impl Now {
 
 /// An input record read as one of the machine's events.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Input<E> {
-    pub event: E,
+pub(crate) struct Input<E> {
+    pub(crate) event: E,
     /// The event's id: a machine recognises a repeat by it.
-    pub id: String,
+    pub(crate) id: String,
     /// The key of the state it applies to; the record's Kafka key must be this (or the record
     /// may sit on another partition than its state).
-    pub key: String,
+    pub(crate) key: String,
 }
 
 /// A record a transition asks for, besides the new state.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Emit {
+pub(crate) struct Emit {
     /// The contract it is written as; the processor's output topic carrying it receives it.
-    pub contract: String,
+    pub(crate) contract: String,
     /// Its `event-id` header (a command id, or an event id).
-    pub id: String,
-    pub value: serde_json::Value,
+    pub(crate) id: String,
+    pub(crate) value: serde_json::Value,
 }
 
 /// What applying an event did.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Step<S> {
+pub(crate) enum Step<S> {
     /// A new state, and the records to write with it (in this order, the state last).
     Changed { state: S, emits: Vec<Emit> },
     /// Nothing to write: a repeat, a late answer, an event the state no longer waits for.
@@ -98,7 +98,7 @@ pub enum Step<S> {
 }
 
 /// A lookup table: a compacted topic read whole, its latest value per key.
-pub trait Lookup {
+pub(crate) trait Lookup {
     fn get(&self, key: &str) -> Option<Arc<serde_json::Value>>;
 }
 
@@ -109,7 +109,7 @@ impl<S: std::hash::BuildHasher> Lookup for std::collections::HashMap<String, Arc
 }
 
 /// A state machine the runtime drives: one state per key, on the processor's state topic.
-pub trait Machine: Send + Sync + 'static {
+pub(crate) trait Machine: Send + Sync + 'static {
     type State: Send + Sync + 'static;
     type Event: Send;
 

@@ -11,6 +11,7 @@ mod eval;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use interchange_core::clock::duration_millis;
 use interchange_core::topology::machine::{MachineSpec, TransitionSpec, Value as Mapped, NEW, TIMER};
 use serde_json::{Map, Value};
 
@@ -19,14 +20,14 @@ use eval::{derive_id, eval, holds, Scope};
 
 /// An event of a declared machine: an input record, or its timer.
 #[derive(Debug, Clone, PartialEq)]
-pub enum DeclaredEvent {
+pub(crate) enum DeclaredEvent {
     Input { contract: String, value: Value },
     Timer { deadline: Millis },
 }
 
 /// A declared machine and how many event ids a state remembers.
 #[derive(Debug, Clone)]
-pub struct Declared {
+pub(crate) struct Declared {
     spec: Arc<MachineSpec>,
     /// The processor's `params.values`, read as `param.<name>`.
     params: BTreeMap<String, String>,
@@ -34,7 +35,7 @@ pub struct Declared {
 }
 
 impl Declared {
-    pub fn new(spec: Arc<MachineSpec>, params: BTreeMap<String, String>, applied_limit: usize) -> Self {
+    pub(crate) fn new(spec: Arc<MachineSpec>, params: BTreeMap<String, String>, applied_limit: usize) -> Self {
         Self { spec, params, applied_limit: applied_limit.max(1) }
     }
 
@@ -63,10 +64,7 @@ impl Declared {
         let version = object.get("version").and_then(Value::as_i64).unwrap_or(0);
         object.insert("status".to_owned(), Value::String(t.to.clone()));
         object.insert("version".to_owned(), Value::from(version.saturating_add(1)));
-        let deadline = t.timer.map(|d| {
-            let ms = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
-            Value::from(now.processing.0.saturating_add(ms))
-        });
+        let deadline = t.timer.map(|d| Value::from(now.processing.0.saturating_add(duration_millis(d))));
         object.insert("deadline".to_owned(), deadline.unwrap_or(Value::Null));
         let mut ids: Vec<Value> =
             object.get("applied_event_ids").and_then(Value::as_array).cloned().unwrap_or_default();

@@ -38,11 +38,6 @@ pub use error::ProcessorError;
 use crate::machine::Machine;
 use shared::Shared;
 
-/// A duration in whole milliseconds (saturated).
-pub(crate) fn millis(duration: Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
-}
-
 /// What every processor of a run is started with.
 pub(crate) struct Context<'a> {
     topology: &'a Topology,

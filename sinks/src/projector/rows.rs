@@ -119,7 +119,7 @@ pub fn merge(projections: Vec<Projection>) -> Vec<Projection> {
 /// `None` when it has already expired (not written at all). Computed from the row's own time,
 /// so a replay gives a row the same expiry as the first write.
 pub fn ttl_seconds(at_ms: i64, now_ms: i64, ttl: Duration) -> Option<i32> {
-    let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+    let ttl_ms = interchange_core::clock::duration_millis(ttl);
     let left_ms = at_ms.saturating_add(ttl_ms).saturating_sub(now_ms);
     if left_ms <= 0 {
         return None;
