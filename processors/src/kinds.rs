@@ -4,7 +4,7 @@
 use interchange_core::clock::duration_millis;
 use interchange_core::topology::{Processor, ProcessorParams};
 
-use crate::declared::Declared;
+use crate::declared::{Declared, Limits};
 use crate::runtime::{self, Context, Launched, ProcessorError};
 use crate::saga;
 
@@ -38,7 +38,11 @@ pub(crate) async fn launch(ctx: &Context<'_>, processor: &Processor) -> Result<L
             let machine = processor
                 .machine
                 .clone()
-                .map(|spec| Declared::new(spec, values.clone(), ctx.config.applied_limit))
+                .map(|spec| {
+                    let limits =
+                        Limits { applied: ctx.config.applied_limit, history: ctx.config.history_limit };
+                    Declared::new(spec, values.clone(), limits)
+                })
                 .ok_or_else(|| {
                     ProcessorError::Config(format!("processor {}: its machine was not read", processor.name))
                 });

@@ -94,7 +94,7 @@ pub(crate) enum Step<S> {
     Unchanged { reason: &'static str },
     /// The event is refused: its input record becomes a dead letter (a timer is dropped), the
     /// state is untouched. `kind` is a metric label for refusals worth counting apart.
-    Refused { reason: String, kind: Option<&'static str> },
+    Refused { reason: String, kind: Option<String> },
 }
 
 /// A lookup table: a compacted topic read whole, its latest value per key.
@@ -150,4 +150,12 @@ pub(crate) trait Machine: Send + Sync + 'static {
 
     /// The state's status, for logs.
     fn status<'s>(&self, state: &'s Self::State) -> &'s str;
+}
+
+/// Namespace of the ids machines derive (deterministic, so a redone transaction writes the same ids).
+const ID_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6a1f_0c3e_8d2b_4f57_9b1e_5c0a_d4e2_7f13);
+
+/// An id derived from `base` (an event id, a command id, a key) and `tag`: identical on every redo.
+pub(crate) fn derive_id(base: &str, tag: &str) -> String {
+    uuid::Uuid::new_v5(&ID_NAMESPACE, format!("{base}/{tag}").as_bytes()).to_string()
 }

@@ -209,7 +209,7 @@ pub enum ProcessorParams {
         /// Values the machine's expressions read as `param.<name>` (the partner a flow pays
         /// through, say), so one machine file serves several processors.
         #[serde(default)]
-        values: BTreeMap<String, String>,
+        values: BTreeMap<String, super::machine::ParamValue>,
         /// How long a state in a terminal status stays before a tombstone deletes it.
         #[serde(with = "humantime_serde", default = "default_terminal_retention")]
         terminal_retention: Duration,

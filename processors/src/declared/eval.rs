@@ -1,14 +1,18 @@
 //! Evaluates a declared machine's expressions over JSON: the event, the state, the lookup table.
 
 use std::cmp::Ordering;
+use std::collections::BTreeSet;
 
 use interchange_core::money::Cents;
-use interchange_core::topology::machine::{Expr, Op, Root};
+use interchange_core::topology::machine::expr::{Arith, Each, Fold, Func};
+use interchange_core::topology::machine::{Expr, Op, ParamValue, Root};
 use serde_json::Value;
 
+pub(crate) use crate::machine::derive_id;
 use crate::machine::Lookup;
 
 /// What an expression sees.
+#[derive(Clone, Copy)]
 pub(crate) struct Scope<'a> {
     /// `None` for a timer.
     pub(crate) event: Option<&'a Value>,
@@ -20,12 +24,25 @@ pub(crate) struct Scope<'a> {
     pub(crate) now: i64,
     pub(crate) lookup: &'a dyn Lookup,
     /// The processor's `params.values`.
-    pub(crate) params: &'a std::collections::BTreeMap<String, String>,
+    pub(crate) params: &'a std::collections::BTreeMap<String, ParamValue>,
 }
 
-/// An id derived from `base` (an event id, or a key) and `tag`: stable across restarts and redos.
-pub(crate) fn derive_id(base: &str, tag: &str) -> String {
-    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("{base}/{tag}").as_bytes()).to_string()
+/// The elements bound by the enclosing list forms, innermost first.
+#[derive(Clone, Copy)]
+struct Bound<'b> {
+    name: &'b str,
+    value: &'b Value,
+    up: Option<&'b Bound<'b>>,
+}
+
+fn bound<'b>(mut at: Option<&'b Bound<'b>>, name: &str) -> Option<&'b Value> {
+    while let Some(b) = at {
+        if b.name == name {
+            return Some(b.value);
+        }
+        at = b.up;
+    }
+    None
 }
 
 fn walk(mut value: &Value, path: &[String]) -> Value {
@@ -47,16 +64,27 @@ fn text(value: &Value) -> String {
     }
 }
 
+/// An exact amount: a decimal text, or a number with at most two decimals.
+fn cents(value: &Value) -> Option<Cents> {
+    match value {
+        Value::String(s) => Cents::parse(s),
+        Value::Number(n) => Cents::parse(&n.to_string()),
+        _ => None,
+    }
+}
+
 /// Numbers compare as numbers, decimal texts (`"129.90"`) as exact amounts, other texts as text.
 fn order(a: &Value, b: &Value) -> Option<Ordering> {
     match (a, b) {
-        (Value::Number(x), Value::Number(y)) => x.as_f64()?.partial_cmp(&y.as_f64()?),
+        (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64()) {
+            (Some(x), Some(y)) => Some(x.cmp(&y)),
+            _ => x.as_f64()?.partial_cmp(&y.as_f64()?),
+        },
         (Value::String(x), Value::String(y)) => match (Cents::parse(x), Cents::parse(y)) {
             (Some(x), Some(y)) => Some(x.cmp(&y)),
             _ => Some(x.cmp(y)),
         },
-        (Value::String(x), Value::Number(_)) => Cents::parse(x)?.cmp(&Cents::parse(&b.to_string())?).into(),
-        (Value::Number(_), Value::String(y)) => Cents::parse(&a.to_string())?.cmp(&Cents::parse(y)?).into(),
+        (Value::String(_), Value::Number(_)) | (Value::Number(_), Value::String(_)) => Some(cents(a)?.cmp(&cents(b)?)),
         _ => None,
     }
 }
@@ -68,6 +96,31 @@ fn equal(a: &Value, b: &Value) -> bool {
     }
 }
 
+/// `a op b`, exactly: integers stay integers, anything else with an amount is an amount
+/// (a text with two decimals). Null when an operand is not a number or the result overflows.
+fn arithmetic(a: &Value, op: Arith, b: &Value) -> Value {
+    if let (Some(x), Some(y)) = (a.as_i64(), b.as_i64()) {
+        let result = match op {
+            Arith::Add => x.checked_add(y),
+            Arith::Sub => x.checked_sub(y),
+            Arith::Mul => x.checked_mul(y),
+        };
+        return result.map_or(Value::Null, Value::from);
+    }
+    let (Some(x), Some(y)) = (cents(a), cents(b)) else { return Value::Null };
+    let result = match op {
+        Arith::Add => x.checked_add(y),
+        Arith::Sub => x.checked_sub(y),
+        // An integer factor keeps the cents exact; two amounts round half away from zero.
+        Arith::Mul => match (a.as_i64(), b.as_i64()) {
+            (_, Some(n)) => x.checked_times(n),
+            (Some(n), _) => y.checked_times(n),
+            _ => x.0.checked_mul(y.0).and_then(|p| p.checked_add(if p >= 0 { 50 } else { -50 })).map(|p| Cents(p / 100)),
+        },
+    };
+    result.map_or(Value::Null, |c| Value::String(c.to_string()))
+}
+
 /// Whether a guard holds: only `true` does.
 pub(crate) fn holds(expr: &Expr, scope: &Scope<'_>) -> bool {
     eval(expr, scope) == Value::Bool(true)
@@ -75,22 +128,70 @@ pub(crate) fn holds(expr: &Expr, scope: &Scope<'_>) -> bool {
 
 /// The value of `expr`; a missing field is `null`.
 pub(crate) fn eval(expr: &Expr, scope: &Scope<'_>) -> Value {
+    value(expr, scope, None)
+}
+
+fn is(expr: &Expr, scope: &Scope<'_>, env: Option<&Bound<'_>>) -> bool {
+    value(expr, scope, env) == Value::Bool(true)
+}
+
+fn value(expr: &Expr, scope: &Scope<'_>, env: Option<&Bound<'_>>) -> Value {
     match expr {
         Expr::Literal(v) => v.clone(),
         Expr::Path(Root::Event, path) => scope.event.map_or(Value::Null, |e| walk(e, path)),
         Expr::Path(Root::State, path) => scope.state.map_or(Value::Null, |s| walk(s, path)),
         Expr::Path(Root::Lookup(key), path) => {
-            let key = text(&eval(key, scope));
+            let key = text(&value(key, scope, env));
             scope.lookup.get(&key).map_or(Value::Null, |v| walk(&v, path))
         }
+        Expr::Path(Root::Var(name), path) => bound(env, name).map_or(Value::Null, |v| walk(v, path)),
         Expr::Key => Value::String(scope.key.to_owned()),
         Expr::EventId => Value::String(scope.event_id.to_owned()),
         Expr::Now => Value::from(scope.now),
-        Expr::Param(name) => scope.params.get(name).map_or(Value::Null, |v| Value::String(v.clone())),
-        Expr::Derive(tag) => Value::String(derive_id(scope.event_id, tag)),
-        Expr::Concat(parts) => Value::String(parts.iter().map(|p| text(&eval(p, scope))).collect()),
+        Expr::Param(name) => match scope.params.get(name) {
+            Some(ParamValue::Text(v)) => Value::String(v.clone()),
+            _ => Value::Null,
+        },
+        Expr::ParamEntry(name, key) => match scope.params.get(name) {
+            Some(ParamValue::Table(table)) => {
+                table.get(&text(&value(key, scope, env))).map_or(Value::Null, |v| Value::String(v.clone()))
+            }
+            _ => Value::Null,
+        },
+        // Replaced by their definitions when the machine is read.
+        Expr::Def(_) => Value::Null,
+        Expr::Derive(tag, None) => Value::String(derive_id(scope.event_id, tag)),
+        Expr::Derive(tag, Some(base)) => Value::String(derive_id(&text(&value(base, scope, env)), tag)),
+        Expr::Concat(parts) => Value::String(parts.iter().map(|p| text(&value(p, scope, env))).collect()),
+        Expr::Call(Func::If, args) => {
+            let branch = if is(&args[0], scope, env) { &args[1] } else { &args[2] };
+            value(branch, scope, env)
+        }
+        Expr::Call(Func::Coalesce, args) => {
+            args.iter().map(|a| value(a, scope, env)).find(|v| !v.is_null()).unwrap_or(Value::Null)
+        }
+        Expr::Call(Func::Percent, args) => {
+            let amount = cents(&value(&args[0], scope, env));
+            let percent = text(&value(&args[1], scope, env)).parse::<u32>().ok();
+            match (amount, percent) {
+                (Some(a), Some(p)) => a.checked_percent(p).map_or(Value::Null, |c| Value::String(c.to_string())),
+                _ => Value::Null,
+            }
+        }
+        Expr::Call(Func::Len, args) => match value(&args[0], scope, env) {
+            Value::String(s) => Value::from(s.chars().count()),
+            Value::Array(a) => Value::from(a.len()),
+            Value::Object(o) => Value::from(o.len()),
+            _ => Value::from(0),
+        },
+        Expr::Matches(a, pattern) => match value(a, scope, env) {
+            Value::String(s) => Value::Bool(pattern.0.is_match(&s)),
+            _ => Value::Bool(false),
+        },
+        Expr::Arith(a, op, b) => arithmetic(&value(a, scope, env), *op, &value(b, scope, env)),
+        Expr::Each(each) => fold(each, scope, env),
         Expr::Compare(a, op, b) => {
-            let (a, b) = (eval(a, scope), eval(b, scope));
+            let (a, b) = (value(a, scope, env), value(b, scope, env));
             let result = match op {
                 Op::Eq => equal(&a, &b),
                 Op::Ne => !equal(&a, &b),
@@ -101,9 +202,51 @@ pub(crate) fn eval(expr: &Expr, scope: &Scope<'_>) -> Value {
             };
             Value::Bool(result)
         }
-        Expr::And(a, b) => Value::Bool(holds(a, scope) && holds(b, scope)),
-        Expr::Or(a, b) => Value::Bool(holds(a, scope) || holds(b, scope)),
-        Expr::Not(a) => Value::Bool(!holds(a, scope)),
+        Expr::And(a, b) => Value::Bool(is(a, scope, env) && is(b, scope, env)),
+        Expr::Or(a, b) => Value::Bool(is(a, scope, env) || is(b, scope, env)),
+        Expr::Not(a) => Value::Bool(!is(a, scope, env)),
+    }
+}
+
+/// A list form over the elements of its list (none when the list is null or not a list).
+fn fold(each: &Each, scope: &Scope<'_>, env: Option<&Bound<'_>>) -> Value {
+    let list = value(&each.list, scope, env);
+    let elements = list.as_array().map_or(&[][..], Vec::as_slice);
+    let mut total = Value::from(0);
+    let mut count = 0_u64;
+    let mut texts = BTreeSet::new();
+    for element in elements {
+        let here = Bound { name: &each.var, value: element, up: env };
+        let here = Some(&here);
+        if each.filter.as_ref().is_some_and(|f| !is(f, scope, here)) {
+            continue;
+        }
+        let body = each.body.as_ref();
+        match each.fold {
+            Fold::Any if body.is_some_and(|b| is(b, scope, here)) => return Value::Bool(true),
+            Fold::All if !body.is_some_and(|b| is(b, scope, here)) => return Value::Bool(false),
+            Fold::Any | Fold::All => {}
+            Fold::Sum => {
+                let part = body.map_or(Value::Null, |b| value(b, scope, here));
+                total = arithmetic(&total, Arith::Add, &part);
+                if total.is_null() {
+                    return Value::Null;
+                }
+            }
+            Fold::Count => count += 1,
+            Fold::First => return body.map_or(Value::Null, |b| value(b, scope, here)),
+            Fold::Join => {
+                texts.insert(body.map_or_else(String::new, |b| text(&value(b, scope, here))));
+            }
+        }
+    }
+    match each.fold {
+        Fold::Any => Value::Bool(false),
+        Fold::All => Value::Bool(true),
+        Fold::Sum => total,
+        Fold::Count => Value::from(count),
+        Fold::First => Value::Null,
+        Fold::Join => Value::String(texts.into_iter().collect::<Vec<_>>().join(&each.separator)),
     }
 }
 
@@ -120,7 +263,10 @@ mod tests {
     fn value(text: &str, event: &Value, state: Option<&Value>) -> Value {
         let table: HashMap<String, Arc<Value>> =
             HashMap::from([("SKU-1".to_owned(), Arc::new(json!({"available": 3})))]);
-        let params = std::collections::BTreeMap::from([("payer".to_owned(), "payflow".to_owned())]);
+        let params = std::collections::BTreeMap::from([
+            ("payer".to_owned(), ParamValue::Text("payflow".to_owned())),
+            ("erp".to_owned(), ParamValue::Table([("shop".to_owned(), "erp-s".to_owned())].into())),
+        ]);
         let scope = Scope {
             event: Some(event),
             state,

@@ -3,8 +3,10 @@
 //! (`core::topology::machine`), over JSON states shaped like the state contract.
 //!
 //! The state's `status`, `version`, `deadline` and `applied_event_ids` are kept here: a
-//! transition sets the status to its `to`, counts the version, starts (or clears) the timer and
-//! remembers the event id, so a repeated event changes nothing.
+//! transition sets the status to its `to`, counts the version (one per step: its `via` states,
+//! then `to`), starts (or clears) the timer and remembers the event id, so a repeated event
+//! changes nothing. When the state contract has a `history`, each step is recorded there
+//! (bounded). `[[refuse]]`s are tried first: a refused event is dead-lettered, the state untouched.
 
 mod eval;
 
@@ -12,7 +14,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use interchange_core::clock::duration_millis;
-use interchange_core::topology::machine::{MachineSpec, TransitionSpec, Value as Mapped, NEW, TIMER};
+use interchange_core::topology::machine::{
+    MachineSpec, ParamValue, TransitionSpec, Value as Mapped, NEW, TIMER, TIMER_EVENT_TYPE,
+};
 use serde_json::{Map, Value};
 
 use crate::machine::{Emit, Input, Lookup, Machine, Millis, Now, Step};
@@ -25,18 +29,26 @@ pub(crate) enum DeclaredEvent {
     Timer { deadline: Millis },
 }
 
-/// A declared machine and how many event ids a state remembers.
+/// How many event ids and history steps a state keeps.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) applied: usize,
+    pub(crate) history: usize,
+}
+
+/// A declared machine, its parameters and its limits.
 #[derive(Debug, Clone)]
 pub(crate) struct Declared {
     spec: Arc<MachineSpec>,
     /// The processor's `params.values`, read as `param.<name>`.
-    params: BTreeMap<String, String>,
-    applied_limit: usize,
+    params: BTreeMap<String, ParamValue>,
+    limits: Limits,
 }
 
 impl Declared {
-    pub(crate) fn new(spec: Arc<MachineSpec>, params: BTreeMap<String, String>, applied_limit: usize) -> Self {
-        Self { spec, params, applied_limit: applied_limit.max(1) }
+    pub(crate) fn new(spec: Arc<MachineSpec>, params: BTreeMap<String, ParamValue>, limits: Limits) -> Self {
+        let limits = Limits { applied: limits.applied.max(1), history: limits.history };
+        Self { spec, params, limits }
     }
 
     fn status(state: &Value) -> &str {
@@ -60,19 +72,70 @@ impl Declared {
                 object.insert(field.clone(), value);
             }
         }
+        let steps = self.steps(current, t, scope, &state);
         let Some(object) = state.as_object_mut() else { return state };
         let version = object.get("version").and_then(Value::as_i64).unwrap_or(0);
+        let counted = i64::try_from(t.via.len()).unwrap_or(i64::MAX).saturating_add(1);
         object.insert("status".to_owned(), Value::String(t.to.clone()));
-        object.insert("version".to_owned(), Value::from(version.saturating_add(1)));
+        object.insert("version".to_owned(), Value::from(version.saturating_add(counted)));
+        if let Some(steps) = steps {
+            let mut history: Vec<Value> = object.get("history").and_then(Value::as_array).cloned().unwrap_or_default();
+            history.extend(steps);
+            let excess = history.len().saturating_sub(self.limits.history);
+            history.drain(..excess);
+            object.insert("history".to_owned(), Value::Array(history));
+        }
         let deadline = t.timer.map(|d| Value::from(now.processing.0.saturating_add(duration_millis(d))));
         object.insert("deadline".to_owned(), deadline.unwrap_or(Value::Null));
         let mut ids: Vec<Value> =
             object.get("applied_event_ids").and_then(Value::as_array).cloned().unwrap_or_default();
         ids.push(Value::String(scope.event_id.to_owned()));
-        let excess = ids.len().saturating_sub(self.applied_limit);
+        let excess = ids.len().saturating_sub(self.limits.applied);
         ids.drain(..excess);
         object.insert("applied_event_ids".to_owned(), Value::Array(ids));
         state
+    }
+
+    /// The history's records of `t`'s steps (none when the state has no history): each step's
+    /// detail is evaluated on the new state with the transition's sets applied.
+    fn steps(&self, current: Option<&Value>, t: &TransitionSpec, scope: &Scope<'_>, next: &Value) -> Option<Vec<Value>> {
+        if !self.spec.history {
+            return None;
+        }
+        let mut from = current.map_or(self.spec.initial.as_str(), Self::status).to_owned();
+        let event_type = match scope.event {
+            None => TIMER_EVENT_TYPE,
+            Some(_) => t.on.as_str(),
+        };
+        let detail_scope = Scope { state: Some(next), ..*scope };
+        let mut out = Vec::with_capacity(t.via.len() + 1);
+        for to in t.via.iter().chain(std::iter::once(&t.to)) {
+            let detail = t.history.iter().find(|(s, _)| s == to).map_or(Value::Null, |(_, d)| eval(&d.expr, &detail_scope));
+            let mut step = Map::new();
+            step.insert("from".to_owned(), Value::String(from));
+            step.insert("to".to_owned(), Value::String(to.clone()));
+            step.insert("event_id".to_owned(), Value::String(scope.event_id.to_owned()));
+            step.insert("event_type".to_owned(), Value::String(event_type.to_owned()));
+            step.insert("at".to_owned(), Value::from(scope.now));
+            step.insert("detail".to_owned(), detail);
+            out.push(Value::Object(step));
+            from = to.clone();
+        }
+        Some(out)
+    }
+
+    /// The first `[[refuse]]` that matches, as a refusal.
+    fn refused(&self, from: &str, on: &str, scope: &Scope<'_>) -> Option<Step<Value>> {
+        let r = self.spec.refusals.iter().find(|r| {
+            r.on == on
+                && (r.from.is_empty() || r.from.iter().any(|f| f == from))
+                && r.when.as_ref().is_none_or(|w| holds(&w.expr, scope))
+        })?;
+        let reason = match eval(&r.reason.expr, scope) {
+            Value::String(s) => s,
+            other => other.to_string(),
+        };
+        Some(Step::Refused { reason, kind: r.kind.clone() })
     }
 
     /// The records `t` emits, made from the new state.
@@ -134,12 +197,16 @@ impl Machine for Declared {
         Ok(Input { event: DeclaredEvent::Input { contract: contract.to_owned(), value }, id, key })
     }
 
-    fn read_state(&self, value: Value) -> Result<Value, String> {
-        if value.is_object() {
-            Ok(value)
-        } else {
-            Err(format!("a state of {} is not a record", self.spec.state))
+    /// A state as read back from the state topic; its deadline (a `timestamp-millis`, which
+    /// the topic gives back as an RFC 3339 text) becomes epoch milliseconds again, as written.
+    fn read_state(&self, mut value: Value) -> Result<Value, String> {
+        let Some(object) = value.as_object_mut() else {
+            return Err(format!("a state of {} is not a record", self.spec.state));
+        };
+        if let Some(deadline) = millis(object.get("deadline")) {
+            object.insert("deadline".to_owned(), Value::from(deadline));
         }
+        Ok(value)
     }
 
     fn write_state(&self, state: &Value) -> Result<Value, String> {
@@ -159,9 +226,6 @@ impl Machine for Declared {
             return Step::Unchanged { reason: "event already applied" };
         }
         let from = state.map_or(NEW, Self::status);
-        if state.is_some() && self.spec.terminal.contains(from) {
-            return Step::Unchanged { reason: "already in a terminal state" };
-        }
         let (on, payload) = match event {
             DeclaredEvent::Input { contract, value } => (contract.as_str(), Some(value)),
             DeclaredEvent::Timer { deadline } => {
@@ -173,6 +237,12 @@ impl Machine for Declared {
             }
         };
         let scope = Scope { event: payload, state, key, event_id, now: now.event.0, lookup, params: &self.params };
+        if state.is_some() {
+            if let Some(refusal) = self.refused(from, on, &scope) {
+                return refusal;
+            }
+        }
+        let terminal = state.is_some() && self.spec.terminal.contains(from);
         let mut candidates = self.spec.transitions.iter().filter(|t| t.from == from && t.on == on).peekable();
         if candidates.peek().is_none() && state.is_none() {
             return Step::Refused { reason: format!("{on} for a key this processor has never seen"), kind: None };
@@ -183,6 +253,9 @@ impl Machine for Declared {
                     reason: format!("{on} starts nothing: no transition from {NEW} on it has a guard that holds"),
                     kind: None,
                 };
+            }
+            if terminal {
+                return Step::Unchanged { reason: "already in a terminal state" };
             }
             return Step::Unchanged {
                 reason: "no transition from the state on this event (or none whose guard holds)",

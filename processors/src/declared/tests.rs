@@ -17,7 +17,8 @@ pub(super) fn machine(applied_limit: usize) -> Declared {
     let topology = Topology::load(&path, "").expect("the shipped topology");
     let processor = topology.processors.iter().find(|p| p.machine.is_some()).expect("a declared processor");
     let ProcessorParams::Declared { values, .. } = &processor.params else { panic!("declared") };
-    Declared::new(processor.machine.clone().expect("read"), values.clone(), applied_limit)
+    let limits = super::Limits { applied: applied_limit, history: 64 };
+    Declared::new(processor.machine.clone().expect("read"), values.clone(), limits)
 }
 
 fn input(contract: &str, value: Value) -> DeclaredEvent {

@@ -18,7 +18,7 @@ pub(crate) struct OutcomeLabels {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct MismatchLabels {
     pub(crate) processor: String,
-    pub(crate) mismatch: &'static str,
+    pub(crate) mismatch: String,
 }
 
 /// `processor`, `topic` and `partition` labels.

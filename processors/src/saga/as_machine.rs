@@ -100,7 +100,7 @@ impl Machine for OrderSaga {
             Ok(Outcome::Unchanged { reason }) => Step::Unchanged { reason },
             Err(rejection) => {
                 let kind = match &rejection {
-                    Rejection::ForeignResult { mismatch, .. } => Some(mismatch.label()),
+                    Rejection::ForeignResult { mismatch, .. } => Some(mismatch.label().to_owned()),
                     _ => None,
                 };
                 Step::Refused { reason: rejection.to_string(), kind }

@@ -4,13 +4,7 @@
 use super::model::*;
 use super::params::Params;
 
-/// Namespace of the ids the saga derives (deterministic, so a redone transaction writes the same ids).
-const ID_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6a1f_0c3e_8d2b_4f57_9b1e_5c0a_d4e2_7f13);
-
-/// An id derived from the event that caused it: identical on every redo.
-pub(crate) fn derive_id(event_id: &str, what: &str) -> String {
-    uuid::Uuid::new_v5(&ID_NAMESPACE, format!("{event_id}/{what}").as_bytes()).to_string()
-}
+pub(crate) use crate::machine::derive_id;
 
 /// The event id of a deadline timer; stable across restarts.
 pub(crate) fn deadline_event_id(correlation_id: &str, deadline: Millis) -> String {

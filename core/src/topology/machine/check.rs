@@ -8,11 +8,11 @@ use std::path::Path;
 
 use apache_avro::schema::{Name, ResolvedSchema, Schema};
 
-use super::expr::{self, Expr, Root};
+use super::expr::{self, Each, Expr, Fold, Func, Root};
 use super::types::{self, Kind, Typed};
 use super::{
-    EmitSpec, InputSpec, MachineSpec, RawEmit, RawMachine, RawTransition, Source, TransitionSpec, Value,
-    MANAGED_FIELDS, NEW, TIMER,
+    EmitSpec, InputSpec, MachineSpec, ParamValue, RawEmit, RawMachine, RawRefuse, RawTransition, RefuseSpec, Source,
+    TransitionSpec, Value, HISTORY_FIELD, MANAGED_FIELDS, NEW, TIMER,
 };
 use crate::topology::error::TopologyError;
 use crate::topology::model::Contract;
@@ -31,7 +31,7 @@ pub struct Surroundings<'a> {
     /// The contract of its (first) lookup topic, if it has one.
     pub lookup: Option<String>,
     /// Its `params.values`: what `param.<name>` reads.
-    pub params: &'a BTreeMap<String, String>,
+    pub params: &'a BTreeMap<String, ParamValue>,
 }
 
 /// Reads the machine at `path` and checks it; every problem is one error naming the processor,
@@ -45,11 +45,24 @@ pub fn load(path: &Path, around: &Surroundings<'_>) -> Result<MachineSpec, Vec<T
     };
     let text = std::fs::read_to_string(path).map_err(|e| vec![error("file", format!("cannot read: {e}"))])?;
     let raw: RawMachine = toml::from_str(&text).map_err(|e| vec![error("file", e.to_string())])?;
-    let mut checker = Checker { around, problems: Vec::new(), names: BTreeMap::new(), used: BTreeSet::new() };
+    let mut checker = Checker {
+        around,
+        problems: Vec::new(),
+        names: BTreeMap::new(),
+        used: BTreeSet::new(),
+        defines: raw.define.clone(),
+        defines_used: BTreeSet::new(),
+        vars: Vec::new(),
+    };
     let spec = checker.machine(path, raw);
     let unused: Vec<&String> = around.params.keys().filter(|n| !checker.used.contains(*n)).collect();
     for name in unused {
         checker.problem("params", format!("the processor's params.values sets {name:?} but no expression reads it"));
+    }
+    let unused: Vec<String> =
+        checker.defines.keys().filter(|n| !checker.defines_used.contains(*n)).cloned().collect();
+    for name in unused {
+        checker.problem(format!("define.{name}"), "defined but no expression reads def.".to_owned() + &name);
     }
     if checker.problems.is_empty() {
         Ok(spec)
@@ -65,6 +78,13 @@ struct Checker<'a> {
     names: BTreeMap<String, std::collections::HashMap<Name, Schema>>,
     /// The `param.<name>`s read.
     used: BTreeSet<String>,
+    /// The machine's `[define]`: name → text.
+    defines: BTreeMap<String, String>,
+    /// The definitions read.
+    defines_used: BTreeSet<String>,
+    /// The elements bound by the list forms being checked: name, and the contract and schema of
+    /// an element when known.
+    vars: Vec<(String, Option<(String, Schema)>)>,
 }
 
 /// A record's fields: name, schema, whether it has a default.
@@ -105,40 +125,92 @@ impl Checker<'_> {
         let Some(schema) = self.contract(contract).map(|c| c.schema.clone()) else {
             return Err(format!("no contract {contract}"));
         };
-        let names = self.names.get(contract).cloned().unwrap_or_default();
-        let mut current = schema;
+        self.resolve_from(contract, schema, path, contract)
+    }
+
+    /// `schema` with references and nullable unions resolved (`None`: a name not resolved).
+    fn concrete(&self, contract: &str, mut schema: Schema) -> Result<Option<Schema>, String> {
+        let names = self.names.get(contract);
+        loop {
+            schema = match schema {
+                Schema::Ref { name } => match names.and_then(|n| n.get(&name)) {
+                    Some(s) => s.clone(),
+                    None => return Ok(None),
+                },
+                Schema::Union(union) => match union.variants().iter().find(|v| !matches!(v, Schema::Null)) {
+                    Some(s) => s.clone(),
+                    None => return Err("it is always null".to_owned()),
+                },
+                other => return Ok(Some(other)),
+            };
+        }
+    }
+
+    /// The schema of the field `path` names, from `start` (a schema of `contract`, named `label`
+    /// in errors).
+    fn resolve_from(
+        &mut self,
+        contract: &str,
+        start: Schema,
+        path: &[String],
+        label: &str,
+    ) -> Result<Option<Schema>, String> {
+        let mut current = start;
         for (depth, field) in path.iter().enumerate() {
-            loop {
-                current = match current {
-                    Schema::Ref { name } => match names.get(&name) {
-                        Some(s) => s.clone(),
-                        None => return Ok(None),
-                    },
-                    Schema::Union(union) => match union.variants().iter().find(|v| !matches!(v, Schema::Null)) {
-                        Some(s) => s.clone(),
-                        None => return Err(format!("{} is always null", path[..depth].join("."))),
-                    },
-                    other => break current = other,
-                };
-            }
+            let here = || if depth == 0 { label.to_owned() } else { path[..depth].join(".") };
+            current = match self.concrete(contract, current) {
+                Ok(Some(s)) => s,
+                Ok(None) => return Ok(None),
+                Err(reason) => return Err(format!("{}: {reason}", here())),
+            };
             match &current {
                 Schema::Record(_) => {}
                 Schema::Array(_) | Schema::Map(_) => return Ok(None),
-                _ => {
-                    return Err(format!("{} is not a record: it has no field {field:?}", path[..depth].join(".")));
-                }
+                _ => return Err(format!("{} is not a record: it has no field {field:?}", here())),
             }
             let next = fields(&current).into_iter().find(|(n, _, _)| n == field).map(|(_, s, _)| s.clone());
             match next {
                 Some(s) => current = s,
                 None => {
                     let known: Vec<&str> = fields(&current).into_iter().map(|(n, _, _)| n).collect();
-                    let at = if depth == 0 { contract.to_owned() } else { path[..depth].join(".") };
-                    return Err(format!("{at} has no field {field:?} (it has {})", known.join(", ")));
+                    return Err(format!("{} has no field {field:?} (it has {})", here(), known.join(", ")));
                 }
             }
         }
         Ok(Some(current))
+    }
+
+    /// The contract and schema an expression's value has, when it is a path the contracts say.
+    fn schema_of(&mut self, expr: &Expr, event: Option<&str>, state: Option<&str>) -> Option<(String, Schema)> {
+        let Expr::Path(root, path) = expr else { return None };
+        let (contract, start, label) = match root {
+            Root::Event => (event?.to_owned(), None, "event".to_owned()),
+            Root::State => (state?.to_owned(), None, "state".to_owned()),
+            Root::Lookup(_) => (self.around.lookup.clone()?, None, "the lookup value".to_owned()),
+            Root::Var(name) => {
+                let (_, bound) = self.vars.iter().rev().find(|(n, _)| n == name)?;
+                let (contract, schema) = bound.clone()?;
+                (contract, Some(schema), name.clone())
+            }
+        };
+        let start = match start {
+            Some(s) => s,
+            None => self.contract(&contract)?.schema.clone(),
+        };
+        let schema = self.resolve_from(&contract, start, path, &label).ok().flatten()?;
+        Some((contract, schema))
+    }
+
+    /// The contract and schema of an element of the list `expr` gives, when known.
+    fn element_of(&mut self, expr: &Expr, event: Option<&str>, state: Option<&str>) -> Option<(String, Schema)> {
+        let (contract, schema) = self.schema_of(expr, event, state)?;
+        match self.concrete(&contract, schema).ok().flatten()? {
+            Schema::Array(array) => {
+                let item = self.concrete(&contract, (*array.items).clone()).ok().flatten()?;
+                Some((contract, item))
+            }
+            _ => None,
+        }
     }
 
     /// What kind of value `expr` gives (its paths already checked).
@@ -148,21 +220,54 @@ impl Checker<'_> {
             Expr::Literal(serde_json::Value::Number(_)) | Expr::Now => Typed::of(Kind::Number),
             Expr::Literal(serde_json::Value::Bool(_)) => Typed::of(Kind::Boolean),
             Expr::Literal(serde_json::Value::Null) => Typed::of(Kind::Null),
-            Expr::Literal(_) => Typed::of(Kind::Any),
-            Expr::Path(root, path) => {
-                let contract = match root {
-                    Root::Event => event.map(str::to_owned),
-                    Root::State => state.map(str::to_owned),
-                    Root::Lookup(_) => self.around.lookup.clone(),
-                };
-                let schema = contract.and_then(|c| self.resolve(&c, path).ok().flatten());
-                let typed = schema.as_ref().map_or(Typed::of(Kind::Any), types::of_schema);
+            Expr::Literal(_) | Expr::Def(_) => Typed::of(Kind::Any),
+            Expr::Path(root, _) => {
+                let typed = self.schema_of(expr, event, state).map_or(Typed::of(Kind::Any), |(_, s)| types::of_schema(&s));
                 // A lookup table may lack the key: its values may be null.
                 Typed { nullable: typed.nullable || matches!(root, Root::Lookup(_)), ..typed }
             }
-            Expr::Param(name) => Typed { literal: self.around.params.get(name).cloned(), ..Typed::of(Kind::Text) },
-            Expr::Key | Expr::EventId | Expr::Derive(_) | Expr::Concat(_) => Typed::of(Kind::Text),
-            Expr::Compare(..) | Expr::And(..) | Expr::Or(..) | Expr::Not(..) => Typed::of(Kind::Boolean),
+            Expr::Param(name) => Typed {
+                literal: self.around.params.get(name).and_then(ParamValue::text).map(str::to_owned),
+                ..Typed::of(Kind::Text)
+            },
+            Expr::ParamEntry(..) => Typed { nullable: true, ..Typed::of(Kind::Text) },
+            Expr::Key | Expr::EventId | Expr::Derive(..) | Expr::Concat(_) => Typed::of(Kind::Text),
+            Expr::Compare(..) | Expr::And(..) | Expr::Or(..) | Expr::Not(..) | Expr::Matches(..) => {
+                Typed::of(Kind::Boolean)
+            }
+            Expr::Arith(a, _, b) => {
+                let (a, b) = (self.typed(a, event, state), self.typed(b, event, state));
+                types::arithmetic(&a, &b).unwrap_or(Typed::of(Kind::Any))
+            }
+            Expr::Call(Func::If, args) => {
+                let (a, b) = (self.typed(&args[1], event, state), self.typed(&args[2], event, state));
+                types::either(&a, &b)
+            }
+            Expr::Call(Func::Coalesce, args) => {
+                let all: Vec<Typed> = args.iter().map(|a| self.typed(a, event, state)).collect();
+                let nullable = all.iter().all(|t| t.nullable || t.kind == Kind::Null);
+                let kind = all.iter().find(|t| t.kind != Kind::Null).map_or(Kind::Null, |t| t.kind.clone());
+                let literal = all.first().and_then(|t| t.literal.clone()).filter(|_| all.len() == 1);
+                Typed { kind, nullable, literal }
+            }
+            Expr::Call(Func::Percent, _) => Typed::of(Kind::Decimal),
+            Expr::Call(Func::Len, _) => Typed::of(Kind::Number),
+            Expr::Each(each) => match each.fold {
+                Fold::Any | Fold::All => Typed::of(Kind::Boolean),
+                Fold::Count => Typed::of(Kind::Number),
+                Fold::Join => Typed::of(Kind::Text),
+                Fold::Sum | Fold::First => {
+                    let bound = self.element_of(&each.list, event, state);
+                    self.vars.push((each.var.clone(), bound));
+                    let body = each.body.as_ref().map_or(Typed::of(Kind::Any), |b| self.typed(b, event, state));
+                    self.vars.pop();
+                    if each.fold == Fold::First {
+                        Typed { nullable: true, literal: None, ..body }
+                    } else {
+                        Typed { nullable: false, literal: None, ..body }
+                    }
+                }
+            },
         }
     }
 
@@ -183,8 +288,9 @@ impl Checker<'_> {
         }
     }
 
-    /// Every comparison of `expr` that can never hold.
-    fn comparisons(&mut self, at: &str, text: &str, expr: &Expr, event: Option<&str>, state: Option<&str>) {
+    /// Every part of `expr` that can never work: comparisons that never hold, arithmetic on what
+    /// is not a number, list forms over what is not a list, conditions that are not.
+    fn operations(&mut self, at: &str, text: &str, expr: &Expr, event: Option<&str>, state: Option<&str>) {
         match expr {
             Expr::Compare(a, op, b) => {
                 let (left, right) = (self.typed(a, event, state), self.typed(b, event, state));
@@ -192,13 +298,57 @@ impl Checker<'_> {
                     self.problem(at, format!("{text:?} {reason}"));
                 }
             }
-            Expr::And(a, b) | Expr::Or(a, b) => {
-                self.comparisons(at, text, a, event, state);
-                self.comparisons(at, text, b, event, state);
+            Expr::Arith(a, _, b) => {
+                let (left, right) = (self.typed(a, event, state), self.typed(b, event, state));
+                if let Err(reason) = types::arithmetic(&left, &right) {
+                    self.problem(at, format!("{text:?} {reason}"));
+                }
             }
-            Expr::Not(a) => self.comparisons(at, text, a, event, state),
-            Expr::Concat(parts) => parts.iter().for_each(|p| self.comparisons(at, text, p, event, state)),
+            Expr::Call(Func::If, args) => self.conditions(at, text, &args[0], event, state),
+            Expr::Each(each) => {
+                self.each(at, text, each, event, state);
+                return;
+            }
             _ => {}
+        }
+        for child in expr.children() {
+            self.operations(at, text, child, event, state);
+        }
+    }
+
+    fn each(&mut self, at: &str, text: &str, each: &Each, event: Option<&str>, state: Option<&str>) {
+        self.operations(at, text, &each.list, event, state);
+        let list = self.typed(&each.list, event, state);
+        if !matches!(list.kind, Kind::List | Kind::Any) {
+            self.problem(at, format!("{text:?} goes through {} as a list, but it is {}", each.var, list.kind.name()));
+        }
+        let bound = self.element_of(&each.list, event, state);
+        self.vars.push((each.var.clone(), bound));
+        for (root, path) in [each.filter.as_ref(), each.body.as_ref()].into_iter().flatten().flat_map(Expr::paths) {
+            if let Root::Var(name) = root {
+                self.var_path(at, text, name, path);
+            }
+        }
+        if let Some(filter) = &each.filter {
+            self.conditions(at, text, filter, event, state);
+            self.operations(at, text, filter, event, state);
+        }
+        if let Some(body) = &each.body {
+            if matches!(each.fold, Fold::Any | Fold::All) {
+                self.conditions(at, text, body, event, state);
+            }
+            self.operations(at, text, body, event, state);
+        }
+        self.vars.pop();
+    }
+
+    /// A path through a bound element, checked against the element's schema.
+    fn var_path(&mut self, at: &str, text: &str, name: &str, path: &[String]) {
+        let Some((_, Some((contract, schema)))) = self.vars.iter().rev().find(|(n, _)| n == name).cloned() else {
+            return;
+        };
+        if let Err(reason) = self.resolve_from(&contract, schema, path, name) {
+            self.problem(at, format!("{text:?} names an unknown field: {reason}"));
         }
     }
 
@@ -211,26 +361,58 @@ impl Checker<'_> {
         }
     }
 
+    /// `expr` with each `def.<name>` replaced by its definition, itself expanded.
+    fn expand(&mut self, expr: Expr, stack: &mut Vec<String>) -> Result<Expr, String> {
+        expr.rewrite(&mut |e| match e {
+            Expr::Def(name) => {
+                self.defines_used.insert(name.clone());
+                let Some(text) = self.defines.get(&name).cloned() else {
+                    let known: Vec<&String> = self.defines.keys().collect();
+                    return Err(format!("def.{name} is not defined ([define] has {known:?})"));
+                };
+                if stack.contains(&name) {
+                    return Err(format!("def.{name} is defined through itself ({} -> {name})", stack.join(" -> ")));
+                }
+                let parsed = expr::parse(&text).map_err(|e| format!("def.{name} ({text:?}) does not parse: {e}"))?;
+                stack.push(name);
+                let expanded = self.expand(parsed, stack);
+                stack.pop();
+                expanded
+            }
+            other => Ok(other),
+        })
+    }
+
     /// Parses `text`, then checks its paths: `event.` against `event` (none for a timer),
     /// `state.` against the state contract (unless `state` is `None`: no state yet), `lookup(…).`
     /// against the lookup contract.
     fn expression(&mut self, at: &str, text: &str, event: Option<&str>, state: Option<&str>) -> Option<Source> {
-        let expr = match expr::parse(text) {
+        let parsed = match expr::parse(text) {
             Ok(expr) => expr,
             Err(e) => {
                 self.problem(at, format!("{text:?} does not parse: {e}"));
                 return None;
             }
         };
+        let expr = match self.expand(parsed, &mut Vec::new()) {
+            Ok(expr) => expr,
+            Err(reason) => {
+                self.problem(at, format!("{text:?}: {reason}"));
+                return None;
+            }
+        };
         let mut ok = true;
-        for name in expr.params() {
+        for (name, table) in expr.params_read() {
             self.used.insert(name.to_owned());
-            if !self.around.params.contains_key(name) {
+            let problem = match self.around.params.get(name) {
+                None => Some("which the processor's params.values does not set"),
+                Some(ParamValue::Table(_)) if !table => Some("a table: read an entry, as param.name[key]"),
+                Some(ParamValue::Text(_)) if table => Some("a text, not a table"),
+                Some(_) => None,
+            };
+            if let Some(problem) = problem {
                 let set: Vec<&String> = self.around.params.keys().collect();
-                self.problem(
-                    at,
-                    format!("{text:?} reads param.{name}, which the processor's params.values does not set ({set:?})"),
-                );
+                self.problem(at, format!("{text:?} reads param.{name}, {problem} ({set:?})"));
                 ok = false;
             }
         }
@@ -239,6 +421,7 @@ impl Checker<'_> {
                 Root::Event => (event, "no event: a timer has none"),
                 Root::State => (state, "no state yet: a key has none before its first transition"),
                 Root::Lookup(_) => (self.around.lookup.as_deref(), "no lookup table: the processor has no lookups"),
+                Root::Var(_) => continue,
             };
             let Some(contract) = contract else {
                 self.problem(at, format!("{text:?} reads {} but there is {what}", path.join(".")));
@@ -251,13 +434,15 @@ impl Checker<'_> {
             }
         }
         if ok {
-            self.comparisons(at, text, &expr, event, state);
+            let before = self.problems.len();
+            self.operations(at, text, &expr, event, state);
+            ok = self.problems.len() == before;
         }
         ok.then(|| Source { text: text.to_owned(), expr })
     }
 
     fn machine(&mut self, path: &Path, raw: RawMachine) -> MachineSpec {
-        self.state_contract(&raw.state);
+        let (history, initial) = self.state_contract(&raw.state);
         let states: BTreeSet<&str> = raw.states.iter().map(String::as_str).collect();
         if states.len() != raw.states.len() {
             self.problem("states", "a state is listed twice");
@@ -270,6 +455,8 @@ impl Checker<'_> {
             self.problem("terminal", format!("{t:?} is not one of the states"));
         }
         let inputs = self.inputs(&raw);
+        let refusals =
+            raw.refusals.iter().enumerate().filter_map(|(i, r)| self.refusal(i, r, &raw, &states)).collect();
         let transitions: Vec<TransitionSpec> =
             raw.transitions.iter().enumerate().filter_map(|(i, t)| self.transition(i, t, &raw, &states)).collect();
         self.graph(&raw);
@@ -280,20 +467,72 @@ impl Checker<'_> {
             states: raw.states.clone(),
             terminal: raw.terminal.iter().cloned().collect(),
             inputs,
+            refusals,
             transitions,
+            history,
+            initial,
         }
     }
 
-    fn state_contract(&mut self, name: &str) {
+    fn refusal(
+        &mut self,
+        index: usize,
+        raw_r: &RawRefuse,
+        raw: &RawMachine,
+        states: &BTreeSet<&str>,
+    ) -> Option<RefuseSpec> {
+        let at = format!("refuse {} (on {})", index + 1, raw_r.on);
+        let before = self.problems.len();
+        if !raw.inputs.iter().any(|i| i.contract == raw_r.on) {
+            self.problem(&at, format!("on {:?} is not an [[input]] contract (a timer is never refused)", raw_r.on));
+        }
+        for from in raw_r.from.iter().filter(|f| !states.contains(f.as_str())) {
+            self.problem(&at, format!("from {from:?} is not one of the states"));
+        }
+        if let Some(kind) = &raw_r.kind {
+            if kind.is_empty() || !kind.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+                self.problem(&at, format!("kind {kind:?} is a metric label: lower-case letters and _"));
+            }
+        }
+        let state = self.around.state.contains(&raw.state).then_some(raw.state.as_str());
+        let event = Some(raw_r.on.as_str()).filter(|on| raw.inputs.iter().any(|i| i.contract == *on));
+        let when = raw_r.when.as_ref().and_then(|w| self.expression(&format!("{at}: when"), w, event, state));
+        if let Some(w) = &when {
+            self.conditions(&format!("{at}: when"), &w.text, &w.expr, event, state);
+        }
+        let reason = self.expression(&format!("{at}: reason"), &raw_r.reason, event, state);
+        let reason = reason.filter(|_| self.problems.len() == before)?;
+        Some(RefuseSpec {
+            on: raw_r.on.clone(),
+            from: raw_r.from.clone(),
+            when,
+            reason,
+            kind: raw_r.kind.clone(),
+            doc: raw_r.doc.clone(),
+        })
+    }
+
+    /// Checks the state contract carries the managed fields; says whether it has a history and
+    /// the status the history records before the first step.
+    fn state_contract(&mut self, name: &str) -> (bool, String) {
         if !self.around.state.contains(name) {
             self.problem(
                 "state",
                 format!("the state topic does not carry {name:?} (it carries {:?})", self.around.state),
             );
-            return;
+            return (false, NEW.to_owned());
         }
-        let Some(contract) = self.contract(name) else { return };
-        let have: Vec<String> = fields(&contract.schema).into_iter().map(|(n, _, _)| n.to_owned()).collect();
+        let Some(contract) = self.contract(name) else { return (false, NEW.to_owned()) };
+        let schema = contract.schema.clone();
+        let have: Vec<String> = fields(&schema).into_iter().map(|(n, _, _)| n.to_owned()).collect();
+        let initial = fields(&schema)
+            .into_iter()
+            .find_map(|(n, s, _)| match s {
+                Schema::Enum(e) if n == "status" => e.default.clone(),
+                _ => None,
+            })
+            .unwrap_or_else(|| NEW.to_owned());
+        let history = have.iter().any(|h| h == HISTORY_FIELD);
         for managed in MANAGED_FIELDS.iter().filter(|m| !have.iter().any(|h| h == *m)) {
             self.problem(
                 "state",
@@ -303,6 +542,7 @@ impl Checker<'_> {
                 ),
             );
         }
+        (history, initial)
     }
 
     /// A `status` enum of the state contract has a symbol for every state.
@@ -359,9 +599,17 @@ impl Checker<'_> {
         if !states.contains(raw_t.to.as_str()) {
             self.problem(&at, format!("to {:?} is not one of the states", raw_t.to));
         }
-        if raw.terminal.contains(&raw_t.from) {
-            self.problem(&at, format!("{} is terminal: no transition leaves it", raw_t.from));
+        if raw.terminal.contains(&raw_t.from) && (raw_t.to != raw_t.from || !raw_t.via.is_empty()) {
+            self.problem(&at, format!("{} is terminal: no transition leaves it (it may only stay)", raw_t.from));
         }
+        for via in &raw_t.via {
+            if !states.contains(via.as_str()) {
+                self.problem(&at, format!("via {via:?} is not one of the states"));
+            } else if raw.terminal.contains(via) {
+                self.problem(&at, format!("via {via:?} is terminal: a transition cannot pass through it"));
+            }
+        }
+        let timer = raw_t.timer.as_deref().and_then(|t| self.timer(&at, t));
         let event = if raw_t.on == TIMER {
             if raw_t.from == NEW {
                 self.problem(&at, format!("a key with no state has no timer: {NEW} is left by an input only"));
@@ -373,7 +621,7 @@ impl Checker<'_> {
             self.problem(&at, format!("on {:?} is neither an [[input]] contract nor {TIMER:?}", raw_t.on));
             None
         };
-        if raw_t.timer.is_some_and(|d| d.is_zero()) {
+        if timer.is_some_and(|d| d.is_zero()) {
             self.problem(&at, "timer must be longer than 0s");
         }
         if raw_t.timer.is_some() && raw.terminal.contains(&raw_t.to) {
@@ -388,7 +636,7 @@ impl Checker<'_> {
         let mut set = Vec::new();
         for (field, text) in &raw_t.set {
             let field_at = format!("{at}: set.{field}");
-            if MANAGED_FIELDS.contains(&field.as_str()) {
+            if MANAGED_FIELDS.contains(&field.as_str()) || field == HISTORY_FIELD {
                 self.problem(&field_at, "kept by the processor, not set by a transition");
             } else if let Some(s) = state {
                 if let Err(reason) = self.has_path(s, std::slice::from_ref(field)) {
@@ -406,7 +654,9 @@ impl Checker<'_> {
             if let Some(contract) = state.and_then(|s| self.contract(s)) {
                 let missing: Vec<String> = fields(&contract.schema)
                     .into_iter()
-                    .filter(|(n, _, default)| !default && !MANAGED_FIELDS.contains(n) && !raw_t.set.contains_key(*n))
+                    .filter(|(n, _, default)| {
+                        !default && !MANAGED_FIELDS.contains(n) && *n != HISTORY_FIELD && !raw_t.set.contains_key(*n)
+                    })
                     .map(|(n, _, _)| n.to_owned())
                     .collect();
                 if !missing.is_empty() {
@@ -417,6 +667,19 @@ impl Checker<'_> {
                 }
             }
         }
+        let mut history = Vec::new();
+        for (into, text) in &raw_t.history {
+            let history_at = format!("{at}: history.{into}");
+            if !raw_t.via.contains(into) && into != &raw_t.to {
+                self.problem(&history_at, "the transition does not step into it (its via or its to)");
+            }
+            if state.is_some_and(|s| !self.has_history(s)) {
+                self.problem(&history_at, format!("{} has no {HISTORY_FIELD} field to record it in", raw.state));
+            }
+            if let Some(source) = self.expression(&history_at, text, event, state) {
+                history.push((into.clone(), source));
+            }
+        }
         let emits = raw_t.emits.iter().filter_map(|e| self.emit(&at, e, event, state)).collect();
         (self.problems.len() == before).then(|| TransitionSpec {
             from: raw_t.from.clone(),
@@ -425,9 +688,39 @@ impl Checker<'_> {
             when,
             doc: raw_t.doc.clone(),
             set,
-            timer: raw_t.timer,
+            timer,
+            via: raw_t.via.clone(),
+            history,
             emits,
         })
+    }
+
+    fn has_history(&mut self, state: &str) -> bool {
+        self.contract(state).is_some_and(|c| fields(&c.schema).iter().any(|(n, _, _)| *n == HISTORY_FIELD))
+    }
+
+    /// A timer's duration: written (`14d`), or a text of the processor's params (`param.deadline`).
+    fn timer(&mut self, at: &str, text: &str) -> Option<std::time::Duration> {
+        let (written, from) = match text.strip_prefix("param.") {
+            Some(name) => {
+                self.used.insert(name.to_owned());
+                match self.around.params.get(name).and_then(ParamValue::text) {
+                    Some(value) => (value.to_owned(), format!(" (param.{name})")),
+                    None => {
+                        self.problem(at, format!("timer {text:?}: the processor's params.values sets no text {name:?}"));
+                        return None;
+                    }
+                }
+            }
+            None => (text.to_owned(), String::new()),
+        };
+        match humantime::parse_duration(&written) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.problem(at, format!("timer {written:?}{from} is not a duration (as 14d or 5m): {e}"));
+                None
+            }
+        }
     }
 
     fn emit(&mut self, at: &str, raw: &RawEmit, event: Option<&str>, state: Option<&str>) -> Option<EmitSpec> {
@@ -482,6 +775,9 @@ impl Checker<'_> {
         let mut frontier = vec![NEW];
         while let Some(from) = frontier.pop() {
             for t in raw.transitions.iter().filter(|t| t.from == from) {
+                for via in &t.via {
+                    reached.insert(via.as_str());
+                }
                 if reached.insert(t.to.as_str()) {
                     frontier.push(t.to.as_str());
                 }
@@ -494,7 +790,7 @@ impl Checker<'_> {
                     format!("unreachable: no chain of transitions leads from {NEW} to it"),
                 );
             }
-            let leaves = raw.transitions.iter().any(|t| &t.from == state);
+            let leaves = raw.transitions.iter().any(|t| &t.from == state || t.via.contains(state));
             if !leaves && !raw.terminal.contains(state) {
                 self.problem(
                     format!("state {state}"),

@@ -1,10 +1,14 @@
 //! The expressions of a declared machine: guards (`event.verdict == 'APPROVED' and state.amount
-//! > 0`) and field mappings (`event.amount`, `derive('refund')`, `lookup(event.sku).available`).
+//! > 0`) and field mappings (`event.amount`, `derive('refund')`, `lookup(event.sku).available`,
+//! `sum(l in event.items, l.unit_price * l.quantity)`).
 //!
-//! Grammar, loosest first: `or`, `and`, `not`, one comparison (`== != < <= > >=`), then a
-//! literal (`'text'`, a number, `true`, `false`, `null`), a parenthesised expression, a path
-//! (`event.a.b`, `state.a`, `key`, `event_id`, `now`) or a call (`derive('tag')`,
-//! `concat(a, b, ...)`, `lookup(expr).field`).
+//! Grammar, loosest first: `or`, `and`, `not`, one comparison (`== != < <= > >=`), `+ -`, `*`,
+//! then a literal (`'text'`, a number, `true`, `false`, `null`), a parenthesised expression, a
+//! path (`event.a.b`, `state.a`, a bound name `l.sku`, `key`, `event_id`, `now`, `def.name`,
+//! `param.name`, `param.table[expr]`) or a call: `derive('tag' [, base])`, `concat(a, ...)`,
+//! `lookup(expr).field`, `if(c, a, b)`, `coalesce(a, ...)`, `percent(amount, p)`, `len(x)`,
+//! `matches(text, 'regex')`, and over a list `any|all(x in list, cond)`,
+//! `sum|count|first|join(x in list [where cond], ...)`.
 
 use std::fmt;
 
@@ -17,6 +21,8 @@ pub enum Root {
     State,
     /// The lookup table's value for the key the expression gives.
     Lookup(Box<Expr>),
+    /// An element of a list, bound by `x in list`.
+    Var(String),
 }
 
 /// A comparison.
@@ -30,11 +36,86 @@ pub enum Op {
     Ge,
 }
 
+/// Exact arithmetic on integers and decimal amounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arith {
+    Add,
+    Sub,
+    Mul,
+}
+
+/// A function of its arguments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Func {
+    /// `if(condition, then, else)`.
+    If,
+    /// The first argument that is not null.
+    Coalesce,
+    /// `percent(amount, p)`: p% of an amount, rounded half away from zero to the cent.
+    Percent,
+    /// The length of a text, or the number of elements of a list.
+    Len,
+}
+
+/// What a list form computes over the elements (those passing `where`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fold {
+    /// Whether the condition holds for one element.
+    Any,
+    /// Whether it holds for every element.
+    All,
+    /// The sum of the body over the elements.
+    Sum,
+    /// How many elements there are.
+    Count,
+    /// The body of the first element (null if none).
+    First,
+    /// The distinct texts of the body, sorted, joined with a separator.
+    Join,
+}
+
+impl Fold {
+    fn name(self) -> &'static str {
+        match self {
+            Fold::Any => "any",
+            Fold::All => "all",
+            Fold::Sum => "sum",
+            Fold::Count => "count",
+            Fold::First => "first",
+            Fold::Join => "join",
+        }
+    }
+}
+
+/// A regular expression of `matches(text, 'pattern')`, compared by its text.
+#[derive(Debug, Clone)]
+pub struct Pattern(pub regex::Regex);
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
+}
+
+/// A list form: `fold(var in list [where filter] [, body] [, 'separator'])`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Each {
+    pub fold: Fold,
+    pub var: String,
+    pub list: Expr,
+    pub filter: Option<Expr>,
+    /// The condition of `any`/`all`, the value of `sum`/`first`/`join`; none for `count`.
+    pub body: Option<Expr>,
+    /// `join`'s separator.
+    pub separator: String,
+}
+
 /// A parsed expression.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Expr {
     Literal(serde_json::Value),
-    /// A field of the event, the state or a lookup value (an empty path is the whole value).
+    /// A field of the event, the state, a lookup value or a bound element (an empty path is the
+    /// whole value).
     Path(Root, Vec<String>),
     /// The state's key.
     Key,
@@ -44,9 +125,19 @@ pub enum Expr {
     Now,
     /// A value of the processor's `params.values`.
     Param(String),
-    /// An id derived from the event id and a tag: the same event always derives the same id.
-    Derive(String),
+    /// An entry of a table of the processor's `params.values` (null when it has none).
+    ParamEntry(String, Box<Expr>),
+    /// A definition of the machine's `[define]`, replaced by its expression when checked.
+    Def(String),
+    /// An id derived from a base (the event id, unless given) and a tag: the same inputs always
+    /// derive the same id.
+    Derive(String, Option<Box<Expr>>),
     Concat(Vec<Expr>),
+    Call(Func, Vec<Expr>),
+    Matches(Box<Expr>, Pattern),
+    Arith(Box<Expr>, Arith, Box<Expr>),
+    /// `fold(var in list [where filter] [, body] [, 'separator'])`.
+    Each(Box<Each>),
     Compare(Box<Expr>, Op, Box<Expr>),
     And(Box<Expr>, Box<Expr>),
     Or(Box<Expr>, Box<Expr>),
@@ -65,29 +156,70 @@ impl Expr {
         out
     }
 
-    /// Every `param.<name>` of the expression.
-    pub fn params(&self) -> Vec<&str> {
+    /// Every `param.<name>` of the expression, and whether it is read as a table.
+    pub fn params_read(&self) -> Vec<(&str, bool)> {
         let mut out = Vec::new();
-        self.walk(&mut |e| {
-            if let Expr::Param(name) = e {
-                out.push(name.as_str());
-            }
+        self.walk(&mut |e| match e {
+            Expr::Param(name) => out.push((name.as_str(), false)),
+            Expr::ParamEntry(name, _) => out.push((name.as_str(), true)),
+            _ => {}
         });
         out
     }
 
+    /// Every expression directly inside this one.
+    pub fn children(&self) -> Vec<&Expr> {
+        match self {
+            Expr::Path(Root::Lookup(key), _) => vec![key],
+            Expr::ParamEntry(_, key) => vec![key],
+            Expr::Derive(_, base) => base.iter().map(|b| &**b).collect(),
+            Expr::Concat(parts) | Expr::Call(_, parts) => parts.iter().collect(),
+            Expr::Matches(a, _) | Expr::Not(a) => vec![a],
+            Expr::Arith(a, _, b) | Expr::Compare(a, _, b) | Expr::And(a, b) | Expr::Or(a, b) => vec![a, b],
+            Expr::Each(each) => [Some(&each.list), each.filter.as_ref(), each.body.as_ref()].into_iter().flatten().collect(),
+            _ => Vec::new(),
+        }
+    }
+
     fn walk<'a>(&'a self, f: &mut impl FnMut(&'a Expr)) {
         f(self);
-        match self {
-            Expr::Path(Root::Lookup(key), _) => key.walk(f),
-            Expr::Concat(parts) => parts.iter().for_each(|p| p.walk(f)),
-            Expr::Compare(a, _, b) | Expr::And(a, b) | Expr::Or(a, b) => {
-                a.walk(f);
-                b.walk(f);
-            }
-            Expr::Not(a) => a.walk(f),
-            _ => {}
+        for child in self.children() {
+            child.walk(f);
         }
+    }
+
+    /// The expression with every node `f` replaces replaced (bottom-up: `f` sees rebuilt children).
+    pub fn rewrite<E>(self, f: &mut impl FnMut(Expr) -> Result<Expr, E>) -> Result<Expr, E> {
+        let mut go = |e: Expr| e.rewrite(f);
+        let mut boxed = |e: Box<Expr>| go(*e).map(Box::new);
+        let rebuilt = match self {
+            Expr::Path(Root::Lookup(key), path) => Expr::Path(Root::Lookup(boxed(key)?), path),
+            Expr::ParamEntry(name, key) => Expr::ParamEntry(name, boxed(key)?),
+            Expr::Derive(tag, Some(base)) => Expr::Derive(tag, Some(boxed(base)?)),
+            Expr::Concat(parts) => Expr::Concat(parts.into_iter().map(|p| p.rewrite(f)).collect::<Result<_, _>>()?),
+            Expr::Call(func, args) => {
+                Expr::Call(func, args.into_iter().map(|p| p.rewrite(f)).collect::<Result<_, _>>()?)
+            }
+            Expr::Matches(a, pattern) => Expr::Matches(boxed(a)?, pattern),
+            Expr::Not(a) => Expr::Not(boxed(a)?),
+            Expr::Arith(a, op, b) => Expr::Arith(boxed(a)?, op, boxed(b)?),
+            Expr::Compare(a, op, b) => Expr::Compare(boxed(a)?, op, boxed(b)?),
+            Expr::And(a, b) => Expr::And(boxed(a)?, boxed(b)?),
+            Expr::Or(a, b) => Expr::Or(boxed(a)?, boxed(b)?),
+            Expr::Each(each) => {
+                let Each { fold, var, list, filter, body, separator } = *each;
+                Expr::Each(Box::new(Each {
+                    fold,
+                    var,
+                    list: list.rewrite(f)?,
+                    filter: filter.map(|e| e.rewrite(f)).transpose()?,
+                    body: body.map(|e| e.rewrite(f)).transpose()?,
+                    separator,
+                }))
+            }
+            other => other,
+        };
+        f(rebuilt)
     }
 }
 
@@ -110,15 +242,25 @@ enum Token {
     Text(String),
     Number(serde_json::Number),
     Op(Op),
+    Arith(Arith),
     Dot,
     Comma,
     Open,
     Close,
+    OpenBracket,
+    CloseBracket,
+}
+
+impl Token {
+    /// Whether a value ends with this token (so a `-` after it subtracts).
+    fn ends_value(&self) -> bool {
+        matches!(self, Token::Ident(_) | Token::Text(_) | Token::Number(_) | Token::Close | Token::CloseBracket)
+    }
 }
 
 fn tokens(text: &str) -> Result<Vec<(usize, Token)>, ParseError> {
     let bytes = text.as_bytes();
-    let mut out = Vec::new();
+    let mut out: Vec<(usize, Token)> = Vec::new();
     let mut i = 0;
     let err = |at: usize, reason: String| ParseError { at, reason };
     while i < bytes.len() {
@@ -133,6 +275,11 @@ fn tokens(text: &str) -> Result<Vec<(usize, Token)>, ParseError> {
             b',' => Token::Comma,
             b'(' => Token::Open,
             b')' => Token::Close,
+            b'[' => Token::OpenBracket,
+            b']' => Token::CloseBracket,
+            b'+' => Token::Arith(Arith::Add),
+            b'*' => Token::Arith(Arith::Mul),
+            b'-' if out.last().is_some_and(|(_, t)| t.ends_value()) => Token::Arith(Arith::Sub),
             b'\'' => {
                 let mut value = String::new();
                 i += 1;
@@ -193,10 +340,15 @@ fn tokens(text: &str) -> Result<Vec<(usize, Token)>, ParseError> {
     Ok(out)
 }
 
+/// Names a bound element cannot take.
+const RESERVED: [&str; 9] = ["event", "state", "key", "event_id", "now", "param", "def", "true", "false"];
+
 struct Parser {
     tokens: Vec<(usize, Token)>,
     at: usize,
     end: usize,
+    /// The names bound by the enclosing list forms.
+    bound: Vec<String>,
 }
 
 impl Parser {
@@ -221,9 +373,17 @@ impl Parser {
         }
     }
 
-    fn expect(&mut self, token: &Token, what: &str) -> Result<(), ParseError> {
+    fn accept(&mut self, token: &Token) -> bool {
         if self.peek() == Some(token) {
             self.at += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn expect(&mut self, token: &Token, what: &str) -> Result<(), ParseError> {
+        if self.accept(token) {
             Ok(())
         } else {
             self.fail(format!("expected {what}"))
@@ -250,18 +410,34 @@ impl Parser {
         if self.keyword("not") {
             return Ok(Expr::Not(Box::new(self.not()?)));
         }
-        let left = self.primary()?;
+        let left = self.sum()?;
         if let Some(Token::Op(op)) = self.peek().cloned() {
             self.at += 1;
-            return Ok(Expr::Compare(Box::new(left), op, Box::new(self.primary()?)));
+            return Ok(Expr::Compare(Box::new(left), op, Box::new(self.sum()?)));
+        }
+        Ok(left)
+    }
+
+    fn sum(&mut self) -> Result<Expr, ParseError> {
+        let mut left = self.product()?;
+        while let Some(Token::Arith(op @ (Arith::Add | Arith::Sub))) = self.peek().cloned() {
+            self.at += 1;
+            left = Expr::Arith(Box::new(left), op, Box::new(self.product()?));
+        }
+        Ok(left)
+    }
+
+    fn product(&mut self) -> Result<Expr, ParseError> {
+        let mut left = self.primary()?;
+        while self.accept(&Token::Arith(Arith::Mul)) {
+            left = Expr::Arith(Box::new(left), Arith::Mul, Box::new(self.primary()?));
         }
         Ok(left)
     }
 
     fn fields(&mut self) -> Result<Vec<String>, ParseError> {
         let mut path = Vec::new();
-        while self.peek() == Some(&Token::Dot) {
-            self.at += 1;
+        while self.accept(&Token::Dot) {
             match self.peek().cloned() {
                 Some(Token::Ident(name)) => {
                     self.at += 1;
@@ -273,12 +449,85 @@ impl Parser {
         Ok(path)
     }
 
-    fn text_argument(&mut self) -> Result<String, ParseError> {
-        self.expect(&Token::Open, "'('")?;
-        let Some(Token::Text(tag)) = self.peek().cloned() else { return self.fail("expected a quoted text") };
+    fn quoted(&mut self) -> Result<String, ParseError> {
+        let Some(Token::Text(text)) = self.peek().cloned() else { return self.fail("expected a quoted text") };
         self.at += 1;
+        Ok(text)
+    }
+
+    /// `(a, b, ...)`.
+    fn arguments(&mut self) -> Result<Vec<Expr>, ParseError> {
+        self.expect(&Token::Open, "'('")?;
+        let mut args = vec![self.or()?];
+        while self.accept(&Token::Comma) {
+            args.push(self.or()?);
+        }
         self.expect(&Token::Close, "')'")?;
-        Ok(tag)
+        Ok(args)
+    }
+
+    /// One name after `word.`, as `param.name`.
+    fn single_name(&mut self, word: &str) -> Result<String, ParseError> {
+        match self.fields()?.as_slice() {
+            [name] => Ok(name.clone()),
+            _ => self.fail(format!("expected one name after {word}., as {word}.name")),
+        }
+    }
+
+    /// `fold(x in list [where cond], ...)`, after the fold's name.
+    fn each(&mut self, fold: Fold) -> Result<Expr, ParseError> {
+        self.expect(&Token::Open, "'('")?;
+        let Some(Token::Ident(var)) = self.peek().cloned() else {
+            return self.fail(format!("expected a name, as {}(x in event.items, ...)", fold.name()));
+        };
+        if RESERVED.contains(&var.as_str()) {
+            return self.fail(format!("{var:?} is reserved: bind another name"));
+        }
+        self.at += 1;
+        if !self.keyword("in") {
+            return self.fail(format!("expected 'in', as {}({var} in event.items, ...)", fold.name()));
+        }
+        let list = self.or()?;
+        self.bound.push(var.clone());
+        let parsed = self.each_rest(fold);
+        self.bound.pop();
+        let (filter, body, separator) = parsed?;
+        Ok(Expr::Each(Box::new(Each { fold, var, list, filter, body, separator })))
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn each_rest(&mut self, fold: Fold) -> Result<(Option<Expr>, Option<Expr>, String), ParseError> {
+        let filter = if self.keyword("where") { Some(self.or()?) } else { None };
+        let body = if fold == Fold::Count {
+            None
+        } else {
+            self.expect(&Token::Comma, &format!("',' and what {} computes", fold.name()))?;
+            Some(self.or()?)
+        };
+        let separator = if fold == Fold::Join {
+            self.expect(&Token::Comma, "',' and the separator")?;
+            self.quoted()?
+        } else {
+            String::new()
+        };
+        self.expect(&Token::Close, "')'")?;
+        Ok((filter, body, separator))
+    }
+
+    fn call(&mut self, func: Func, arity: std::ops::RangeInclusive<usize>, name: &str) -> Result<Expr, ParseError> {
+        let at = self.offset();
+        let args = self.arguments()?;
+        if !arity.contains(&args.len()) {
+            let want = if arity.start() == arity.end() {
+                arity.start().to_string()
+            } else if *arity.end() == usize::MAX {
+                format!("at least {}", arity.start())
+            } else {
+                format!("{} to {}", arity.start(), arity.end())
+            };
+            return Err(ParseError { at, reason: format!("{name} takes {want} arguments, not {}", args.len()) });
+        }
+        Ok(Expr::Call(func, args))
     }
 
     fn primary(&mut self) -> Result<Expr, ParseError> {
@@ -292,6 +541,7 @@ impl Parser {
                 self.expect(&Token::Close, "')'")?;
                 Ok(inner)
             }
+            Token::Ident(word) if self.bound.contains(&word) => Ok(Expr::Path(Root::Var(word), self.fields()?)),
             Token::Ident(word) => match word.as_str() {
                 "true" => Ok(Expr::Literal(true.into())),
                 "false" => Ok(Expr::Literal(false.into())),
@@ -307,31 +557,56 @@ impl Parser {
                     }
                     Ok(Expr::Path(root, path))
                 }
-                "derive" => Ok(Expr::Derive(self.text_argument()?)),
-                "param" => match self.fields()?.as_slice() {
-                    [name] => Ok(Expr::Param(name.clone())),
-                    _ => self.fail("expected one name after param., as param.payment_partner"),
-                },
+                "derive" => {
+                    self.expect(&Token::Open, "'('")?;
+                    let tag = self.quoted()?;
+                    let base = if self.accept(&Token::Comma) { Some(Box::new(self.or()?)) } else { None };
+                    self.expect(&Token::Close, "')'")?;
+                    Ok(Expr::Derive(tag, base))
+                }
+                "param" => {
+                    let name = self.single_name("param")?;
+                    if self.accept(&Token::OpenBracket) {
+                        let key = self.or()?;
+                        self.expect(&Token::CloseBracket, "']'")?;
+                        return Ok(Expr::ParamEntry(name, Box::new(key)));
+                    }
+                    Ok(Expr::Param(name))
+                }
+                "def" => Ok(Expr::Def(self.single_name("def")?)),
                 "lookup" => {
                     self.expect(&Token::Open, "'('")?;
                     let key = self.or()?;
                     self.expect(&Token::Close, "')'")?;
                     Ok(Expr::Path(Root::Lookup(Box::new(key)), self.fields()?))
                 }
-                "concat" => {
+                "concat" => Ok(Expr::Concat(self.arguments()?)),
+                "if" => self.call(Func::If, 3..=3, "if"),
+                "coalesce" => self.call(Func::Coalesce, 1..=usize::MAX, "coalesce"),
+                "percent" => self.call(Func::Percent, 2..=2, "percent"),
+                "len" => self.call(Func::Len, 1..=1, "len"),
+                "matches" => {
                     self.expect(&Token::Open, "'('")?;
-                    let mut parts = vec![self.or()?];
-                    while self.peek() == Some(&Token::Comma) {
-                        self.at += 1;
-                        parts.push(self.or()?);
-                    }
+                    let text = self.or()?;
+                    self.expect(&Token::Comma, "',' and a quoted regular expression")?;
+                    let at = self.offset();
+                    let pattern = self.quoted()?;
+                    let pattern = regex::Regex::new(&pattern)
+                        .map_err(|e| ParseError { at, reason: format!("not a regular expression: {e}") })?;
                     self.expect(&Token::Close, "')'")?;
-                    Ok(Expr::Concat(parts))
+                    Ok(Expr::Matches(Box::new(text), Pattern(pattern)))
                 }
+                "any" => self.each(Fold::Any),
+                "all" => self.each(Fold::All),
+                "sum" => self.each(Fold::Sum),
+                "count" => self.each(Fold::Count),
+                "first" => self.each(Fold::First),
+                "join" => self.each(Fold::Join),
                 other => {
                     self.at -= 1;
                     self.fail(format!(
-                        "unknown name {other:?} (event.…, state.…, lookup(…), param.…, key, event_id, now, derive, concat)"
+                        "unknown name {other:?} (event.…, state.…, lookup(…), param.…, def.…, key, event_id, now, \
+                         derive, concat, if, coalesce, percent, len, matches, any, all, sum, count, first, join)"
                     ))
                 }
             },
@@ -345,14 +620,13 @@ impl Parser {
 
 /// Parses `text` whole.
 pub fn parse(text: &str) -> Result<Expr, ParseError> {
-    let mut parser = Parser { tokens: tokens(text)?, at: 0, end: text.len() };
+    let mut parser = Parser { tokens: tokens(text)?, at: 0, end: text.len(), bound: Vec::new() };
     let expr = parser.or()?;
     if parser.at < parser.tokens.len() {
         return parser.fail("unexpected text after the expression");
     }
     Ok(expr)
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -378,7 +652,7 @@ mod tests {
 
     #[test]
     fn calls_lookups_and_quotes() {
-        assert_eq!(parse("derive('refund')"), Ok(Expr::Derive("refund".into())));
+        assert_eq!(parse("derive('refund')"), Ok(Expr::Derive("refund".into(), None)));
         assert_eq!(parse("param.payer"), Ok(Expr::Param("payer".into())));
         assert!(parse("param.a.b").is_err() && parse("param").is_err());
         assert_eq!(

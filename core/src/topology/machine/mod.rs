@@ -23,6 +23,49 @@ pub const NEW: &str = "NEW";
 pub const TIMER: &str = "timer";
 /// State fields the interpreter keeps itself; the state contract must have them.
 pub const MANAGED_FIELDS: [&str; 4] = ["status", "version", "deadline", "applied_event_ids"];
+/// A state field the interpreter keeps when the state contract has it: the latest steps.
+pub const HISTORY_FIELD: &str = "history";
+/// The event type a step caused by the timer records in the history.
+pub const TIMER_EVENT_TYPE: &str = "deadline_expired";
+
+/// A value of a declared processor's `params.values`: a text (numbers and booleans are read
+/// as their text), or a table of texts read as `param.name[key]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParamValue {
+    Text(String),
+    Table(BTreeMap<String, String>),
+}
+
+impl<'de> Deserialize<'de> for ParamValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            Integer(i64),
+            Float(f64),
+            Boolean(bool),
+            Table(BTreeMap<String, String>),
+        }
+        Ok(match Raw::deserialize(d)? {
+            Raw::Text(s) => ParamValue::Text(s),
+            Raw::Integer(i) => ParamValue::Text(i.to_string()),
+            Raw::Float(f) => ParamValue::Text(f.to_string()),
+            Raw::Boolean(b) => ParamValue::Text(b.to_string()),
+            Raw::Table(t) => ParamValue::Table(t),
+        })
+    }
+}
+
+impl ParamValue {
+    /// The text of a plain value.
+    pub fn text(&self) -> Option<&str> {
+        match self {
+            ParamValue::Text(s) => Some(s),
+            ParamValue::Table(_) => None,
+        }
+    }
+}
 
 /// A machine file as written.
 #[derive(Debug, Clone, Deserialize)]
@@ -36,8 +79,32 @@ struct RawMachine {
     terminal: Vec<String>,
     #[serde(rename = "input")]
     inputs: Vec<RawInput>,
+    /// Named expressions, read as `def.<name>` (and replaced by their text when checked).
+    #[serde(default)]
+    define: BTreeMap<String, String>,
+    /// Events refused (dead-lettered, the state untouched) before any transition is tried.
+    #[serde(default, rename = "refuse")]
+    refusals: Vec<RawRefuse>,
     #[serde(rename = "transition")]
     transitions: Vec<RawTransition>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRefuse {
+    on: String,
+    /// The states it applies in (every state but NEW when absent).
+    #[serde(default)]
+    from: Vec<String>,
+    #[serde(default)]
+    when: Option<String>,
+    /// Why: the dead letter's cause.
+    reason: String,
+    /// A label counting these refusals apart (`hub_processor_foreign_results_total`).
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    doc: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -62,8 +129,15 @@ struct RawTransition {
     doc: String,
     #[serde(default)]
     set: BTreeMap<String, String>,
-    #[serde(default, with = "humantime_serde")]
-    timer: Option<Duration>,
+    /// A duration (`14d`) or a duration the processor's params give (`param.dispatch_deadline`).
+    #[serde(default)]
+    timer: Option<String>,
+    /// States passed through on the way to `to`, recorded in the history.
+    #[serde(default)]
+    via: Vec<String>,
+    /// The history's detail of the step into a state (of `via` or `to`): state → expression.
+    #[serde(default)]
+    history: BTreeMap<String, String>,
     #[serde(default, rename = "emit")]
     emits: Vec<RawEmit>,
 }
@@ -97,8 +171,26 @@ pub struct MachineSpec {
     pub states: Vec<String>,
     pub terminal: BTreeSet<String>,
     pub inputs: Vec<InputSpec>,
+    /// In file order, tried before the transitions: the first that matches refuses the event.
+    pub refusals: Vec<RefuseSpec>,
     /// In file order: the first whose `from`, `on` and guard match is taken.
     pub transitions: Vec<TransitionSpec>,
+    /// Whether the state contract has a history the interpreter keeps.
+    pub history: bool,
+    /// The status the history records before the first step: the status enum's default, or NEW.
+    pub initial: String,
+}
+
+/// A refusal: in these states, on this event, when the guard holds, the event is refused.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefuseSpec {
+    pub on: String,
+    /// Empty: every state (a key with no state is never refused here).
+    pub from: Vec<String>,
+    pub when: Option<Source>,
+    pub reason: Source,
+    pub kind: Option<String>,
+    pub doc: String,
 }
 
 /// An input contract, with the fields holding its key and its id.
@@ -122,6 +214,10 @@ pub struct TransitionSpec {
     pub set: Vec<(String, Source)>,
     /// The timer the new state waits for, from the processing clock.
     pub timer: Option<Duration>,
+    /// States passed through before `to`.
+    pub via: Vec<String>,
+    /// The history's detail of the step into a state.
+    pub history: Vec<(String, Source)>,
     pub emits: Vec<EmitSpec>,
 }
 

@@ -25,7 +25,7 @@ pub(super) enum Kind {
 }
 
 impl Kind {
-    fn name(&self) -> String {
+    pub(super) fn name(&self) -> String {
         match self {
             Kind::Text => "a text".into(),
             Kind::Decimal => "a decimal".into(),
@@ -141,4 +141,46 @@ pub(super) fn comparable(a: &Typed, op: Op, b: &Typed) -> Result<(), String> {
     } else {
         Err(format!("compares {} with {}: it never holds", a.kind.name(), b.kind.name()))
     }
+}
+
+/// What `a + b` (or `-`, `*`) gives, or why it cannot be computed: integers give an integer,
+/// anything with a decimal amount (or a text that is one) an exact decimal.
+pub(super) fn arithmetic(a: &Typed, b: &Typed) -> Result<Typed, String> {
+    let decimal_text = |t: &Typed| t.literal.as_deref().is_some_and(|l| crate::money::Cents::parse(l).is_some());
+    let mut kinds = Vec::new();
+    for t in [a, b] {
+        let kind = match &t.kind {
+            Kind::Text if decimal_text(t) => Kind::Decimal,
+            Kind::Number | Kind::Decimal | Kind::Any => t.kind.clone(),
+            other => return Err(format!("computes with {}: arithmetic takes numbers and amounts", other.name())),
+        };
+        kinds.push(kind);
+    }
+    let kind = if kinds.contains(&Kind::Decimal) {
+        Kind::Decimal
+    } else if kinds.contains(&Kind::Any) {
+        Kind::Any
+    } else {
+        Kind::Number
+    };
+    Ok(Typed { kind, nullable: a.nullable || b.nullable, literal: None })
+}
+
+/// The kind of a value that is `a` or `b` (the branches of an `if`).
+pub(super) fn either(a: &Typed, b: &Typed) -> Typed {
+    let nullable = a.nullable || b.nullable || a.kind == Kind::Null || b.kind == Kind::Null;
+    let kind = match (&a.kind, &b.kind) {
+        (Kind::Null, other) | (other, Kind::Null) => other.clone(),
+        (x, y) if x == y => x.clone(),
+        (Kind::Decimal, Kind::Number) | (Kind::Number, Kind::Decimal) => Kind::Decimal,
+        (Kind::Decimal, Kind::Text) if b.literal.as_deref().is_some_and(|l| crate::money::Cents::parse(l).is_some()) => {
+            Kind::Decimal
+        }
+        (Kind::Text, Kind::Decimal) if a.literal.as_deref().is_some_and(|l| crate::money::Cents::parse(l).is_some()) => {
+            Kind::Decimal
+        }
+        _ => Kind::Any,
+    };
+    let literal = if a.literal == b.literal { a.literal.clone() } else { None };
+    Typed { kind, nullable, literal }
 }
