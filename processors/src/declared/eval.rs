@@ -158,7 +158,8 @@ fn value(expr: &Expr, scope: &Scope<'_>, env: Option<&Bound<'_>>) -> Value {
             }
             _ => Value::Null,
         },
-        // Replaced by their definitions when the machine is read.
+        Expr::Defined(_, inner) => value(inner, scope, env),
+        // Replaced by `Defined` when the machine is read.
         Expr::Def(_) => Value::Null,
         Expr::Derive(tag, None) => Value::String(derive_id(scope.event_id, tag)),
         Expr::Derive(tag, Some(base)) => Value::String(derive_id(&text(&value(base, scope, env)), tag)),

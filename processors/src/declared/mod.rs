@@ -293,4 +293,6 @@ impl Machine for Declared {
 #[cfg(test)]
 mod prop_tests;
 #[cfg(test)]
+mod same_as_coded;
+#[cfg(test)]
 mod tests;

@@ -98,8 +98,12 @@ fn fields(schema: &Schema) -> Vec<(&str, &Schema, bool)> {
 }
 
 impl Checker<'_> {
+    /// Records a problem once (a definition's are found at each use).
     fn problem(&mut self, at: impl Into<String>, reason: impl Into<String>) {
-        self.problems.push((at.into(), reason.into()));
+        let problem = (at.into(), reason.into());
+        if !self.problems.contains(&problem) {
+            self.problems.push(problem);
+        }
     }
 
     fn contract(&mut self, name: &str) -> Option<&Contract> {
@@ -221,6 +225,7 @@ impl Checker<'_> {
             Expr::Literal(serde_json::Value::Bool(_)) => Typed::of(Kind::Boolean),
             Expr::Literal(serde_json::Value::Null) => Typed::of(Kind::Null),
             Expr::Literal(_) | Expr::Def(_) => Typed::of(Kind::Any),
+            Expr::Defined(_, inner) => self.typed(inner, event, state),
             Expr::Path(root, _) => {
                 let typed = self.schema_of(expr, event, state).map_or(Typed::of(Kind::Any), |(_, s)| types::of_schema(&s));
                 // A lookup table may lack the key: its values may be null.
@@ -278,7 +283,7 @@ impl Checker<'_> {
                 self.conditions(at, text, a, event, state);
                 self.conditions(at, text, b, event, state);
             }
-            Expr::Not(a) => self.conditions(at, text, a, event, state),
+            Expr::Not(a) | Expr::Defined(_, a) => self.conditions(at, text, a, event, state),
             Expr::Compare(..) => {}
             other => {
                 if !matches!(self.typed(other, event, state).kind, Kind::Boolean | Kind::Any) {
@@ -307,6 +312,11 @@ impl Checker<'_> {
             Expr::Call(Func::If, args) => self.conditions(at, text, &args[0], event, state),
             Expr::Each(each) => {
                 self.each(at, text, each, event, state);
+                return;
+            }
+            Expr::Defined(name, inner) => {
+                let (def_at, def_text) = self.def_context(name, event);
+                self.operations(&def_at, &def_text, inner, event, state);
                 return;
             }
             _ => {}
@@ -361,6 +371,61 @@ impl Checker<'_> {
         }
     }
 
+    /// Where and as what a problem inside definition `name` is reported (once, however many
+    /// expressions use it: problems are deduplicated).
+    fn def_context(&self, name: &str, event: Option<&str>) -> (String, String) {
+        let text = self.defines.get(name).cloned().unwrap_or_default();
+        (format!("define.{name} (on {})", event.unwrap_or(TIMER)), text)
+    }
+
+    /// The params, fields and lookups `expr` reads, checked: `event.` against `event` (none for
+    /// a timer), `state.` against the state contract (unless `state` is `None`: no state yet),
+    /// `lookup(…).` against the lookup contract; a definition's in its own name.
+    fn references(&mut self, at: &str, text: &str, expr: &Expr, event: Option<&str>, state: Option<&str>) {
+        let read = match expr {
+            Expr::Param(name) => Some((name, false)),
+            Expr::ParamEntry(name, _) => Some((name, true)),
+            _ => None,
+        };
+        if let Some((name, table)) = read {
+            self.used.insert(name.to_owned());
+            let problem = match self.around.params.get(name) {
+                None => Some("which the processor's params.values does not set"),
+                Some(ParamValue::Table(_)) if !table => Some("a table: read an entry, as param.name[key]"),
+                Some(ParamValue::Text(_)) if table => Some("a text, not a table"),
+                Some(_) => None,
+            };
+            if let Some(problem) = problem {
+                let set: Vec<&String> = self.around.params.keys().collect();
+                self.problem(at, format!("{text:?} reads param.{name}, {problem} ({set:?})"));
+            }
+        }
+        if let Expr::Path(root, path) = expr {
+            let (contract, what) = match root {
+                Root::Event => (event, "no event: a timer has none"),
+                Root::State => (state, "no state yet: a key has none before its first transition"),
+                Root::Lookup(_) => (self.around.lookup.as_deref(), "no lookup table: the processor has no lookups"),
+                Root::Var(_) => (None, ""),
+            };
+            match contract {
+                _ if matches!(root, Root::Var(_)) => {}
+                None => self.problem(at, format!("{text:?} reads {} but there is {what}", path.join("."))),
+                Some(contract) => {
+                    if let Err(reason) = self.has_path(contract, path) {
+                        self.problem(at, format!("{text:?} names an unknown field: {reason}"));
+                    }
+                }
+            }
+        }
+        if let Expr::Defined(name, inner) = expr {
+            let (def_at, def_text) = self.def_context(name, event);
+            return self.references(&def_at, &def_text, inner, event, state);
+        }
+        for child in expr.children() {
+            self.references(at, text, child, event, state);
+        }
+    }
+
     /// `expr` with each `def.<name>` replaced by its definition, itself expanded.
     fn expand(&mut self, expr: Expr, stack: &mut Vec<String>) -> Result<Expr, String> {
         expr.rewrite(&mut |e| match e {
@@ -374,10 +439,10 @@ impl Checker<'_> {
                     return Err(format!("def.{name} is defined through itself ({} -> {name})", stack.join(" -> ")));
                 }
                 let parsed = expr::parse(&text).map_err(|e| format!("def.{name} ({text:?}) does not parse: {e}"))?;
-                stack.push(name);
+                stack.push(name.clone());
                 let expanded = self.expand(parsed, stack);
                 stack.pop();
-                expanded
+                Ok(Expr::Defined(name, Box::new(expanded?)))
             }
             other => Ok(other),
         })
@@ -401,38 +466,9 @@ impl Checker<'_> {
                 return None;
             }
         };
-        let mut ok = true;
-        for (name, table) in expr.params_read() {
-            self.used.insert(name.to_owned());
-            let problem = match self.around.params.get(name) {
-                None => Some("which the processor's params.values does not set"),
-                Some(ParamValue::Table(_)) if !table => Some("a table: read an entry, as param.name[key]"),
-                Some(ParamValue::Text(_)) if table => Some("a text, not a table"),
-                Some(_) => None,
-            };
-            if let Some(problem) = problem {
-                let set: Vec<&String> = self.around.params.keys().collect();
-                self.problem(at, format!("{text:?} reads param.{name}, {problem} ({set:?})"));
-                ok = false;
-            }
-        }
-        for (root, path) in expr.paths() {
-            let (contract, what) = match root {
-                Root::Event => (event, "no event: a timer has none"),
-                Root::State => (state, "no state yet: a key has none before its first transition"),
-                Root::Lookup(_) => (self.around.lookup.as_deref(), "no lookup table: the processor has no lookups"),
-                Root::Var(_) => continue,
-            };
-            let Some(contract) = contract else {
-                self.problem(at, format!("{text:?} reads {} but there is {what}", path.join(".")));
-                ok = false;
-                continue;
-            };
-            if let Err(reason) = self.has_path(contract, path) {
-                self.problem(at, format!("{text:?} names an unknown field: {reason}"));
-                ok = false;
-            }
-        }
+        let before = self.problems.len();
+        self.references(at, text, &expr, event, state);
+        let mut ok = self.problems.len() == before;
         if ok {
             let before = self.problems.len();
             self.operations(at, text, &expr, event, state);

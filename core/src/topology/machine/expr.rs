@@ -127,8 +127,10 @@ pub enum Expr {
     Param(String),
     /// An entry of a table of the processor's `params.values` (null when it has none).
     ParamEntry(String, Box<Expr>),
-    /// A definition of the machine's `[define]`, replaced by its expression when checked.
+    /// A definition of the machine's `[define]`, as written.
     Def(String),
+    /// A definition with its expression, as the checker expands `def.<name>`.
+    Defined(String, Box<Expr>),
     /// An id derived from a base (the event id, unless given) and a tag: the same inputs always
     /// derive the same id.
     Derive(String, Option<Box<Expr>>),
@@ -174,7 +176,7 @@ impl Expr {
             Expr::ParamEntry(_, key) => vec![key],
             Expr::Derive(_, base) => base.iter().map(|b| &**b).collect(),
             Expr::Concat(parts) | Expr::Call(_, parts) => parts.iter().collect(),
-            Expr::Matches(a, _) | Expr::Not(a) => vec![a],
+            Expr::Matches(a, _) | Expr::Not(a) | Expr::Defined(_, a) => vec![a],
             Expr::Arith(a, _, b) | Expr::Compare(a, _, b) | Expr::And(a, b) | Expr::Or(a, b) => vec![a, b],
             Expr::Each(each) => [Some(&each.list), each.filter.as_ref(), each.body.as_ref()].into_iter().flatten().collect(),
             _ => Vec::new(),
@@ -201,6 +203,7 @@ impl Expr {
                 Expr::Call(func, args.into_iter().map(|p| p.rewrite(f)).collect::<Result<_, _>>()?)
             }
             Expr::Matches(a, pattern) => Expr::Matches(boxed(a)?, pattern),
+            Expr::Defined(name, a) => Expr::Defined(name, boxed(a)?),
             Expr::Not(a) => Expr::Not(boxed(a)?),
             Expr::Arith(a, op, b) => Expr::Arith(boxed(a)?, op, boxed(b)?),
             Expr::Compare(a, op, b) => Expr::Compare(boxed(a)?, op, boxed(b)?),

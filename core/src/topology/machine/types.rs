@@ -129,7 +129,8 @@ pub(super) fn comparable(a: &Typed, op: Op, b: &Typed) -> Result<(), String> {
             || t.literal.as_deref().is_some_and(|l| crate::money::Cents::parse(l).is_some())
     };
     let fits = match (&a.kind, &b.kind) {
-        (Kind::Any, _) | (_, Kind::Any) | (Kind::Null, _) | (_, Kind::Null) => !ordered,
+        (Kind::Any, _) | (_, Kind::Any) => true,
+        (Kind::Null, _) | (_, Kind::Null) => !ordered,
         _ if numeric(a) && numeric(b) => true,
         (Kind::Text, Kind::Text) | (Kind::Enum(_), Kind::Enum(_)) | (Kind::Boolean, Kind::Boolean) => {
             !ordered || a.kind == Kind::Text
