@@ -12,6 +12,10 @@ use crate::saga;
 /// states stay (milliseconds; `None`: for ever): the one place that knows the kinds of processor.
 pub(crate) async fn launch(ctx: &Context<'_>, processor: &Processor) -> Result<Launched, ProcessorError> {
     match &processor.params {
+        // The order saga run from its file (`machine = ...`): the interpreter, its tunables as params.
+        ProcessorParams::OrderSaga { terminal_retention, machine: Some(_), .. } => {
+            runtime::start(ctx, processor, declared(ctx, processor), Some(duration_millis(*terminal_retention))).await
+        }
         ProcessorParams::OrderSaga {
             erp_partner,
             erp_partner_by_shop,
@@ -19,6 +23,7 @@ pub(crate) async fn launch(ctx: &Context<'_>, processor: &Processor) -> Result<L
             discount_min_total,
             dispatch_deadline,
             terminal_retention,
+            machine: None,
         } => {
             let params = saga::Money::parse(discount_min_total)
                 .ok_or_else(|| ProcessorError::Config(format!("discount_min_total {discount_min_total:?}")))
@@ -34,20 +39,18 @@ pub(crate) async fn launch(ctx: &Context<'_>, processor: &Processor) -> Result<L
             runtime::start(ctx, processor, params.map(saga::OrderSaga::new), Some(duration_millis(*terminal_retention)))
                 .await
         }
-        ProcessorParams::Declared { terminal_retention, values, .. } => {
-            let machine = processor
-                .machine
-                .clone()
-                .map(|spec| {
-                    let limits =
-                        Limits { applied: ctx.config.applied_limit, history: ctx.config.history_limit };
-                    Declared::new(spec, values.clone(), limits)
-                })
-                .ok_or_else(|| {
-                    ProcessorError::Config(format!("processor {}: its machine was not read", processor.name))
-                });
-            runtime::start(ctx, processor, machine, Some(duration_millis(*terminal_retention))).await
+        ProcessorParams::Declared { terminal_retention, .. } => {
+            runtime::start(ctx, processor, declared(ctx, processor), Some(duration_millis(*terminal_retention))).await
         }
+    }
+}
+
+/// The interpreter of the machine the topology read for `processor`.
+fn declared(ctx: &Context<'_>, processor: &Processor) -> Result<Declared, ProcessorError> {
+    let limits = Limits { applied: ctx.config.applied_limit, history: ctx.config.history_limit };
+    match (processor.machine.clone(), processor.params.machine()) {
+        (Some(spec), Some((_, values))) => Ok(Declared::new(spec, values, limits)),
+        _ => Err(ProcessorError::Config(format!("processor {}: its machine was not read", processor.name))),
     }
 }
 

@@ -203,7 +203,10 @@ fn processors(topology: &Topology) -> String {
     let mut out = String::new();
     for p in &topology.processors {
         let kind = match &p.params {
-            ProcessorParams::OrderSaga { .. } => "order_saga (coded)".to_owned(),
+            ProcessorParams::OrderSaga { machine: None, .. } => "order_saga (coded)".to_owned(),
+            ProcessorParams::OrderSaga { machine: Some(machine), .. } => {
+                format!("order_saga, declared in {}", machine.display())
+            }
             ProcessorParams::Declared { machine, .. } => format!("declared in {}", machine.display()),
         };
         out.push_str(&format!("processor {}: {kind}\n", p.name));

@@ -110,6 +110,9 @@ impl TopologyCopy {
             assert_eq!(text.matches(from).count(), 1, "edit needs exactly one {from:?}");
             text = text.replacen(from, to, 1);
         }
+        if std::env::var("HUB_TEST_ORDER_SAGA").is_ok_and(|v| v == "declared") {
+            text = order_saga_declared(&text);
+        }
         let dir = tempfile::tempdir().expect("tempdir");
         copy_dir(&repo().join("schemas"), &dir.path().join("schemas"));
         copy_dir(&repo().join("machines"), &dir.path().join("machines"));
@@ -125,6 +128,15 @@ impl TopologyCopy {
     pub fn arg(&self) -> &str {
         self.path.to_str().expect("utf-8 path")
     }
+}
+
+/// The topology with its order saga run from `machines/order_saga.toml` by the interpreter
+/// instead of the coded saga (README, "The order saga, declared"). Tests run with
+/// `HUB_TEST_ORDER_SAGA=declared` take it (scripts/test runs the order flow's tests so).
+pub fn order_saga_declared(text: &str) -> String {
+    let coded = "\nkind = \"order_saga\"\n";
+    assert_eq!(text.matches(coded).count(), 1, "one coded order saga");
+    text.replacen(coded, "\nkind = \"order_saga\"\nmachine = \"machines/order_saga.toml\"\n", 1)
 }
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -178,6 +178,36 @@ fn default_max_batch() -> usize {
     500
 }
 
+impl ProcessorParams {
+    /// The machine file a processor interprets, and what it reads as `param.<name>`: a declared
+    /// processor's `values`; an order saga run from a file, its tunables.
+    pub fn machine(&self) -> Option<(&std::path::Path, BTreeMap<String, super::machine::ParamValue>)> {
+        use super::machine::ParamValue::{Table, Text};
+        match self {
+            ProcessorParams::Declared { machine, values, .. } => Some((machine, values.clone())),
+            ProcessorParams::OrderSaga {
+                machine: Some(machine),
+                erp_partner,
+                erp_partner_by_shop,
+                discount_percent,
+                discount_min_total,
+                dispatch_deadline,
+                ..
+            } => {
+                let values = [
+                    ("erp_partner", Text(erp_partner.clone())),
+                    ("erp_partner_by_shop", Table(erp_partner_by_shop.clone())),
+                    ("discount_percent", Text(discount_percent.to_string())),
+                    ("discount_min_total", Text(discount_min_total.clone())),
+                    ("dispatch_deadline", Text(humantime::format_duration(*dispatch_deadline).to_string())),
+                ];
+                Some((machine, values.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()))
+            }
+            ProcessorParams::OrderSaga { machine: None, .. } => None,
+        }
+    }
+}
+
 /// The closed set of processor kinds; one `match` builds each runtime.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
@@ -201,6 +231,10 @@ pub enum ProcessorParams {
         /// store before a tombstone on the state topic deletes it.
         #[serde(with = "humantime_serde", default = "default_terminal_retention")]
         terminal_retention: Duration,
+        /// Runs the saga declared in this file (`machines/order_saga.toml`, relative to the
+        /// topology), these tunables its `params.values`, instead of the coded one.
+        #[serde(default)]
+        machine: Option<std::path::PathBuf>,
     },
     /// A state machine declared in a file (states, inputs, transitions): no code.
     Declared {

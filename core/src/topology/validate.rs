@@ -336,25 +336,25 @@ impl Checker<'_> {
                         ));
                     }
                 }
-                ProcessorParams::Declared { machine: file, terminal_retention, values } => {
-                    self.retention(&owner, *terminal_retention);
-                    let carried = |topics: &mut dyn Iterator<Item = &Topic>| -> BTreeSet<String> {
-                        topics.flat_map(|t| t.schemas.iter().cloned()).collect()
-                    };
-                    let around = Surroundings {
-                        processor: &raw.name,
-                        contracts,
-                        inputs: carried(&mut inputs.iter().flatten()),
-                        outputs: carried(&mut outputs.iter().flatten()),
-                        state: carried(&mut state.iter()),
-                        lookup: lookups.first().and_then(Option::as_ref).and_then(|t| t.schemas.first().cloned()),
-                        params: values,
-                    };
-                    let path = self.opts.source.parent().unwrap_or(Path::new(".")).join(file);
-                    match machine::load(&path, &around) {
-                        Ok(spec) => machine = Some(std::sync::Arc::new(spec)),
-                        Err(errors) => self.errors.extend(errors),
-                    }
+                ProcessorParams::Declared { terminal_retention, .. } => self.retention(&owner, *terminal_retention),
+            }
+            if let Some((file, values)) = raw.params.machine() {
+                let carried = |topics: &mut dyn Iterator<Item = &Topic>| -> BTreeSet<String> {
+                    topics.flat_map(|t| t.schemas.iter().cloned()).collect()
+                };
+                let around = Surroundings {
+                    processor: &raw.name,
+                    contracts,
+                    inputs: carried(&mut inputs.iter().flatten()),
+                    outputs: carried(&mut outputs.iter().flatten()),
+                    state: carried(&mut state.iter()),
+                    lookup: lookups.first().and_then(Option::as_ref).and_then(|t| t.schemas.first().cloned()),
+                    params: &values,
+                };
+                let path = self.opts.source.parent().unwrap_or(Path::new(".")).join(file);
+                match machine::load(&path, &around) {
+                    Ok(spec) => machine = Some(std::sync::Arc::new(spec)),
+                    Err(errors) => self.errors.extend(errors),
                 }
             }
             let name = |t: Option<Topic>| t.map(|t| t.name).unwrap_or_default();

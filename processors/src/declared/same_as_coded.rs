@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use apache_avro::schema::Schema;
 use interchange_core::contract::{avro_to_json, json_to_avro, UnknownFields};
-use interchange_core::topology::{ProcessorParams, Topology};
+use interchange_core::topology::Topology;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
@@ -17,32 +17,15 @@ use super::{Declared, Limits};
 use crate::machine::{Machine, Millis, Now, Step};
 use crate::saga::{self, OrderSaga};
 
-const ORDER_PARAMS: &str = r#"[processor.params]
-kind = "order_saga"
-"#;
-
-/// The shipped topology with its order saga declared (the README's switch), and its contracts.
+/// The shipped topology with its order saga run from its file (the README's one-line switch),
+/// and its contracts.
 fn declared() -> (Declared, BTreeMap<String, Schema>) {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let text = std::fs::read_to_string(root.join("topology.toml")).expect("the shipped topology");
-    let start = text.find(ORDER_PARAMS).expect("the order saga's params");
-    let end = start + text[start..].find("\n[[processor]]").expect("a processor after the order saga");
-    let declared = format!(
-        r#"[processor.params]
-kind = "declared"
-machine = "{}"
-terminal_retention = "7d"
-
-[processor.params.values]
-erp_partner = "acme-erp"
-discount_percent = 5
-discount_min_total = "500.00"
-dispatch_deadline = "5m"
-erp_partner_by_shop = {{ globex-shop = "globex-erp" }}
-"#,
-        root.join("machines/order_saga.toml").display()
-    );
-    let text = format!("{}{declared}{}", &text[..start], &text[end..])
+    let coded = "\nkind = \"order_saga\"\n";
+    assert_eq!(text.matches(coded).count(), 1, "one coded order saga");
+    let text = text
+        .replacen(coded, "\nkind = \"order_saga\"\nmachine = \"machines/order_saga.toml\"\n", 1)
         .replace("schemas_dir = \"schemas\"", &format!("schemas_dir = \"{}\"", root.join("schemas").display()))
         .replace("machine = \"machines/", &format!("machine = \"{}/machines/", root.display()));
     let dir = std::env::temp_dir().join(format!("interchange-declared-order-{}", std::process::id()));
@@ -51,8 +34,8 @@ erp_partner_by_shop = {{ globex-shop = "globex-erp" }}
     std::fs::write(&path, text).expect("written");
     let topology = Topology::load(&path, "").unwrap_or_else(|e| panic!("the declared order saga is checked: {e}"));
     let processor = topology.processors.iter().find(|p| p.name == "order-saga").expect("order-saga");
-    let ProcessorParams::Declared { values, .. } = &processor.params else { panic!("declared") };
-    let machine = Declared::new(processor.machine.clone().expect("read"), values.clone(), LIMITS);
+    let (_, values) = processor.params.machine().expect("run from its file");
+    let machine = Declared::new(processor.machine.clone().expect("read"), values, LIMITS);
     let schemas = topology.contracts.iter().map(|(n, c)| (n.clone(), c.schema.clone())).collect();
     (machine, schemas)
 }
