@@ -1,6 +1,8 @@
-//! `hub-bench process --peer kstreams`: the hub's exactly-once processor against a peer doing the
-//! same shape of work on the same broker, in alternating runs on the same backlog; the ratio of
-//! the medians is the figure (single pairs on a shared 2-core machine swing widely).
+//! `hub-bench process --peer kstreams|declared`: the hub's exactly-once processor against a peer
+//! doing the same work on the same broker (the Kafka Streams application, or the order saga
+//! declared in `machines/order_saga.toml` run by the interpreter), in alternating runs on the same
+//! backlog; the ratio of the medians is the figure (single pairs on a shared 2-core machine swing
+//! widely).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -20,6 +22,18 @@ use super::process::{throughput, ProcessBenchArgs, Throughput};
 pub enum Peer {
     /// The Kafka Streams application of `../shared/peers/kstreams` (`run.sh backlog N`).
     Kstreams,
+    /// The same topology with the order saga run from `machines/order_saga.toml` (its
+    /// `machine` line) instead of the coded saga: the interpreter's cost.
+    Declared,
+}
+
+impl Peer {
+    fn name(self) -> &'static str {
+        match self {
+            Peer::Kstreams => "kstreams",
+            Peer::Declared => "declared",
+        }
+    }
 }
 
 /// One peer run's figures, as its driver printed them.
@@ -35,6 +49,7 @@ pub struct Comparison {
     pub(super) hub: Vec<Throughput>,
     peer: Vec<PeerRun>,
     batch: usize,
+    against: Peer,
 }
 
 impl Comparison {
@@ -44,31 +59,43 @@ impl Comparison {
 
     pub fn print(&self) {
         let (hub, peer) = self.medians();
+        let (name, title) = match self.against {
+            Peer::Kstreams => ("kstreams", "against Kafka Streams"),
+            Peer::Declared => ("declared", "the declared order saga against the coded one (hub: coded)"),
+        };
         println!(
-            "\nagainst Kafka Streams ({} alternating pairs, hub exactly-once at batch {})",
+            "\n{title} ({} alternating pairs, exactly-once at batch {})",
             self.hub.len(),
             self.batch
         );
         for (i, (h, p)) in self.hub.iter().zip(&self.peer).enumerate() {
             println!(
-                "  pair {}: hub {:.0} records/s, kstreams {:.0} records/s ({:.2}x){}",
+                "  pair {}: hub {:.0} records/s, {name} {:.0} records/s ({:.2}x){}",
                 i + 1,
                 h.records_per_second,
                 p.records_per_second,
                 h.records_per_second / p.records_per_second.max(1e-9),
-                if p.exact { "" } else { ", kstreams NOT exact" }
+                if p.exact { "" } else { ", NOT exact" }
             );
         }
         println!(
-            "  medians: hub {hub:.0}, kstreams {peer:.0} records/s: hub / kstreams = {:.2}x",
-            hub / peer.max(1e-9)
+            "  medians: hub {hub:.0}, {name} {peer:.0} records/s: hub / {name} = {:.2}x, {name} / hub = {:.2}x",
+            hub / peer.max(1e-9),
+            peer / hub.max(1e-9)
         );
+    }
+
+    /// Runs that lost or repeated an order: the hub's, and the declared saga's (the Kafka
+    /// Streams peer's own accounting is printed, not counted).
+    pub fn inexact(&self) -> usize {
+        let peer = if self.against == Peer::Declared { self.peer.iter().filter(|p| !p.exact).count() } else { 0 };
+        self.hub.iter().filter(|r| !r.exact()).count() + peer
     }
 
     pub fn json(&self) -> Value {
         let (hub, peer) = self.medians();
         json!({
-            "peer": "kstreams",
+            "peer": self.against.name(),
             "batch": self.batch,
             "hub_records_per_second": self.hub.iter().map(|r| r.records_per_second).collect::<Vec<_>>(),
             "peer_records_per_second": self.peer.iter().map(|r| r.records_per_second).collect::<Vec<_>>(),
@@ -77,6 +104,32 @@ impl Comparison {
             "ratio_of_medians": hub / peer.max(1e-9),
             "peer_reports": self.peer.iter().map(|r| r.report.clone()).collect::<Vec<_>>(),
         })
+    }
+}
+
+/// The topology with its order saga run from `machines/order_saga.toml`, written beside the
+/// original (its schemas and machines resolve alike) for as long as the comparison runs.
+struct Declared {
+    global: Global,
+}
+
+impl Declared {
+    fn beside(global: &Global) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(&global.topology).context("the topology")?;
+        let coded = "\nkind = \"order_saga\"\n";
+        anyhow::ensure!(text.matches(coded).count() == 1, "the topology has no single coded order saga");
+        let text = text.replacen(coded, "\nkind = \"order_saga\"\nmachine = \"machines/order_saga.toml\"\n", 1);
+        let path = global.topology.with_file_name(format!(".topology-declared-{}.toml", std::process::id()));
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        let mut global = global.clone();
+        global.topology = path;
+        Ok(Self { global })
+    }
+}
+
+impl Drop for Declared {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.global.topology);
     }
 }
 
@@ -137,11 +190,14 @@ pub async fn compare(
     peer: Peer,
     args: &ProcessBenchArgs,
 ) -> anyhow::Result<Comparison> {
-    let Peer::Kstreams = peer;
-    let dir = peer_dir(args)?;
+    let dir = match peer {
+        Peer::Kstreams => Some(peer_dir(args)?),
+        Peer::Declared => None,
+    };
     let topology = Topology::load(&global.topology, "").map_err(anyhow::Error::new)?;
     let batch = topology.processors.first().context("no processor")?.max_batch;
-    let mut comparison = Comparison { hub: Vec::new(), peer: Vec::new(), batch };
+    let declared = if peer == Peer::Declared { Some(Declared::beside(global)?) } else { None };
+    let mut comparison = Comparison { hub: Vec::new(), peer: Vec::new(), batch, against: peer };
     for pair in 0..args.pairs {
         for hub_turn in if pair % 2 == 0 { [true, false] } else { [false, true] } {
             if hub_turn {
@@ -150,11 +206,19 @@ pub async fn compare(
                     throughput(global, kafka, registry, Mode::ExactlyOnce, batch, args.orders, args.commit).await?;
                 eprintln!("  {:.0} records/s", run.records_per_second);
                 comparison.hub.push(run);
-            } else {
+            } else if let Some(dir) = &dir {
                 eprintln!("pair {}: kstreams, exactly_once_v2, {} records ...", pair + 1, args.orders);
-                let run = run_peer(&dir, kafka, args.orders).await?;
+                let run = run_peer(dir, kafka, args.orders).await?;
                 eprintln!("  {:.0} records/s", run.records_per_second);
                 comparison.peer.push(run);
+            } else if let Some(declared) = &declared {
+                eprintln!("pair {}: declared order saga, exactly-once, batch {batch}, {} orders ...", pair + 1, args.orders);
+                let run =
+                    throughput(&declared.global, kafka, registry, Mode::ExactlyOnce, batch, args.orders, args.commit)
+                        .await?;
+                eprintln!("  {:.0} records/s", run.records_per_second);
+                let report = json!({ "records_per_second": run.records_per_second, "commands": run.commands });
+                comparison.peer.push(PeerRun { records_per_second: run.records_per_second, exact: run.exact(), report });
             }
         }
     }

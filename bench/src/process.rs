@@ -155,7 +155,7 @@ pub(super) struct Throughput {
     pub(super) records_per_second: f64,
     seconds: f64,
     /// Dispatch commands on the commands topic, read_committed.
-    commands: u64,
+    pub(super) commands: u64,
     /// Orders with no dispatch command, and with more than one.
     missing: u64,
     duplicated: u64,
@@ -439,7 +439,7 @@ pub async fn run(global: &Global, args: &ProcessBenchArgs) -> anyhow::Result<Exi
     if let Some(comparison) = &peer {
         comparison.print();
     }
-    let inexact = runs.iter().chain(peer.iter().flat_map(|c| c.hub.iter())).filter(|r| !r.exact()).count();
+    let inexact = runs.iter().filter(|r| !r.exact()).count() + peer.as_ref().map_or(0, super::peer::Comparison::inexact);
     if inexact > 0 {
         eprintln!("{inexact} run(s) lost or repeated an order");
         return Ok(ExitCode::FAILURE);

@@ -423,3 +423,53 @@ fn every_problem_of_a_declared_machine_is_reported_at_once() {
     assert!(shown.iter().all(|s| s.starts_with("processor \"return-saga\": machine ")), "{shown:#?}");
     assert_eq!(shown.len(), expected.len(), "exactly the planted problems: {shown:#?}");
 }
+
+#[test]
+fn every_problem_of_the_declared_order_saga_is_reported_at_once() {
+    let text = replace_once(
+        &shipped_text(),
+        "# machine = \"machines/order_saga.toml\"",
+        "machine = \"machines/order_saga.toml\"",
+    );
+    let (dir, path) = write_copy(&text);
+    Topology::load(&path, "").expect("the order saga declared, as shipped, is valid");
+    let machine = dir.path().join("machines/order_saga.toml");
+    let mut text = std::fs::read_to_string(&machine).expect("machine");
+    for (from, to) in [
+        ("l.unit_price * l.quantity", "l.unit_prize * l.quantity"),
+        ("when = \"def.refusal != null\"", "when = \"def.refusals != null\""),
+        ("[define]\n", "[define]\nunused = \"key\"\n"),
+        ("kind = \"unknown_command\"", "kind = \"unknown command\""),
+        ("via = [\"SENT_TO_PARTNER\"]", "via = [\"REJECTED\"]"),
+        ("[transition.history]\nREJECTED =", "[transition.history]\nVALIDATED ="),
+        ("timer = \"param.dispatch_deadline\"", "timer = \"param.erp_partner\""),
+        ("param.erp_partner_by_shop[event.partner]", "param.erp_partner_by_shop"),
+        ("first(l in event.items where l.quantity < 1", "first(l in event.currency where l.quantity < 1"),
+        ("total = \"def.subtotal - def.discount\"", "total = \"def.subtotal - state.currency\""),
+    ] {
+        text = replace_once(&text, from, to);
+    }
+    std::fs::write(&machine, text).expect("write");
+    let errors = Topology::load(&path, "").expect_err("broken").0;
+    let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    let expected = [
+        "define.subtotal (on order_received): \"sum(l in event.items, l.unit_prize * l.quantity)\" names an unknown field: l has no field \"unit_prize\" (it has sku, quantity, unit_price)",
+        "transition 1 (NEW --order_received--> REJECTED): when: \"def.refusals != null\": def.refusals is not defined",
+        "define.unused: defined but no expression reads def.unused",
+        "refuse 7 (on delivery_result): kind \"unknown command\" is a metric label: lower-case letters and _",
+        "(VALIDATED --delivery_result--> COMPLETED): via \"REJECTED\" is terminal: a transition cannot pass through it",
+        "state SENT_TO_PARTNER: unreachable",
+        "state SENT_TO_PARTNER: no transition leaves it and it is not terminal",
+        "history.VALIDATED: the transition does not step into it (its via or its to)",
+        "timer \"acme-erp\" (param.erp_partner) is not a duration",
+        "params: the processor's params.values sets \"dispatch_deadline\" but no expression reads it",
+        "define.erp (on order_received): \"coalesce(param.erp_partner_by_shop, param.erp_partner)\" reads param.erp_partner_by_shop, a table: read an entry, as param.name[key]",
+        "goes through l as a list, but it is a text",
+        "set.total: \"def.subtotal - state.currency\" computes with a text: arithmetic takes numbers and amounts",
+    ];
+    for part in expected {
+        assert!(shown.iter().any(|s| s.contains(part)), "missing {part:?} in {shown:#?}");
+    }
+    assert!(shown.iter().all(|s| s.starts_with("processor \"order-saga\": machine ")), "{shown:#?}");
+    assert_eq!(shown.len(), expected.len(), "exactly the planted problems: {shown:#?}");
+}

@@ -209,13 +209,36 @@ fn value(expr: &Expr, scope: &Scope<'_>, env: Option<&Bound<'_>>) -> Value {
     }
 }
 
+/// The value at `path` of `from`, borrowed.
+fn walk_ref<'v>(mut value: &'v Value, path: &[String]) -> Option<&'v Value> {
+    for field in path {
+        value = value.get(field)?;
+    }
+    Some(value)
+}
+
 /// A list form over the elements of its list (none when the list is null or not a list).
 fn fold(each: &Each, scope: &Scope<'_>, env: Option<&Bound<'_>>) -> Value {
-    let list = value(&each.list, scope, env);
+    // The list is read in place when it is a path: no copy per evaluation.
+    let borrowed = match &each.list {
+        Expr::Path(Root::Event, path) => scope.event.and_then(|e| walk_ref(e, path)),
+        Expr::Path(Root::State, path) => scope.state.and_then(|s| walk_ref(s, path)),
+        Expr::Path(Root::Var(name), path) => bound(env, name).and_then(|v| walk_ref(v, path)),
+        _ => None,
+    };
+    let owned;
+    let list = match borrowed {
+        Some(list) => list,
+        None => {
+            owned = value(&each.list, scope, env);
+            &owned
+        }
+    };
     let elements = list.as_array().map_or(&[][..], Vec::as_slice);
     let mut total = Value::from(0);
     let mut count = 0_u64;
     let mut texts = BTreeSet::new();
+    let mut groups: std::collections::BTreeMap<String, Value> = std::collections::BTreeMap::new();
     for element in elements {
         let here = Bound { name: &each.var, value: element, up: env };
         let here = Some(&here);
@@ -239,6 +262,12 @@ fn fold(each: &Each, scope: &Scope<'_>, env: Option<&Bound<'_>>) -> Value {
             Fold::Join => {
                 texts.insert(body.map_or_else(String::new, |b| text(&value(b, scope, here))));
             }
+            Fold::Group => {
+                let key = each.key.as_ref().map_or_else(String::new, |k| text(&value(k, scope, here)));
+                let part = body.map_or(Value::Null, |b| value(b, scope, here));
+                let sum = groups.entry(key).or_insert_with(|| Value::from(0));
+                *sum = arithmetic(sum, Arith::Add, &part);
+            }
         }
     }
     match each.fold {
@@ -248,6 +277,10 @@ fn fold(each: &Each, scope: &Scope<'_>, env: Option<&Bound<'_>>) -> Value {
         Fold::Count => Value::from(count),
         Fold::First => Value::Null,
         Fold::Join => Value::String(texts.into_iter().collect::<Vec<_>>().join(&each.separator)),
+        Fold::Group => {
+            let groups = groups.into_iter().map(|(key, sum)| serde_json::json!({"key": key, "sum": sum}));
+            Value::Array(groups.collect())
+        }
     }
 }
 
@@ -278,6 +311,46 @@ mod tests {
             params: &params,
         };
         eval(&parse(text).expect("parses"), &scope)
+    }
+
+    #[test]
+    fn exact_arithmetic_and_list_forms() {
+        let event = json!({"items": [
+            {"sku": "B", "quantity": 2, "unit_price": "0.10"},
+            {"sku": "A", "quantity": 3, "unit_price": "19.99"},
+            {"sku": "B", "quantity": 1, "unit_price": "0.10"},
+        ], "partner": "shop", "currency": "EUR", "nothing": null});
+        let v = |t: &str| value(t, &event, None);
+        assert_eq!(v("sum(l in event.items, l.unit_price * l.quantity)"), json!("60.27"), "exact, not 60.27000000001");
+        assert_eq!(v("sum(l in event.items, l.quantity)"), json!(6), "integers stay integers");
+        assert_eq!(v("sum(l in event.items where l.sku == 'B', l.quantity)"), json!(3));
+        assert_eq!(v("'0.10' + '0.20' - 1"), json!("-0.70"));
+        assert_eq!(v("'1.05' * '1.05'"), json!("1.10"), "two amounts: rounded half away from zero");
+        assert_eq!(v("9223372036854775807 + 1"), Value::Null, "overflow is null, never a wrapped number");
+        assert_eq!(v("percent('60.27', 5)"), json!("3.01"));
+        assert_eq!(v("percent('0.10', 5)"), json!("0.01"), "0.005 rounds up");
+        assert_eq!(v("count(l in event.items where l.sku == 'B')"), json!(2));
+        assert_eq!(v("any(l in event.items, l.quantity > 2)"), json!(true));
+        assert_eq!(v("all(l in event.items, l.quantity > 1)"), json!(false));
+        assert_eq!(v("all(l in event.nothing, false)"), json!(true), "over nothing");
+        assert_eq!(v("first(l in event.items where l.quantity > 1, concat(l.sku, l.quantity))"), json!("B2"));
+        assert_eq!(v("first(l in event.items where l.quantity > 9, l.sku)"), Value::Null);
+        assert_eq!(v("join(l in event.items, l.sku, ', ')"), json!("A, B"), "distinct, sorted");
+        let nested = "join(a in event.items where count(b in event.items where b.sku == a.sku) > 1, a.sku, '')";
+        assert_eq!(v(nested), json!("B"), "an inner name sees the outer one");
+        assert_eq!(
+            v("group(l in event.items, l.sku, l.quantity)"),
+            json!([{"key": "A", "sum": 3}, {"key": "B", "sum": 3}])
+        );
+        assert_eq!(v("join(g in group(l in event.items, l.sku, l.quantity) where g.sum > 2, g.key, '+')"), json!("A+B"));
+        assert_eq!(v("if(event.partner == 'shop', 'yes', 'no')"), json!("yes"));
+        assert_eq!(v("coalesce(event.nothing, event.missing, 'third')"), json!("third"));
+        assert_eq!((v("len(event.items)"), v("len(event.currency)"), v("len(event.nothing)")), (json!(3), json!(3), json!(0)));
+        assert_eq!(v("matches(event.currency, '^[A-Z]{3}$')"), json!(true));
+        assert_eq!(v("matches(event.nothing, '.*')"), json!(false));
+        assert_eq!(v("param.erp[event.partner]"), json!("erp-s"));
+        assert_eq!(v("param.erp['other']"), Value::Null);
+        assert_eq!(v("derive('cancel', 'c-9')"), json!(derive_id("c-9", "cancel")));
     }
 
     #[test]

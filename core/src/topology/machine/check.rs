@@ -87,6 +87,10 @@ struct Checker<'a> {
     vars: Vec<(String, Option<(String, Schema)>)>,
 }
 
+/// An element of `group(...)`: a key and the sum of its group.
+const GROUP_ELEMENT: &str = r#"{"type": "record", "name": "Group", "fields": [
+    {"name": "key", "type": "string"}, {"name": "sum", "type": "double"}]}"#;
+
 /// A record's fields: name, schema, whether it has a default.
 fn fields(schema: &Schema) -> Vec<(&str, &Schema, bool)> {
     match schema {
@@ -207,6 +211,9 @@ impl Checker<'_> {
 
     /// The contract and schema of an element of the list `expr` gives, when known.
     fn element_of(&mut self, expr: &Expr, event: Option<&str>, state: Option<&str>) -> Option<(String, Schema)> {
+        if matches!(expr, Expr::Each(each) if each.fold == Fold::Group) {
+            return Schema::parse_str(GROUP_ELEMENT).ok().map(|s| ("group".to_owned(), s));
+        }
         let (contract, schema) = self.schema_of(expr, event, state)?;
         match self.concrete(&contract, schema).ok().flatten()? {
             Schema::Array(array) => {
@@ -261,6 +268,7 @@ impl Checker<'_> {
                 Fold::Any | Fold::All => Typed::of(Kind::Boolean),
                 Fold::Count => Typed::of(Kind::Number),
                 Fold::Join => Typed::of(Kind::Text),
+                Fold::Group => Typed::of(Kind::List),
                 Fold::Sum | Fold::First => {
                     let bound = self.element_of(&each.list, event, state);
                     self.vars.push((each.var.clone(), bound));
@@ -334,7 +342,8 @@ impl Checker<'_> {
         }
         let bound = self.element_of(&each.list, event, state);
         self.vars.push((each.var.clone(), bound));
-        for (root, path) in [each.filter.as_ref(), each.body.as_ref()].into_iter().flatten().flat_map(Expr::paths) {
+        let inside = [each.filter.as_ref(), each.key.as_ref(), each.body.as_ref()];
+        for (root, path) in inside.into_iter().flatten().flat_map(Expr::paths) {
             if let Root::Var(name) = root {
                 self.var_path(at, text, name, path);
             }
@@ -342,6 +351,9 @@ impl Checker<'_> {
         if let Some(filter) = &each.filter {
             self.conditions(at, text, filter, event, state);
             self.operations(at, text, filter, event, state);
+        }
+        if let Some(key) = &each.key {
+            self.operations(at, text, key, event, state);
         }
         if let Some(body) = &each.body {
             if matches!(each.fold, Fold::Any | Fold::All) {

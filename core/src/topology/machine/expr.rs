@@ -8,7 +8,7 @@
 //! `param.name`, `param.table[expr]`) or a call: `derive('tag' [, base])`, `concat(a, ...)`,
 //! `lookup(expr).field`, `if(c, a, b)`, `coalesce(a, ...)`, `percent(amount, p)`, `len(x)`,
 //! `matches(text, 'regex')`, and over a list `any|all(x in list, cond)`,
-//! `sum|count|first|join(x in list [where cond], ...)`.
+//! `sum|count|first|join|group(x in list [where cond], ...)`.
 
 use std::fmt;
 
@@ -72,6 +72,9 @@ pub enum Fold {
     First,
     /// The distinct texts of the body, sorted, joined with a separator.
     Join,
+    /// The elements grouped by a key: a list of `{key, sum}` records, one per distinct key
+    /// (sorted), `sum` the sum of the body over the group's elements.
+    Group,
 }
 
 impl Fold {
@@ -83,6 +86,7 @@ impl Fold {
             Fold::Count => "count",
             Fold::First => "first",
             Fold::Join => "join",
+            Fold::Group => "group",
         }
     }
 }
@@ -97,7 +101,7 @@ impl PartialEq for Pattern {
     }
 }
 
-/// A list form: `fold(var in list [where filter] [, body] [, 'separator'])`.
+/// A list form: `fold(var in list [where filter] [, key] [, body] [, 'separator'])`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Each {
     pub fold: Fold,
@@ -106,6 +110,8 @@ pub struct Each {
     pub filter: Option<Expr>,
     /// The condition of `any`/`all`, the value of `sum`/`first`/`join`; none for `count`.
     pub body: Option<Expr>,
+    /// `group`'s key.
+    pub key: Option<Expr>,
     /// `join`'s separator.
     pub separator: String,
 }
@@ -178,7 +184,10 @@ impl Expr {
             Expr::Concat(parts) | Expr::Call(_, parts) => parts.iter().collect(),
             Expr::Matches(a, _) | Expr::Not(a) | Expr::Defined(_, a) => vec![a],
             Expr::Arith(a, _, b) | Expr::Compare(a, _, b) | Expr::And(a, b) | Expr::Or(a, b) => vec![a, b],
-            Expr::Each(each) => [Some(&each.list), each.filter.as_ref(), each.body.as_ref()].into_iter().flatten().collect(),
+            Expr::Each(each) => [Some(&each.list), each.filter.as_ref(), each.key.as_ref(), each.body.as_ref()]
+                .into_iter()
+                .flatten()
+                .collect(),
             _ => Vec::new(),
         }
     }
@@ -210,12 +219,13 @@ impl Expr {
             Expr::And(a, b) => Expr::And(boxed(a)?, boxed(b)?),
             Expr::Or(a, b) => Expr::Or(boxed(a)?, boxed(b)?),
             Expr::Each(each) => {
-                let Each { fold, var, list, filter, body, separator } = *each;
+                let Each { fold, var, list, filter, key, body, separator } = *each;
                 Expr::Each(Box::new(Each {
                     fold,
                     var,
                     list: list.rewrite(f)?,
                     filter: filter.map(|e| e.rewrite(f)).transpose()?,
+                    key: key.map(|e| e.rewrite(f)).transpose()?,
                     body: body.map(|e| e.rewrite(f)).transpose()?,
                     separator,
                 }))
@@ -494,13 +504,19 @@ impl Parser {
         self.bound.push(var.clone());
         let parsed = self.each_rest(fold);
         self.bound.pop();
-        let (filter, body, separator) = parsed?;
-        Ok(Expr::Each(Box::new(Each { fold, var, list, filter, body, separator })))
+        let (filter, key, body, separator) = parsed?;
+        Ok(Expr::Each(Box::new(Each { fold, var, list, filter, key, body, separator })))
     }
 
     #[allow(clippy::type_complexity)]
-    fn each_rest(&mut self, fold: Fold) -> Result<(Option<Expr>, Option<Expr>, String), ParseError> {
+    fn each_rest(&mut self, fold: Fold) -> Result<(Option<Expr>, Option<Expr>, Option<Expr>, String), ParseError> {
         let filter = if self.keyword("where") { Some(self.or()?) } else { None };
+        let key = if fold == Fold::Group {
+            self.expect(&Token::Comma, "',' and the key to group by")?;
+            Some(self.or()?)
+        } else {
+            None
+        };
         let body = if fold == Fold::Count {
             None
         } else {
@@ -514,7 +530,7 @@ impl Parser {
             String::new()
         };
         self.expect(&Token::Close, "')'")?;
-        Ok((filter, body, separator))
+        Ok((filter, key, body, separator))
     }
 
     fn call(&mut self, func: Func, arity: std::ops::RangeInclusive<usize>, name: &str) -> Result<Expr, ParseError> {
@@ -605,11 +621,12 @@ impl Parser {
                 "count" => self.each(Fold::Count),
                 "first" => self.each(Fold::First),
                 "join" => self.each(Fold::Join),
+                "group" => self.each(Fold::Group),
                 other => {
                     self.at -= 1;
                     self.fail(format!(
                         "unknown name {other:?} (event.…, state.…, lookup(…), param.…, def.…, key, event_id, now, \
-                         derive, concat, if, coalesce, percent, len, matches, any, all, sum, count, first, join)"
+                         derive, concat, if, coalesce, percent, len, matches, any, all, sum, count, first, join, group)"
                     ))
                 }
             },
@@ -668,6 +685,54 @@ mod tests {
         let e = parse("lookup(key).a.b == concat(event.x, now)").expect("parses");
         let roots: Vec<_> = e.paths().into_iter().map(|(r, p)| (matches!(r, Root::Lookup(_)), p.len())).collect();
         assert_eq!(roots, vec![(true, 2), (false, 1)]);
+    }
+
+    #[test]
+    fn arithmetic_binds_tighter_than_comparisons_and_minus_is_a_sign_only_first() {
+        let n = |v: i64| Box::new(Expr::Literal(v.into()));
+        let e = parse("1 + 2 * 3 - -4 > 0").expect("parses");
+        let sum = Expr::Arith(
+            Box::new(Expr::Arith(n(1), Arith::Add, Box::new(Expr::Arith(n(2), Arith::Mul, n(3))))),
+            Arith::Sub,
+            n(-4),
+        );
+        assert_eq!(e, Expr::Compare(Box::new(sum), Op::Gt, n(0)));
+        assert_eq!(parse("key-1"), Ok(Expr::Arith(Box::new(Expr::Key), Arith::Sub, n(1))));
+    }
+
+    #[test]
+    fn list_forms_bind_a_name_inside_them_only() {
+        let e = parse("sum(l in event.items where l.sku != 'X', l.quantity)").expect("parses");
+        let Expr::Each(each) = e else { panic!("a list form") };
+        assert_eq!((each.fold, each.var.as_str()), (Fold::Sum, "l"));
+        assert_eq!(each.body, Some(Expr::Path(Root::Var("l".into()), vec!["quantity".into()])));
+        assert!(each.filter.is_some());
+        let join = parse("join(l in state.items, l.sku, ', ')").expect("parses");
+        assert!(matches!(join, Expr::Each(e) if e.fold == Fold::Join && e.separator == ", "));
+        assert!(parse("count(l in state.items)").is_ok());
+        let group = parse("group(l in state.items, l.sku, l.quantity)").expect("parses");
+        assert!(matches!(group, Expr::Each(e) if e.fold == Fold::Group && e.key.is_some() && e.body.is_some()));
+        assert!(parse("any(l in state.items, l.q > 0) and l.q > 0").expect_err("l is unbound").reason.contains("\"l\""));
+        assert!(parse("any(event in state.items, true)").expect_err("reserved").reason.contains("reserved"));
+        assert!(parse("join(l in state.items, l.sku)").expect_err("no separator").reason.contains("separator"));
+        assert!(parse("if(a, b)").is_err() && parse("if(true, 1)").expect_err("arity").reason.contains("takes 3"));
+    }
+
+    #[test]
+    fn params_tables_definitions_and_patterns() {
+        assert_eq!(
+            parse("param.erp[event.partner]"),
+            Ok(Expr::ParamEntry("erp".into(), Box::new(path(Root::Event, &["partner"]))))
+        );
+        assert_eq!(parse("def.total"), Ok(Expr::Def("total".into())));
+        assert_eq!(
+            parse("derive('cancel', event.command_id)"),
+            Ok(Expr::Derive("cancel".into(), Some(Box::new(path(Root::Event, &["command_id"])))))
+        );
+        assert!(parse("matches(event.currency, '^[A-Z]{3}$')").is_ok());
+        assert!(parse("matches(event.currency, '[')").expect_err("bad").reason.contains("regular expression"));
+        let e = parse("param.a[param.b] == param.c").expect("parses");
+        assert_eq!(e.params_read(), vec![("a", true), ("b", false), ("c", false)]);
     }
 
     #[test]
