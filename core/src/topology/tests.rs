@@ -456,7 +456,7 @@ fn every_problem_of_the_declared_order_saga_is_reported_at_once() {
         "define.subtotal (on order_received): \"sum(l in event.items, l.unit_prize * l.quantity)\" names an unknown field: l has no field \"unit_prize\" (it has sku, quantity, unit_price)",
         "transition 1 (NEW --order_received--> REJECTED): when: \"def.refusals != null\": def.refusals is not defined",
         "define.unused: defined but no expression reads def.unused",
-        "refuse 7 (on delivery_result): kind \"unknown command\" is a metric label: lower-case letters and _",
+        "refuse 8 (on delivery_result): kind \"unknown command\" is a metric label: lower-case letters and _",
         "(VALIDATED --delivery_result--> COMPLETED): via \"REJECTED\" is terminal: a transition cannot pass through it",
         "state SENT_TO_PARTNER: unreachable",
         "state SENT_TO_PARTNER: no transition leaves it and it is not terminal",

@@ -128,7 +128,7 @@ impl Declared {
     fn refused(&self, from: &str, on: &str, scope: &Scope<'_>) -> Option<Step<Value>> {
         let r = self.spec.refusals.iter().find(|r| {
             r.on == on
-                && (r.from.is_empty() || r.from.iter().any(|f| f == from))
+                && (if r.from.is_empty() { from != NEW } else { r.from.iter().any(|f| f == from) })
                 && r.when.as_ref().is_none_or(|w| holds(&w.expr, scope))
         })?;
         let reason = match eval(&r.reason.expr, scope) {
@@ -237,10 +237,8 @@ impl Machine for Declared {
             }
         };
         let scope = Scope { event: payload, state, key, event_id, now: now.event.0, lookup, params: &self.params };
-        if state.is_some() {
-            if let Some(refusal) = self.refused(from, on, &scope) {
-                return refusal;
-            }
+        if let Some(refusal) = self.refused(from, on, &scope) {
+            return refusal;
         }
         let terminal = state.is_some() && self.spec.terminal.contains(from);
         let mut candidates = self.spec.transitions.iter().filter(|t| t.from == from && t.on == on).peekable();

@@ -147,8 +147,7 @@ fn seen<S>(
             (seen, Some(state))
         }
         Step::Unchanged { .. } => (Seen::Unchanged, None),
-        // The one wording that differs: the coded saga says "order", the interpreter "key".
-        Step::Refused { reason, kind } => (Seen::Refused { reason: reason.replace("for an order this processor", "for a key this processor"), kind }, None),
+        Step::Refused { reason, kind } => (Seen::Refused { reason, kind }, None),
     }
 }
 

@@ -534,15 +534,17 @@ impl Checker<'_> {
         if !raw.inputs.iter().any(|i| i.contract == raw_r.on) {
             self.problem(&at, format!("on {:?} is not an [[input]] contract (a timer is never refused)", raw_r.on));
         }
-        for from in raw_r.from.iter().filter(|f| !states.contains(f.as_str())) {
-            self.problem(&at, format!("from {from:?} is not one of the states"));
+        for from in raw_r.from.iter().filter(|f| !states.contains(f.as_str()) && *f != NEW) {
+            self.problem(&at, format!("from {from:?} is not one of the states (or {NEW})"));
         }
         if let Some(kind) = &raw_r.kind {
             if kind.is_empty() || !kind.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
                 self.problem(&at, format!("kind {kind:?} is a metric label: lower-case letters and _"));
             }
         }
-        let state = self.around.state.contains(&raw.state).then_some(raw.state.as_str());
+        // A refusal that may apply to a key with no state reads no state.
+        let stateless = raw_r.from.iter().any(|f| f == NEW);
+        let state = self.around.state.contains(&raw.state).then_some(raw.state.as_str()).filter(|_| !stateless);
         let event = Some(raw_r.on.as_str()).filter(|on| raw.inputs.iter().any(|i| i.contract == *on));
         let when = raw_r.when.as_ref().and_then(|w| self.expression(&format!("{at}: when"), w, event, state));
         if let Some(w) = &when {

@@ -93,7 +93,7 @@ struct RawMachine {
 #[serde(deny_unknown_fields)]
 struct RawRefuse {
     on: String,
-    /// The states it applies in (every state but NEW when absent).
+    /// The states it applies in (every state but NEW when absent; NEW: a key with no state).
     #[serde(default)]
     from: Vec<String>,
     #[serde(default)]
@@ -185,7 +185,7 @@ pub struct MachineSpec {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RefuseSpec {
     pub on: String,
-    /// Empty: every state (a key with no state is never refused here).
+    /// Empty: every state but NEW (a key with no state is refused only when NEW is listed).
     pub from: Vec<String>,
     pub when: Option<Source>,
     pub reason: Source,
