@@ -63,11 +63,7 @@ impl Comparison {
             Peer::Kstreams => ("kstreams", "against Kafka Streams"),
             Peer::Declared => ("declared", "the declared order saga against the coded one (hub: coded)"),
         };
-        println!(
-            "\n{title} ({} alternating pairs, exactly-once at batch {})",
-            self.hub.len(),
-            self.batch
-        );
+        println!("\n{title} ({} alternating pairs, exactly-once at batch {})", self.hub.len(), self.batch);
         for (i, (h, p)) in self.hub.iter().zip(&self.peer).enumerate() {
             println!(
                 "  pair {}: hub {:.0} records/s, {name} {:.0} records/s ({:.2}x){}",
@@ -212,13 +208,21 @@ pub async fn compare(
                 eprintln!("  {:.0} records/s", run.records_per_second);
                 comparison.peer.push(run);
             } else if let Some(declared) = &declared {
-                eprintln!("pair {}: declared order saga, exactly-once, batch {batch}, {} orders ...", pair + 1, args.orders);
+                eprintln!(
+                    "pair {}: declared order saga, exactly-once, batch {batch}, {} orders ...",
+                    pair + 1,
+                    args.orders
+                );
                 let run =
                     throughput(&declared.global, kafka, registry, Mode::ExactlyOnce, batch, args.orders, args.commit)
                         .await?;
                 eprintln!("  {:.0} records/s", run.records_per_second);
                 let report = json!({ "records_per_second": run.records_per_second, "commands": run.commands });
-                comparison.peer.push(PeerRun { records_per_second: run.records_per_second, exact: run.exact(), report });
+                comparison.peer.push(PeerRun {
+                    records_per_second: run.records_per_second,
+                    exact: run.exact(),
+                    report,
+                });
             }
         }
     }

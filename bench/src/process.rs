@@ -439,7 +439,8 @@ pub async fn run(global: &Global, args: &ProcessBenchArgs) -> anyhow::Result<Exi
     if let Some(comparison) = &peer {
         comparison.print();
     }
-    let inexact = runs.iter().filter(|r| !r.exact()).count() + peer.as_ref().map_or(0, super::peer::Comparison::inexact);
+    let inexact =
+        runs.iter().filter(|r| !r.exact()).count() + peer.as_ref().map_or(0, super::peer::Comparison::inexact);
     if inexact > 0 {
         eprintln!("{inexact} run(s) lost or repeated an order");
         return Ok(ExitCode::FAILURE);

@@ -124,7 +124,7 @@ pub(crate) trait Machine: Send + Sync + 'static {
     fn read_state(&self, value: serde_json::Value) -> Result<Self::State, String>;
 
     /// A state as the value of its state record.
-    fn write_state(&self, state: &Self::State) -> Result<serde_json::Value, String>;
+    fn write_state<'s>(&self, state: &'s Self::State) -> Result<std::borrow::Cow<'s, serde_json::Value>, String>;
 
     /// Applies `event` (with id `event_id`) to the current `state` of `key`.
     fn apply(

@@ -1,7 +1,8 @@
 //! Evaluates a declared machine's expressions over JSON: the event, the state, the lookup table.
 
+use std::cell::RefCell;
 use std::cmp::Ordering;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use interchange_core::money::Cents;
 use interchange_core::topology::machine::expr::{Arith, Each, Fold, Func};
@@ -25,6 +26,44 @@ pub(crate) struct Scope<'a> {
     pub(crate) lookup: &'a dyn Lookup,
     /// The processor's `params.values`.
     pub(crate) params: &'a std::collections::BTreeMap<String, ParamValue>,
+    /// Definitions already evaluated in this event's application (`None`: evaluate each use).
+    pub(crate) memo: Option<&'a Memo<'a>>,
+}
+
+/// The values of the definitions that read no state, computed once per event: the event, the
+/// params, the lookup table and the clock do not change while an event is applied, the state
+/// does (a transition's `set` sees its earlier fields).
+pub(crate) struct Memo<'a> {
+    stateless: &'a HashSet<String>,
+    values: RefCell<HashMap<String, Value>>,
+}
+
+impl<'a> Memo<'a> {
+    pub(crate) fn new(stateless: &'a HashSet<String>) -> Self {
+        Self { stateless, values: RefCell::new(HashMap::new()) }
+    }
+}
+
+/// The definitions among `exprs` whose value reads no `state.`.
+pub(crate) fn stateless_definitions<'e>(exprs: impl Iterator<Item = &'e Expr>) -> HashSet<String> {
+    fn reads_state(expr: &Expr) -> bool {
+        matches!(expr, Expr::Path(Root::State, _)) || expr.children().into_iter().any(reads_state)
+    }
+    fn collect(expr: &Expr, out: &mut HashSet<String>) {
+        if let Expr::Defined(name, inner) = expr {
+            if !reads_state(inner) {
+                out.insert(name.clone());
+            }
+        }
+        for child in expr.children() {
+            collect(child, out);
+        }
+    }
+    let mut out = HashSet::new();
+    for expr in exprs {
+        collect(expr, &mut out);
+    }
+    out
 }
 
 /// The elements bound by the enclosing list forms, innermost first.
@@ -115,7 +154,9 @@ fn arithmetic(a: &Value, op: Arith, b: &Value) -> Value {
         Arith::Mul => match (a.as_i64(), b.as_i64()) {
             (_, Some(n)) => x.checked_times(n),
             (Some(n), _) => y.checked_times(n),
-            _ => x.0.checked_mul(y.0).and_then(|p| p.checked_add(if p >= 0 { 50 } else { -50 })).map(|p| Cents(p / 100)),
+            _ => {
+                x.0.checked_mul(y.0).and_then(|p| p.checked_add(if p >= 0 { 50 } else { -50 })).map(|p| Cents(p / 100))
+            }
         },
     };
     result.map_or(Value::Null, |c| Value::String(c.to_string()))
@@ -158,7 +199,17 @@ fn value(expr: &Expr, scope: &Scope<'_>, env: Option<&Bound<'_>>) -> Value {
             }
             _ => Value::Null,
         },
-        Expr::Defined(_, inner) => value(inner, scope, env),
+        Expr::Defined(name, inner) => match scope.memo.filter(|m| m.stateless.contains(name)) {
+            Some(memo) => {
+                if let Some(known) = memo.values.borrow().get(name) {
+                    return known.clone();
+                }
+                let computed = value(inner, scope, env);
+                memo.values.borrow_mut().insert(name.clone(), computed.clone());
+                computed
+            }
+            None => value(inner, scope, env),
+        },
         // Replaced by `Defined` when the machine is read.
         Expr::Def(_) => Value::Null,
         Expr::Derive(tag, None) => Value::String(derive_id(scope.event_id, tag)),
@@ -309,6 +360,7 @@ mod tests {
             now: 1_000,
             lookup: &table,
             params: &params,
+            memo: None,
         };
         eval(&parse(text).expect("parses"), &scope)
     }
@@ -342,10 +394,16 @@ mod tests {
             v("group(l in event.items, l.sku, l.quantity)"),
             json!([{"key": "A", "sum": 3}, {"key": "B", "sum": 3}])
         );
-        assert_eq!(v("join(g in group(l in event.items, l.sku, l.quantity) where g.sum > 2, g.key, '+')"), json!("A+B"));
+        assert_eq!(
+            v("join(g in group(l in event.items, l.sku, l.quantity) where g.sum > 2, g.key, '+')"),
+            json!("A+B")
+        );
         assert_eq!(v("if(event.partner == 'shop', 'yes', 'no')"), json!("yes"));
         assert_eq!(v("coalesce(event.nothing, event.missing, 'third')"), json!("third"));
-        assert_eq!((v("len(event.items)"), v("len(event.currency)"), v("len(event.nothing)")), (json!(3), json!(3), json!(0)));
+        assert_eq!(
+            (v("len(event.items)"), v("len(event.currency)"), v("len(event.nothing)")),
+            (json!(3), json!(3), json!(0))
+        );
         assert_eq!(v("matches(event.currency, '^[A-Z]{3}$')"), json!(true));
         assert_eq!(v("matches(event.nothing, '.*')"), json!(false));
         assert_eq!(v("param.erp[event.partner]"), json!("erp-s"));
@@ -383,6 +441,7 @@ mod tests {
             now: 0,
             lookup: &table,
             params: &params,
+            memo: None,
         };
         assert!(!holds(&parse("event.verdict").expect("parses"), &scope), "only true holds");
     }

@@ -20,7 +20,7 @@ use interchange_core::topology::machine::{
 use serde_json::{Map, Value};
 
 use crate::machine::{Emit, Input, Lookup, Machine, Millis, Now, Step};
-use eval::{derive_id, eval, holds, Scope};
+use eval::{derive_id, eval, holds, stateless_definitions, Memo, Scope};
 
 /// An event of a declared machine: an input record, or its timer.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,12 +43,15 @@ pub(crate) struct Declared {
     /// The processor's `params.values`, read as `param.<name>`.
     params: BTreeMap<String, ParamValue>,
     limits: Limits,
+    /// The definitions whose value reads no state: evaluated once per event.
+    stateless: std::collections::HashSet<String>,
 }
 
 impl Declared {
     pub(crate) fn new(spec: Arc<MachineSpec>, params: BTreeMap<String, ParamValue>, limits: Limits) -> Self {
         let limits = Limits { applied: limits.applied.max(1), history: limits.history };
-        Self { spec, params, limits }
+        let stateless = stateless_definitions(spec.expressions());
+        Self { spec, params, limits, stateless }
     }
 
     fn status(state: &Value) -> &str {
@@ -79,7 +82,10 @@ impl Declared {
         object.insert("status".to_owned(), Value::String(t.to.clone()));
         object.insert("version".to_owned(), Value::from(version.saturating_add(counted)));
         if let Some(steps) = steps {
-            let mut history: Vec<Value> = object.get("history").and_then(Value::as_array).cloned().unwrap_or_default();
+            let mut history = match object.remove("history") {
+                Some(Value::Array(history)) => history,
+                _ => Vec::new(),
+            };
             history.extend(steps);
             let excess = history.len().saturating_sub(self.limits.history);
             history.drain(..excess);
@@ -87,8 +93,10 @@ impl Declared {
         }
         let deadline = t.timer.map(|d| Value::from(now.processing.0.saturating_add(duration_millis(d))));
         object.insert("deadline".to_owned(), deadline.unwrap_or(Value::Null));
-        let mut ids: Vec<Value> =
-            object.get("applied_event_ids").and_then(Value::as_array).cloned().unwrap_or_default();
+        let mut ids = match object.remove("applied_event_ids") {
+            Some(Value::Array(ids)) => ids,
+            _ => Vec::new(),
+        };
         ids.push(Value::String(scope.event_id.to_owned()));
         let excess = ids.len().saturating_sub(self.limits.applied);
         ids.drain(..excess);
@@ -98,7 +106,13 @@ impl Declared {
 
     /// The history's records of `t`'s steps (none when the state has no history): each step's
     /// detail is evaluated on the new state with the transition's sets applied.
-    fn steps(&self, current: Option<&Value>, t: &TransitionSpec, scope: &Scope<'_>, next: &Value) -> Option<Vec<Value>> {
+    fn steps(
+        &self,
+        current: Option<&Value>,
+        t: &TransitionSpec,
+        scope: &Scope<'_>,
+        next: &Value,
+    ) -> Option<Vec<Value>> {
         if !self.spec.history {
             return None;
         }
@@ -110,7 +124,8 @@ impl Declared {
         let detail_scope = Scope { state: Some(next), ..*scope };
         let mut out = Vec::with_capacity(t.via.len() + 1);
         for to in t.via.iter().chain(std::iter::once(&t.to)) {
-            let detail = t.history.iter().find(|(s, _)| s == to).map_or(Value::Null, |(_, d)| eval(&d.expr, &detail_scope));
+            let detail =
+                t.history.iter().find(|(s, _)| s == to).map_or(Value::Null, |(_, d)| eval(&d.expr, &detail_scope));
             let mut step = Map::new();
             step.insert("from".to_owned(), Value::String(from));
             step.insert("to".to_owned(), Value::String(to.clone()));
@@ -209,8 +224,9 @@ impl Machine for Declared {
         Ok(value)
     }
 
-    fn write_state(&self, state: &Value) -> Result<Value, String> {
-        Ok(state.clone())
+    /// The state as it is: it is already shaped like its contract.
+    fn write_state<'s>(&self, state: &'s Value) -> Result<std::borrow::Cow<'s, Value>, String> {
+        Ok(std::borrow::Cow::Borrowed(state))
     }
 
     fn apply(
@@ -236,7 +252,17 @@ impl Machine for Declared {
                 (TIMER, None)
             }
         };
-        let scope = Scope { event: payload, state, key, event_id, now: now.event.0, lookup, params: &self.params };
+        let memo = Memo::new(&self.stateless);
+        let scope = Scope {
+            event: payload,
+            state,
+            key,
+            event_id,
+            now: now.event.0,
+            lookup,
+            params: &self.params,
+            memo: Some(&memo),
+        };
         if let Some(refusal) = self.refused(from, on, &scope) {
             return refusal;
         }

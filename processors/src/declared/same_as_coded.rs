@@ -59,11 +59,25 @@ type Line = (u8, i32, u8);
 
 #[derive(Debug, Clone)]
 enum Input {
-    Order { id: u8, shop: u8, lines: Vec<Line>, currency: u8 },
+    Order {
+        id: u8,
+        shop: u8,
+        lines: Vec<Line>,
+        currency: u8,
+    },
     /// `command`: 0 the order's dispatch, 1 its cancel, 2 another; `kind`: dispatch, cancel,
     /// notification; `from`: the partner the dispatch went to, acme-erp, globex-erp, the shop.
-    Result { id: u8, command: u8, kind: u8, from: u8, outcome: u8, extras: bool },
-    Timer { late: bool },
+    Result {
+        id: u8,
+        command: u8,
+        kind: u8,
+        from: u8,
+        outcome: u8,
+        extras: bool,
+    },
+    Timer {
+        late: bool,
+    },
     /// Both states read back through the state contract, as after a restart.
     Restart,
 }
@@ -77,7 +91,12 @@ fn an_order() -> impl Strategy<Value = Input> {
     let line = (sku, quantity, price);
     let lines = prop_oneof![12 => proptest::collection::vec(line, 1..4), 1 => Just(Vec::new())];
     let currency = prop_oneof![8 => Just(0_u8), 1 => 1..4_u8];
-    (0..3_u8, 0..3_u8, lines, currency).prop_map(|(id, shop, lines, currency)| Input::Order { id, shop, lines, currency })
+    (0..3_u8, 0..3_u8, lines, currency).prop_map(|(id, shop, lines, currency)| Input::Order {
+        id,
+        shop,
+        lines,
+        currency,
+    })
 }
 
 /// A result, mostly for the order's dispatch (or cancel), as it was sent, from where it went.
@@ -135,14 +154,11 @@ enum Seen {
     Refused { reason: String, kind: Option<String> },
 }
 
-fn seen<S>(
-    step: Step<S>,
-    schemas: &BTreeMap<String, Schema>,
-    write: impl Fn(&S) -> Value,
-) -> (Seen, Option<S>) {
+fn seen<S>(step: Step<S>, schemas: &BTreeMap<String, Schema>, write: impl Fn(&S) -> Value) -> (Seen, Option<S>) {
     match step {
         Step::Changed { state, emits } => {
-            let emits = emits.iter().map(|e| (e.contract.clone(), e.id.clone(), encoded(schemas, &e.contract, &e.value)));
+            let emits =
+                emits.iter().map(|e| (e.contract.clone(), e.id.clone(), encoded(schemas, &e.contract, &e.value)));
             let seen = Seen::Changed { state: encoded(schemas, "order_state", &write(&state)), emits: emits.collect() };
             (seen, Some(state))
         }
@@ -211,7 +227,7 @@ proptest! {
                     let a = declared.apply("c-1", ours.as_ref(), &ours_timer, &ours_id, at, &table);
                     let b = coded.apply("c-1", theirs.as_ref(), &theirs_timer, &theirs_id, at, &table);
                     let (a, next_ours) = seen(a, &schemas, Clone::clone);
-                    let (b, next_theirs) = seen(b, &schemas, |s| coded.write_state(s).expect("writes"));
+                    let (b, next_theirs) = seen(b, &schemas, |s| coded.write_state(s).expect("writes").into_owned());
                     prop_assert_eq!(&a, &b, "on the timer at {:?}", at);
                     if next_ours.is_some() { ours = next_ours; theirs = next_theirs; }
                     continue;
@@ -234,7 +250,7 @@ proptest! {
             let a = declared.apply("c-1", ours.as_ref(), &ours_input.event, &id, at, &table);
             let b = coded.apply("c-1", theirs.as_ref(), &theirs_input.event, &id, at, &table);
             let (a, next_ours) = seen(a, &schemas, Clone::clone);
-            let (b, next_theirs) = seen(b, &schemas, |s| coded.write_state(s).expect("writes"));
+            let (b, next_theirs) = seen(b, &schemas, |s| coded.write_state(s).expect("writes").into_owned());
             prop_assert_eq!(&a, &b, "on {} {}", contract, id);
             if next_ours.is_some() {
                 ours = next_ours;
@@ -261,11 +277,15 @@ fn the_declared_order_saga_takes_each_path() {
         let input = declared.read(contract, value).expect("reads");
         declared.apply("c-1", state, &input.event, id, at, &table)
     };
-    let Step::Changed { state, emits } = step(None, "order_received", order(1, 1, &[(0, 2, 1)], 0, 10), "order-1") else {
+    let Step::Changed { state, emits } = step(None, "order_received", order(1, 1, &[(0, 2, 1)], 0, 10), "order-1")
+    else {
         panic!("validated")
     };
     assert_eq!(state["status"], "VALIDATED");
-    assert_eq!((&state["subtotal"], &state["discount"], &state["total"]), (&json!("500.00"), &json!("25.00"), &json!("475.00")));
+    assert_eq!(
+        (&state["subtotal"], &state["discount"], &state["total"]),
+        (&json!("500.00"), &json!("25.00"), &json!("475.00"))
+    );
     let contracts: Vec<&str> = emits.iter().map(|e| e.contract.as_str()).collect();
     assert_eq!(contracts, ["order_validated", "dispatch_command"]);
     assert_eq!(emits[1].value["partner"], "globex-erp");

@@ -74,8 +74,8 @@ impl Machine for OrderSaga {
         serde_json::from_value(value).map_err(|e| e.to_string())
     }
 
-    fn write_state(&self, state: &OrderState) -> Result<serde_json::Value, String> {
-        to_json("order_state", state)
+    fn write_state<'s>(&self, state: &'s OrderState) -> Result<std::borrow::Cow<'s, serde_json::Value>, String> {
+        to_json("order_state", state).map(std::borrow::Cow::Owned)
     }
 
     fn apply(

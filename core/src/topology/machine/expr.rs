@@ -712,7 +712,10 @@ mod tests {
         assert!(parse("count(l in state.items)").is_ok());
         let group = parse("group(l in state.items, l.sku, l.quantity)").expect("parses");
         assert!(matches!(group, Expr::Each(e) if e.fold == Fold::Group && e.key.is_some() && e.body.is_some()));
-        assert!(parse("any(l in state.items, l.q > 0) and l.q > 0").expect_err("l is unbound").reason.contains("\"l\""));
+        assert!(parse("any(l in state.items, l.q > 0) and l.q > 0")
+            .expect_err("l is unbound")
+            .reason
+            .contains("\"l\""));
         assert!(parse("any(event in state.items, true)").expect_err("reserved").reason.contains("reserved"));
         assert!(parse("join(l in state.items, l.sku)").expect_err("no separator").reason.contains("separator"));
         assert!(parse("if(a, b)").is_err() && parse("if(true, 1)").expect_err("arity").reason.contains("takes 3"));

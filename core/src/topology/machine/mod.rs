@@ -237,6 +237,20 @@ pub enum Value {
 }
 
 impl MachineSpec {
+    /// Every expression of the machine: refusals', then transitions' (guards, sets, history
+    /// details, emitted fields and JSON members).
+    pub fn expressions(&self) -> impl Iterator<Item = &Expr> {
+        let refusals = self.refusals.iter().flat_map(|r| r.when.iter().chain(std::iter::once(&r.reason)));
+        let transitions = self.transitions.iter().flat_map(|t| {
+            let emitted = t.emits.iter().flat_map(|e| e.fields.iter()).flat_map(|(_, v)| match v {
+                Value::Expr(source) => vec![source],
+                Value::Json(members) => members.iter().map(|(_, s)| s).collect(),
+            });
+            t.when.iter().chain(t.set.iter().map(|(_, s)| s)).chain(t.history.iter().map(|(_, s)| s)).chain(emitted)
+        });
+        refusals.chain(transitions).map(|source| &source.expr)
+    }
+
     /// The input spec of contract `contract`.
     pub fn input(&self, contract: &str) -> Option<&InputSpec> {
         self.inputs.iter().find(|i| i.contract == contract)

@@ -174,10 +174,14 @@ pub(super) fn either(a: &Typed, b: &Typed) -> Typed {
         (Kind::Null, other) | (other, Kind::Null) => other.clone(),
         (x, y) if x == y => x.clone(),
         (Kind::Decimal, Kind::Number) | (Kind::Number, Kind::Decimal) => Kind::Decimal,
-        (Kind::Decimal, Kind::Text) if b.literal.as_deref().is_some_and(|l| crate::money::Cents::parse(l).is_some()) => {
+        (Kind::Decimal, Kind::Text)
+            if b.literal.as_deref().is_some_and(|l| crate::money::Cents::parse(l).is_some()) =>
+        {
             Kind::Decimal
         }
-        (Kind::Text, Kind::Decimal) if a.literal.as_deref().is_some_and(|l| crate::money::Cents::parse(l).is_some()) => {
+        (Kind::Text, Kind::Decimal)
+            if a.literal.as_deref().is_some_and(|l| crate::money::Cents::parse(l).is_some()) =>
+        {
             Kind::Decimal
         }
         _ => Kind::Any,
