@@ -356,64 +356,15 @@ async fn notifications_verify_with_the_python_standard_webhooks_library() {
     let sink = SinkProcess::start(&topology, &prefix, &["client-notify"], "signed");
     sink.wait_ready(Duration::from_secs(60));
     wait_for("three notifications", Duration::from_secs(60), || shop.count() >= 3).await;
-    let pythonpath = std::env::var("HUB_TEST_PYTHONPATH").unwrap_or_else(|_| {
-        format!("{}/.cache/interchange/python/standardwebhooks-1.0.0", std::env::var("HOME").unwrap_or_default())
-    });
-    assert!(
-        std::path::Path::new(&pythonpath).join("standardwebhooks").is_dir(),
-        "the reference verifier is not installed in {pythonpath}: scripts/test installs it (pip install --target)"
-    );
-    let python = "python3";
     for call in shop.calls() {
-        let h = |n: &str| call.headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-        let input = serde_json::json!({
-            "secret": common::sinks::SIGNING_SECRET,
-            "body": String::from_utf8(call.body.clone()).expect("utf-8"),
-            "headers": { "webhook-id": h("webhook-id"), "webhook-timestamp": h("webhook-timestamp"), "webhook-signature": h("webhook-signature") },
-        });
-        let child = std::process::Command::new(python)
-            .env("PYTHONPATH", &pythonpath)
-            .arg(common::repo().join("scripts/verify-webhook.py"))
-            .output_with_stdin(input.to_string());
-        let (out, err) =
-            (String::from_utf8_lossy(&child.stdout).into_owned(), String::from_utf8_lossy(&child.stderr).into_owned());
-        assert!(child.status.success(), "standardwebhooks (PyPI) refused the signature: {out}{err}");
-        assert_eq!(
-            serde_json::from_str::<serde_json::Value>(out.trim()).expect("verified payload"),
-            serde_json::from_slice::<serde_json::Value>(&call.body).expect("json")
-        );
+        let verified = common::python::verify_webhook(common::sinks::SIGNING_SECRET, &call.body, &call.headers)
+            .unwrap_or_else(|why| panic!("standardwebhooks (PyPI) refused the signature: {why}"));
+        assert_eq!(verified, serde_json::from_slice::<serde_json::Value>(&call.body).expect("json"));
     }
     // A tampered body must fail the same check (the verifier is not a rubber stamp).
     let call = &shop.calls()[0];
-    let h = |n: &str| call.headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-    let input = serde_json::json!({
-        "secret": common::sinks::SIGNING_SECRET, "body": "{\"tampered\":true}",
-        "headers": { "webhook-id": h("webhook-id"), "webhook-timestamp": h("webhook-timestamp"), "webhook-signature": h("webhook-signature") },
-    });
-    let tampered = std::process::Command::new(python)
-        .env("PYTHONPATH", &pythonpath)
-        .arg(common::repo().join("scripts/verify-webhook.py"))
-        .output_with_stdin(input.to_string());
-    assert!(!tampered.status.success(), "a tampered body verified");
-}
-
-/// `Command::output` with `input` written to stdin.
-trait OutputWithStdin {
-    fn output_with_stdin(&mut self, input: String) -> std::process::Output;
-}
-
-impl OutputWithStdin for std::process::Command {
-    fn output_with_stdin(&mut self, input: String) -> std::process::Output {
-        use std::io::Write;
-        let mut child = self
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("spawn verifier");
-        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write");
-        child.wait_with_output().expect("verifier output")
-    }
+    let tampered = common::python::verify_webhook(common::sinks::SIGNING_SECRET, b"{\"tampered\":true}", &call.headers);
+    assert!(tampered.is_err(), "a tampered body verified: {tampered:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,5 +1,6 @@
 //! Confluent's own Python client (confluent-kafka from PyPI, installed by `scripts/test`) driven
-//! from the tests through `tests/python/confluent_avro.py`: JSON lines in, JSON lines out.
+//! from the tests through `tests/python/confluent_avro.py`: JSON lines in, JSON lines out; and
+//! the `standardwebhooks` reference library (PyPI) through `scripts/verify-webhook.py`.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -63,4 +64,38 @@ pub fn unhex(text: &str) -> Vec<u8> {
         .step_by(2)
         .map(|i| u8::from_str_radix(text.get(i..i + 2).expect("even hex"), 16).expect("hex"))
         .collect()
+}
+
+/// Verifies a webhook as its receiver would, with the `standardwebhooks` reference library (the
+/// Standard Webhooks project's Python package from PyPI, installed by `scripts/test`): the
+/// payload it verified, or what it said when it refused.
+pub fn verify_webhook(secret: &str, body: &[u8], headers: &axum::http::HeaderMap) -> Result<Value, String> {
+    let path = std::env::var("HUB_TEST_PYTHONPATH").unwrap_or_else(|_| {
+        format!("{}/.cache/interchange/python/standardwebhooks-1.0.0", std::env::var("HOME").unwrap_or_default())
+    });
+    assert!(
+        std::path::Path::new(&path).join("standardwebhooks").is_dir(),
+        "the reference verifier is not installed in {path}: scripts/test installs it (pip install --target)"
+    );
+    let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let input = serde_json::json!({
+        "secret": secret,
+        "body": String::from_utf8_lossy(body),
+        "headers": { "webhook-id": h("webhook-id"), "webhook-timestamp": h("webhook-timestamp"), "webhook-signature": h("webhook-signature") },
+    });
+    let mut child = Command::new("python3")
+        .env("PYTHONPATH", &path)
+        .arg(repo().join("scripts/verify-webhook.py"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the verifier");
+    child.stdin.take().expect("stdin").write_all(input.to_string().as_bytes()).expect("write");
+    let output = child.wait_with_output().expect("the verifier's output");
+    let (out, err) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    if !output.status.success() {
+        return Err(format!("{out}{err}"));
+    }
+    serde_json::from_str(out.trim()).map_err(|e| format!("{e}: {out}"))
 }
