@@ -59,9 +59,10 @@ impl Comparison {
 
     pub fn print(&self) {
         let (hub, peer) = self.medians();
-        let (name, title) = match self.against {
-            Peer::Kstreams => ("kstreams", "against Kafka Streams"),
-            Peer::Declared => ("declared", "the declared order saga against the coded one (hub: coded)"),
+        let name = self.against.name();
+        let title = match self.against {
+            Peer::Kstreams => "against Kafka Streams",
+            Peer::Declared => "the declared order saga against the coded one (hub: coded)",
         };
         println!("\n{title} ({} alternating pairs, exactly-once at batch {})", self.hub.len(), self.batch);
         for (i, (h, p)) in self.hub.iter().zip(&self.peer).enumerate() {
@@ -112,9 +113,8 @@ struct Declared {
 impl Declared {
     fn beside(global: &Global) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(&global.topology).context("the topology")?;
-        let coded = "\nkind = \"order_saga\"\n";
-        anyhow::ensure!(text.matches(coded).count() == 1, "the topology has no single coded order saga");
-        let text = text.replacen(coded, "\nkind = \"order_saga\"\nmachine = \"machines/order_saga.toml\"\n", 1);
+        let text = interchange_core::topology::machine::order_saga_declared(&text)
+            .context("the topology has no single coded order saga")?;
         let path = global.topology.with_file_name(format!(".topology-declared-{}.toml", std::process::id()));
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
         let mut global = global.clone();

@@ -134,9 +134,7 @@ impl TopologyCopy {
 /// instead of the coded saga (README, "The order saga, declared"). Tests run with
 /// `HUB_TEST_ORDER_SAGA=declared` take it (scripts/test runs the order flow's tests so).
 pub fn order_saga_declared(text: &str) -> String {
-    let coded = "\nkind = \"order_saga\"\n";
-    assert_eq!(text.matches(coded).count(), 1, "one coded order saga");
-    text.replacen(coded, "\nkind = \"order_saga\"\nmachine = \"machines/order_saga.toml\"\n", 1)
+    interchange_core::topology::machine::order_saga_declared(text).expect("one coded order saga")
 }
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -84,14 +84,9 @@ fn bound<'b>(mut at: Option<&'b Bound<'b>>, name: &str) -> Option<&'b Value> {
     None
 }
 
-fn walk(mut value: &Value, path: &[String]) -> Value {
-    for field in path {
-        match value.get(field) {
-            Some(next) => value = next,
-            None => return Value::Null,
-        }
-    }
-    value.clone()
+/// The value at `path` of `value` (null when a field is missing).
+fn walk(value: &Value, path: &[String]) -> Value {
+    walk_ref(value, path).cloned().unwrap_or(Value::Null)
 }
 
 /// The text of a value as `concat` and lookup keys use it: strings as they are, null as nothing.
@@ -260,7 +255,7 @@ fn value(expr: &Expr, scope: &Scope<'_>, env: Option<&Bound<'_>>) -> Value {
     }
 }
 
-/// The value at `path` of `from`, borrowed.
+/// The value at `path` of `value`, borrowed.
 fn walk_ref<'v>(mut value: &'v Value, path: &[String]) -> Option<&'v Value> {
     for field in path {
         value = value.get(field)?;

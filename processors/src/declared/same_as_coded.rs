@@ -22,10 +22,8 @@ use crate::saga::{self, OrderSaga};
 fn declared() -> (Declared, BTreeMap<String, Schema>) {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let text = std::fs::read_to_string(root.join("topology.toml")).expect("the shipped topology");
-    let coded = "\nkind = \"order_saga\"\n";
-    assert_eq!(text.matches(coded).count(), 1, "one coded order saga");
-    let text = text
-        .replacen(coded, "\nkind = \"order_saga\"\nmachine = \"machines/order_saga.toml\"\n", 1)
+    let text = interchange_core::topology::machine::order_saga_declared(&text)
+        .expect("one coded order saga")
         .replace("schemas_dir = \"schemas\"", &format!("schemas_dir = \"{}\"", root.join("schemas").display()))
         .replace("machine = \"machines/", &format!("machine = \"{}/machines/", root.display()));
     let dir = std::env::temp_dir().join(format!("interchange-declared-order-{}", std::process::id()));

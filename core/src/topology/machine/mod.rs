@@ -28,6 +28,17 @@ pub const HISTORY_FIELD: &str = "history";
 /// The event type a step caused by the timer records in the history.
 pub const TIMER_EVENT_TYPE: &str = "deadline_expired";
 
+/// The shipped order saga's machine file (README, "The order saga, declared").
+pub const ORDER_SAGA_MACHINE: &str = "machines/order_saga.toml";
+
+/// Topology text with its one coded order saga run from [`ORDER_SAGA_MACHINE`] instead (the
+/// README's one-line switch); `None` unless the text has exactly one coded order saga.
+pub fn order_saga_declared(topology: &str) -> Option<String> {
+    let coded = "\nkind = \"order_saga\"\n";
+    (topology.matches(coded).count() == 1)
+        .then(|| topology.replacen(coded, &format!("{coded}machine = \"{ORDER_SAGA_MACHINE}\"\n"), 1))
+}
+
 /// A value of a declared processor's `params.values`: a text (numbers and booleans are read
 /// as their text), or a table of texts read as `param.name[key]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
