@@ -204,13 +204,7 @@ async fn a_declared_return_flow_runs_beside_the_orders_from_files_only() {
     // A data team reads returns.state with Confluent's consumer and stock Avro deserializer.
     let topic = pipeline.topic("returns.state");
     let ours = kafka::read_all(&topic, "read_committed");
-    let theirs = common::python::run_async(
-        "consume",
-        vec![serde_json::json!({"topic": topic, "count": ours.len(), "timeout_s": 60})],
-    )
-    .await;
-    let (records, done) = theirs.split_at(theirs.len() - 1);
-    assert_eq!(done[0]["done"], ours.len());
+    let records = common::python::consume(&topic, ours.len()).await;
     for (key, state) in &states {
         let last = records.iter().rfind(|r| &r["key"] == key).unwrap_or_else(|| panic!("{key}"));
         assert_eq!(&last["value"], state, "{key}");

@@ -53,6 +53,17 @@ pub async fn run_async(mode: &str, requests: Vec<Value>) -> Vec<Value> {
     tokio::task::spawn_blocking(move || run(&mode, &requests)).await.expect("python task")
 }
 
+/// Every record of `topic` as Confluent's consumer (a fresh group, read_committed, from the
+/// start) and stock Avro deserializer read them: exactly `count` records, or a panic saying what
+/// the consumer saw (assignments, errors, positions, watermarks).
+pub async fn consume(topic: &str, count: usize) -> Vec<Value> {
+    let request = serde_json::json!({"topic": topic, "count": count, "timeout_s": 60});
+    let mut theirs = run_async("consume", vec![request]).await;
+    let done = theirs.pop().expect("the script's summary");
+    assert_eq!(done["done"], count, "{topic}: Confluent's consumer read every record: {done}");
+    theirs
+}
+
 /// Hex of bytes, as the script takes them.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()

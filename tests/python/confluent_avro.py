@@ -9,7 +9,8 @@ registry) and the stock Producer and Consumer. JSON in, JSON out, one object per
   produce      {"topic", "key", "headers", "schema", "value", "record_strategy"?, "register"?}
                ->  {"partition", "offset"}
   consume      {"topic", "count", "timeout_s"}  ->  one {"key", "headers", "value", "schema_id"} per
-               record read (read_committed, from the start), then {"done": n}
+               record read (read_committed, every partition from its start), then {"done": n}
+               with n the distinct records read and, when short of count, what the consumer saw
   register     {"subject", "schema"}  ->  {"id"}
 
 Values use the hub's JSON shape (`core/src/contract.rs`): decimals as strings with exactly `scale`
@@ -25,8 +26,9 @@ import json
 import os
 import struct
 import sys
+import time
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient, Schema, topic_record_subject_name_strategy
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
@@ -152,11 +154,19 @@ def to_json(schema, value, names):
     return value
 
 
+SERIALIZERS = {}
+
+
 def serializer(client, schema_text, record_strategy, register=True):
-    conf = {"auto.register.schemas": register}
-    if record_strategy:
-        conf["subject.name.strategy"] = topic_record_subject_name_strategy
-    return AvroSerializer(client, schema_text, conf=conf)
+    # One serializer per schema and settings, held for the script's life as an application
+    # holds its serializers (each caches its subject and registered id).
+    key = (id(client), schema_text, bool(record_strategy), register)
+    if key not in SERIALIZERS:
+        conf = {"auto.register.schemas": register}
+        if record_strategy:
+            conf["subject.name.strategy"] = topic_record_subject_name_strategy
+        SERIALIZERS[key] = AvroSerializer(client, schema_text, conf=conf)
+    return SERIALIZERS[key]
 
 
 def writer_json(client, schema_id):
@@ -171,8 +181,16 @@ def serialize(client, request):
     return ser(value, SerializationContext(request["topic"], MessageField.VALUE))
 
 
+DESERIALIZERS = {}
+
+
 def decoded(client, topic, data):
-    deserializer = AvroDeserializer(client)
+    # One deserializer per script, as an application holds one: each instance caches the
+    # subject its name strategy looked up, and a fresh one per record asked the registry once per
+    # record (a stalled registry request then cost the whole read its timeout).
+    if id(client) not in DESERIALIZERS:
+        DESERIALIZERS[id(client)] = AvroDeserializer(client)
+    deserializer = DESERIALIZERS[id(client)]
     value = deserializer(data, SerializationContext(topic, MessageField.VALUE))
     schema_id = struct.unpack(">I", data[1:5])[0]
     schema = writer_json(client, schema_id)
@@ -214,26 +232,47 @@ def main():
                 raise SystemExit("produce failed: %s" % result)
             out = result
         elif mode == "consume":
+            started = time.time()
             consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "py-interop-" + os.urandom(4).hex(),
                                  "auto.offset.reset": "earliest", "isolation.level": "read_committed",
                                  "enable.auto.commit": False})
-            consumer.subscribe([request["topic"]])
-            read, idle_until = 0, None
-            import time
-            deadline = time.time() + request.get("timeout_s", 60)
+            # Every partition assigned from its start, as a data team rebuilding a table reads a
+            # compacted topic: no group coordination between the test and the records.
+            metadata = consumer.list_topics(request["topic"], timeout=10).topics[request["topic"]]
+            partitions = sorted(metadata.partitions)
+            consumer.assign([TopicPartition(request["topic"], p, OFFSET_BEGINNING) for p in partitions])
+            assigned = [[round(time.time() - started, 2), partitions]]
+            read, errors, per_partition, repeated = 0, [], {}, 0
+            seen = set()
+            deadline = started + request.get("timeout_s", 60)
             while read < request["count"] and time.time() < deadline:
                 message = consumer.poll(0.5)
-                if message is None or message.error():
+                if message is None:
                     continue
+                if message.error():
+                    errors.append([round(time.time() - started, 2), str(message.error())])
+                    continue
+                if (message.partition(), message.offset()) in seen:
+                    repeated += 1
+                    continue
+                seen.add((message.partition(), message.offset()))
                 record = {"key": (message.key() or b"").decode(),
                           "headers": {k: (v or b"").decode("utf-8", "replace") for k, v in (message.headers() or [])},
                           "partition": message.partition(), "offset": message.offset()}
                 if message.value() is not None:
                     record.update(decoded(client, request["topic"], message.value()))
                 print(json.dumps(record), flush=True)
+                per_partition[message.partition()] = per_partition.get(message.partition(), 0) + 1
                 read += 1
+            # What the consumer saw, for the test's message when it read fewer than asked.
+            out = {"done": read, "seconds": round(time.time() - started, 2), "assigned": assigned,
+                   "errors": errors[:20], "per_partition": per_partition, "repeated": repeated}
+            if read < request["count"]:
+                positions = consumer.position(consumer.assignment())
+                out["positions"] = {p.partition: p.offset for p in positions}
+                out["watermarks"] = {p.partition: consumer.get_watermark_offsets(p, timeout=5)
+                                     for p in consumer.assignment()}
             consumer.close()
-            out = {"done": read}
         else:
             raise SystemExit("unknown mode " + mode)
         print(json.dumps(out), flush=True)
