@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use interchange_core::cli::Global;
 
-use crate::commands::{demo, dlq, ingest, probe, process, readmodel, schemas, topology};
+use crate::commands::{console, demo, dlq, ingest, probe, process, readmodel, schemas, topology};
 
 /// Interchange: a Kafka-native integration hub.
 ///
@@ -56,6 +56,9 @@ pub enum Command {
     /// id, stage, time range).
     #[command(subcommand)]
     Dlq(dlq::DlqCommand),
+    /// Run the operator console: orders (search, state and timeline from the read model) in a
+    /// browser, for the operators of `--operators`.
+    Console(console::ConsoleArgs),
     /// Stand-in partners for a first run: publishes demo stock (SKU-1 to SKU-9), then serves an
     /// ERP and a client callback receiver that log what they receive and answer 201.
     Demo(demo::DemoArgs),
@@ -71,6 +74,7 @@ impl Command {
             Command::Ingest(_) => "ingest",
             Command::Process(_) => "processor",
             Command::Sink(_) => "sink",
+            Command::Console(_) => "console",
             Command::Topology(_)
             | Command::Schemas(_)
             | Command::Readmodel(_)
@@ -92,6 +96,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => process::run_all(&global, &args).await,
         Command::Process(args) => process::run(&global, &args).await,
         Command::Sink(args) => process::run_sinks(&global, &args).await,
+        Command::Console(args) => console::run(&global, &args).await,
         Command::Demo(args) => demo::run(&global, &args).await,
         Command::Dlq(cmd) => dlq::run(&global, cmd).await,
         Command::Probe(args) => probe::run(&args).await,

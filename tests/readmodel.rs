@@ -15,46 +15,6 @@ use common::readmodel::*;
 use common::{kafka, unique_prefix};
 use serde_json::Value;
 
-/// Posts an order as acme-shop; returns the 202 body.
-async fn post_order(client: &reqwest::Client, edge: &Edge, correlation: &str, order_id: &str) -> Value {
-    let mut body = order(order_id);
-    body.as_object_mut().expect("object").remove("callback_url");
-    let body = serde_json::to_vec(&body).expect("json");
-    let mut request = client
-        .post(edge.url("/api/v1/orders"))
-        .header("x-api-key", SHOP_KEY)
-        .header("x-correlation-id", correlation)
-        .body(body.clone());
-    for (name, value) in signature_headers(&body, now_unix()) {
-        request = request.header(name, value);
-    }
-    let response = request.send().await.expect("answer");
-    assert_eq!(response.status(), reqwest::StatusCode::ACCEPTED);
-    response.json().await.expect("json")
-}
-
-/// GET as acme-shop (API key, no signature needed for reads).
-async fn get(client: &reqwest::Client, url: &str) -> reqwest::Response {
-    client.get(url).header("x-api-key", SHOP_KEY).send().await.expect("answer")
-}
-
-/// Polls the status API until the order is in `status`; returns the body and ETag.
-async fn wait_status(client: &reqwest::Client, url: &str, status: &str) -> (Value, String) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let response = get(client, url).await;
-        if response.status() == reqwest::StatusCode::OK {
-            let etag = response.headers()["etag"].to_str().expect("etag").to_owned();
-            let body: Value = response.json().await.expect("json");
-            if body["status"] == status {
-                return (body, etag);
-            }
-        }
-        assert!(Instant::now() < deadline, "{url} never reached {status}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn orders_flow_into_the_read_model_the_owner_reads_them_and_a_replay_gives_the_same_rows() {
     let prefix = unique_prefix("readmodel");

@@ -7,7 +7,7 @@ mod common;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::edge::provision;
 use common::kafka::read_all;
@@ -305,6 +305,16 @@ async fn dead_letters_replay_after_an_outage_with_their_keys() {
     assert_eq!(hub(&["dlq", "list", "--partner", "acme-shop", "--json"]).lines().count(), 0);
     let one = hub(&["dlq", "list", "--correlation-id", "order-3", "--json"]);
     assert_eq!(one.lines().count(), 1, "{one}");
+    // When each letter failed: within the last hour, so --since 1h keeps all eight and --until 1h
+    // (before an hour ago) none.
+    let now_ms = i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_millis()).expect("ms");
+    for letter in &letters {
+        let at = letter["failed_at"].as_i64().expect("failed_at");
+        assert!((now_ms - 3_600_000..=now_ms).contains(&at), "failed_at {at} is not in the last hour: {letter}");
+    }
+    let recent = hub(&["dlq", "list", "--partner", "acme-erp", "--since", "1h", "--json"]);
+    assert_eq!(recent.lines().count(), 8, "{recent}");
+    assert_eq!(hub(&["dlq", "list", "--partner", "acme-erp", "--until", "1h", "--json"]).lines().count(), 0);
 
     erp.status_override.store(0, Ordering::Relaxed);
     let before = common::kafka::count(&commands_topic);

@@ -36,7 +36,7 @@ mod orders;
 mod pipeline;
 mod problem;
 pub mod produce;
-mod read_model;
+pub mod read_model;
 mod replay;
 mod server;
 mod shared;

@@ -1,4 +1,4 @@
-//! The edge's side of the CQL read model: a session with the status API's prepared selects
+//! The reading side of the CQL read model (the edge's order status API, the operator console): a session with the status API's prepared selects
 //! ([`interchange_core::readmodel::statements`]), connected in the background (the edge starts
 //! and ingests without CQL), answering with [`interchange_core::readmodel`]'s views.
 
@@ -14,16 +14,16 @@ use tokio_util::sync::CancellationToken;
 
 /// Where the read model is and how to reach it.
 #[derive(Debug, Clone)]
-pub(crate) struct ReadModelConfig {
-    pub(crate) nodes: Vec<String>,
-    pub(crate) keyspace: String,
+pub struct ReadModelConfig {
+    pub nodes: Vec<String>,
+    pub keyspace: String,
 }
 
 /// The read model once connected; empty until then.
-pub(crate) type Slot = Arc<OnceLock<ReadModel>>;
+pub type Slot = Arc<OnceLock<ReadModel>>;
 
 /// The edge's CQL session and prepared reads, once connected.
-pub(crate) struct ReadModel {
+pub struct ReadModel {
     session: Session,
     order: PreparedStatement,
     events: PreparedStatement,
@@ -135,12 +135,7 @@ impl ReadModel {
     }
 
     /// The orders of `partner` whose order id is `order_id` (at most `limit`).
-    pub(crate) async fn by_order_id(
-        &self,
-        partner: &str,
-        order_id: &str,
-        limit: i32,
-    ) -> Result<Vec<LookupView>, String> {
+    pub async fn by_order_id(&self, partner: &str, order_id: &str, limit: i32) -> Result<Vec<LookupView>, String> {
         let result = self
             .session
             .execute_unpaged(&self.by_order_id, (partner, order_id, limit))
@@ -152,20 +147,14 @@ impl ReadModel {
     }
 
     /// The order `id` of `partner`, if the read model has it.
-    pub(crate) async fn order(&self, partner: &str, id: &str) -> Result<Option<OrderView>, String> {
+    pub async fn order(&self, partner: &str, id: &str) -> Result<Option<OrderView>, String> {
         let result = self.session.execute_unpaged(&self.order, (partner, id)).await.map_err(|e| e.to_string())?;
         let rows = result.into_rows_result().map_err(|e| e.to_string())?;
         Ok(rows.maybe_first_row::<OrderColumns>().map_err(|e| e.to_string())?.map(order_view))
     }
 
     /// The transitions of order `id` of `partner` below version `before`, newest first (at most `limit`).
-    pub(crate) async fn events(
-        &self,
-        partner: &str,
-        id: &str,
-        before: i64,
-        limit: i32,
-    ) -> Result<Vec<EventView>, String> {
+    pub async fn events(&self, partner: &str, id: &str, before: i64, limit: i32) -> Result<Vec<EventView>, String> {
         let result = self
             .session
             .execute_unpaged(&self.events, (partner, id, before, limit))
@@ -178,7 +167,7 @@ impl ReadModel {
 }
 
 /// Connects in the background, retrying, so the edge starts (and ingests) without CQL.
-pub(crate) fn connect_in_background(config: ReadModelConfig, slot: Slot, shutdown: CancellationToken) {
+pub fn connect_in_background(config: ReadModelConfig, slot: Slot, shutdown: CancellationToken) {
     tokio::spawn(async move {
         let mut wait = Duration::from_millis(500);
         loop {

@@ -157,7 +157,7 @@ pub async fn list(
                 partner: header(&message, "hub-partner"),
                 error_class: text("error_class"),
                 error: text("error"),
-                failed_at: json["failed_at"].as_i64().unwrap_or(0),
+                failed_at: failed_at_ms(&json["failed_at"]),
                 source_topic: text("source_topic"),
                 source_partition: json["source_partition"].as_i64().and_then(|p| i32::try_from(p).ok()).unwrap_or(-1),
                 source_offset: json["source_offset"].as_i64().unwrap_or(-1),
@@ -173,6 +173,19 @@ pub async fn list(
         }
     }
     Ok(letters)
+}
+
+/// When a letter failed, in Unix ms: the contract's JSON shape gives `timestamp-millis` as
+/// RFC 3339 text (a plain number is taken too); 0 when it is neither.
+fn failed_at_ms(value: &serde_json::Value) -> i64 {
+    if let Some(ms) = value.as_i64() {
+        return ms;
+    }
+    value
+        .as_str()
+        .and_then(|text| time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok())
+        .unwrap_or(0)
 }
 
 /// Re-publishes each letter's original record to its source topic (acks=all, idempotent
@@ -204,4 +217,16 @@ pub async fn replay(kafka_settings: &KafkaSettings, letters: &[Letter]) -> Resul
         written += 1;
     }
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::failed_at_ms;
+
+    #[test]
+    fn failed_at_is_read_from_the_contracts_rfc_3339_text_or_a_number() {
+        assert_eq!(failed_at_ms(&serde_json::json!("2023-11-14T22:13:20.123Z")), 1_700_000_000_123);
+        assert_eq!(failed_at_ms(&serde_json::json!(1_700_000_000_123_i64)), 1_700_000_000_123);
+        assert_eq!(failed_at_ms(&serde_json::json!(null)), 0);
+    }
 }

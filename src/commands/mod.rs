@@ -2,6 +2,7 @@
 //! modules know the shared options ([`Global`]) and not the command line they are composed into
 //! (`cli.rs`).
 
+pub mod console;
 pub mod demo;
 pub mod dlq;
 pub mod ingest;

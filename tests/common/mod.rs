@@ -2,6 +2,8 @@
 #![allow(dead_code)]
 
 pub mod avro;
+pub mod browser;
+pub mod console;
 pub mod edge;
 pub mod kafka;
 pub mod orders;

@@ -10,7 +10,11 @@ use rdkafka::ClientConfig;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 
-use super::edge::{hub_ok, test_topology, BETA_JWT_SECRET, SHOP_KEY, SHOP_WEBHOOK_SECRET};
+use serde_json::Value;
+
+use super::edge::{
+    hub_ok, now_unix, order, signature_headers, test_topology, Edge, BETA_JWT_SECRET, SHOP_KEY, SHOP_WEBHOOK_SECRET,
+};
 use super::{bootstrap, registry_url, repo, service, Hub, TopologyCopy};
 
 pub fn cql_nodes() -> String {
@@ -67,9 +71,14 @@ pub async fn drop_keyspace(session: &Session, keyspace: &str) {
     let _ = session.query_unpaged(format!("DROP KEYSPACE IF EXISTS {keyspace}"), ()).await;
 }
 
-/// A partner on loopback that answers 201 with an id to everything.
+/// A partner on loopback that answers 201 with an id to everything, except 422 to a body that
+/// names an order id starting `REFUSE-` (a partner refusing one order for good).
 pub async fn partner() -> String {
-    let app = axum::Router::new().fallback(|| async {
+    let app = axum::Router::new().fallback(|body: axum::body::Bytes| async move {
+        if String::from_utf8_lossy(&body).contains("\"REFUSE-") {
+            let refusal = serde_json::json!({ "error": "unknown customer" });
+            return (axum::http::StatusCode::UNPROCESSABLE_ENTITY, axum::Json(refusal));
+        }
         (
             axum::http::StatusCode::CREATED,
             axum::Json(serde_json::json!({ "id": format!("ERP-{}", uuid::Uuid::new_v4()) })),
@@ -340,4 +349,44 @@ pub async fn lookup_rows_of(
             (id, status, version)
         })
         .collect()
+}
+
+/// Posts an order as acme-shop; returns the 202 body.
+pub async fn post_order(client: &reqwest::Client, edge: &Edge, correlation: &str, order_id: &str) -> Value {
+    let mut body = order(order_id);
+    body.as_object_mut().expect("object").remove("callback_url");
+    let body = serde_json::to_vec(&body).expect("json");
+    let mut request = client
+        .post(edge.url("/api/v1/orders"))
+        .header("x-api-key", SHOP_KEY)
+        .header("x-correlation-id", correlation)
+        .body(body.clone());
+    for (name, value) in signature_headers(&body, now_unix()) {
+        request = request.header(name, value);
+    }
+    let response = request.send().await.expect("answer");
+    assert_eq!(response.status(), reqwest::StatusCode::ACCEPTED);
+    response.json().await.expect("json")
+}
+
+/// GET as acme-shop (API key, no signature needed for reads).
+pub async fn get(client: &reqwest::Client, url: &str) -> reqwest::Response {
+    client.get(url).header("x-api-key", SHOP_KEY).send().await.expect("answer")
+}
+
+/// Polls the status API until the order is in `status`; returns the body and ETag.
+pub async fn wait_status(client: &reqwest::Client, url: &str, status: &str) -> (Value, String) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let response = get(client, url).await;
+        if response.status() == reqwest::StatusCode::OK {
+            let etag = response.headers()["etag"].to_str().expect("etag").to_owned();
+            let body: Value = response.json().await.expect("json");
+            if body["status"] == status {
+                return (body, etag);
+            }
+        }
+        assert!(Instant::now() < deadline, "{url} never reached {status}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

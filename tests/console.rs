@@ -1,0 +1,178 @@
+//! The operator console (`hub console`) against the real stack and in a real browser (Debian's
+//! headless Chromium through chromedriver): an order posted through the edge is found by its
+//! order id and shows its state and every transition; nobody without an operator's token sees
+//! it; the order the ERP refuses is a dead letter there, its original record decoded; each page passes axe-core's WCAG 2.1 A/AA rules, is usable from the keyboard, and is
+//! photographed (`target/screenshots/`).
+
+mod common;
+
+use std::time::Duration;
+
+use common::browser::Browser;
+use common::console::{Console, BOB_TOKEN};
+use common::edge::*;
+use common::orders::wait_terminal;
+use common::process::publish_inventory;
+use common::readmodel::*;
+use common::unique_prefix;
+use fantoccini::key::Key;
+use fantoccini::Locator;
+
+/// The versions in the timeline table of an order's page, top to bottom.
+fn timeline_versions(html: &str) -> Vec<i64> {
+    let table = html.split("<h2 id=\"timeline\">").nth(1).expect("a timeline section");
+    let body = table.split("<tbody>").nth(1).and_then(|b| b.split("</tbody>").next()).expect("a table body");
+    body.split("<tr><td>").skip(1).map(|row| row.split('<').next().expect("cell").parse().expect("a version")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_operator_finds_an_order_posted_through_the_edge_with_its_timeline_and_nobody_else_does() {
+    let prefix = unique_prefix("console");
+    let keyspace = unique_keyspace("console");
+    let topology = topology_with_partner(&keyspace).await;
+    provision(&topology, &prefix);
+    migrate(&topology, &prefix);
+    let levels: Vec<(String, i64)> = (100..106).map(|i| (format!("SKU-{i:05}"), 1_000_000)).collect();
+    let levels: Vec<(&str, i64)> = levels.iter().map(|(s, n)| (s.as_str(), *n)).collect();
+    publish_inventory(&format!("{prefix}inventory.levels"), &levels).await;
+    let port = common::free_port();
+    let _hub = hub_run(&topology, &prefix, port);
+    let edge = Edge {
+        child: std::process::Command::new("true").spawn().expect("placeholder"),
+        base: format!("http://127.0.0.1:{port}"),
+        log: topology.dir.path().join("hub-run.log"),
+    };
+    edge.wait_ready(Duration::from_secs(90));
+    let client = reqwest::Client::new();
+    let order_id = format!("{prefix}C-1");
+    let supplied = format!("{prefix}console-1");
+    post_order(&client, &edge, &supplied, &order_id).await;
+    let id = format!("acme-shop:{supplied}");
+    // The ERP refuses this one for good (422): its dispatch becomes a dead letter.
+    let refused_supplied = format!("{prefix}console-2");
+    post_order(&client, &edge, &refused_supplied, &format!("REFUSE-{prefix}2")).await;
+    let refused = format!("acme-shop:{refused_supplied}");
+    let states =
+        wait_terminal(&format!("{prefix}orders.state"), std::slice::from_ref(&id), Duration::from_secs(120)).await;
+    let (status, _) = wait_status(&client, &edge.url(&format!("/api/v1/orders/{id}")), "COMPLETED").await;
+    let version = status["version"].as_i64().expect("version");
+    assert_eq!(states[&id]["version"], version);
+
+    let console = Console::start(&topology, &prefix).await;
+    let page_path = format!("/orders/acme-shop/{}", id.replace(':', "%3A"));
+
+    // Over HTTP: no token, a wrong one, a cookie that is not a token: the sign-in form, 401.
+    for request in [
+        client.get(console.url(&page_path)),
+        client.get(console.url(&page_path)).bearer_auth("not-a-token"),
+        client.get(console.url(&page_path)).header("cookie", "hub_console=guess"),
+    ] {
+        let answer = request.send().await.expect("answer");
+        assert_eq!(answer.status(), reqwest::StatusCode::UNAUTHORIZED);
+        let csp = answer.headers()["content-security-policy"].to_str().expect("csp").to_owned();
+        assert!(csp.contains("default-src 'none'") && !csp.contains("script-src"), "{csp}");
+        let html = answer.text().await.expect("html");
+        assert!(html.contains("<label for=\"token\">") && !html.contains(&order_id), "{html}");
+    }
+    // bob (read only) by bearer token: the order's state and every transition, newest first.
+    let answer = client.get(console.url(&page_path)).bearer_auth(BOB_TOKEN).send().await.expect("answer");
+    assert_eq!(answer.status(), reqwest::StatusCode::OK);
+    let html = answer.text().await.expect("html");
+    assert!(html.contains("<span class=\"status ok\">COMPLETED</span>"), "{html}");
+    assert!(html.contains(&format!("<dd>{order_id}</dd>")), "{html}");
+    let reference = status["partner_reference"].as_str().expect("the ERP's reference");
+    assert!(html.contains(&format!("<dd>{reference}</dd>")), "{html}");
+    assert_eq!(timeline_versions(&html), (1..=version).rev().collect::<Vec<_>>(), "every transition once");
+    let unknown =
+        client.get(console.url("/orders/acme-shop/nope")).bearer_auth(BOB_TOKEN).send().await.expect("answer");
+    assert_eq!(unknown.status(), reqwest::StatusCode::NOT_FOUND);
+
+    // The refused dispatch, once the sink gives up on it, is listed under the ERP.
+    let letters_path = format!("/dead-letters?partner=acme-erp&correlation_id={}", refused.replace(':', "%3A"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let answer = client.get(console.url(&letters_path)).bearer_auth(BOB_TOKEN).send().await.expect("answer");
+        assert_eq!(answer.status(), reqwest::StatusCode::OK);
+        let html = answer.text().await.expect("html");
+        if html.contains("1 dead letter(s)") {
+            assert!(html.contains("sink:erp-dispatch") && html.contains("PERMANENT"), "{html}");
+            break;
+        }
+        assert!(html.contains("No dead letter matches."), "{html}");
+        assert!(std::time::Instant::now() < deadline, "the refused dispatch never became a dead letter");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // In the browser: sign in as bob, search by order id, open the order.
+    let browser = Browser::start(1280, 900).await;
+    let web = &browser.client;
+    web.goto(&console.url("/")).await.expect("goto");
+    browser.arrive("/", "#token").await;
+    let mut violations = Vec::new();
+    violations.extend(browser.accessibility_violations().await.into_iter().map(|v| format!("sign in: {v}")));
+    browser.screenshot("console-sign-in").await;
+    // Keyboard only: the first Tab reaches the skip link, then the token field; Enter submits.
+    web.find(Locator::Css("body")).await.expect("body").send_keys(&Key::Tab.to_string()).await.expect("tab");
+    let first = web.active_element().await.expect("focus");
+    assert_eq!(first.attr("class").await.expect("class").as_deref(), Some("skip"), "the skip link comes first");
+    let token = web.find(Locator::Id("token")).await.expect("token field");
+    token.send_keys(&format!("{BOB_TOKEN}{}", Key::Enter)).await.expect("sign in");
+    let overview = browser.arrive("/", "a[href='/'][aria-current='page']").await;
+    assert!(overview.contains("bob") && overview.contains("read only"), "{overview}");
+    violations.extend(browser.accessibility_violations().await.into_iter().map(|v| format!("overview: {v}")));
+    browser.screenshot("console-overview").await;
+
+    web.find(Locator::LinkText("Orders")).await.expect("nav").click().await.expect("orders");
+    browser.arrive("/orders", "#order_id").await;
+    let field = web.find(Locator::Id("order_id")).await.expect("order id field");
+    field.send_keys(&format!("{order_id}{}", Key::Enter)).await.expect("search");
+    let found = browser.arrive("order_id=", "p[role=status]").await;
+    assert!(found.contains("1 order(s)") && found.contains(&id), "{found}");
+    violations.extend(browser.accessibility_violations().await.into_iter().map(|v| format!("search: {v}")));
+    browser.screenshot("console-orders").await;
+
+    web.find(Locator::LinkText(&id)).await.expect("result link").click().await.expect("open order");
+    browser.arrive("/orders/acme-shop/", "#timeline").await;
+    let source = web.source().await.expect("source");
+    assert!(source.contains("COMPLETED"), "{source}");
+    assert_eq!(timeline_versions(&source), (1..=version).rev().collect::<Vec<_>>());
+    violations.extend(browser.accessibility_violations().await.into_iter().map(|v| format!("order: {v}")));
+    browser.screenshot("console-order").await;
+
+    // Dead letters: filter by partner and the last hour, open the refused dispatch, read its original record.
+    web.find(Locator::LinkText("Dead letters")).await.expect("nav").click().await.expect("dead letters");
+    browser.arrive("/dead-letters", "#stage").await;
+    let partner = web.find(Locator::Id("partner")).await.expect("partner filter");
+    partner.select_by_value("acme-erp").await.expect("select acme-erp");
+    let window = web.find(Locator::Id("since")).await.expect("time filter");
+    window.select_by_value("1h").await.expect("the last hour");
+    web.find(Locator::Css("form.search button")).await.expect("filter").click().await.expect("filter");
+    let listed = browser.arrive("since=1h", "p[role=status]").await;
+    assert!(listed.contains(&refused) && listed.contains("sink:erp-dispatch"), "{listed}");
+    assert!(!listed.contains(&id), "only the refused order has a dead letter: {listed}");
+    violations.extend(browser.accessibility_violations().await.into_iter().map(|v| format!("dead letters: {v}")));
+    browser.screenshot("console-dead-letters").await;
+    web.find(Locator::Css("tbody a")).await.expect("a letter").click().await.expect("open letter");
+    let letter = browser.arrive("/dead-letters/", "#value").await;
+    assert!(letter.contains(&format!("REFUSE-{prefix}2")), "the original value, decoded: {letter}");
+    assert!(letter.contains("event-type") && letter.contains(&refused), "headers: {letter}");
+    violations.extend(browser.accessibility_violations().await.into_iter().map(|v| format!("letter: {v}")));
+    browser.screenshot("console-dead-letter").await;
+
+    // A phone-sized window: the order's page, nothing wider than the screen but the tables.
+    web.goto(&console.url(&page_path)).await.expect("goto");
+    browser.arrive("/orders/acme-shop/", "#timeline").await;
+    web.set_window_size(390, 844).await.expect("phone size");
+    let overflow =
+        web.execute("return document.documentElement.scrollWidth <= window.innerWidth;", vec![]).await.expect("width");
+    assert_eq!(overflow, serde_json::Value::Bool(true), "the page fits a phone's width");
+    browser.screenshot("console-order-phone").await;
+
+    // Signing out ends the session: the order page asks for a token again.
+    web.set_window_size(1280, 900).await.expect("size");
+    web.find(Locator::Css(".who button")).await.expect("sign out").click().await.expect("sign out");
+    browser.arrive("/login", "#token").await;
+    web.goto(&console.url(&page_path)).await.expect("goto");
+    browser.arrive(&page_path, "#token").await;
+    assert!(violations.is_empty(), "axe-core found:\n{}", violations.join("\n"));
+}
