@@ -35,14 +35,7 @@ async fn an_operator_finds_an_order_posted_through_the_edge_with_its_timeline_an
     let levels: Vec<(String, i64)> = (100..106).map(|i| (format!("SKU-{i:05}"), 1_000_000)).collect();
     let levels: Vec<(&str, i64)> = levels.iter().map(|(s, n)| (s.as_str(), *n)).collect();
     publish_inventory(&format!("{prefix}inventory.levels"), &levels).await;
-    let port = common::free_port();
-    let _hub = hub_run(&topology, &prefix, port);
-    let edge = Edge {
-        child: std::process::Command::new("true").spawn().expect("placeholder"),
-        base: format!("http://127.0.0.1:{port}"),
-        log: topology.dir.path().join("hub-run.log"),
-    };
-    edge.wait_ready(Duration::from_secs(90));
+    let (_hub, edge) = hub_run_ready(&topology, &prefix);
     let client = reqwest::Client::new();
     let order_id = format!("{prefix}C-1");
     let supplied = format!("{prefix}console-1");

@@ -6,7 +6,6 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::edge::*;
@@ -108,14 +107,7 @@ async fn each_partner_finds_its_own_orders_by_order_id_and_only_its_own() {
     let skus: Vec<String> = (100..106).map(|i| format!("SKU-{i:05}")).collect();
     let levels: Vec<(&str, i64)> = skus.iter().map(|s| (s.as_str(), 1_000_000)).collect();
     publish_inventory(&format!("{prefix}inventory.levels"), &levels).await;
-    let port = common::free_port();
-    let hub = hub_run(&topology, &prefix, port);
-    let edge = Edge {
-        child: Command::new("true").spawn().expect("placeholder"),
-        base: format!("http://127.0.0.1:{port}"),
-        log: topology.dir.path().join("hub-run.log"),
-    };
-    edge.wait_ready(Duration::from_secs(90));
+    let (hub, edge) = hub_run_ready(&topology, &prefix);
     let client = reqwest::Client::new();
 
     // acme-shop: three orders with their own ids (one needing escaping in a URL), one order id

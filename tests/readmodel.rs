@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::edge::*;
@@ -26,14 +25,7 @@ async fn orders_flow_into_the_read_model_the_owner_reads_them_and_a_replay_gives
     let skus: Vec<String> = (100..106).map(|i| format!("SKU-{i:05}")).collect();
     let levels: Vec<(&str, i64)> = skus.iter().map(|s| (s.as_str(), 1_000_000)).collect();
     publish_inventory(&format!("{prefix}inventory.levels"), &levels).await;
-    let port = common::free_port();
-    let hub = hub_run(&topology, &prefix, port);
-    let edge = Edge {
-        child: Command::new("true").spawn().expect("placeholder"),
-        base: format!("http://127.0.0.1:{port}"),
-        log: topology.dir.path().join("hub-run.log"),
-    };
-    edge.wait_ready(Duration::from_secs(90));
+    let (hub, edge) = hub_run_ready(&topology, &prefix);
 
     let client = reqwest::Client::new();
     let mut ids = Vec::new();

@@ -115,6 +115,20 @@ pub fn hub_run(topology: &TopologyCopy, prefix: &str, port: u16) -> Hub {
         .expect("hub run"))
 }
 
+/// [`hub_run`] on a free port, once its edge is ready: the hub and its edge (as an [`Edge`] whose
+/// process is a placeholder; the hub is the one that runs).
+pub fn hub_run_ready(topology: &TopologyCopy, prefix: &str) -> (Hub, Edge) {
+    let port = super::free_port();
+    let hub = hub_run(topology, prefix, port);
+    let edge = Edge {
+        child: Command::new("true").spawn().expect("placeholder"),
+        base: format!("http://127.0.0.1:{port}"),
+        log: topology.dir.path().join("hub-run.log"),
+    };
+    edge.wait_ready(Duration::from_secs(90));
+    (hub, edge)
+}
+
 /// A running `hub sink` (only the projector), killed on drop.
 pub struct Projector {
     pub child: Child,
