@@ -2,14 +2,17 @@
 //! headless Chromium through chromedriver): an order posted through the edge is found by its
 //! order id and shows its state and every transition; nobody without an operator's token sees
 //! it; the order the ERP refuses is a dead letter there, its original record decoded; each page passes axe-core's WCAG 2.1 A/AA rules, is usable from the keyboard, and is
-//! photographed (`target/screenshots/`).
+//! photographed (`target/screenshots/`). An operator without the replay permission cannot
+//! replay; one with it sees a dry run, then replays the letter once, recorded on the audit topic
+//! in the same transaction, and a second replay of it is refused.
 
 mod common;
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::browser::Browser;
-use common::console::{Console, BOB_TOKEN};
+use common::console::{Console, ALICE_TOKEN, BOB_TOKEN};
 use common::edge::*;
 use common::orders::wait_terminal;
 use common::process::publish_inventory;
@@ -145,12 +148,72 @@ async fn an_operator_finds_an_order_posted_through_the_edge_with_its_timeline_an
     assert!(!listed.contains(&id), "only the refused order has a dead letter: {listed}");
     violations.extend(browser.accessibility_violations().await.into_iter().map(|v| format!("dead letters: {v}")));
     browser.screenshot("console-dead-letters").await;
-    web.find(Locator::Css("tbody a")).await.expect("a letter").click().await.expect("open letter");
+    let link = web.find(Locator::Css("tbody a")).await.expect("a letter");
+    let letter_name = link.text().await.expect("the letter's name");
+    link.click().await.expect("open letter");
     let letter = browser.arrive("/dead-letters/", "#value").await;
+    let letter_url = web.current_url().await.expect("url").to_string();
     assert!(letter.contains(&format!("REFUSE-{prefix}2")), "the original value, decoded: {letter}");
     assert!(letter.contains("event-type") && letter.contains(&refused), "headers: {letter}");
     violations.extend(browser.accessibility_violations().await.into_iter().map(|v| format!("letter: {v}")));
     browser.screenshot("console-dead-letter").await;
+
+    // bob may not replay: no replay form on his pages, and a replay he posts anyway is refused.
+    assert!(web.find(Locator::Css("form[action='/dead-letters/replay']")).await.is_err(), "bob sees no replay");
+    let commands = format!("{prefix}orders.commands");
+    let audit = format!("{prefix}console.audit");
+    let committed = |topic: &str| common::kafka::read_all(topic, "read_committed").len();
+    let commands_before = committed(&commands);
+    let form = [("letter", letter_name.as_str()), ("action", "replay")];
+    let post = |token: &'static str| client.post(console.url("/dead-letters/replay")).bearer_auth(token).form(&form);
+    assert_eq!(post(BOB_TOKEN).send().await.expect("answer").status(), reqwest::StatusCode::FORBIDDEN);
+    assert_eq!(committed(&commands), commands_before, "nothing replayed for bob");
+
+    // alice may: sign in, tick the letter, a dry run (nothing sent), then the replay, confirmed.
+    web.find(Locator::Css(".who button")).await.expect("sign out").click().await.expect("sign out");
+    browser.arrive("/login", "#token").await;
+    let token = web.find(Locator::Id("token")).await.expect("token field");
+    token.send_keys(&format!("{ALICE_TOKEN}{}", Key::Enter)).await.expect("sign in");
+    let overview = browser.arrive("/", "a[href='/'][aria-current='page']").await;
+    assert!(overview.contains("alice") && overview.contains("read and replay"), "{overview}");
+    web.goto(&console.url(&format!("{letters_path}&since=1h"))).await.expect("goto");
+    browser.arrive("since=1h", "#replay").await;
+    web.find(Locator::Css(&format!("input[type=checkbox][value='{letter_name}']"))).await.expect("box").click().await.expect("tick");
+    web.find(Locator::Css("#replay button")).await.expect("dry run").click().await.expect("dry run");
+    let dry = browser.arrive("/dead-letters/replay", "input[name=action][value=replay]").await;
+    assert!(dry.contains("Dry run: nothing has been sent") && dry.contains(&letter_name) && dry.contains("never"), "{dry}");
+    assert_eq!(committed(&commands), commands_before, "a dry run sends nothing");
+    assert_eq!(committed(&audit), 0, "nor records anything");
+    violations.extend(browser.accessibility_violations().await.into_iter().map(|v| format!("dry run: {v}")));
+    browser.screenshot("console-replay-dry-run").await;
+    // The ERP takes the order now; the replay delivers the original dispatch to it once.
+    REFUSING.store(false, Ordering::SeqCst);
+    web.find(Locator::Css("main form button")).await.expect("confirm").click().await.expect("replay");
+    let done = browser.arrive("/dead-letters/replay", "p.ok[role=status]").await;
+    assert!(done.contains("Replayed 1 letter(s)"), "{done}");
+    assert_eq!(committed(&commands), commands_before + 1, "the original dispatch, once, back on its topic");
+    assert_eq!(committed(&audit), 1, "one audit record, in the replay's transaction");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while REFUSED_ONCE_TAKEN.load(Ordering::SeqCst) == 0 {
+        assert!(std::time::Instant::now() < deadline, "the replayed dispatch never reached the ERP");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    violations.extend(browser.accessibility_violations().await.into_iter().map(|v| format!("replayed: {v}")));
+
+    // A second replay of the same letter: the dry run says who replayed it and when, and the
+    // replay is refused unless forced.
+    web.goto(&letter_url).await.expect("goto");
+    browser.arrive("/dead-letters/", "#value").await;
+    web.find(Locator::Css("main form button")).await.expect("replay this letter").click().await.expect("dry run");
+    let again = browser.arrive("/dead-letters/replay", "#force").await;
+    assert!(again.contains("by alice at"), "{again}");
+    web.find(Locator::Css("main form button")).await.expect("confirm").click().await.expect("replay");
+    let refused_again = browser.arrive("/dead-letters/replay", "p.bad[role=alert]").await;
+    assert!(refused_again.contains("Refused 1 letter(s) already replayed"), "{refused_again}");
+    assert_eq!(committed(&commands), commands_before + 1, "nothing sent twice");
+    assert_eq!(committed(&audit), 1);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(REFUSED_ONCE_TAKEN.load(Ordering::SeqCst), 1, "the ERP got the replayed dispatch once");
 
     // A phone-sized window: the order's page, nothing wider than the screen but the tables.
     web.goto(&console.url(&page_path)).await.expect("goto");

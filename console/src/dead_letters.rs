@@ -12,11 +12,11 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use interchange_core::avro::Reader;
 use interchange_core::Services;
-use interchange_sinks::replay::{self, Filter, Letter};
+use interchange_sinks::replay::{self, letter_id, Filter, Letter};
 use serde::Deserialize;
 
 use crate::html::{escape, page, time, url_component, Section};
-use crate::operators::Operator;
+use crate::operators::{Operator, Permission};
 use crate::Console;
 
 /// Where the dead letters are and how to read them.
@@ -109,7 +109,7 @@ fn filter_form(settings: &DeadLetterSettings, console: &Console, q: &LetterQuery
     )
 }
 
-fn table(letters: &[Letter]) -> String {
+fn table(letters: &[Letter], may_replay: bool) -> String {
     if letters.is_empty() {
         return "<p role=\"status\">No dead letter matches.</p>".to_owned();
     }
@@ -119,8 +119,17 @@ fn table(letters: &[Letter]) -> String {
         .rev()
         .map(|l| {
             let error: String = l.error.chars().take(160).collect();
+            let id = letter_id(l);
+            let select = if may_replay {
+                format!(
+                    "<td><input type=\"checkbox\" name=\"letter\" value=\"{0}\" aria-label=\"Select {0}\" form=\"replay\"></td>",
+                    escape(&id)
+                )
+            } else {
+                String::new()
+            };
             format!(
-                "<tr><td><a href=\"{}\">{}/{}@{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr>{select}<td><a href=\"{}\">{}/{}@{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 escape(&letter_link(l)),
                 escape(&l.topic),
                 l.partition,
@@ -134,9 +143,28 @@ fn table(letters: &[Letter]) -> String {
             )
         })
         .collect();
+    // Replaying: the ticked letters, or every letter listed; either way a dry run comes first.
+    let (select_head, actions) = if may_replay {
+        let all: String = shown
+            .iter()
+            .map(|l| format!("<input type=\"hidden\" name=\"letter\" value=\"{}\">", escape(&letter_id(l))))
+            .collect();
+        (
+            "<th scope=\"col\">Select</th>",
+            format!(
+                "<div class=\"search\"><form id=\"replay\" method=\"post\" action=\"/dead-letters/replay\">\
+                 <input type=\"hidden\" name=\"action\" value=\"dry-run\"><button type=\"submit\">Replay selected (dry run)</button></form>\
+                 <form method=\"post\" action=\"/dead-letters/replay\">{all}<input type=\"hidden\" name=\"action\" value=\"dry-run\">\
+                 <button type=\"submit\">Replay all {} listed (dry run)</button></form></div>",
+                shown.len()
+            ),
+        )
+    } else {
+        ("", String::new())
+    };
     format!(
-        "<p role=\"status\">{} dead letter(s){}</p><div class=\"table\"><table><caption class=\"note\">Newest first</caption>\
-         <thead><tr><th scope=\"col\">Letter</th><th scope=\"col\">Failed at</th><th scope=\"col\">Stage</th>\
+        "<p role=\"status\">{} dead letter(s){}</p>{actions}<div class=\"table\"><table><caption class=\"note\">Newest first</caption>\
+         <thead><tr>{select_head}<th scope=\"col\">Letter</th><th scope=\"col\">Failed at</th><th scope=\"col\">Stage</th>\
          <th scope=\"col\">Partner</th><th scope=\"col\">Class</th><th scope=\"col\">Correlation id</th>\
          <th scope=\"col\">Cause</th></tr></thead><tbody>{rows}</tbody></table></div>",
         letters.len(),
@@ -173,7 +201,8 @@ pub(crate) async fn list(
     match read(settings, &topics, &filter).await {
         Ok(mut letters) => {
             letters.sort_by_key(|l| l.failed_at);
-            let body = format!("{}{}", filter_form(settings, &console, &q), table(&letters));
+            let may_replay = operator.may(Permission::Replay) && console.audit.is_some();
+            let body = format!("{}{}", filter_form(settings, &console, &q), table(&letters, may_replay));
             Html(page(TITLE, Section::DeadLetters, Some(&operator), &body)).into_response()
         }
         Err(e) => failure(&operator, TITLE, StatusCode::SERVICE_UNAVAILABLE, &format!("Kafka did not answer: {e}")),
@@ -236,8 +265,17 @@ pub(crate) async fn letter(
     let body = format!(
         "<section aria-labelledby=\"why\"><h2 id=\"why\">Why</h2><dl>{fields}</dl></section>\
          <section aria-labelledby=\"headers\"><h2 id=\"headers\">Original headers</h2><dl>{headers}</dl></section>\
-         <section aria-labelledby=\"value\"><h2 id=\"value\">Original value</h2><pre tabindex=\"0\">{}</pre></section>",
-        escape(&decoded)
+         <section aria-labelledby=\"value\"><h2 id=\"value\">Original value</h2><pre tabindex=\"0\">{}</pre></section>{}",
+        escape(&decoded),
+        if operator.may(Permission::Replay) && console.audit.is_some() {
+            format!(
+                "<form method=\"post\" action=\"/dead-letters/replay\"><input type=\"hidden\" name=\"letter\" value=\"{}\">\
+                 <input type=\"hidden\" name=\"action\" value=\"dry-run\"><p><button type=\"submit\">Replay this letter (dry run)</button></p></form>",
+                escape(&letter_id(&letter))
+            )
+        } else {
+            String::new()
+        }
     );
     Html(page(&title, Section::DeadLetters, Some(&operator), &body)).into_response()
 }

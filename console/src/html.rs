@@ -93,7 +93,7 @@ a{color:var(--accent)}a[aria-current=page]{font-weight:700}\
 :focus-visible{outline:3px solid var(--accent);outline-offset:2px}\
 main{padding:16px;max-width:1200px}h1{font-size:1.5rem;margin:0 0 12px}\
 form.search{display:flex;flex-wrap:wrap;gap:12px;align-items:flex-end;margin-bottom:16px}\
-label{display:flex;flex-direction:column;font-size:.9rem;color:var(--muted)}\
+label{display:flex;flex-direction:column;font-size:.9rem;color:var(--muted)}label.inline{flex-direction:row;gap:6px;align-items:center}\
 input,select,button{font:inherit;padding:6px 8px;border:1px solid var(--muted);border-radius:4px;color:var(--ink);background:#fff}\
 button{background:var(--accent);color:#fff;border-color:var(--accent);cursor:pointer}\
 .who{display:flex;gap:8px;align-items:center}.who button{background:#fff;color:var(--accent)}\

@@ -1,8 +1,10 @@
 //! The operator console (`hub console`): server-rendered pages for the hub's on-call engineer,
 //! a role of its own behind operator authentication ([`operators`]), never on the partners'
 //! edge. What it serves so far: sign-in, an overview of what the console reaches, orders
-//! ([`orders`]: search, an order's state and timeline from the read model) and dead letters
-//! ([`dead_letters`]: browse and filter, one letter's cause and original record decoded).
+//! ([`orders`]: search, an order's state and timeline from the read model) dead letters
+//! ([`dead_letters`]: browse and filter, one letter's cause and original record decoded) and
+//! their replay ([`replay`]: a dry run, a confirmation, the `replay` permission, an audit record
+//! in the replay's own transaction, a second replay refused unless forced).
 //!
 //! Every answer carries a content security policy that allows no script and no inline style, is
 //! not cached, and may not be framed; pages need no JavaScript.
@@ -25,14 +27,16 @@ mod error;
 mod html;
 pub mod operators;
 mod orders;
+mod replay;
 
 pub use dead_letters::DeadLetterSettings;
 pub use error::ConsoleError;
+pub use replay::AuditSettings;
 use html::{escape, page, Section};
 use operators::{Operator, Operators, Permission, COOKIE};
 
 /// What a console is built from.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Settings {
     pub operators: Operators,
     /// The partners of the topology, offered by the order search.
@@ -41,10 +45,11 @@ pub struct Settings {
     pub read_model: Option<ReadModelConfig>,
     /// Where the dead letters are; none when the topology declares no dead-letter topic.
     pub dead_letters: Option<DeadLetterSettings>,
+    /// Where replays are recorded; without it the console does not replay.
+    pub audit: Option<AuditSettings>,
 }
 
 /// The console's shared state.
-#[derive(Debug)]
 pub(crate) struct Console {
     operators: Operators,
     partners: Vec<String>,
@@ -52,6 +57,9 @@ pub(crate) struct Console {
     dead_letters: Option<DeadLetterSettings>,
     /// Whether the topology keeps a read model the console must reach before it is ready.
     needs_read_model: bool,
+    audit: Option<AuditSettings>,
+    /// The transactional producer of replays, made at the first one; one replay at a time.
+    replayer: tokio::sync::Mutex<Option<rdkafka::producer::FutureProducer>>,
 }
 
 /// The console's router, its read model connected in the background (pages that need it answer
@@ -68,6 +76,8 @@ pub fn router(settings: Settings, shutdown: CancellationToken) -> Router {
         read_model: slot,
         dead_letters: settings.dead_letters,
         needs_read_model,
+        audit: settings.audit,
+        replayer: tokio::sync::Mutex::new(None),
     });
     Router::new()
         .route("/", get(overview))
@@ -76,6 +86,7 @@ pub fn router(settings: Settings, shutdown: CancellationToken) -> Router {
         .route("/orders", get(orders::search))
         .route("/orders/{partner}/{correlation_id}", get(orders::order))
         .route("/dead-letters", get(dead_letters::list))
+        .route("/dead-letters/replay", post(replay::replay))
         .route("/dead-letters/{topic}/{partition}/{offset}", get(dead_letters::letter))
         .route("/console.css", get(css))
         .route("/healthz", get(|| async { "ok" }))

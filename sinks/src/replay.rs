@@ -15,7 +15,7 @@ use interchange_core::Services;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::Serialize;
@@ -79,7 +79,7 @@ fn kafka(operation: &'static str) -> impl Fn(KafkaError) -> SinkError {
 }
 
 /// Every record of `topic` from the start to its end now (read_committed), off the async workers.
-async fn read_topic(kafka_settings: &KafkaSettings, topic: &str) -> Result<Vec<OwnedMessage>, SinkError> {
+pub async fn read_topic(kafka_settings: &KafkaSettings, topic: &str) -> Result<Vec<OwnedMessage>, SinkError> {
     // Its own throw-away group: partitions are assigned from the beginning, nothing is committed.
     let config = kafka_settings
         .read_committed("hub-dlq", &format!("hub-dlq-reader-{}", uuid::Uuid::new_v4()))
@@ -188,6 +188,31 @@ fn failed_at_ms(value: &serde_json::Value) -> i64 {
         .unwrap_or(0)
 }
 
+/// The record a replay writes for `letter`: its original key, value and headers, to its source
+/// topic, with `hub-replayed-from` naming the letter.
+fn replayed<'a>(letter: &'a Letter, from: &'a str) -> FutureRecord<'a, [u8], [u8]> {
+    let mut headers = OwnedHeaders::new();
+    for (k, v) in &letter.original_headers {
+        if k != "hub-replayed-from" {
+            headers = headers.insert(Header { key: k, value: Some(v) });
+        }
+    }
+    headers = headers.insert(Header { key: "hub-replayed-from", value: Some(from) });
+    let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&letter.source_topic).headers(headers);
+    if let Some(key) = &letter.original_key {
+        record = record.key(key.as_slice());
+    }
+    if let Some(value) = &letter.original_value {
+        record = record.payload(value.as_slice());
+    }
+    record
+}
+
+/// The dead letter's name: `topic/partition@offset`.
+pub fn letter_id(letter: &Letter) -> String {
+    format!("{}/{}@{}", letter.topic, letter.partition, letter.offset)
+}
+
 /// Re-publishes each letter's original record to its source topic (acks=all, idempotent
 /// producer), in order; returns how many were written.
 pub async fn replay(kafka_settings: &KafkaSettings, letters: &[Letter]) -> Result<usize, SinkError> {
@@ -195,28 +220,84 @@ pub async fn replay(kafka_settings: &KafkaSettings, letters: &[Letter]) -> Resul
         kafka_settings.producer_config("hub-dlq-replay").create().map_err(kafka("producer"))?;
     let mut written = 0;
     for letter in letters {
-        let from = format!("{}/{}@{}", letter.topic, letter.partition, letter.offset);
-        let mut headers = OwnedHeaders::new();
-        for (k, v) in &letter.original_headers {
-            if k != "hub-replayed-from" {
-                headers = headers.insert(Header { key: k, value: Some(v) });
-            }
-        }
-        headers = headers.insert(Header { key: "hub-replayed-from", value: Some(from.as_str()) });
-        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&letter.source_topic).headers(headers);
-        if let Some(key) = &letter.original_key {
-            record = record.key(key.as_slice());
-        }
-        if let Some(value) = &letter.original_value {
-            record = record.payload(value.as_slice());
-        }
+        let from = letter_id(letter);
         producer
-            .send(record, Duration::from_secs(60))
+            .send(replayed(letter, &from), Duration::from_secs(60))
             .await
             .map_err(|(source, _)| SinkError::Kafka { operation: "replay", source })?;
         written += 1;
     }
     Ok(written)
+}
+
+/// One record written beside a replay, in its transaction (the console's audit record).
+#[derive(Debug, Clone)]
+pub struct Beside {
+    pub topic: String,
+    pub key: String,
+    pub payload: Vec<u8>,
+}
+
+/// A transactional producer for [`replay_in_transaction`], its transactions initialised.
+pub async fn transactional_producer(
+    kafka_settings: &KafkaSettings,
+    transactional_id: &str,
+) -> Result<FutureProducer, SinkError> {
+    let producer: FutureProducer = kafka_settings
+        .producer_config("hub-console")
+        .set("transactional.id", transactional_id)
+        .set("transaction.timeout.ms", "60000")
+        .create()
+        .map_err(kafka("producer"))?;
+    let init = producer.clone();
+    tokio::task::spawn_blocking(move || init.init_transactions(Duration::from_secs(30)))
+        .await
+        .map_err(|e| SinkError::Config(e.to_string()))?
+        .map_err(kafka("init transactions"))?;
+    Ok(producer)
+}
+
+/// Re-publishes the letters' original records and writes `beside` in one Kafka transaction: a
+/// read_committed reader sees all of them or none. Aborts on any error.
+pub async fn replay_in_transaction(
+    producer: &FutureProducer,
+    letters: &[Letter],
+    beside: &[Beside],
+) -> Result<usize, SinkError> {
+    producer.begin_transaction().map_err(kafka("begin transaction"))?;
+    let sent = async {
+        for letter in letters {
+            let from = letter_id(letter);
+            producer
+                .send(replayed(letter, &from), Duration::from_secs(60))
+                .await
+                .map_err(|(source, _)| SinkError::Kafka { operation: "replay", source })?;
+        }
+        for record in beside {
+            let record: FutureRecord<'_, str, [u8]> =
+                FutureRecord::to(&record.topic).key(record.key.as_str()).payload(record.payload.as_slice());
+            producer.send(record, Duration::from_secs(60)).await.map_err(|(source, _)| SinkError::Kafka {
+                operation: "replay audit",
+                source,
+            })?;
+        }
+        Ok::<_, SinkError>(())
+    }
+    .await;
+    let end = producer.clone();
+    let committed = match sent {
+        Ok(()) => tokio::task::spawn_blocking(move || end.commit_transaction(Duration::from_secs(60)))
+            .await
+            .map_err(|e| SinkError::Config(e.to_string()))?
+            .map_err(kafka("commit transaction")),
+        Err(e) => Err(e),
+    };
+    if let Err(error) = committed {
+        let end = producer.clone();
+        let _ = tokio::task::spawn_blocking(move || end.abort_transaction(Duration::from_secs(60))).await;
+        return Err(error);
+    }
+    Ok(letters.len())
 }
 
 #[cfg(test)]

@@ -8,7 +8,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use interchange_console::operators::Operators;
-use interchange_console::{DeadLetterSettings, Settings};
+use interchange_console::{AuditSettings, DeadLetterSettings, Settings};
+use interchange_core::avro::Encoder;
+use interchange_core::topology::Topology;
 use interchange_core::cli::Global;
 use interchange_core::shutdown;
 use interchange_ingest::read_model::ReadModelConfig;
@@ -25,6 +27,13 @@ pub struct ConsoleArgs {
     /// the operator's token) and `permissions` (`["replay"]`; reading needs none).
     #[arg(long, env = "HUB_CONSOLE_OPERATORS")]
     pub operators: PathBuf,
+    /// The topic (as the topology declares it, with the `operator_action` contract) where every
+    /// replay is recorded; without it in the topology the console does not replay.
+    #[arg(long, env = "HUB_CONSOLE_AUDIT_TOPIC", default_value = "console.audit")]
+    pub audit_topic: String,
+    /// Stable id of this console: part of its replays' transactional.id.
+    #[arg(long, env = "HUB_INSTANCE_ID", default_value = "console-0")]
+    pub instance_id: String,
 }
 
 pub async fn run(global: &Global, args: &ConsoleArgs) -> anyhow::Result<ExitCode> {
@@ -54,13 +63,36 @@ pub async fn run(global: &Global, args: &ConsoleArgs) -> anyhow::Result<ExitCode
         }),
         _ => None,
     };
+    let audit = audit(global, args, &topology).await?;
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
     interchange_console::serve(
         listener,
-        Settings { operators, partners, read_model, dead_letters },
+        Settings { operators, partners, read_model, dead_letters, audit },
         shutdown::on_signal(),
     )
     .await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The audit topic and its encoder, when the topology declares it with `operator_action`.
+async fn audit(global: &Global, args: &ConsoleArgs, topology: &Topology) -> anyhow::Result<Option<AuditSettings>> {
+    let (Some(topic), Some(contract)) = (topology.topic(&args.audit_topic), topology.contracts.get("operator_action"))
+    else {
+        tracing::warn!(topic = %args.audit_topic, "no audit topic with the operator_action contract: the console will not replay");
+        return Ok(None);
+    };
+    anyhow::ensure!(
+        topic.schemas.iter().any(|s| s == "operator_action"),
+        "audit topic {} does not carry the operator_action contract",
+        args.audit_topic
+    );
+    let registry = global.registry().client().context("registry client")?;
+    let id = registry
+        .registered_id(&topic.subject(contract), &contract.text)
+        .await
+        .with_context(|| format!("the operator_action contract of {} (hub schemas register)", topic.name))?;
+    let encoder = Encoder::new(contract.schema.clone(), id).map_err(anyhow::Error::msg)?;
+    let transactional_id = format!("{}hub-console-{}", global.topic_prefix, args.instance_id);
+    Ok(Some(AuditSettings { topic: topic.name.clone(), encoder, transactional_id }))
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -71,13 +72,26 @@ pub async fn drop_keyspace(session: &Session, keyspace: &str) {
     let _ = session.query_unpaged(format!("DROP KEYSPACE IF EXISTS {keyspace}"), ()).await;
 }
 
+/// Whether the [`partner`]s of this test process refuse orders whose id starts `REFUSE-` (422);
+/// once cleared, they take them.
+pub static REFUSING: AtomicBool = AtomicBool::new(true);
+
+/// The ERP dispatches (`POST /orders`) of `REFUSE-` orders the [`partner`]s took (201), since the
+/// test process started.
+pub static REFUSED_ONCE_TAKEN: AtomicUsize = AtomicUsize::new(0);
+
 /// A partner on loopback that answers 201 with an id to everything, except 422 to a body that
-/// names an order id starting `REFUSE-` (a partner refusing one order for good).
+/// names an order id starting `REFUSE-` while [`REFUSING`] (a partner refusing one order).
 pub async fn partner() -> String {
-    let app = axum::Router::new().fallback(|body: axum::body::Bytes| async move {
+    let app = axum::Router::new().fallback(|uri: axum::http::Uri, body: axum::body::Bytes| async move {
         if String::from_utf8_lossy(&body).contains("\"REFUSE-") {
-            let refusal = serde_json::json!({ "error": "unknown customer" });
-            return (axum::http::StatusCode::UNPROCESSABLE_ENTITY, axum::Json(refusal));
+            if REFUSING.load(Ordering::SeqCst) {
+                let refusal = serde_json::json!({ "error": "unknown customer" });
+                return (axum::http::StatusCode::UNPROCESSABLE_ENTITY, axum::Json(refusal));
+            }
+            if uri.path() == "/orders" {
+                REFUSED_ONCE_TAKEN.fetch_add(1, Ordering::SeqCst);
+            }
         }
         (
             axum::http::StatusCode::CREATED,
