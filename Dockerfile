@@ -19,6 +19,7 @@ COPY core core
 COPY ingest ingest
 COPY processors processors
 COPY sinks sinks
+COPY console console
 COPY bench bench
 # The read model's schema, compiled into core (include_str!).
 COPY cql cql

@@ -36,7 +36,7 @@ fn the_shipped_topology_checks_clean() {
     let output = hub(&["topology", "check"]);
     let (out, err) = text(&output);
     assert!(output.status.success(), "{out}{err}");
-    assert!(out.contains("ok: 13 topics, 16 contracts, 2 routes, 2 processors, 5 sinks"), "{out}");
+    assert!(out.contains("ok: 14 topics, 17 contracts, 2 routes, 2 processors, 5 sinks"), "{out}");
 }
 
 #[test]

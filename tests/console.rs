@@ -178,10 +178,18 @@ async fn an_operator_finds_an_order_posted_through_the_edge_with_its_timeline_an
     assert!(overview.contains("alice") && overview.contains("read and replay"), "{overview}");
     web.goto(&console.url(&format!("{letters_path}&since=1h"))).await.expect("goto");
     browser.arrive("since=1h", "#replay").await;
-    web.find(Locator::Css(&format!("input[type=checkbox][value='{letter_name}']"))).await.expect("box").click().await.expect("tick");
+    web.find(Locator::Css(&format!("input[type=checkbox][value='{letter_name}']")))
+        .await
+        .expect("box")
+        .click()
+        .await
+        .expect("tick");
     web.find(Locator::Css("#replay button")).await.expect("dry run").click().await.expect("dry run");
     let dry = browser.arrive("/dead-letters/replay", "input[name=action][value=replay]").await;
-    assert!(dry.contains("Dry run: nothing has been sent") && dry.contains(&letter_name) && dry.contains("never"), "{dry}");
+    assert!(
+        dry.contains("Dry run: nothing has been sent") && dry.contains(&letter_name) && dry.contains("never"),
+        "{dry}"
+    );
     assert_eq!(committed(&commands), commands_before, "a dry run sends nothing");
     assert_eq!(committed(&audit), 0, "nor records anything");
     violations.extend(browser.accessibility_violations().await.into_iter().map(|v| format!("dry run: {v}")));

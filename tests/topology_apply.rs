@@ -52,10 +52,10 @@ async fn apply_creates_every_topic_then_changes_nothing() {
     let prefix = unique_prefix("apply");
     let (ok, out, err) = apply(&prefix, None);
     assert!(ok, "{out}{err}");
-    assert!(out.contains("applied 13 change(s)"), "{out}");
+    assert!(out.contains("applied 14 change(s)"), "{out}");
 
     let actual = partitions(&prefix);
-    assert_eq!(actual.len(), 13, "{actual:?}");
+    assert_eq!(actual.len(), 14, "{actual:?}");
     assert_eq!(actual.get(&format!("{prefix}orders.inbound")), Some(&12));
     assert_eq!(actual.get(&format!("{prefix}orders.dlq")), Some(&3));
     assert_eq!(actual.get(&format!("{prefix}inventory.levels")), Some(&6));
@@ -69,7 +69,7 @@ async fn apply_creates_every_topic_then_changes_nothing() {
 
     let (ok, out, err) = apply(&prefix, None);
     assert!(ok, "{out}{err}");
-    assert!(out.contains("no change: all 13 topics match"), "second run reports no change:\n{out}");
+    assert!(out.contains("no change: all 14 topics match"), "second run reports no change:\n{out}");
     assert!(!out.contains("create") && !out.contains("alter") && !out.contains("raise"), "{out}");
     assert_eq!(partitions(&prefix), actual);
 }
@@ -156,11 +156,11 @@ fn describe_shows_declared_against_actual() {
     let output = hub(&["--topic-prefix", &prefix, "topology", "describe", "--allow-fewer-replicas"]);
     let (out, err) = text(&output);
     assert!(output.status.success(), "{out}{err}");
-    assert_eq!(out.matches("missing").count(), 13, "{out}");
+    assert_eq!(out.matches("missing").count(), 14, "{out}");
     let (ok, out, err) = apply(&prefix, None);
     assert!(ok, "{out}{err}");
     let output = hub(&["--topic-prefix", &prefix, "topology", "describe", "--allow-fewer-replicas"]);
     let (out, _) = text(&output);
-    assert_eq!(out.matches("  ok").count(), 13, "{out}");
+    assert_eq!(out.matches("  ok").count(), 14, "{out}");
     assert!(out.contains("cluster: 1 broker(s)"), "{out}");
 }

@@ -31,9 +31,9 @@ mod replay;
 
 pub use dead_letters::DeadLetterSettings;
 pub use error::ConsoleError;
-pub use replay::AuditSettings;
 use html::{escape, page, Section};
 use operators::{Operator, Operators, Permission, COOKIE};
+pub use replay::AuditSettings;
 
 /// What a console is built from.
 #[derive(Debug)]

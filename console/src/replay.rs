@@ -123,7 +123,10 @@ fn letters_table(letters: &[&Letter], earlier: &BTreeMap<String, Vec<Earlier>>) 
 }
 
 fn hidden_letters(letters: &[&Letter]) -> String {
-    letters.iter().map(|l| format!("<input type=\"hidden\" name=\"letter\" value=\"{}\">", escape(&letter_id(l)))).collect()
+    letters
+        .iter()
+        .map(|l| format!("<input type=\"hidden\" name=\"letter\" value=\"{}\">", escape(&letter_id(l))))
+        .collect()
 }
 
 /// The audit record of `operator` replaying `letter`.
@@ -156,11 +159,18 @@ pub(crate) async fn replay(State(console): State<Arc<Console>>, operator: Operat
     if request.letters.is_empty() {
         return answer(&operator, StatusCode::BAD_REQUEST, &alert("No dead letter was selected."));
     }
-    let all = match replay::list(&letters_settings.services, &letters_settings.schema, &letters_settings.topics, &Filter::default())
-        .await
+    let all = match replay::list(
+        &letters_settings.services,
+        &letters_settings.schema,
+        &letters_settings.topics,
+        &Filter::default(),
+    )
+    .await
     {
         Ok(all) => all,
-        Err(e) => return answer(&operator, StatusCode::SERVICE_UNAVAILABLE, &alert(&format!("Kafka did not answer: {e}"))),
+        Err(e) => {
+            return answer(&operator, StatusCode::SERVICE_UNAVAILABLE, &alert(&format!("Kafka did not answer: {e}")))
+        }
     };
     let chosen: Vec<&Letter> = all.iter().filter(|l| request.letters.contains(&letter_id(l))).collect();
     if chosen.len() != request.letters.len() {
@@ -169,13 +179,14 @@ pub(crate) async fn replay(State(console): State<Arc<Console>>, operator: Operat
         let text = format!("No such dead letter: {}.", missing.join(", "));
         return answer(&operator, StatusCode::NOT_FOUND, &alert(&text));
     }
+    // A replay reads the trail and writes under the lock, so two operators of this console
+    // confirming the same letter at once replay it once.
+    let mut producer = if request.confirmed { Some(console.replayer.lock().await) } else { None };
     let earlier = match earlier_replays(&console, audit).await {
         Ok(earlier) => earlier,
         Err(e) => return answer(&operator, StatusCode::SERVICE_UNAVAILABLE, &alert(&e)),
     };
-    if !request.confirmed {
-        return dry_run(&operator, &chosen, &earlier);
-    }
+    let Some(producer) = producer.as_mut() else { return dry_run(&operator, &chosen, &earlier) };
     let (send, refused): (Vec<&Letter>, Vec<&Letter>) =
         chosen.iter().partition(|l| request.force || !earlier.contains_key(&letter_id(l)));
     let mut body = String::new();
@@ -188,17 +199,16 @@ pub(crate) async fn replay(State(console): State<Arc<Console>>, operator: Operat
             }
         }
         let letters: Vec<Letter> = send.iter().map(|l| (*l).clone()).collect();
-        let mut producer = console.replayer.lock().await;
         if producer.is_none() {
             match replay::transactional_producer(&letters_settings.services.kafka, &audit.transactional_id).await {
-                Ok(p) => *producer = Some(p),
+                Ok(p) => **producer = Some(p),
                 Err(e) => return answer(&operator, StatusCode::SERVICE_UNAVAILABLE, &alert(&format!("Kafka: {e}"))),
             }
         }
         let Some(p) = producer.as_ref() else { return answer(&operator, StatusCode::SERVICE_UNAVAILABLE, "") };
         if let Err(e) = replay::replay_in_transaction(p, &letters, &beside).await {
             // A failed transaction may leave the producer fenced or in error: start afresh next time.
-            *producer = None;
+            **producer = None;
             return answer(&operator, StatusCode::SERVICE_UNAVAILABLE, &alert(&format!("Nothing was replayed: {e}")));
         }
         for letter in &send {

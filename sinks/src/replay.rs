@@ -276,10 +276,10 @@ pub async fn replay_in_transaction(
         for record in beside {
             let record: FutureRecord<'_, str, [u8]> =
                 FutureRecord::to(&record.topic).key(record.key.as_str()).payload(record.payload.as_slice());
-            producer.send(record, Duration::from_secs(60)).await.map_err(|(source, _)| SinkError::Kafka {
-                operation: "replay audit",
-                source,
-            })?;
+            producer
+                .send(record, Duration::from_secs(60))
+                .await
+                .map_err(|(source, _)| SinkError::Kafka { operation: "replay audit", source })?;
         }
         Ok::<_, SinkError>(())
     }

@@ -10,9 +10,9 @@ use clap::Args;
 use interchange_console::operators::Operators;
 use interchange_console::{AuditSettings, DeadLetterSettings, Settings};
 use interchange_core::avro::Encoder;
-use interchange_core::topology::Topology;
 use interchange_core::cli::Global;
 use interchange_core::shutdown;
+use interchange_core::topology::Topology;
 use interchange_ingest::read_model::ReadModelConfig;
 
 use super::{kafka, load};

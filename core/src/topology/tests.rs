@@ -40,8 +40,8 @@ fn replace_once(text: &str, from: &str, to: &str) -> String {
 #[test]
 fn the_shipped_topology_is_valid() {
     let topology = Topology::load(&repo().join("topology.toml"), "").expect("valid");
-    assert_eq!(topology.topics.len(), 13);
-    assert_eq!(topology.contracts.len(), 16);
+    assert_eq!(topology.topics.len(), 14);
+    assert_eq!(topology.contracts.len(), 17);
     let names: Vec<&str> = topology.processors.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, ["order-saga", "return-saga"]);
     let returns = topology.processors[1].machine.as_ref().expect("the declared machine, read");
