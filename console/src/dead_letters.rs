@@ -4,18 +4,18 @@
 //! headers and its value decoded to JSON through the registry.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use apache_avro::Schema;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use interchange_core::avro::Reader;
+use interchange_core::clock::now_millis;
 use interchange_core::Services;
 use interchange_sinks::replay::{self, letter_id, Filter, Letter};
 use serde::Deserialize;
 
-use crate::html::{escape, page, time, url_component, Section};
+use crate::html::{alert, escape, page, time, url_component, Section};
 use crate::operators::{Operator, Permission};
 use crate::Console;
 
@@ -57,10 +57,6 @@ const WINDOWS: [(&str, &str, i64); 4] = [
     ("7d", "Last 7 days", 604_800_000),
 ];
 
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 fn some(text: &str) -> Option<String> {
     let text = text.trim();
     (!text.is_empty()).then(|| text.to_owned())
@@ -71,8 +67,7 @@ fn letter_link(l: &Letter) -> String {
 }
 
 fn failure(operator: &Operator, title: &str, status: StatusCode, text: &str) -> Response {
-    let body = format!("<p class=\"bad\" role=\"alert\">{}</p>", escape(text));
-    (status, Html(page(title, Section::DeadLetters, Some(operator), &body))).into_response()
+    (status, Html(page(title, Section::DeadLetters, Some(operator), &alert(text)))).into_response()
 }
 
 async fn read(settings: &DeadLetterSettings, topics: &[String], filter: &Filter) -> Result<Vec<Letter>, String> {
@@ -195,7 +190,7 @@ pub(crate) async fn list(
         partner: some(&q.partner),
         correlation_id: some(&q.correlation_id),
         stage: some(&q.stage),
-        since_ms: since_ms.map(|ms| now_ms() - ms),
+        since_ms: since_ms.map(|ms| now_millis() - ms),
         until_ms: None,
     };
     match read(settings, &topics, &filter).await {

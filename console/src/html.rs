@@ -22,6 +22,11 @@ pub fn escape(text: &str) -> String {
     out
 }
 
+/// `text` as an alert paragraph, escaped.
+pub fn alert(text: &str) -> String {
+    format!("<p class=\"bad\" role=\"alert\">{}</p>", escape(text))
+}
+
 /// `text` as one component of a URL path or query (RFC 3986 unreserved kept, the rest %-encoded).
 pub fn url_component(text: &str) -> String {
     let mut out = String::with_capacity(text.len());

@@ -132,9 +132,9 @@ impl FromRequestParts<Arc<Console>> for Operator {
 }
 
 fn sign_in_page(status: StatusCode, problem: Option<&str>) -> Response {
-    let alert = problem.map(|p| format!("<p class=\"bad\" role=\"alert\">{}</p>", escape(p))).unwrap_or_default();
+    let problem = problem.map(html::alert).unwrap_or_default();
     let body = format!(
-        "{alert}<form method=\"post\" action=\"/login\"><p><label for=\"token\">Operator token\
+        "{problem}<form method=\"post\" action=\"/login\"><p><label for=\"token\">Operator token\
          <input id=\"token\" name=\"token\" type=\"password\" autocomplete=\"current-password\" required></label></p>\
          <p><button type=\"submit\">Sign in</button></p></form>"
     );

@@ -9,7 +9,7 @@ use axum::response::{Html, IntoResponse, Response};
 use interchange_core::readmodel::{EventView, LookupView, OrderView};
 use serde::Deserialize;
 
-use crate::html::{escape, page, time, url_component, Section};
+use crate::html::{alert, escape, page, time, url_component, Section};
 use crate::operators::Operator;
 use crate::Console;
 
@@ -38,7 +38,7 @@ fn not_connected(operator: &Operator, title: &str) -> Response {
 
 fn unavailable(operator: &Operator, title: &str, error: &str) -> Response {
     tracing::warn!(%error, "read model query failed");
-    let body = format!("<p class=\"bad\" role=\"alert\">The read model did not answer: {}</p>", escape(error));
+    let body = alert(&format!("The read model did not answer: {error}"));
     (StatusCode::SERVICE_UNAVAILABLE, Html(page(title, Section::Orders, Some(operator), &body))).into_response()
 }
 

@@ -7,17 +7,17 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use interchange_core::avro::{Encoder, Reader};
+use interchange_core::clock::now_millis;
 use interchange_core::contract::{json_to_avro, UnknownFields};
 use interchange_sinks::replay::{self, letter_id, Beside, Filter, Letter};
 
-use crate::html::{escape, page, time, Section};
+use crate::html::{alert, escape, page, time, Section};
 use crate::operators::{Operator, Permission};
 use crate::Console;
 
@@ -62,14 +62,6 @@ fn parse(body: &[u8]) -> Request {
 
 fn answer(operator: &Operator, status: StatusCode, body: &str) -> Response {
     (status, Html(page("Replay dead letters", Section::DeadLetters, Some(operator), body))).into_response()
-}
-
-fn alert(text: &str) -> String {
-    format!("<p class=\"bad\" role=\"alert\">{}</p>", escape(text))
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Every replay the audit topic records, by letter.
@@ -131,7 +123,7 @@ fn hidden_letters(letters: &[&Letter]) -> String {
 
 /// The audit record of `operator` replaying `letter`.
 fn audit_record(audit: &AuditSettings, operator: &Operator, letter: &Letter, forced: bool) -> Result<Beside, String> {
-    let at = time(Some(now_ms()));
+    let at = time(Some(now_millis()));
     let json = serde_json::json!({
         "action": "replay",
         "operator": operator.name,

@@ -218,16 +218,19 @@ pub fn letter_id(letter: &Letter) -> String {
 pub async fn replay(kafka_settings: &KafkaSettings, letters: &[Letter]) -> Result<usize, SinkError> {
     let producer: FutureProducer =
         kafka_settings.producer_config("hub-dlq-replay").create().map_err(kafka("producer"))?;
-    let mut written = 0;
+    send_letters(&producer, letters).await
+}
+
+/// Sends each letter's record ([`replayed`]) in order, each acknowledged before the next.
+async fn send_letters(producer: &FutureProducer, letters: &[Letter]) -> Result<usize, SinkError> {
     for letter in letters {
         let from = letter_id(letter);
         producer
             .send(replayed(letter, &from), Duration::from_secs(60))
             .await
             .map_err(|(source, _)| SinkError::Kafka { operation: "replay", source })?;
-        written += 1;
     }
-    Ok(written)
+    Ok(letters.len())
 }
 
 /// One record written beside a replay, in its transaction (the console's audit record).
@@ -266,13 +269,7 @@ pub async fn replay_in_transaction(
 ) -> Result<usize, SinkError> {
     producer.begin_transaction().map_err(kafka("begin transaction"))?;
     let sent = async {
-        for letter in letters {
-            let from = letter_id(letter);
-            producer
-                .send(replayed(letter, &from), Duration::from_secs(60))
-                .await
-                .map_err(|(source, _)| SinkError::Kafka { operation: "replay", source })?;
-        }
+        send_letters(producer, letters).await?;
         for record in beside {
             let record: FutureRecord<'_, str, [u8]> =
                 FutureRecord::to(&record.topic).key(record.key.as_str()).payload(record.payload.as_slice());

@@ -43,17 +43,8 @@ pub async fn run(global: &Global, args: &ConsoleArgs) -> anyhow::Result<ExitCode
         .read_model_keyspace()
         .map(|keyspace| ReadModelConfig { nodes: global.cql_nodes(), keyspace: keyspace.to_owned() });
     let partners = topology.partners.iter().map(|p| p.name.clone()).collect();
-    // Every processor's and sink's dead-letter topic, once each, as `hub dlq` reads them.
-    let mut topics: Vec<String> = Vec::new();
-    let declared =
-        topology.processors.iter().map(|p| &p.dead_letter).chain(topology.sinks.iter().map(|s| &s.dead_letter));
-    for name in declared {
-        if let Some(topic) = topology.topic(name).or_else(|| topology.topics.iter().find(|t| &t.name == name)) {
-            if !topics.contains(&topic.name) {
-                topics.push(topic.name.clone());
-            }
-        }
-    }
+    // Every processor's and sink's dead-letter topic, as `hub dlq` reads them.
+    let topics: Vec<String> = topology.dead_letter_topics().into_iter().map(|t| t.name.clone()).collect();
     let dead_letters = match topology.contracts.get("dead_letter") {
         Some(contract) if !topics.is_empty() => Some(DeadLetterSettings {
             services: interchange_core::Services::new(kafka(global)?, global.registry()),
@@ -77,7 +68,8 @@ pub async fn run(global: &Global, args: &ConsoleArgs) -> anyhow::Result<ExitCode
 
 /// The audit topic and its encoder, when the topology declares it with `operator_action`.
 async fn audit(global: &Global, args: &ConsoleArgs, topology: &Topology) -> anyhow::Result<Option<AuditSettings>> {
-    let (Some(topic), Some(contract)) = (topology.topic(&args.audit_topic), topology.contracts.get("operator_action"))
+    let (Some(topic), Some(contract)) =
+        (topology.topic_named(&args.audit_topic), topology.contracts.get("operator_action"))
     else {
         tracing::warn!(topic = %args.audit_topic, "no audit topic with the operator_action contract: the console will not replay");
         return Ok(None);

@@ -115,14 +115,11 @@ pub async fn run(global: &Global, cmd: DlqCommand) -> anyhow::Result<ExitCode> {
     };
     // The dead-letter topics of every processor and sink, or those named.
     let mut topics: Vec<String> = Vec::new();
-    let declared: Vec<&str> = topology
-        .processors
-        .iter()
-        .map(|p| p.dead_letter.as_str())
-        .chain(topology.sinks.iter().map(|s| s.dead_letter.as_str()))
-        .collect();
-    for name in if args.topic.is_empty() { declared.clone() } else { args.topic.iter().map(String::as_str).collect() } {
-        let Some(topic) = topology.topic(name).or_else(|| topology.topics.iter().find(|t| t.name == name)) else {
+    if args.topic.is_empty() {
+        topics.extend(topology.dead_letter_topics().into_iter().map(|t| t.name.clone()));
+    }
+    for name in &args.topic {
+        let Some(topic) = topology.topic_named(name) else {
             bail!("no topic {name:?} in {}", global.topology.display());
         };
         if !topics.contains(&topic.name) {

@@ -31,6 +31,23 @@ impl Topology {
         self.topics.iter().find(|t| t.declared_name == declared)
     }
 
+    /// The topic `name` names: as declared, or with its prefix.
+    pub fn topic_named(&self, name: &str) -> Option<&Topic> {
+        self.topic(name).or_else(|| self.topics.iter().find(|t| t.name == name))
+    }
+
+    /// Every dead-letter topic in use (each processor's and sink's), once each, in declaration order.
+    pub fn dead_letter_topics(&self) -> Vec<&Topic> {
+        let mut out: Vec<&Topic> = Vec::new();
+        let names = self.processors.iter().map(|p| &p.dead_letter).chain(self.sinks.iter().map(|s| &s.dead_letter));
+        for topic in names.filter_map(|name| self.topic_named(name)) {
+            if !out.iter().any(|t| t.name == topic.name) {
+                out.push(topic);
+            }
+        }
+        out
+    }
+
     /// The partner called `name`.
     pub fn partner(&self, name: &str) -> Option<&Partner> {
         self.partners.iter().find(|p| p.name == name)
