@@ -99,6 +99,34 @@ async fn an_operator_finds_an_order_posted_through_the_edge_with_its_timeline_an
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 
+    // A careless producer's record on the dead-letter topic: indexed as undecodable (its page
+    // says why), offered to nobody for replay, and the list goes on.
+    common::kafka::produce_raw(&format!("{prefix}orders.dlq"), "garbage", b"not a dead letter");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let answer = client
+            .get(console.url("/dead-letters?class=UNDECODABLE"))
+            .bearer_auth(ALICE_TOKEN)
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(answer.status(), reqwest::StatusCode::OK);
+        let html = answer.text().await.expect("html");
+        if html.contains("1 dead letter(s)") {
+            assert!(
+                html.contains("the dead letter does not decode") && html.contains("<td>not replayable</td>"),
+                "{html}"
+            );
+            assert!(!html.contains("type=\"checkbox\""), "nothing to tick: {html}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the undecodable record was never listed: {html}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let everything = client.get(console.url("/dead-letters")).bearer_auth(BOB_TOKEN).send().await.expect("answer");
+    let html = everything.text().await.expect("html");
+    assert!(html.contains("sink:erp-dispatch") && html.contains(&refused) && html.contains(">garbage<"), "{html}");
+
     // In the browser: sign in as bob, search by order id, open the order.
     let browser = Browser::start(1280, 900).await;
     let web = &browser.client;

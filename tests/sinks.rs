@@ -297,7 +297,17 @@ async fn dead_letters_replay_after_an_outage_with_their_keys() {
     let outage_keys = erp.keys();
     assert_eq!(outage_keys.len(), 8);
 
+    // A careless producer's record on the dead-letter topic: listed as undecodable (naming where
+    // it is and why), never blocking the list, never replayed.
+    common::kafka::produce_raw(&dlq, "garbage", b"not a dead letter");
     let hub = |args: &[&str]| common::edge::hub_ok(&topology, &prefix, args);
+    let everything = hub(&["dlq", "list", "--json"]);
+    let all: Vec<serde_json::Value> = everything.lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
+    assert_eq!(all.len(), 9, "{everything}");
+    let garbage: Vec<_> = all.iter().filter(|l| l["correlation_id"] == "garbage").collect();
+    assert_eq!(garbage.len(), 1, "{everything}");
+    assert_eq!(garbage[0]["error_class"], "UNDECODABLE", "{everything}");
+    assert!(garbage[0]["error"].as_str().is_some_and(|e| e.contains("does not decode")), "{everything}");
     let listed = hub(&["dlq", "list", "--partner", "acme-erp", "--json"]);
     let letters: Vec<serde_json::Value> = listed.lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
     assert_eq!(letters.len(), 8, "{listed}");
@@ -334,7 +344,11 @@ async fn dead_letters_replay_after_an_outage_with_their_keys() {
     assert_eq!(common::kafka::count(&commands_topic), before, "a dry run sends nothing");
 
     let up = Instant::now();
-    hub(&["dlq", "replay", "--partner", "acme-erp"]);
+    // Every letter: the eight are re-published, the undecodable one is skipped and said so.
+    let replay = common::hub(&["--topology", topology.arg(), "--topic-prefix", &prefix, "dlq", "replay"]);
+    let (_, err) = common::text(&replay);
+    assert!(replay.status.success(), "{err}");
+    assert!(err.contains("re-published 8") && err.contains("skipped 1 undecodable"), "{err}");
     assert_eq!(common::kafka::count(&commands_topic), before + 8);
     wait_for("the replayed commands to be delivered", Duration::from_secs(60), || {
         erp.calls().iter().filter(|c| c.at >= up).map(|c| c.key.clone()).collect::<std::collections::HashSet<_>>().len()

@@ -1,13 +1,14 @@
 //! `hub-bench`: load generators that measure the hub on the local stack, each against baselines
 //! measured in the same run: `flow` (the whole flow end to end), `ingest` (the edge), `process`
-//! (the order processor and state restore), `project` (the read-model projector) and `sink` (the
-//! HTTP sinks). Roles run in this process through the library crates; `sink --backlog` measures a
+//! (the order processor and state restore), `project` (the read-model projector), `sink` (the
+//! HTTP sinks) and `console` (the operator console's pages). Roles run in this process through the library crates; `sink --backlog` measures a
 //! `hub sink` child process, the `hub` binary found next to this executable. Separate from `hub`
 //! so the production binary carries none of this code or its dependencies (plotters,
 //! hdrhistogram). The criterion micro-benchmarks of the hot pure paths are `benches/hot_paths.rs`
 //! (`cargo bench -p hub-bench --bench hot_paths`).
 
 mod baseline;
+mod console;
 mod cpu;
 mod edge;
 mod flow;
@@ -51,6 +52,9 @@ enum Command {
     Ingest(ingest::IngestBenchArgs),
     /// Measure the order processor: exactly-once against at-least-once, and state restore.
     Process(process::ProcessBenchArgs),
+    /// Measure the operator console's page times with 100,000 orders and 10,000 dead letters
+    /// behind it, against the same server's /healthz.
+    Console(console::ConsoleBenchArgs),
     /// Measure the read-model projector: states projected per second and state-topic commit to
     /// readable row latency, against raw CQL inserts.
     Project(project::ProjectBenchArgs),
@@ -71,6 +75,7 @@ async fn main() -> ExitCode {
         Command::Ingest(args) => ingest::ingest(&global, &args).await,
         Command::Process(args) => process::run(&global, &args).await,
         Command::Project(args) => project::run(&global, &args).await,
+        Command::Console(args) => console::run(&global, &args).await,
         Command::Sink(args) => sink::run(&global, &args).await,
         Command::Flow(args) => flow::run(&global, &args).await,
     };

@@ -39,15 +39,15 @@ pub struct ProjectBenchArgs {
 
 /// The sink role's options with their defaults, for the projector run in this process.
 #[derive(clap::Parser)]
-struct SinkDefaults {
+pub(super) struct SinkDefaults {
     #[command(flatten)]
-    config: interchange_sinks::SinkConfig,
+    pub(super) config: interchange_sinks::SinkConfig,
 }
 
 const STATUSES: [&str; 5] = ["UNKNOWN", "RECEIVED", "VALIDATED", "SENT_TO_PARTNER", "COMPLETED"];
 
 /// The state of order `i` at `version` (1 to 4), with its history.
-fn state(prefix: &str, i: usize, version: usize) -> (String, serde_json::Value) {
+pub(super) fn state(prefix: &str, i: usize, version: usize) -> (String, serde_json::Value) {
     let id = format!("{prefix}bench-{i}");
     let history: Vec<serde_json::Value> = (0..version)
         .map(|v| {
@@ -66,7 +66,7 @@ fn state(prefix: &str, i: usize, version: usize) -> (String, serde_json::Value) 
     (id, state)
 }
 
-fn projector(topology: &Topology) -> anyhow::Result<(String, Duration)> {
+pub(super) fn projector(topology: &Topology) -> anyhow::Result<(String, Duration)> {
     topology
         .sinks
         .iter()
@@ -78,7 +78,7 @@ fn projector(topology: &Topology) -> anyhow::Result<(String, Duration)> {
 }
 
 /// The projector's count of projected records, from its /metrics.
-async fn projected(client: &reqwest::Client, metrics: &str) -> u64 {
+pub(super) async fn projected(client: &reqwest::Client, metrics: &str) -> u64 {
     let Ok(response) = client.get(metrics).send().await else { return 0 };
     let text = response.text().await.unwrap_or_default();
     text.lines()
@@ -122,7 +122,7 @@ async fn raw_inserts(session: &Session, keyspace: &str, n: usize, concurrency: u
 }
 
 /// Quantile of sorted milliseconds.
-fn quantile(sorted: &[f64], q: f64) -> f64 {
+pub(super) fn quantile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }

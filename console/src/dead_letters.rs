@@ -1,7 +1,7 @@
-//! Dead letters: the topology's dead-letter topics read (read_committed, through `hub dlq`'s
-//! reader, [`interchange_sinks::replay::list`]), filtered by topic, partner, stage, correlation
-//! id and time; and one letter's page: its cause, where it came from, its original record's
-//! headers and its value decoded to JSON through the registry.
+//! Dead letters: the topology's dead-letter topics, from the console's index of them
+//! ([`crate::letters`]), filtered by topic, partner, stage, reason, correlation id and time; and
+//! one letter's page: its cause, where it came from, its original record's headers and its value
+//! decoded to JSON through the registry.
 
 use std::sync::Arc;
 
@@ -12,7 +12,7 @@ use axum::response::{Html, IntoResponse, Response};
 use interchange_core::avro::Reader;
 use interchange_core::clock::now_millis;
 use interchange_core::Services;
-use interchange_sinks::replay::{self, letter_id, Filter, Letter};
+use interchange_sinks::replay::{letter_id, Filter, Letter};
 use serde::Deserialize;
 
 use crate::html::{alert, escape, page, time, url_component, Section};
@@ -42,6 +42,9 @@ pub(crate) struct LetterQuery {
     stage: String,
     #[serde(default)]
     correlation_id: String,
+    /// The reason: an error class.
+    #[serde(default)]
+    class: String,
     /// How far back: `1h`, `24h`, `7d`, or empty for all.
     #[serde(default)]
     since: String,
@@ -70,11 +73,7 @@ fn failure(operator: &Operator, title: &str, status: StatusCode, text: &str) -> 
     (status, Html(page(title, Section::DeadLetters, Some(operator), &alert(text)))).into_response()
 }
 
-async fn read(settings: &DeadLetterSettings, topics: &[String], filter: &Filter) -> Result<Vec<Letter>, String> {
-    replay::list(&settings.services, &settings.schema, topics, filter).await.map_err(|e| e.to_string())
-}
-
-fn filter_form(settings: &DeadLetterSettings, console: &Console, q: &LetterQuery) -> String {
+fn filter_form(settings: &DeadLetterSettings, console: &Console, classes: Vec<String>, q: &LetterQuery) -> String {
     let select = |name: &str, label: &str, options: &[(String, String)], current: &str| {
         let options: String = options
             .iter()
@@ -90,21 +89,24 @@ fn filter_form(settings: &DeadLetterSettings, console: &Console, q: &LetterQuery
         std::iter::once(all()).chain(settings.topics.iter().map(|t| (t.clone(), t.clone()))).collect();
     let partners: Vec<(String, String)> =
         std::iter::once(all()).chain(console.partners.iter().map(|p| (p.clone(), p.clone()))).collect();
+    let classes: Vec<(String, String)> =
+        std::iter::once(all()).chain(classes.into_iter().map(|c| (c.clone(), c))).collect();
     let windows: Vec<(String, String)> = WINDOWS.iter().map(|(v, t, _)| ((*v).to_owned(), (*t).to_owned())).collect();
     format!(
         "<form class=\"search\" method=\"get\" action=\"/dead-letters\" role=\"search\">{}{}\
          <label for=\"stage\">Stage<input id=\"stage\" name=\"stage\" value=\"{}\" placeholder=\"sink:erp-dispatch\"></label>\
          <label for=\"correlation_id\">Correlation id<input id=\"correlation_id\" name=\"correlation_id\" value=\"{}\"></label>\
-         {}<button type=\"submit\">Filter</button></form>",
+         {}{}<button type=\"submit\">Filter</button></form>",
         select("topic", "Topic", &topics, &q.topic),
         select("partner", "Partner", &partners, &q.partner),
         escape(&q.stage),
         escape(&q.correlation_id),
+        select("class", "Reason", &classes, &q.class),
         select("since", "Time", &windows, &q.since),
     )
 }
 
-fn table(letters: &[Letter], may_replay: bool) -> String {
+fn table(letters: &[Arc<Letter>], may_replay: bool) -> String {
     if letters.is_empty() {
         return "<p role=\"status\">No dead letter matches.</p>".to_owned();
     }
@@ -115,11 +117,13 @@ fn table(letters: &[Letter], may_replay: bool) -> String {
         .map(|l| {
             let error: String = l.error.chars().take(160).collect();
             let id = letter_id(l);
-            let select = if may_replay {
+            let select = if may_replay && l.replayable() {
                 format!(
                     "<td><input type=\"checkbox\" name=\"letter\" value=\"{0}\" aria-label=\"Select {0}\" form=\"replay\"></td>",
                     escape(&id)
                 )
+            } else if may_replay {
+                "<td>not replayable</td>".to_owned()
             } else {
                 String::new()
             };
@@ -140,7 +144,8 @@ fn table(letters: &[Letter], may_replay: bool) -> String {
         .collect();
     // Replaying: the ticked letters, or every letter listed; either way a dry run comes first.
     let (select_head, actions) = if may_replay {
-        let all: String = shown
+        let replayable: Vec<&Arc<Letter>> = shown.iter().filter(|l| l.replayable()).collect();
+        let all: String = replayable
             .iter()
             .map(|l| format!("<input type=\"hidden\" name=\"letter\" value=\"{}\">", escape(&letter_id(l))))
             .collect();
@@ -150,8 +155,8 @@ fn table(letters: &[Letter], may_replay: bool) -> String {
                 "<div class=\"search\"><form id=\"replay\" method=\"post\" action=\"/dead-letters/replay\">\
                  <input type=\"hidden\" name=\"action\" value=\"dry-run\"><button type=\"submit\">Replay selected (dry run)</button></form>\
                  <form method=\"post\" action=\"/dead-letters/replay\">{all}<input type=\"hidden\" name=\"action\" value=\"dry-run\">\
-                 <button type=\"submit\">Replay all {} listed (dry run)</button></form></div>",
-                shown.len()
+                 <button type=\"submit\">Replay all {} replayable listed (dry run)</button></form></div>",
+                replayable.len()
             ),
         )
     } else {
@@ -174,7 +179,7 @@ pub(crate) async fn list(
     Query(q): Query<LetterQuery>,
 ) -> Response {
     const TITLE: &str = "Dead letters";
-    let Some(settings) = &console.dead_letters else {
+    let (Some(settings), Some(index)) = (&console.dead_letters, &console.letters) else {
         return failure(&operator, TITLE, StatusCode::NOT_FOUND, "The topology declares no dead-letter topic.");
     };
     let topics: Vec<String> = match some(&q.topic) {
@@ -192,16 +197,14 @@ pub(crate) async fn list(
         stage: some(&q.stage),
         since_ms: since_ms.map(|ms| now_millis() - ms),
         until_ms: None,
+        error_class: some(&q.class),
     };
-    match read(settings, &topics, &filter).await {
-        Ok(mut letters) => {
-            letters.sort_by_key(|l| l.failed_at);
-            let may_replay = operator.may(Permission::Replay) && console.audit.is_some();
-            let body = format!("{}{}", filter_form(settings, &console, &q), table(&letters, may_replay));
-            Html(page(TITLE, Section::DeadLetters, Some(&operator), &body)).into_response()
-        }
-        Err(e) => failure(&operator, TITLE, StatusCode::SERVICE_UNAVAILABLE, &format!("Kafka did not answer: {e}")),
-    }
+    let letters = index.select(&topics, &filter);
+    let may_replay = operator.may(Permission::Replay) && console.audit.is_some();
+    let notice = index.notice().map(|n| alert(&n)).unwrap_or_default();
+    let body =
+        format!("{}{notice}{}", filter_form(settings, &console, index.classes(), &q), table(&letters, may_replay));
+    Html(page(TITLE, Section::DeadLetters, Some(&operator), &body)).into_response()
 }
 
 /// `GET /dead-letters/{topic}/{partition}/{offset}`: one letter, its original record decoded.
@@ -211,22 +214,18 @@ pub(crate) async fn letter(
     Path((topic, partition, offset)): Path<(String, i32, i64)>,
 ) -> Response {
     let title = format!("Dead letter {topic}/{partition}@{offset}");
-    let Some(settings) = &console.dead_letters else {
+    let (Some(settings), Some(index)) = (&console.dead_letters, &console.letters) else {
         return failure(&operator, &title, StatusCode::NOT_FOUND, "The topology declares no dead-letter topic.");
     };
     if !settings.topics.contains(&topic) {
         return failure(&operator, &title, StatusCode::NOT_FOUND, "Not a dead-letter topic of the topology.");
     }
-    let letters = match read(settings, std::slice::from_ref(&topic), &Filter::default()).await {
-        Ok(letters) => letters,
-        Err(e) => {
-            return failure(&operator, &title, StatusCode::SERVICE_UNAVAILABLE, &format!("Kafka did not answer: {e}"))
-        }
-    };
-    let Some(letter) = letters.into_iter().find(|l| l.partition == partition && l.offset == offset) else {
-        return failure(&operator, &title, StatusCode::NOT_FOUND, "No such dead letter.");
+    let Some(letter) = index.get(&topic, partition, offset) else {
+        let text = index.notice().unwrap_or_else(|| "No such dead letter.".to_owned());
+        return failure(&operator, &title, StatusCode::NOT_FOUND, &text);
     };
     let decoded = match (&letter.original_value, settings.services.registry.client()) {
+        (None, _) if !letter.replayable() => "(the dead letter itself does not decode: see its cause)".to_owned(),
         (None, _) => "(no value: a tombstone)".to_owned(),
         (Some(value), Ok(registry)) => {
             let reader = Reader::new(registry, settings.contracts.clone());
@@ -262,7 +261,7 @@ pub(crate) async fn letter(
          <section aria-labelledby=\"headers\"><h2 id=\"headers\">Original headers</h2><dl>{headers}</dl></section>\
          <section aria-labelledby=\"value\"><h2 id=\"value\">Original value</h2><pre tabindex=\"0\">{}</pre></section>{}",
         escape(&decoded),
-        if operator.may(Permission::Replay) && console.audit.is_some() {
+        if operator.may(Permission::Replay) && console.audit.is_some() && letter.replayable() {
             format!(
                 "<form method=\"post\" action=\"/dead-letters/replay\"><input type=\"hidden\" name=\"letter\" value=\"{}\">\
                  <input type=\"hidden\" name=\"action\" value=\"dry-run\"><p><button type=\"submit\">Replay this letter (dry run)</button></p></form>",

@@ -5,6 +5,8 @@
 pub enum ConsoleError {
     #[error("operators file {path}: {}", problems.join("; "))]
     Operators { path: String, problems: Vec<String> },
+    #[error("{0}")]
+    Setup(String),
     #[error("serving on {address}: {source}")]
     Serve { address: String, source: std::io::Error },
 }

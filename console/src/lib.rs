@@ -17,7 +17,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use interchange_ingest::read_model::{connect_in_background, ReadModelConfig, Slot};
+use interchange_ingest::read_model::{connect_in_background, Slot};
 use serde::Deserialize;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -25,29 +25,18 @@ use tokio_util::sync::CancellationToken;
 mod dead_letters;
 mod error;
 mod html;
+mod letters;
 pub mod operators;
 mod orders;
 mod replay;
+mod settings;
 
 pub use dead_letters::DeadLetterSettings;
 pub use error::ConsoleError;
 use html::{escape, page, Section};
 use operators::{Operator, Operators, Permission, COOKIE};
 pub use replay::AuditSettings;
-
-/// What a console is built from.
-#[derive(Debug)]
-pub struct Settings {
-    pub operators: Operators,
-    /// The partners of the topology, offered by the order search.
-    pub partners: Vec<String>,
-    /// Where the read model is; none when the topology keeps no read model.
-    pub read_model: Option<ReadModelConfig>,
-    /// Where the dead letters are; none when the topology declares no dead-letter topic.
-    pub dead_letters: Option<DeadLetterSettings>,
-    /// Where replays are recorded; without it the console does not replay.
-    pub audit: Option<AuditSettings>,
-}
+pub use settings::{AuditOptions, Settings};
 
 /// The console's shared state.
 pub(crate) struct Console {
@@ -55,6 +44,8 @@ pub(crate) struct Console {
     partners: Vec<String>,
     read_model: Slot,
     dead_letters: Option<DeadLetterSettings>,
+    /// The dead letters, tailed into memory.
+    letters: Option<Arc<letters::LetterIndex>>,
     /// Whether the topology keeps a read model the console must reach before it is ready.
     needs_read_model: bool,
     audit: Option<AuditSettings>,
@@ -68,13 +59,15 @@ pub fn router(settings: Settings, shutdown: CancellationToken) -> Router {
     let slot: Slot = Arc::new(OnceLock::new());
     let needs_read_model = settings.read_model.is_some();
     if let Some(config) = settings.read_model {
-        connect_in_background(config, slot.clone(), shutdown);
+        connect_in_background(config, slot.clone(), shutdown.clone());
     }
+    let letters = settings.dead_letters.clone().map(|d| letters::LetterIndex::start(d, shutdown));
     let console = Arc::new(Console {
         operators: settings.operators,
         partners: settings.partners,
         read_model: slot,
         dead_letters: settings.dead_letters,
+        letters,
         needs_read_model,
         audit: settings.audit,
         replayer: tokio::sync::Mutex::new(None),

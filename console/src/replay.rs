@@ -15,7 +15,7 @@ use axum::response::{Html, IntoResponse, Response};
 use interchange_core::avro::{Encoder, Reader};
 use interchange_core::clock::now_millis;
 use interchange_core::contract::{json_to_avro, UnknownFields};
-use interchange_sinks::replay::{self, letter_id, Beside, Filter, Letter};
+use interchange_sinks::replay::{self, letter_id, Beside, Letter};
 
 use crate::html::{alert, escape, page, time, Section};
 use crate::operators::{Operator, Permission};
@@ -58,6 +58,13 @@ fn parse(body: &[u8]) -> Request {
         }
     }
     request
+}
+
+/// `topic/partition@offset` as its parts.
+fn parse_id(id: &str) -> Option<(&str, i32, i64)> {
+    let (topic, rest) = id.rsplit_once('/')?;
+    let (partition, offset) = rest.split_once('@')?;
+    Some((topic, partition.parse().ok()?, offset.parse().ok()?))
 }
 
 fn answer(operator: &Operator, status: StatusCode, body: &str) -> Response {
@@ -151,26 +158,22 @@ pub(crate) async fn replay(State(console): State<Arc<Console>>, operator: Operat
     if request.letters.is_empty() {
         return answer(&operator, StatusCode::BAD_REQUEST, &alert("No dead letter was selected."));
     }
-    let all = match replay::list(
-        &letters_settings.services,
-        &letters_settings.schema,
-        &letters_settings.topics,
-        &Filter::default(),
-    )
-    .await
-    {
-        Ok(all) => all,
-        Err(e) => {
-            return answer(&operator, StatusCode::SERVICE_UNAVAILABLE, &alert(&format!("Kafka did not answer: {e}")))
-        }
+    let Some(index) = &console.letters else {
+        return answer(&operator, StatusCode::NOT_FOUND, &alert("This console has no dead letters."));
     };
-    let chosen: Vec<&Letter> = all.iter().filter(|l| request.letters.contains(&letter_id(l))).collect();
-    if chosen.len() != request.letters.len() {
-        let known: Vec<String> = chosen.iter().map(|l| letter_id(l)).collect();
-        let missing: Vec<&str> = request.letters.iter().filter(|id| !known.contains(id)).map(String::as_str).collect();
-        let text = format!("No such dead letter: {}.", missing.join(", "));
-        return answer(&operator, StatusCode::NOT_FOUND, &alert(&text));
+    let mut chosen: Vec<Arc<Letter>> = Vec::new();
+    let mut problems: Vec<String> = Vec::new();
+    for id in &request.letters {
+        match parse_id(id).and_then(|(topic, partition, offset)| index.get(topic, partition, offset)) {
+            Some(letter) if letter.replayable() => chosen.push(letter),
+            Some(letter) => problems.push(format!("{id} cannot be replayed ({})", letter.error)),
+            None => problems.push(format!("no such dead letter: {id}")),
+        }
     }
+    if !problems.is_empty() {
+        return answer(&operator, StatusCode::NOT_FOUND, &alert(&format!("{}.", problems.join("; "))));
+    }
+    let chosen: Vec<&Letter> = chosen.iter().map(|l| l.as_ref()).collect();
     // A replay reads the trail and writes under the lock, so two operators of this console
     // confirming the same letter at once replay it once.
     let mut producer = if request.confirmed { Some(console.replayer.lock().await) } else { None };
@@ -258,5 +261,13 @@ mod tests {
         let r = parse(b"letter=x&action=replay&force=on");
         assert!(r.confirmed && r.force);
         assert!(!parse(b"letter=x&action=dry-run").confirmed);
+    }
+
+    #[test]
+    fn a_letter_id_is_topic_partition_and_offset() {
+        assert_eq!(parse_id("t.orders.dlq/3@17"), Some(("t.orders.dlq", 3, 17)));
+        assert_eq!(parse_id("a/b.dlq/0@1"), Some(("a/b.dlq", 0, 1)));
+        assert_eq!(parse_id("t.orders.dlq/x@1"), None);
+        assert_eq!(parse_id("nothing"), None);
     }
 }

@@ -35,14 +35,18 @@ pub struct Filter {
     pub since_ms: Option<i64>,
     /// Dead-lettered before (Unix ms).
     pub until_ms: Option<i64>,
+    /// Why: the letter's `error_class` (`PERMANENT`, `EXHAUSTED`, `UNDECODABLE`, ...).
+    pub error_class: Option<String>,
 }
 
 impl Filter {
-    fn matches(&self, letter: &Letter) -> bool {
+    /// Whether `letter` is selected.
+    pub fn matches(&self, letter: &Letter) -> bool {
         let eq = |want: &Option<String>, have: Option<&str>| want.as_deref().is_none_or(|w| have == Some(w));
         eq(&self.partner, letter.partner.as_deref())
             && eq(&self.correlation_id, Some(letter.correlation_id.as_str()))
             && eq(&self.stage, Some(letter.stage.as_str()))
+            && eq(&self.error_class, Some(letter.error_class.as_str()))
             && self.since_ms.is_none_or(|t| letter.failed_at >= t)
             && self.until_ms.is_none_or(|t| letter.failed_at < t)
     }
@@ -124,55 +128,95 @@ pub async fn read_topic(kafka_settings: &KafkaSettings, topic: &str) -> Result<V
 }
 
 /// The dead letters of `topics` that `filter` selects, in topic, partition and offset order.
-/// `schema` is the `dead_letter` contract (the reader schema).
+/// `schema` is the `dead_letter` contract (the reader schema). A record that is no dead letter
+/// is listed as [`UNDECODABLE`], never failing the list.
 pub async fn list(
     services: &Services,
     schema: &apache_avro::Schema,
     topics: &[String],
     filter: &Filter,
 ) -> Result<Vec<Letter>, SinkError> {
-    let b64 = |v: &serde_json::Value| v.as_str().and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok());
-    let registry = services.registry.client()?;
-    let reader = Reader::new(registry, [("dead_letter".to_owned(), schema.clone())]);
+    let reader = letter_reader(services, schema)?;
     let mut letters = Vec::new();
     for topic in topics {
         for message in read_topic(&services.kafka, topic).await? {
-            let Some(payload) = message.payload() else { continue };
-            let (_, json) = reader
-                .decode_json(payload)
-                .await
-                .map_err(|e| SinkError::Config(format!("{topic}/{}@{}: {e}", message.partition(), message.offset())))?;
-            let text = |k: &str| json[k].as_str().unwrap_or_default().to_owned();
-            let envelope = Received::of(&message);
-            let original_headers = json["headers"]
-                .as_object()
-                .map(|h| h.iter().filter_map(|(k, v)| b64(v).map(|v| (k.clone(), v))).collect())
-                .unwrap_or_default();
-            let letter = Letter {
-                topic: topic.clone(),
-                partition: message.partition(),
-                offset: message.offset(),
-                correlation_id: message.key().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default(),
-                stage: text("stage"),
-                partner: header(&message, "hub-partner"),
-                error_class: text("error_class"),
-                error: text("error"),
-                failed_at: failed_at_ms(&json["failed_at"]),
-                source_topic: text("source_topic"),
-                source_partition: json["source_partition"].as_i64().and_then(|p| i32::try_from(p).ok()).unwrap_or(-1),
-                source_offset: json["source_offset"].as_i64().unwrap_or(-1),
-                event_type: envelope.event_type,
-                event_id: envelope.event_id,
-                original_key: b64(&json["key"]),
-                original_value: b64(&json["value"]),
-                original_headers,
-            };
+            let letter = decode(&reader, &message).await;
             if filter.matches(&letter) {
                 letters.push(letter);
             }
         }
     }
     Ok(letters)
+}
+
+/// The `error_class` of a record on a dead-letter topic that does not decode as a dead letter
+/// (a careless producer's, or a contract the reader does not know); it is listed, never replayed.
+pub const UNDECODABLE: &str = "UNDECODABLE";
+
+/// A reader of dead letters: the `dead_letter` contract through the registry.
+pub fn letter_reader(services: &Services, schema: &apache_avro::Schema) -> Result<Reader, SinkError> {
+    Ok(Reader::new(services.registry.client()?, [("dead_letter".to_owned(), schema.clone())]))
+}
+
+/// One record of a dead-letter topic as a [`Letter`]; one that does not decode is an
+/// [`UNDECODABLE`] letter whose `error` says why (tombstones included).
+pub async fn decode(reader: &Reader, message: &impl Message) -> Letter {
+    let b64 = |v: &serde_json::Value| v.as_str().and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok());
+    let mut letter = Letter {
+        topic: message.topic().to_owned(),
+        partition: message.partition(),
+        offset: message.offset(),
+        correlation_id: message.key().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default(),
+        stage: String::new(),
+        partner: header(message, "hub-partner"),
+        error_class: UNDECODABLE.to_owned(),
+        error: String::new(),
+        failed_at: message.timestamp().to_millis().unwrap_or(0),
+        source_topic: String::new(),
+        source_partition: -1,
+        source_offset: -1,
+        event_type: None,
+        event_id: None,
+        original_key: None,
+        original_value: None,
+        original_headers: Vec::new(),
+    };
+    let Some(payload) = message.payload() else {
+        letter.error = "the dead letter does not decode: it has no value (a tombstone)".to_owned();
+        return letter;
+    };
+    let json = match reader.decode_json(payload).await {
+        Ok((_, json)) => json,
+        Err(e) => {
+            letter.error = format!("the dead letter does not decode: {e} ({} bytes)", payload.len());
+            return letter;
+        }
+    };
+    let text = |k: &str| json[k].as_str().unwrap_or_default().to_owned();
+    let envelope = Received::of(message);
+    letter.stage = text("stage");
+    letter.error_class = text("error_class");
+    letter.error = text("error");
+    letter.failed_at = failed_at_ms(&json["failed_at"]);
+    letter.source_topic = text("source_topic");
+    letter.source_partition = json["source_partition"].as_i64().and_then(|p| i32::try_from(p).ok()).unwrap_or(-1);
+    letter.source_offset = json["source_offset"].as_i64().unwrap_or(-1);
+    letter.event_type = envelope.event_type;
+    letter.event_id = envelope.event_id;
+    letter.original_key = b64(&json["key"]);
+    letter.original_value = b64(&json["value"]);
+    letter.original_headers = json["headers"]
+        .as_object()
+        .map(|h| h.iter().filter_map(|(k, v)| b64(v).map(|v| (k.clone(), v))).collect())
+        .unwrap_or_default();
+    letter
+}
+
+impl Letter {
+    /// Whether a replay can write the letter's record back: it decoded and names its source.
+    pub fn replayable(&self) -> bool {
+        self.error_class != UNDECODABLE && !self.source_topic.is_empty()
+    }
 }
 
 /// When a letter failed, in Unix ms: the contract's JSON shape gives `timestamp-millis` as
@@ -223,6 +267,9 @@ pub async fn replay(kafka_settings: &KafkaSettings, letters: &[Letter]) -> Resul
 
 /// Sends each letter's record ([`replayed`]) in order, each acknowledged before the next.
 async fn send_letters(producer: &FutureProducer, letters: &[Letter]) -> Result<usize, SinkError> {
+    if let Some(letter) = letters.iter().find(|l| !l.replayable()) {
+        return Err(SinkError::Config(format!("{} cannot be replayed: {}", letter_id(letter), letter.error)));
+    }
     for letter in letters {
         let from = letter_id(letter);
         producer

@@ -40,6 +40,9 @@ pub struct DlqFilterArgs {
     /// Dead-lettered before: an RFC 3339 time or a duration ago.
     #[arg(long)]
     pub until: Option<String>,
+    /// Only this reason (error class): PERMANENT, EXHAUSTED, UNDECODABLE, ...
+    #[arg(long = "class")]
+    pub error_class: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -80,6 +83,7 @@ fn filter(args: &DlqFilterArgs) -> anyhow::Result<Filter> {
         stage: args.stage.clone(),
         since_ms: args.since.as_deref().map(instant_ms).transpose()?,
         until_ms: args.until.as_deref().map(instant_ms).transpose()?,
+        error_class: args.error_class.clone(),
     })
 }
 
@@ -142,16 +146,29 @@ pub async fn run(global: &Global, cmd: DlqCommand) -> anyhow::Result<ExitCode> {
             }
         }
         DlqCommand::Replay(r) => {
+            // A record that is no dead letter has nothing to write back: skipped, and said so.
+            let (letters, undecodable): (Vec<Letter>, Vec<Letter>) = letters.into_iter().partition(Letter::replayable);
+            for l in &undecodable {
+                eprintln!("skipping {}/{}@{}: {}", l.topic, l.partition, l.offset, l.error);
+            }
+            let skipped = if undecodable.is_empty() {
+                String::new()
+            } else {
+                format!("; skipped {} undecodable record(s)", undecodable.len())
+            };
             if r.dry_run {
                 print_table(&letters);
-                eprintln!("dry run: would re-publish {} record(s) to their source topics; nothing sent", letters.len());
+                eprintln!(
+                    "dry run: would re-publish {} record(s) to their source topics{skipped}; nothing sent",
+                    letters.len()
+                );
                 return Ok(ExitCode::SUCCESS);
             }
             let written = replay::replay(&settings, &letters).await?;
             for l in &letters {
                 println!("{}/{}@{} -> {} ({})", l.topic, l.partition, l.offset, l.source_topic, l.correlation_id);
             }
-            eprintln!("re-published {written} record(s) with their original keys, headers and event ids");
+            eprintln!("re-published {written} record(s) with their original keys, headers and event ids{skipped}");
         }
     }
     Ok(ExitCode::SUCCESS)

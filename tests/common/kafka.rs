@@ -112,3 +112,13 @@ pub fn read_all(topic: &str, isolation: &str) -> Vec<OwnedMessage> {
     }
     out
 }
+
+/// Writes one record of raw bytes (not through any contract: what a careless producer writes),
+/// acknowledged by every in-sync replica.
+pub fn produce_raw(topic: &str, key: &str, value: &[u8]) {
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+    let producer: ThreadedProducer<DefaultProducerContext> =
+        ClientConfig::new().set("bootstrap.servers", bootstrap()).set("acks", "all").create().expect("producer");
+    producer.send(BaseRecord::to(topic).key(key).payload(value)).map_err(|(e, _)| e).expect("send");
+    producer.flush(Duration::from_secs(30)).expect("flush");
+}
