@@ -38,7 +38,7 @@ async fn an_operator_finds_an_order_posted_through_the_edge_with_its_timeline_an
     let levels: Vec<(String, i64)> = (100..106).map(|i| (format!("SKU-{i:05}"), 1_000_000)).collect();
     let levels: Vec<(&str, i64)> = levels.iter().map(|(s, n)| (s.as_str(), *n)).collect();
     publish_inventory(&format!("{prefix}inventory.levels"), &levels).await;
-    let (_hub, edge) = hub_run_ready(&topology, &prefix);
+    let (_hub, edge, metrics) = hub_run_ready_with_metrics(&topology, &prefix);
     let client = reqwest::Client::new();
     let order_id = format!("{prefix}C-1");
     let supplied = format!("{prefix}console-1");
@@ -54,7 +54,7 @@ async fn an_operator_finds_an_order_posted_through_the_edge_with_its_timeline_an
     let version = status["version"].as_i64().expect("version");
     assert_eq!(states[&id]["version"], version);
 
-    let console = Console::start(&topology, &prefix).await;
+    let console = Console::start(&topology, &prefix, &metrics).await;
     let page_path = format!("/orders/acme-shop/{}", id.replace(':', "%3A"));
 
     // Over HTTP: no token, a wrong one, a cookie that is not a token: the sign-in form, 401.
@@ -66,7 +66,8 @@ async fn an_operator_finds_an_order_posted_through_the_edge_with_its_timeline_an
         let answer = request.send().await.expect("answer");
         assert_eq!(answer.status(), reqwest::StatusCode::UNAUTHORIZED);
         let csp = answer.headers()["content-security-policy"].to_str().expect("csp").to_owned();
-        assert!(csp.contains("default-src 'none'") && !csp.contains("script-src"), "{csp}");
+        assert!(csp.contains("default-src 'none'") && csp.contains("script-src 'self';"), "{csp}");
+        assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"), "{csp}");
         let html = answer.text().await.expect("html");
         assert!(html.contains("<label for=\"token\">") && !html.contains(&order_id), "{html}");
     }
@@ -143,8 +144,55 @@ async fn an_operator_finds_an_order_posted_through_the_edge_with_its_timeline_an
     token.send_keys(&format!("{BOB_TOKEN}{}", Key::Enter)).await.expect("sign in");
     let overview = browser.arrive("/", "a[href='/'][aria-current='page']").await;
     assert!(overview.contains("bob") && overview.contains("read only"), "{overview}");
+    // The overview's live figures refresh in place: the page is not reloaded (a mark left on the
+    // window survives) while the sample time moves on. Kafka's lag for every consumer group of
+    // the topology, each partner's breaker, the dead letters of the last hour.
+    let sampled_at = || async {
+        let at = web.execute("return document.querySelector('#live .updated').getAttribute('data-at');", vec![]).await;
+        at.expect("data-at").as_str().expect("text").parse::<i64>().expect("ms")
+    };
+    web.execute("window.notReloaded = true; return true;", vec![]).await.expect("mark");
+    let first = sampled_at().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let at = sampled_at().await;
+        let lag = web.source().await.expect("source");
+        if at > first && at > 0 && lag.contains(&format!("<td>{prefix}order-saga</td>")) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the live section never refreshed: {lag}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let same_page = web.execute("return window.notReloaded === true;", vec![]).await.expect("mark");
+    assert_eq!(same_page, serde_json::Value::Bool(true), "refreshed without reloading the page");
+    let overview = web.source().await.expect("source");
+    for group in ["order-saga", "erp-dispatch", "client-notify", "order-projector"] {
+        assert!(overview.contains(&format!("<td>{prefix}{group}</td>")), "lag of {group}: {overview}");
+    }
+    assert!(overview.contains("<td class=\"num ok\">closed</td>"), "the partners' breakers: {overview}");
+    assert!(
+        overview.contains("Dead letters in the last hour</a></td><td class=\"num\" id=\"letters-hour\">3</td>"),
+        "{overview}"
+    );
     violations.extend(browser.accessibility_violations().await.into_iter().map(|v| format!("overview: {v}")));
     browser.screenshot("console-overview").await;
+
+    // A partner's page: its limits from the topology, its attempts by outcome (the refusal is
+    // one 4xx), its breaker, and its recent failures (the refused dispatch).
+    web.find(Locator::LinkText("Partners")).await.expect("nav").click().await.expect("partners");
+    browser.arrive("/partners", "tbody a").await;
+    violations.extend(browser.accessibility_violations().await.into_iter().map(|v| format!("partners: {v}")));
+    web.find(Locator::LinkText("acme-erp")).await.expect("acme-erp").click().await.expect("open partner");
+    browser.arrive("/partners/acme-erp", "#failures").await;
+    let erp = web.source().await.expect("source");
+    assert!(
+        erp.contains("<dt>Rate limit</dt>") && erp.contains("<span class=\"status\" id=\"breaker\">closed</span>"),
+        "{erp}"
+    );
+    assert!(erp.contains("4xx 1"), "one refused attempt: {erp}");
+    assert!(erp.contains("1 dead letter(s)") && erp.contains("REFUSED after 1 attempt"), "{erp}");
+    violations.extend(browser.accessibility_violations().await.into_iter().map(|v| format!("partner: {v}")));
+    browser.screenshot("console-partner").await;
 
     web.find(Locator::LinkText("Orders")).await.expect("nav").click().await.expect("orders");
     browser.arrive("/orders", "#order_id").await;

@@ -14,7 +14,7 @@ use anyhow::Context;
 use base64::Engine;
 use clap::Args;
 use interchange_console::operators::Operators;
-use interchange_console::{AuditOptions, Settings};
+use interchange_console::{ConsoleOptions, Settings};
 use interchange_core::cli::Global;
 use interchange_core::clock::now_millis;
 use interchange_core::kafka::KafkaSettings;
@@ -177,8 +177,12 @@ async fn measure(
     .map_err(|problems| anyhow::anyhow!(problems.join("; ")))?;
     let mut services = global.services(kafka.clone());
     services.cql_nodes = global.cql_nodes();
-    let audit = AuditOptions { topic: "console.audit".to_owned(), instance_id: "bench".to_owned() };
-    let settings = Settings::from_topology(topology, &services, operators, &audit).await?;
+    let options = ConsoleOptions {
+        audit_topic: "console.audit".to_owned(),
+        instance_id: "bench".to_owned(),
+        metrics_from: Vec::new(),
+    };
+    let settings = Settings::from_topology(topology, &services, operators, &options).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     let shutdown = CancellationToken::new();

@@ -1,6 +1,6 @@
 //! The console's HTML: escaping, and the one page layout every page is rendered into (a skip
-//! link, a labelled navigation, one `main`; the style sheet is served from `/console.css` so the
-//! content security policy can forbid inline styles and every script).
+//! link, a labelled navigation, one `main`; the style sheet is served from `/console.css` and the
+//! one script from `/console.js`, so the content security policy can forbid anything inline).
 
 use std::fmt::Write;
 
@@ -55,6 +55,7 @@ pub enum Section {
     Overview,
     Orders,
     DeadLetters,
+    Partners,
     SignIn,
 }
 
@@ -77,11 +78,12 @@ pub fn page(title: &str, section: Section, operator: Option<&Operator>, body: &s
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>{title} · Interchange console</title><link rel=\"stylesheet\" href=\"/console.css\"></head>\
          <body><a class=\"skip\" href=\"#main\">Skip to content</a>\
-         <header><nav aria-label=\"Console\"><ul><li class=\"brand\">Interchange</li>{}{}{}</ul></nav>{who}</header>\
+         <header><nav aria-label=\"Console\"><ul><li class=\"brand\">Interchange</li>{}{}{}{}</ul></nav>{who}</header>\
          <main id=\"main\"><h1>{title}</h1>{body}</main></body></html>\n",
         link("/", "Overview", Section::Overview),
         link("/orders", "Orders", Section::Orders),
         link("/dead-letters", "Dead letters", Section::DeadLetters),
+        link("/partners", "Partners", Section::Partners),
         title = escape(title),
     )
 }
@@ -93,7 +95,7 @@ pub const CSS: &str = "\
 *{box-sizing:border-box}body{margin:0;font:16px/1.5 system-ui,sans-serif;color:var(--ink);background:#fff}\
 .skip{position:absolute;left:-999px}.skip:focus{left:8px;top:8px;background:#fff;padding:4px;z-index:2}\
 header{display:flex;flex-wrap:wrap;justify-content:space-between;align-items:center;padding:8px 16px;border-bottom:1px solid var(--line)}\
-nav ul{display:flex;gap:16px;list-style:none;margin:0;padding:0}.brand{font-weight:700}\
+nav ul{display:flex;flex-wrap:wrap;gap:4px 16px;list-style:none;margin:0;padding:0}.brand{font-weight:700}\
 a{color:var(--accent)}a[aria-current=page]{font-weight:700}\
 :focus-visible{outline:3px solid var(--accent);outline-offset:2px}\
 main{padding:16px;max-width:1200px}h1{font-size:1.5rem;margin:0 0 12px}\
@@ -104,8 +106,33 @@ button{background:var(--accent);color:#fff;border-color:var(--accent);cursor:poi
 .who{display:flex;gap:8px;align-items:center}.who button{background:#fff;color:var(--accent)}\
 .table{overflow-x:auto}table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:6px 8px;border-bottom:1px solid var(--line);vertical-align:top}\
 th{color:var(--muted);font-weight:600}dl{display:grid;grid-template-columns:max-content 1fr;gap:4px 16px}dt{color:var(--muted)}dd{margin:0}\
+section[data-stale] .updated::after{content:' (not updating: the console did not answer)';color:var(--bad)}\
+.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(320px,1fr));gap:16px}.num{text-align:right;font-variant-numeric:tabular-nums}\
 pre{white-space:pre-wrap;word-break:break-word;background:#f4f4f4;padding:8px;border-radius:4px}.status{font-weight:700}.bad{color:var(--bad)}.ok{color:var(--ok)}.note{color:var(--muted)}\
 ";
+
+/// The console's one script: refreshes a section marked `data-refresh` (the overview's live
+/// figures) in place from the URL it names, every `data-every` ms. Without it the page is whole
+/// and a reload refreshes it; a lost session reloads the page (to the sign-in form).
+pub const SCRIPT: &str = r#"(function () {
+  "use strict";
+  var live = document.querySelector("[data-refresh]");
+  if (!live || !window.fetch) { return; }
+  var every = Number(live.getAttribute("data-every")) || 3000;
+  function refresh() {
+    fetch(live.getAttribute("data-refresh"), { credentials: "same-origin", cache: "no-store" })
+      .then(function (answer) {
+        if (answer.status === 401) { window.location.reload(); throw new Error("signed out"); }
+        if (!answer.ok) { throw new Error("HTTP " + answer.status); }
+        return answer.text();
+      })
+      .then(function (html) { live.innerHTML = html; live.removeAttribute("data-stale"); })
+      .catch(function () { live.setAttribute("data-stale", "true"); })
+      .then(function () { window.setTimeout(refresh, every); });
+  }
+  window.setTimeout(refresh, every);
+})();
+"#;
 
 #[cfg(test)]
 mod tests {

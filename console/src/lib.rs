@@ -1,13 +1,15 @@
 //! The operator console (`hub console`): server-rendered pages for the hub's on-call engineer,
 //! a role of its own behind operator authentication ([`operators`]), never on the partners'
-//! edge. What it serves so far: sign-in, an overview of what the console reaches, orders
+//! edge. What it serves: sign-in, an overview of what the hub is doing now ([`overview`], from
+//! [`live`]: the roles' metrics and Kafka's consumer lag), partners ([`partners`]), orders
 //! ([`orders`]: search, an order's state and timeline from the read model) dead letters
 //! ([`dead_letters`]: browse and filter, one letter's cause and original record decoded) and
 //! their replay ([`replay`]: a dry run, a confirmation, the `replay` permission, an audit record
 //! in the replay's own transaction, a second replay refused unless forced).
 //!
-//! Every answer carries a content security policy that allows no script and no inline style, is
-//! not cached, and may not be framed; pages need no JavaScript.
+//! Every answer carries a content security policy that allows no inline script or style (one
+//! script file of the console's own refreshes the overview in place), is not cached, and may
+//! not be framed; every page works without JavaScript.
 
 use std::sync::{Arc, OnceLock};
 
@@ -26,17 +28,21 @@ mod dead_letters;
 mod error;
 mod html;
 mod letters;
+mod live;
 pub mod operators;
 mod orders;
+mod overview;
+mod partners;
 mod replay;
 mod settings;
 
 pub use dead_letters::DeadLetterSettings;
 pub use error::ConsoleError;
-use html::{escape, page, Section};
-use operators::{Operator, Operators, Permission, COOKIE};
+use html::{page, Section};
+pub use live::LiveSources;
+use operators::{Operator, Operators, COOKIE};
 pub use replay::AuditSettings;
-pub use settings::{AuditOptions, Settings};
+pub use settings::{ConsoleOptions, Settings};
 
 /// The console's shared state.
 pub(crate) struct Console {
@@ -49,6 +55,10 @@ pub(crate) struct Console {
     /// Whether the topology keeps a read model the console must reach before it is ready.
     needs_read_model: bool,
     audit: Option<AuditSettings>,
+    /// The topology: partners' limits, consumer groups.
+    topology: interchange_core::topology::Topology,
+    /// What the hub is doing now, sampled in the background.
+    live: Arc<live::LiveView>,
     /// The transactional producer of replays, made at the first one; one replay at a time.
     replayer: tokio::sync::Mutex<Option<rdkafka::producer::FutureProducer>>,
 }
@@ -61,7 +71,8 @@ pub fn router(settings: Settings, shutdown: CancellationToken) -> Router {
     if let Some(config) = settings.read_model {
         connect_in_background(config, slot.clone(), shutdown.clone());
     }
-    let letters = settings.dead_letters.clone().map(|d| letters::LetterIndex::start(d, shutdown));
+    let letters = settings.dead_letters.clone().map(|d| letters::LetterIndex::start(d, shutdown.clone()));
+    let live = live::LiveView::start(settings.live, settings.topology.clone(), shutdown);
     let console = Arc::new(Console {
         operators: settings.operators,
         partners: settings.partners,
@@ -70,10 +81,16 @@ pub fn router(settings: Settings, shutdown: CancellationToken) -> Router {
         letters,
         needs_read_model,
         audit: settings.audit,
+        topology: settings.topology,
+        live,
         replayer: tokio::sync::Mutex::new(None),
     });
     Router::new()
-        .route("/", get(overview))
+        .route("/", get(overview::page))
+        .route("/overview/live", get(overview::fragment))
+        .route("/partners", get(partners::list))
+        .route("/partners/{name}", get(partners::partner))
+        .route("/console.js", get(script))
         .route("/login", get(login_form).post(login))
         .route("/logout", post(logout))
         .route("/orders", get(orders::search))
@@ -104,7 +121,7 @@ async fn secure_headers(mut response: Response) -> Response {
     let set = |value: &'static str| HeaderValue::from_static(value);
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
-        set("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
+        set("default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
     );
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, set("nosniff"));
     headers.insert(header::REFERRER_POLICY, set("no-referrer"));
@@ -168,19 +185,6 @@ async fn logout() -> Response {
     response
 }
 
-async fn overview(State(console): State<Arc<Console>>, operator: Operator) -> Response {
-    let read_model = if console.read_model.get().is_some() { "connected" } else { "not connected yet" };
-    let may_replay = if operator.may(Permission::Replay) { "read and replay" } else { "read only" };
-    let body = format!(
-        "<dl><dt>Signed in as</dt><dd>{}</dd><dt>Permissions</dt><dd>{may_replay}</dd>\
-         <dt>Read model</dt><dd>{read_model}</dd><dt>Partners</dt><dd>{}</dd></dl>\
-         <p><a href=\"/orders\">Search orders</a> · <a href=\"/dead-letters\">Dead letters</a></p>",
-        escape(&operator.name),
-        escape(&console.partners.join(", "))
-    );
-    Html(page("Overview", Section::Overview, Some(&operator), &body)).into_response()
-}
-
 /// Ready once the read model (when the topology keeps one) is connected.
 async fn ready(State(console): State<Arc<Console>>) -> Response {
     if console.needs_read_model && console.read_model.get().is_none() {
@@ -188,6 +192,10 @@ async fn ready(State(console): State<Arc<Console>>) -> Response {
     } else {
         "ready".into_response()
     }
+}
+
+async fn script() -> Response {
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], html::SCRIPT).into_response()
 }
 
 async fn css() -> Response {

@@ -7,6 +7,7 @@ use interchange_core::Services;
 use interchange_ingest::read_model::ReadModelConfig;
 
 use crate::dead_letters::DeadLetterSettings;
+use crate::live::LiveSources;
 use crate::operators::Operators;
 use crate::replay::AuditSettings;
 use crate::ConsoleError;
@@ -23,15 +24,21 @@ pub struct Settings {
     pub dead_letters: Option<DeadLetterSettings>,
     /// Where replays are recorded; without it the console does not replay.
     pub audit: Option<AuditSettings>,
+    /// The topology: partners' limits, consumer groups.
+    pub topology: Topology,
+    /// What the overview samples: the roles' metrics and Kafka.
+    pub live: LiveSources,
 }
 
-/// Where the console writes what operators do, and who it is.
+/// What the topology does not say about a console.
 #[derive(Debug, Clone)]
-pub struct AuditOptions {
+pub struct ConsoleOptions {
     /// The audit topic as the topology declares it (unprefixed), with the `operator_action` contract.
-    pub topic: String,
+    pub audit_topic: String,
     /// Stable id of this console: part of its replays' `transactional.id`.
     pub instance_id: String,
+    /// The roles' `/metrics` URLs the overview samples.
+    pub metrics_from: Vec<String>,
 }
 
 impl Settings {
@@ -40,7 +47,7 @@ impl Settings {
         topology: &Topology,
         services: &Services,
         operators: Operators,
-        audit: &AuditOptions,
+        options: &ConsoleOptions,
     ) -> Result<Self, ConsoleError> {
         let read_model = topology
             .read_model_keyspace()
@@ -57,8 +64,9 @@ impl Settings {
             }),
             _ => None,
         };
-        let audit = audit_settings(topology, services, audit).await?;
-        Ok(Self { operators, partners, read_model, dead_letters, audit })
+        let audit = audit_settings(topology, services, options).await?;
+        let live = LiveSources { metrics: options.metrics_from.clone(), kafka: services.kafka.clone() };
+        Ok(Self { operators, partners, read_model, dead_letters, audit, topology: topology.clone(), live })
     }
 }
 
@@ -66,12 +74,12 @@ impl Settings {
 async fn audit_settings(
     topology: &Topology,
     services: &Services,
-    options: &AuditOptions,
+    options: &ConsoleOptions,
 ) -> Result<Option<AuditSettings>, ConsoleError> {
     let (Some(topic), Some(contract)) =
-        (topology.topic_named(&options.topic), topology.contracts.get("operator_action"))
+        (topology.topic_named(&options.audit_topic), topology.contracts.get("operator_action"))
     else {
-        tracing::warn!(topic = %options.topic, "no audit topic with the operator_action contract: the console will not replay");
+        tracing::warn!(topic = %options.audit_topic, "no audit topic with the operator_action contract: the console will not replay");
         return Ok(None);
     };
     let setup = |problem: String| ConsoleError::Setup(format!("audit topic {}: {problem}", topic.name));

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use interchange_console::operators::Operators;
-use interchange_console::{AuditOptions, Settings};
+use interchange_console::{ConsoleOptions, Settings};
 use interchange_core::cli::Global;
 use interchange_core::{shutdown, Services};
 
@@ -31,6 +31,15 @@ pub struct ConsoleArgs {
     /// Stable id of this console: part of its replays' transactional.id.
     #[arg(long, env = "HUB_INSTANCE_ID", default_value = "console-0")]
     pub instance_id: String,
+    /// The roles' /metrics URLs the overview samples (comma-separated): by default the edge's,
+    /// the processors' and the sinks' default listeners on this machine.
+    #[arg(
+        long,
+        env = "HUB_CONSOLE_METRICS_FROM",
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:8080/metrics,http://127.0.0.1:9091/metrics,http://127.0.0.1:9095/metrics"
+    )]
+    pub metrics_from: Vec<String>,
 }
 
 pub async fn run(global: &Global, args: &ConsoleArgs) -> anyhow::Result<ExitCode> {
@@ -38,8 +47,12 @@ pub async fn run(global: &Global, args: &ConsoleArgs) -> anyhow::Result<ExitCode
     let operators = Operators::load(&args.operators)?;
     let mut services = Services::new(kafka(global)?, global.registry());
     services.cql_nodes = global.cql_nodes();
-    let audit = AuditOptions { topic: args.audit_topic.clone(), instance_id: args.instance_id.clone() };
-    let settings = Settings::from_topology(&topology, &services, operators, &audit).await?;
+    let options = ConsoleOptions {
+        audit_topic: args.audit_topic.clone(),
+        instance_id: args.instance_id.clone(),
+        metrics_from: args.metrics_from.clone(),
+    };
+    let settings = Settings::from_topology(&topology, &services, operators, &options).await?;
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
     interchange_console::serve(listener, settings, shutdown::on_signal()).await?;

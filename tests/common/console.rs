@@ -32,8 +32,9 @@ impl Drop for Console {
 }
 
 impl Console {
-    /// Writes the operators file next to the topology and starts the console on a free port.
-    pub async fn start(topology: &TopologyCopy, prefix: &str) -> Console {
+    /// Writes the operators file next to the topology and starts the console on a free port,
+    /// sampling the roles' `metrics` (their `/metrics` URLs).
+    pub async fn start(topology: &TopologyCopy, prefix: &str, metrics: &[String]) -> Console {
         let operators = topology.dir.path().join("operators.toml");
         std::fs::write(
             &operators,
@@ -51,6 +52,7 @@ impl Console {
             .args(["--topology", topology.arg(), "--topic-prefix", prefix, "--cql-nodes", &cql_nodes(), "console"])
             .args(["--console-listen", &format!("127.0.0.1:{port}"), "--operators"])
             .arg(&operators)
+            .args(["--metrics-from", &metrics.join(",")])
             .env("HUB_BOOTSTRAP_SERVERS", bootstrap())
             .env("HUB_REGISTRY_URL", registry_url())
             .env("HUB_LOG_FORMAT", "json")

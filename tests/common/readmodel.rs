@@ -106,9 +106,15 @@ pub async fn partner() -> String {
 
 /// `hub run` (every role, the projector included) for `prefix` on `topology`.
 pub fn hub_run(topology: &TopologyCopy, prefix: &str, port: u16) -> Hub {
+    hub_run_with_metrics(topology, prefix, port).0
+}
+
+/// [`hub_run`], and the `/metrics` URLs of its edge, processors and sinks.
+pub fn hub_run_with_metrics(topology: &TopologyCopy, prefix: &str, port: u16) -> (Hub, Vec<String>) {
     let processor_port = super::free_port();
     let sink_port = super::free_port();
-    Hub(Command::new(env!("CARGO_BIN_EXE_hub"))
+    let metrics = [port, processor_port, sink_port].map(|p| format!("http://127.0.0.1:{p}/metrics")).to_vec();
+    let hub = Hub(Command::new(env!("CARGO_BIN_EXE_hub"))
         .args(["--topology", topology.arg(), "--topic-prefix", prefix, "--cql-nodes", &cql_nodes(), "run"])
         .args(["--listen", &format!("127.0.0.1:{port}"), "--processor-listen", &format!("127.0.0.1:{processor_port}")])
         .args(["--sink-listen", &format!("127.0.0.1:{sink_port}"), "--instance-id", "readmodel"])
@@ -126,21 +132,28 @@ pub fn hub_run(topology: &TopologyCopy, prefix: &str, port: u16) -> Hub {
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(topology.dir.path().join("hub-run.log")).expect("log"))
         .spawn()
-        .expect("hub run"))
+        .expect("hub run"));
+    (hub, metrics)
 }
 
 /// [`hub_run`] on a free port, once its edge is ready: the hub and its edge (as an [`Edge`] whose
 /// process is a placeholder; the hub is the one that runs).
 pub fn hub_run_ready(topology: &TopologyCopy, prefix: &str) -> (Hub, Edge) {
+    let (hub, edge, _) = hub_run_ready_with_metrics(topology, prefix);
+    (hub, edge)
+}
+
+/// [`hub_run_ready`], and the `/metrics` URLs of its roles.
+pub fn hub_run_ready_with_metrics(topology: &TopologyCopy, prefix: &str) -> (Hub, Edge, Vec<String>) {
     let port = super::free_port();
-    let hub = hub_run(topology, prefix, port);
+    let (hub, metrics) = hub_run_with_metrics(topology, prefix, port);
     let edge = Edge {
         child: Command::new("true").spawn().expect("placeholder"),
         base: format!("http://127.0.0.1:{port}"),
         log: topology.dir.path().join("hub-run.log"),
     };
     edge.wait_ready(Duration::from_secs(90));
-    (hub, edge)
+    (hub, edge, metrics)
 }
 
 /// A running `hub sink` (only the projector), killed on drop.

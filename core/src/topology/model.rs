@@ -48,6 +48,21 @@ impl Topology {
         out
     }
 
+    /// The consumer group processor or sink `component` runs in: the topic prefix, then its name.
+    pub fn consumer_group(&self, component: &str) -> String {
+        format!("{}{}", self.topic_prefix, component)
+    }
+
+    /// Every processor's and sink's consumer group with the topics (prefixed) it reads.
+    pub fn consumer_groups(&self) -> Vec<(String, Vec<String>)> {
+        let topics = |names: &[String]| -> Vec<String> {
+            names.iter().filter_map(|n| self.topic_named(n)).map(|t| t.name.clone()).collect()
+        };
+        let processors = self.processors.iter().map(|p| (self.consumer_group(&p.name), topics(&p.inputs)));
+        let sinks = self.sinks.iter().map(|s| (self.consumer_group(&s.name), topics(std::slice::from_ref(&s.input))));
+        processors.chain(sinks).collect()
+    }
+
     /// The partner called `name`.
     pub fn partner(&self, name: &str) -> Option<&Partner> {
         self.partners.iter().find(|p| p.name == name)

@@ -178,7 +178,7 @@ pub(crate) async fn start<M: Machine>(
     while !table.loaded() && lookup_thread.is_some() && !shutdown.is_cancelled() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let group = format!("{}{}", topology.topic_prefix, processor.name);
+    let group = topology.consumer_group(&processor.name);
     let shared = Arc::new(Shared {
         name: processor.name.clone(),
         group: group.clone(),

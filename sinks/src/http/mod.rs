@@ -34,7 +34,7 @@ pub(crate) async fn start(
     commands: &[String],
 ) -> Result<tokio::task::JoinHandle<Result<(), SinkError>>, SinkError> {
     let topology = env.topology;
-    let group = format!("{}{}", topology.topic_prefix, sink.name);
+    let group = topology.consumer_group(&sink.name);
     let context = Context::build(env, sink, partners, commands, group.clone()).await?;
     let partitions = topology.topics.iter().find(|t| t.name == sink.input).map_or(1, |t| t.partitions);
     let group = consume::Group { name: group, partitions, config: env.config.clone(), stop: env.shutdown.clone() };

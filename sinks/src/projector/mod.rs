@@ -75,7 +75,7 @@ pub(crate) async fn start(
         ttl: timeline_ttl,
         nodes: env.services.cql_nodes.clone(),
         kafka: env.services.kafka.clone(),
-        group: format!("{}{}", topology.topic_prefix, sink.name),
+        group: topology.consumer_group(&sink.name),
         reader: Reader::new(env.registry.clone(), [("order_state".to_owned(), contract.schema.clone())]),
         dead_letter: (
             sink.dead_letter.clone(),
