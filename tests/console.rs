@@ -80,6 +80,17 @@ async fn an_operator_finds_an_order_posted_through_the_edge_with_its_timeline_an
     let reference = status["partner_reference"].as_str().expect("the ERP's reference");
     assert!(html.contains(&format!("<dd>{reference}</dd>")), "{html}");
     assert_eq!(timeline_versions(&html), (1..=version).rev().collect::<Vec<_>>(), "every transition once");
+    // Its commands and their deliveries, read from Kafka: the dispatch and the ERP's answer with
+    // its reference, the completion webhook and the client's answer, each linked to its trace.
+    let deliveries = html.split("<h2 id=\"deliveries\">").nth(1).expect("a deliveries section");
+    assert!(
+        deliveries
+            .contains(&format!("dispatch_command: DELIVERED after 1 attempt(s), HTTP 201, reference {reference}")),
+        "{deliveries}"
+    );
+    assert!(deliveries.contains("notification_command: DELIVERED after 1 attempt(s), HTTP 201"), "{deliveries}");
+    assert_eq!(deliveries.matches("<td>dispatch_command<br>").count(), 1, "{deliveries}");
+    assert!(deliveries.contains("<a href=\"http://jaeger.test:16686/trace/"), "{deliveries}");
     let unknown =
         client.get(console.url("/orders/acme-shop/nope")).bearer_auth(BOB_TOKEN).send().await.expect("answer");
     assert_eq!(unknown.status(), reqwest::StatusCode::NOT_FOUND);

@@ -181,6 +181,7 @@ async fn measure(
         audit_topic: "console.audit".to_owned(),
         instance_id: "bench".to_owned(),
         metrics_from: Vec::new(),
+        jaeger_url: None,
     };
     let settings = Settings::from_topology(topology, &services, operators, &options).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

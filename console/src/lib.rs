@@ -35,6 +35,7 @@ mod overview;
 mod partners;
 mod replay;
 mod settings;
+mod traffic;
 
 pub use dead_letters::DeadLetterSettings;
 pub use error::ConsoleError;
@@ -57,6 +58,8 @@ pub(crate) struct Console {
     audit: Option<AuditSettings>,
     /// The topology: partners' limits, consumer groups.
     topology: interchange_core::topology::Topology,
+    /// Jaeger's UI, to link trace ids to.
+    jaeger: Option<String>,
     /// What the hub is doing now, sampled in the background.
     live: Arc<live::LiveView>,
     /// The transactional producer of replays, made at the first one; one replay at a time.
@@ -82,6 +85,7 @@ pub fn router(settings: Settings, shutdown: CancellationToken) -> Router {
         needs_read_model,
         audit: settings.audit,
         topology: settings.topology,
+        jaeger: settings.jaeger_url,
         live,
         replayer: tokio::sync::Mutex::new(None),
     });

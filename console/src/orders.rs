@@ -1,5 +1,6 @@
-//! Orders: a search by partner and order id or correlation id, and an order's page (its state
-//! and its timeline, newest first), read from the CQL read model the projector keeps.
+//! Orders: a search by partner and order id or correlation id, and an order's page: its state
+//! and its timeline (newest first) from the CQL read model the projector keeps, and its commands
+//! and deliveries (attempts, the partner's answer, the trace) from Kafka ([`crate::traffic`]).
 
 use std::sync::Arc;
 
@@ -9,8 +10,11 @@ use axum::response::{Html, IntoResponse, Response};
 use interchange_core::readmodel::{EventView, LookupView, OrderView};
 use serde::Deserialize;
 
+use interchange_core::avro::Reader;
+
 use crate::html::{alert, escape, page, time, url_component, Section};
 use crate::operators::Operator;
+use crate::traffic::{self, OrderRecord, OrderTraffic, BUDGET};
 use crate::Console;
 
 /// Most orders one search lists.
@@ -197,6 +201,94 @@ fn timeline(events: &[EventView]) -> String {
     )
 }
 
+/// What one command or delivery result says, in a line.
+fn summary(record: &OrderRecord) -> String {
+    let text = |k: &str| record.json[k].as_str().map(str::to_owned);
+    if record.contract == "delivery_result" {
+        let mut parts = vec![format!(
+            "{} after {} attempt(s)",
+            text("outcome").unwrap_or_default(),
+            record.json["attempts"].as_i64().unwrap_or(0)
+        )];
+        if let Some(status) = record.json["http_status"].as_i64() {
+            parts.push(format!("HTTP {status}"));
+        }
+        if let Some(reference) = text("partner_reference") {
+            parts.push(format!("reference {reference}"));
+        }
+        if let Some(detail) = text("detail") {
+            parts.push(detail);
+        }
+        return format!("{}: {}", text("command_type").unwrap_or_default(), parts.join(", "));
+    }
+    let mut parts = Vec::new();
+    if let Some(id) = text("command_id") {
+        parts.push(format!("command {id}"));
+    }
+    if let Some(event) = text("event_type") {
+        parts.push(event);
+    }
+    parts.join(", ")
+}
+
+/// The order's commands and their deliveries, oldest first.
+fn traffic_section(console: &Console, traffic: Result<OrderTraffic, String>) -> String {
+    let traffic = match traffic {
+        Ok(traffic) => traffic,
+        Err(e) => return format!(
+            "<section aria-labelledby=\"deliveries\"><h2 id=\"deliveries\">Commands and deliveries</h2>{}</section>",
+            alert(&format!("Kafka did not answer: {e}"))
+        ),
+    };
+    let trace = |id: &Option<String>| match (id, &console.jaeger) {
+        (Some(id), Some(jaeger)) => {
+            format!(
+                "<a href=\"{}/trace/{}\">{}</a>",
+                escape(jaeger.trim_end_matches('/')),
+                url_component(id),
+                escape(id)
+            )
+        }
+        (Some(id), None) => escape(id),
+        (None, _) => String::new(),
+    };
+    let rows: String = traffic
+        .records
+        .iter()
+        .map(|r| {
+            format!(
+                "<tr><td>{}</td><td>{}<br><span class=\"note\">{}/{}@{}</span></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                time(Some(r.at_ms)),
+                escape(&r.contract),
+                escape(&r.topic),
+                r.partition,
+                r.offset,
+                escape(r.json["partner"].as_str().unwrap_or("")),
+                escape(&summary(r)),
+                trace(&r.trace_id)
+            )
+        })
+        .collect();
+    let cut = if traffic.cut_short.is_empty() {
+        String::new()
+    } else {
+        alert(&format!(
+            "Read the first {BUDGET} records of the order's partition on {} only; later records are not shown.",
+            traffic.cut_short.join(", ")
+        ))
+    };
+    let table = if traffic.records.is_empty() {
+        "<p>No command or delivery of this order is on the topics (yet, or any more).</p>".to_owned()
+    } else {
+        format!(
+            "<div class=\"table\"><table><caption class=\"note\">Read from Kafka, oldest first</caption><thead><tr>\
+             <th scope=\"col\">At</th><th scope=\"col\">Record</th><th scope=\"col\">Partner</th><th scope=\"col\">What</th>\
+             <th scope=\"col\">Trace</th></tr></thead><tbody>{rows}</tbody></table></div>"
+        )
+    };
+    format!("<section aria-labelledby=\"deliveries\"><h2 id=\"deliveries\">Commands and deliveries</h2>{cut}{table}</section>")
+}
+
 /// `GET /orders/{partner}/{correlation_id}`: the order's state and timeline.
 pub(crate) async fn order(
     State(console): State<Arc<Console>>,
@@ -222,6 +314,25 @@ pub(crate) async fn order(
         Ok(events) => events,
         Err(e) => return unavailable(&operator, &title, &e),
     };
-    let body = format!("{}{}", state_list(&partner, &id, &order), timeline(&events));
+    let deliveries = match &console.dead_letters {
+        Some(settings) => {
+            let reader = settings
+                .services
+                .registry
+                .client()
+                .map(|registry| Reader::new(registry, settings.contracts.clone()))
+                .map_err(|e| e.to_string());
+            // From a minute before the order was created (clocks and the time index are coarse).
+            let from = order.created_at.unwrap_or(0).saturating_sub(60_000).max(0);
+            let topics = traffic::topics(&console.topology);
+            let traffic = match reader {
+                Ok(reader) => traffic::read(&settings.services.kafka, &reader, &topics, &id, from).await,
+                Err(e) => Err(e),
+            };
+            traffic_section(&console, traffic)
+        }
+        None => String::new(),
+    };
+    let body = format!("{}{deliveries}{}", state_list(&partner, &id, &order), timeline(&events));
     Html(page(&title, Section::Orders, Some(&operator), &body)).into_response()
 }

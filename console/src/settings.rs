@@ -28,6 +28,8 @@ pub struct Settings {
     pub topology: Topology,
     /// What the overview samples: the roles' metrics and Kafka.
     pub live: LiveSources,
+    /// Jaeger's UI, to link trace ids to.
+    pub jaeger_url: Option<String>,
 }
 
 /// What the topology does not say about a console.
@@ -39,6 +41,8 @@ pub struct ConsoleOptions {
     pub instance_id: String,
     /// The roles' `/metrics` URLs the overview samples.
     pub metrics_from: Vec<String>,
+    /// Jaeger's UI (`http://jaeger:16686`): trace ids link to `{url}/trace/{id}`.
+    pub jaeger_url: Option<String>,
 }
 
 impl Settings {
@@ -66,7 +70,16 @@ impl Settings {
         };
         let audit = audit_settings(topology, services, options).await?;
         let live = LiveSources { metrics: options.metrics_from.clone(), kafka: services.kafka.clone() };
-        Ok(Self { operators, partners, read_model, dead_letters, audit, topology: topology.clone(), live })
+        Ok(Self {
+            operators,
+            partners,
+            read_model,
+            dead_letters,
+            audit,
+            topology: topology.clone(),
+            live,
+            jaeger_url: options.jaeger_url.clone(),
+        })
     }
 }
 

@@ -40,6 +40,9 @@ pub struct ConsoleArgs {
         default_value = "http://127.0.0.1:8080/metrics,http://127.0.0.1:9091/metrics,http://127.0.0.1:9095/metrics"
     )]
     pub metrics_from: Vec<String>,
+    /// Jaeger's UI (e.g. http://127.0.0.1:16686): an order's trace ids link to its traces.
+    #[arg(long, env = "HUB_CONSOLE_JAEGER_URL")]
+    pub jaeger_url: Option<String>,
 }
 
 pub async fn run(global: &Global, args: &ConsoleArgs) -> anyhow::Result<ExitCode> {
@@ -51,6 +54,7 @@ pub async fn run(global: &Global, args: &ConsoleArgs) -> anyhow::Result<ExitCode
         audit_topic: args.audit_topic.clone(),
         instance_id: args.instance_id.clone(),
         metrics_from: args.metrics_from.clone(),
+        jaeger_url: args.jaeger_url.clone(),
     };
     let settings = Settings::from_topology(&topology, &services, operators, &options).await?;
     let listener =

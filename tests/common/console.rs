@@ -56,6 +56,7 @@ impl Console {
             .env("HUB_BOOTSTRAP_SERVERS", bootstrap())
             .env("HUB_REGISTRY_URL", registry_url())
             .env("HUB_LOG_FORMAT", "json")
+            .env("HUB_CONSOLE_JAEGER_URL", "http://jaeger.test:16686")
             .current_dir(repo())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log"))
