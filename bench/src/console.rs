@@ -69,7 +69,18 @@ pub async fn run(global: &Global, args: &ConsoleBenchArgs) -> anyhow::Result<Exi
     result
 }
 
-/// Projects `orders` orders (version 4, four transitions each) into the read model.
+/// When order `i` of `orders` was created: spread over the last `orders` ms (1,000 orders/s up
+/// to now), so the newer half of them is within any page's look-back.
+fn created_at(orders: usize, i: usize) -> i64 {
+    let orders = i64::try_from(orders).unwrap_or(i64::MAX);
+    let i = i64::try_from(i).unwrap_or(0);
+    // Fixed at the first call, so every order's time agrees.
+    static START: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *START.get_or_init(now_millis) - orders + i
+}
+
+/// Projects `orders` orders (version 4, four transitions each) into the read model, and writes
+/// each one's delivery results.
 async fn fill_read_model(
     global: &Global,
     kafka: &KafkaSettings,
@@ -81,10 +92,39 @@ async fn fill_read_model(
     let input = topology.sinks.iter().find(|s| s.name == sink_name).map(|s| s.input.clone()).context("input")?;
     let mut backlog = Vec::with_capacity(orders);
     for i in 0..orders {
-        let (id, json) = state(&topology.topic_prefix, i, 4);
+        let (id, mut json) = state(&topology.topic_prefix, i, 4);
+        json["created_at"] = json!(created_at(orders, i));
+        json["updated_at"] = json!(created_at(orders, i) + 10);
         backlog.push((id, encode(topology, ids, "order_state", &input, &json)?));
     }
     produce(kafka, &input, backlog).await?;
+    // Each order's two delivery results (the ERP's, the client's) on the results topic, stamped
+    // with the order's time: what an order's page reads from Kafka.
+    let results = topology.topic_named("orders.results").context("no orders.results")?.name.clone();
+    let producer: FutureProducer = kafka.producer_config("hub-bench-results").create().context("producer")?;
+    let mut pending = Vec::with_capacity(orders * 2);
+    for i in 0..orders {
+        let (id, _) = state(&topology.topic_prefix, i, 4);
+        for (partner, command_type) in [("acme-erp", "dispatch_command"), ("acme-shop", "notification_command")] {
+            let json = json!({
+                "event_id": uuid::Uuid::new_v4().to_string(), "command_id": uuid::Uuid::new_v4().to_string(),
+                "correlation_id": id, "partner": partner, "command_type": command_type, "outcome": "DELIVERED",
+                "http_status": 201, "partner_reference": format!("ERP-{i}"), "attempts": 1, "detail": null,
+                "completed_at": created_at(orders, i) + 5,
+            });
+            let payload = encode(topology, ids, "delivery_result", &results, &json)?;
+            let record = FutureRecord::to(&results).key(&id).payload(&payload).timestamp(created_at(orders, i) + 5);
+            pending.push(producer.send_result(record).map_err(|(e, _)| e).context("queue")?);
+        }
+        if pending.len() >= 10_000 {
+            for delivery in pending.drain(..) {
+                delivery.await.context("delivery")?.map_err(|(e, _)| e).context("produce")?;
+            }
+        }
+    }
+    for delivery in pending {
+        delivery.await.context("delivery")?.map_err(|(e, _)| e).context("produce")?;
+    }
     let listen = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
     let config = {
         use clap::Parser;
@@ -217,7 +257,7 @@ async fn measure(
         ("baseline: /healthz", "/healthz".to_owned(), "ok".to_owned()),
         ("overview", "/".to_owned(), "Signed in as".to_owned()),
         ("order search by order id", format!("/orders?partner=acme-shop&order_id=B-{middle}"), "1 order(s)".to_owned()),
-        ("order page", format!("/orders/acme-shop/{id}"), "COMPLETED".to_owned()),
+        ("order page", format!("/orders/acme-shop/{id}"), "dispatch_command: DELIVERED after 1 attempt(s)".to_owned()),
         ("dead letters, all", "/dead-letters".to_owned(), everything.clone()),
         (
             "dead letters, one partner, last hour",

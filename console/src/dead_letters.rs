@@ -9,7 +9,6 @@ use apache_avro::Schema;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
-use interchange_core::avro::Reader;
 use interchange_core::clock::now_millis;
 use interchange_core::Services;
 use interchange_sinks::replay::{letter_id, Filter, Letter};
@@ -224,20 +223,17 @@ pub(crate) async fn letter(
         let text = index.notice().unwrap_or_else(|| "No such dead letter.".to_owned());
         return failure(&operator, &title, StatusCode::NOT_FOUND, &text);
     };
-    let decoded = match (&letter.original_value, settings.services.registry.client()) {
+    let decoded = match (&letter.original_value, &console.reader) {
         (None, _) if !letter.replayable() => "(the dead letter itself does not decode: see its cause)".to_owned(),
         (None, _) => "(no value: a tombstone)".to_owned(),
-        (Some(value), Ok(registry)) => {
-            let reader = Reader::new(registry, settings.contracts.clone());
-            match reader.decode_json(value).await {
-                Ok((name, json)) => format!(
-                    "{name}\n{}",
-                    serde_json::to_string_pretty(&json).unwrap_or_else(|e| format!("(not printable: {e})"))
-                ),
-                Err(e) => format!("(not decodable: {e}; {} bytes)", value.len()),
-            }
-        }
-        (Some(_), Err(e)) => format!("(no registry client: {e})"),
+        (Some(value), Some(reader)) => match reader.decode_json(value).await {
+            Ok((name, json)) => format!(
+                "{name}\n{}",
+                serde_json::to_string_pretty(&json).unwrap_or_else(|e| format!("(not printable: {e})"))
+            ),
+            Err(e) => format!("(not decodable: {e}; {} bytes)", value.len()),
+        },
+        (Some(_), None) => "(no registry client)".to_owned(),
     };
     let headers: String = letter
         .original_headers

@@ -17,6 +17,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
 use crate::dead_letters::DeadLetterSettings;
+use crate::quiet::Quiet;
 
 /// How often partitions are checked: new ones assigned, letters below the low watermark dropped.
 const CHECK_EVERY: Duration = Duration::from_secs(30);
@@ -110,14 +111,14 @@ impl LetterIndex {
 
     /// Reads every dead-letter topic from the start and follows it, until `shutdown` or an error.
     async fn follow(&self, settings: &DeadLetterSettings, shutdown: &CancellationToken) -> Result<(), String> {
-        let consumer: StreamConsumer = settings
+        let consumer: StreamConsumer<Quiet> = settings
             .services
             .kafka
             // Assigned, never subscribed: the group is never joined and nothing is committed.
             .read_committed("hub-console", "hub-console-index")
             .set("enable.partition.eof", "true")
             .set("fetch.wait.max.ms", "100")
-            .create()
+            .create_with_context(Quiet)
             .map_err(|e| format!("consumer: {e}"))?;
         let consumer = Arc::new(consumer);
         let reader = replay::letter_reader(&settings.services, &settings.schema).map_err(|e| e.to_string())?;
@@ -160,7 +161,7 @@ impl LetterIndex {
     /// removed. A partition with nothing in it counts as read to its end.
     async fn check(
         &self,
-        consumer: &Arc<StreamConsumer>,
+        consumer: &Arc<StreamConsumer<Quiet>>,
         topics: &[String],
         assigned: &mut BTreeMap<(String, i32), bool>,
     ) -> Result<(), String> {

@@ -33,6 +33,7 @@ pub mod operators;
 mod orders;
 mod overview;
 mod partners;
+mod quiet;
 mod replay;
 mod settings;
 mod traffic;
@@ -60,6 +61,10 @@ pub(crate) struct Console {
     topology: interchange_core::topology::Topology,
     /// Jaeger's UI, to link trace ids to.
     jaeger: Option<String>,
+    /// Decodes records of every contract through the registry (its schemas cached).
+    reader: Option<Arc<interchange_core::avro::Reader>>,
+    /// Reads an order's commands and deliveries from Kafka.
+    traffic: Option<traffic::TrafficReader>,
     /// What the hub is doing now, sampled in the background.
     live: Arc<live::LiveView>,
     /// The transactional producer of replays, made at the first one; one replay at a time.
@@ -75,6 +80,11 @@ pub fn router(settings: Settings, shutdown: CancellationToken) -> Router {
         connect_in_background(config, slot.clone(), shutdown.clone());
     }
     let letters = settings.dead_letters.clone().map(|d| letters::LetterIndex::start(d, shutdown.clone()));
+    let reader = settings.dead_letters.as_ref().and_then(|d| {
+        let registry = d.services.registry.client().ok()?;
+        Some(Arc::new(interchange_core::avro::Reader::new(registry, d.contracts.clone())))
+    });
+    let traffic = settings.dead_letters.as_ref().map(|d| traffic::TrafficReader::new(d.services.kafka.clone()));
     let live = live::LiveView::start(settings.live, settings.topology.clone(), shutdown);
     let console = Arc::new(Console {
         operators: settings.operators,
@@ -86,6 +96,8 @@ pub fn router(settings: Settings, shutdown: CancellationToken) -> Router {
         audit: settings.audit,
         topology: settings.topology,
         jaeger: settings.jaeger_url,
+        reader,
+        traffic,
         live,
         replayer: tokio::sync::Mutex::new(None),
     });

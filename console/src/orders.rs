@@ -10,8 +10,6 @@ use axum::response::{Html, IntoResponse, Response};
 use interchange_core::readmodel::{EventView, LookupView, OrderView};
 use serde::Deserialize;
 
-use interchange_core::avro::Reader;
-
 use crate::html::{alert, escape, page, time, url_component, Section};
 use crate::operators::Operator;
 use crate::traffic::{self, OrderRecord, OrderTraffic, BUDGET};
@@ -19,6 +17,12 @@ use crate::Console;
 
 /// Most orders one search lists.
 const SEARCH_LIMIT: i32 = 50;
+
+/// How long before an order's creation its page reads its records from.
+const LOOK_BEFORE_MS: i64 = 5_000;
+
+/// How long after an order's last change its page still reads its records (retries included).
+const LOOK_AFTER_MS: i64 = 15 * 60_000;
 
 /// Most transitions an order's page shows.
 const TIMELINE_LIMIT: i32 = 200;
@@ -235,10 +239,12 @@ fn summary(record: &OrderRecord) -> String {
 fn traffic_section(console: &Console, traffic: Result<OrderTraffic, String>) -> String {
     let traffic = match traffic {
         Ok(traffic) => traffic,
-        Err(e) => return format!(
+        Err(e) => {
+            return format!(
             "<section aria-labelledby=\"deliveries\"><h2 id=\"deliveries\">Commands and deliveries</h2>{}</section>",
             alert(&format!("Kafka did not answer: {e}"))
-        ),
+        )
+        }
     };
     let trace = |id: &Option<String>| match (id, &console.jaeger) {
         (Some(id), Some(jaeger)) => {
@@ -314,24 +320,17 @@ pub(crate) async fn order(
         Ok(events) => events,
         Err(e) => return unavailable(&operator, &title, &e),
     };
-    let deliveries = match &console.dead_letters {
-        Some(settings) => {
-            let reader = settings
-                .services
-                .registry
-                .client()
-                .map(|registry| Reader::new(registry, settings.contracts.clone()))
-                .map_err(|e| e.to_string());
-            // From a minute before the order was created (clocks and the time index are coarse).
-            let from = order.created_at.unwrap_or(0).saturating_sub(60_000).max(0);
+    let deliveries = match (&console.traffic, &console.reader) {
+        (Some(traffic), Some(reader)) => {
+            // From just before the order was created (the processor stamps the state, the
+            // producers their records) to well after its last change (a notification's
+            // delivery, with its retries, ends after the state it announces).
+            let from = order.created_at.unwrap_or(0).saturating_sub(LOOK_BEFORE_MS).max(0);
+            let until = order.updated_at.unwrap_or(i64::MAX - LOOK_AFTER_MS).saturating_add(LOOK_AFTER_MS);
             let topics = traffic::topics(&console.topology);
-            let traffic = match reader {
-                Ok(reader) => traffic::read(&settings.services.kafka, &reader, &topics, &id, from).await,
-                Err(e) => Err(e),
-            };
-            traffic_section(&console, traffic)
+            traffic_section(&console, traffic.read(reader, &topics, &id, from, until).await)
         }
-        None => String::new(),
+        _ => String::new(),
     };
     let body = format!("{}{deliveries}{}", state_list(&partner, &id, &order), timeline(&events));
     Html(page(&title, Section::Orders, Some(&operator), &body)).into_response()
