@@ -111,6 +111,26 @@ async fn an_operator_finds_an_order_posted_through_the_edge_with_its_timeline_an
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 
+    // Searching by status and creation time (the by-minute index): the completed order alone
+    // among this keyspace's two; both within the last 15 minutes; none created after now.
+    let search = |query: &str| {
+        let request = client.get(console.url(&format!("/orders?partner=acme-shop&{query}"))).bearer_auth(BOB_TOKEN);
+        async move {
+            let answer = request.send().await.expect("answer");
+            (answer.status(), answer.text().await.expect("html"))
+        }
+    };
+    let (status, html) = search("status=COMPLETED&within=15m").await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{html}");
+    assert!(html.contains("1 order(s)") && html.contains(&format!(">{id}</a>")), "{html}");
+    let (_, html) = search("within=15m").await;
+    assert!(html.contains("2 order(s)") && html.contains(&refused), "{html}");
+    let (_, html) = search("from=2099-01-01T00:00&to=2099-01-02T00:00").await;
+    assert!(html.contains("No order matches."), "{html}");
+    let (status, html) = search("from=yesterday").await;
+    assert_eq!(status, reqwest::StatusCode::BAD_REQUEST, "{html}");
+    assert!(html.contains("is not a time"), "{html}");
+
     // A careless producer's record on the dead-letter topic: indexed as undecodable (its page
     // says why), offered to nobody for replay, and the list goes on.
     common::kafka::produce_raw(&format!("{prefix}orders.dlq"), "garbage", b"not a dead letter");

@@ -1,4 +1,5 @@
-//! Orders: a search by partner and order id or correlation id, and an order's page: its state
+//! Orders: a search by partner and order id, correlation id, or status and creation time (the
+//! by-minute index walked back from the window's end), and an order's page: its state
 //! and its timeline (newest first) from the CQL read model the projector keeps, and its commands
 //! and deliveries (attempts, the partner's answer, the trace) from Kafka ([`crate::traffic`]).
 
@@ -36,6 +37,71 @@ pub(crate) struct Search {
     order_id: String,
     #[serde(default)]
     correlation_id: String,
+    /// The latest status, or empty for any.
+    #[serde(default)]
+    status: String,
+    /// Created within the last: `15m`, `1h`, `24h`, `7d`; ignored when `from` is given.
+    #[serde(default)]
+    within: String,
+    /// Created at or after (UTC, `YYYY-MM-DDTHH:MM`, as a datetime-local field sends it).
+    #[serde(default)]
+    from: String,
+    /// Created before (UTC, same form); empty for now.
+    #[serde(default)]
+    to: String,
+}
+
+/// The search's time windows.
+const WITHIN: [(&str, &str, i64); 4] = [
+    ("15m", "Last 15 minutes", 900_000),
+    ("1h", "Last hour", 3_600_000),
+    ("24h", "Last 24 hours", 86_400_000),
+    ("7d", "Last 7 days", 604_800_000),
+];
+
+/// Longest span a search by time walks (a week of minutes).
+const MAX_SPAN_MS: i64 = 604_800_000;
+
+/// Most index rows a search by time reads before it stops and says so.
+const SCAN_BUDGET: usize = 200_000;
+
+/// Minutes of the index read at once.
+const IN_FLIGHT: usize = 8;
+
+/// `YYYY-MM-DDTHH:MM[:SS]` (UTC) or RFC 3339, as epoch ms.
+fn instant(text: &str) -> Option<Result<i64, String>> {
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    let rfc3339 = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339);
+    let local = || {
+        let format = if text.len() > 16 {
+            "[year]-[month]-[day]T[hour]:[minute]:[second]"
+        } else {
+            "[year]-[month]-[day]T[hour]:[minute]"
+        };
+        let description = time::format_description::parse_borrowed::<2>(format).map_err(|e| e.to_string())?;
+        time::PrimitiveDateTime::parse(text, &description).map(|t| t.assume_utc()).map_err(|e| e.to_string())
+    };
+    let parsed = rfc3339.map_err(|e| e.to_string()).or_else(|_| local());
+    Some(
+        parsed
+            .map(|t| i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(0))
+            .map_err(|e| format!("{text:?} is not a time (YYYY-MM-DDTHH:MM, UTC): {e}")),
+    )
+}
+
+/// The statuses an order can have, from the `order_state` contract.
+fn statuses(console: &Console) -> Vec<String> {
+    let Some(contract) = console.topology.contracts.get("order_state") else { return Vec::new() };
+    let json: serde_json::Value = serde_json::from_str(&contract.text).unwrap_or_default();
+    json["fields"]
+        .as_array()
+        .and_then(|fields| fields.iter().find(|f| f["name"] == "status"))
+        .and_then(|f| f["type"]["symbols"].as_array())
+        .map(|symbols| symbols.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default()
 }
 
 fn not_connected(operator: &Operator, title: &str) -> Response {
@@ -55,23 +121,78 @@ fn order_link(partner: &str, correlation_id: &str) -> String {
 }
 
 fn search_form(console: &Console, search: &Search) -> String {
-    let options: String = console
-        .partners
-        .iter()
-        .map(|p| {
-            let selected = if *p == search.partner { " selected" } else { "" };
-            format!("<option value=\"{0}\"{selected}>{0}</option>", escape(p))
-        })
+    let option = |value: &str, text: &str, current: &str| {
+        let selected = if value == current { " selected" } else { "" };
+        format!("<option value=\"{}\"{selected}>{}</option>", escape(value), escape(text))
+    };
+    let partners: String = console.partners.iter().map(|p| option(p, p, &search.partner)).collect();
+    let statuses: String = std::iter::once(option("", "Any", &search.status))
+        .chain(statuses(console).iter().map(|s| option(s, s, &search.status)))
+        .collect();
+    let within: String = std::iter::once(option("", "Any time", &search.within))
+        .chain(WITHIN.iter().map(|(v, t, _)| option(v, t, &search.within)))
         .collect();
     format!(
         "<form class=\"search\" method=\"get\" action=\"/orders\" role=\"search\">\
-         <label for=\"partner\">Partner<select id=\"partner\" name=\"partner\">{options}</select></label>\
+         <label for=\"partner\">Partner<select id=\"partner\" name=\"partner\">{partners}</select></label>\
          <label for=\"order_id\">Order id<input id=\"order_id\" name=\"order_id\" value=\"{}\"></label>\
          <label for=\"correlation_id\">Correlation id<input id=\"correlation_id\" name=\"correlation_id\" value=\"{}\"></label>\
+         <label for=\"status\">Status<select id=\"status\" name=\"status\">{statuses}</select></label>\
+         <label for=\"within\">Created<select id=\"within\" name=\"within\">{within}</select></label>\
+         <label for=\"from\">From (UTC)<input id=\"from\" name=\"from\" type=\"datetime-local\" value=\"{}\"></label>\
+         <label for=\"to\">To (UTC)<input id=\"to\" name=\"to\" type=\"datetime-local\" value=\"{}\"></label>\
          <button type=\"submit\">Search</button></form>",
         escape(&search.order_id),
-        escape(&search.correlation_id)
+        escape(&search.correlation_id),
+        escape(&search.from),
+        escape(&search.to)
     )
+}
+
+/// What a search by creation time found, and how far it read.
+struct TimeSearch {
+    found: Vec<LookupView>,
+    minutes: usize,
+    rows: usize,
+    /// Stopped at the scan budget before the window's start.
+    cut_short: bool,
+}
+
+/// The partner's orders created in [`from`, `until`), newest first, with `status` if given: the
+/// by-minute index walked back from `until`, [`IN_FLIGHT`] minutes at once, until
+/// [`SEARCH_LIMIT`] orders match, the window is read or [`SCAN_BUDGET`] rows are.
+async fn by_time(
+    model: &interchange_ingest::read_model::ReadModel,
+    partner: &str,
+    status: Option<&str>,
+    from: i64,
+    until: i64,
+) -> Result<TimeSearch, String> {
+    use futures::StreamExt;
+    let limit = usize::try_from(SEARCH_LIMIT).unwrap_or(50);
+    let last = interchange_core::readmodel::minute_of(until.saturating_sub(1));
+    let first = interchange_core::readmodel::minute_of(from);
+    let minutes = std::iter::successors(Some(last), |m| Some(m - 60_000)).take_while(move |m| *m >= first);
+    let per_minute = if status.is_some() { 5_000 } else { SEARCH_LIMIT };
+    let mut pages = futures::stream::iter(minutes)
+        .map(|minute| async move { model.by_minute(partner, minute, from, until, per_minute).await })
+        .buffered(IN_FLIGHT);
+    let mut search = TimeSearch { found: Vec::new(), minutes: 0, rows: 0, cut_short: false };
+    while let Some(page) = pages.next().await {
+        let page = page?;
+        search.minutes += 1;
+        search.rows += page.len();
+        search.found.extend(page.into_iter().filter(|o| status.is_none_or(|s| o.status.as_deref() == Some(s))));
+        if search.found.len() >= limit {
+            search.found.truncate(limit);
+            break;
+        }
+        if search.rows >= SCAN_BUDGET {
+            search.cut_short = true;
+            break;
+        }
+    }
+    Ok(search)
 }
 
 fn results_table(partner: &str, found: &[LookupView]) -> String {
@@ -112,12 +233,51 @@ pub(crate) async fn search(
     }
     let form = search_form(&console, &search);
     let (order_id, correlation_id) = (search.order_id.trim(), search.correlation_id.trim());
-    if order_id.is_empty() && correlation_id.is_empty() {
-        let body = format!("{form}<p class=\"note\">Give an order id or a correlation id.</p>");
+    let by_time_asked = !search.status.is_empty() || !search.within.is_empty() || !search.from.trim().is_empty();
+    if order_id.is_empty() && correlation_id.is_empty() && !by_time_asked {
+        let body = format!("{form}<p class=\"note\">Give an order id or a correlation id, or a status or a time.</p>");
         return Html(page(TITLE, Section::Orders, Some(&operator), &body)).into_response();
     }
     let Some(model) = console.read_model.get() else { return not_connected(&operator, TITLE) };
     let partner = search.partner.as_str();
+    if order_id.is_empty() && correlation_id.is_empty() {
+        let bad = |text: String| {
+            let body = format!("{form}{}", alert(&text));
+            (StatusCode::BAD_REQUEST, Html(page(TITLE, Section::Orders, Some(&operator), &body))).into_response()
+        };
+        let now = interchange_core::clock::now_millis();
+        let until = match instant(&search.to) {
+            Some(Ok(t)) => t,
+            Some(Err(e)) => return bad(e),
+            None => now + 1,
+        };
+        let window = WITHIN.iter().find(|(v, _, _)| *v == search.within).map_or(MAX_SPAN_MS, |(_, _, ms)| *ms);
+        let from = match instant(&search.from) {
+            Some(Ok(t)) => t,
+            Some(Err(e)) => return bad(e),
+            None => until - window,
+        };
+        if from >= until {
+            return bad("The search's start is not before its end.".to_owned());
+        }
+        let from = from.max(until - MAX_SPAN_MS);
+        let status = Some(search.status.trim()).filter(|s| !s.is_empty());
+        return match by_time(model, partner, status, from, until).await {
+            Ok(found) => {
+                let note = format!(
+                    "<p class=\"note\">Created from {} to {}: read {} order(s) in {} minute(s) of the index{}.</p>",
+                    time(Some(from)),
+                    time(Some(until)),
+                    found.rows,
+                    found.minutes,
+                    if found.cut_short { ", then stopped: narrow the time range to see older ones" } else { "" }
+                );
+                let body = format!("{form}{}{note}", results_table(partner, &found.found));
+                Html(page(TITLE, Section::Orders, Some(&operator), &body)).into_response()
+            }
+            Err(e) => unavailable(&operator, TITLE, &e),
+        };
+    }
     let found = if correlation_id.is_empty() {
         model.by_order_id(partner, order_id, SEARCH_LIMIT).await
     } else {
@@ -334,4 +494,18 @@ pub(crate) async fn order(
     };
     let body = format!("{}{deliveries}{}", state_list(&partner, &id, &order), timeline(&events));
     Html(page(&title, Section::Orders, Some(&operator), &body)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::instant;
+
+    #[test]
+    fn a_search_time_is_a_datetime_local_value_in_utc_or_rfc_3339() {
+        assert_eq!(instant("2023-11-14T22:13"), Some(Ok(1_699_999_980_000)));
+        assert_eq!(instant("2023-11-14T22:13:20"), Some(Ok(1_700_000_000_000)));
+        assert_eq!(instant("2023-11-14T22:13:20.123Z"), Some(Ok(1_700_000_000_123)));
+        assert_eq!(instant(" "), None);
+        assert!(instant("yesterday").is_some_and(|r| r.is_err()));
+    }
 }

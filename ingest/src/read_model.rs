@@ -28,6 +28,10 @@ pub struct ReadModel {
     order: PreparedStatement,
     events: PreparedStatement,
     by_order_id: PreparedStatement,
+    /// The console's search by creation time, prepared at its first use (the edge never needs it,
+    /// so a keyspace migrated before the table existed still serves the status API).
+    by_minute: tokio::sync::OnceCell<PreparedStatement>,
+    keyspace: String,
 }
 
 impl std::fmt::Debug for ReadModel {
@@ -131,7 +135,7 @@ impl ReadModel {
         let order = prepare(statements::select_order(ks)).await?;
         let events = prepare(statements::select_events(ks)).await?;
         let by_order_id = prepare(statements::select_by_order_id(ks)).await?;
-        Ok(Self { session, order, events, by_order_id })
+        Ok(Self { session, order, events, by_order_id, by_minute: tokio::sync::OnceCell::new(), keyspace: ks.clone() })
     }
 
     /// The orders of `partner` whose order id is `order_id` (at most `limit`).
@@ -141,6 +145,35 @@ impl ReadModel {
             .execute_unpaged(&self.by_order_id, (partner, order_id, limit))
             .await
             .map_err(|e| e.to_string())?;
+        let rows = result.into_rows_result().map_err(|e| e.to_string())?;
+        let iter = rows.rows::<LookupColumns>().map_err(|e| e.to_string())?;
+        iter.map(|row| row.map(lookup_view)).collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())
+    }
+
+    /// The orders of `partner` created in the minute starting at `minute` (epoch ms), at or after
+    /// `from` and before `until`, newest first (at most `limit`); their status is the latest.
+    pub async fn by_minute(
+        &self,
+        partner: &str,
+        minute: i64,
+        from: i64,
+        until: i64,
+        limit: i32,
+    ) -> Result<Vec<LookupView>, String> {
+        let statement = self
+            .by_minute
+            .get_or_try_init(|| async {
+                let mut statement = self
+                    .session
+                    .prepare(statements::select_by_minute(&self.keyspace))
+                    .await
+                    .map_err(|e| format!("{e} (is `hub readmodel migrate` done?)"))?;
+                statement.set_is_idempotent(true);
+                Ok::<_, String>(statement)
+            })
+            .await?;
+        let values = (partner, CqlTimestamp(minute), CqlTimestamp(from), CqlTimestamp(until), limit);
+        let result = self.session.execute_unpaged(statement, values).await.map_err(|e| e.to_string())?;
         let rows = result.into_rows_result().map_err(|e| e.to_string())?;
         let iter = rows.rows::<LookupColumns>().map_err(|e| e.to_string())?;
         iter.map(|row| row.map(lookup_view)).collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())

@@ -18,7 +18,7 @@ pub mod rows;
 pub mod schema;
 pub mod statements;
 
-pub use rows::{Decimal, EventRow, EventView, LookupRow, LookupView, OrderRow, OrderView};
+pub use rows::{Decimal, EventRow, EventView, LookupRow, LookupView, MinuteRow, OrderRow, OrderView};
 
 /// The latest state of each order, keyed by (partner, correlation id).
 pub const ORDERS_TABLE: &str = "orders";
@@ -28,6 +28,14 @@ pub const EVENTS_TABLE: &str = "order_events";
 
 /// The table that maps (partner, order id) to the correlation ids of the partner's orders.
 pub const ORDER_ID_TABLE: &str = "orders_by_order_id";
+
+/// A partner's orders by the minute they were created, newest first (the console's search).
+pub const MINUTE_TABLE: &str = "orders_by_minute";
+
+/// The start of the minute `millis` falls in (epoch ms).
+pub fn minute_of(millis: i64) -> i64 {
+    millis - millis.rem_euclid(60_000)
+}
 
 /// Longest order id (UTF-8 bytes) the lookup table indexes. Cassandra refuses partition keys
 /// over 64 KiB, and one refused write would stop the projector for good; real order ids are far

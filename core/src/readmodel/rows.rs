@@ -114,6 +114,33 @@ impl LookupRow {
     }
 }
 
+/// An order's row in the by-minute index (the console's search), written with its `orders` row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MinuteRow {
+    pub partner: String,
+    pub minute: i64,
+    pub created_at: i64,
+    pub correlation_id: String,
+    pub status: String,
+    pub version: i64,
+    pub order_id: String,
+}
+
+impl MinuteRow {
+    /// The by-minute row of `order`; `None` without a creation time.
+    pub fn of(order: &OrderRow) -> Option<Self> {
+        (order.created_at > 0).then(|| Self {
+            partner: order.partner.clone(),
+            minute: super::minute_of(order.created_at),
+            created_at: order.created_at,
+            correlation_id: order.correlation_id.clone(),
+            status: order.status.clone(),
+            version: order.version,
+            order_id: order.order_id.clone(),
+        })
+    }
+}
+
 /// An order as the status API reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderView {

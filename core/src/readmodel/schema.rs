@@ -55,7 +55,7 @@ mod tests {
     #[test]
     fn the_migration_fills_in_the_keyspace_replication_and_ttl() {
         let all = migration("ks", &replication(3, Some("dc1")), Duration::from_secs(86_400));
-        assert_eq!(all.len(), 7, "a keyspace, three tables and three TTL updates");
+        assert_eq!(all.len(), 9, "a keyspace, four tables and four TTL updates");
         assert!(all[0].starts_with("CREATE KEYSPACE IF NOT EXISTS ks"));
         assert!(all[0].ends_with("{'class': 'NetworkTopologyStrategy', 'dc1': 3}"));
         assert!(all.iter().all(|s| !s.contains("${") && !s.contains("--")));

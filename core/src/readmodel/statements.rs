@@ -3,7 +3,7 @@
 //! write timestamp) and the status API's selects (decoded in the order of the list). The tests
 //! check every list against the tables of [`super::schema::SCHEMA`].
 
-use super::{EVENTS_TABLE, ORDERS_TABLE, ORDER_ID_TABLE};
+use super::{EVENTS_TABLE, MINUTE_TABLE, ORDERS_TABLE, ORDER_ID_TABLE};
 
 /// The columns of an `orders` row the projector writes ([`super::OrderRow`]), in bind order.
 pub const ORDER_COLUMNS: [&str; 16] = [
@@ -31,6 +31,13 @@ pub const EVENT_COLUMNS: [&str; 9] =
 
 /// The columns of an order-id lookup row the projector writes ([`super::LookupRow`]), in bind order.
 pub const LOOKUP_COLUMNS: [&str; 6] = ["partner", "order_id", "correlation_id", "status", "version", "created_at"];
+
+/// The columns of a by-minute row the projector writes ([`super::MinuteRow`]), in bind order.
+pub const MINUTE_COLUMNS: [&str; 7] =
+    ["partner", "minute", "created_at", "correlation_id", "status", "version", "order_id"];
+
+/// The columns of a by-minute row the console reads ([`super::LookupView`]), in order.
+pub const MINUTE_VIEW_COLUMNS: [&str; 4] = ["correlation_id", "status", "version", "created_at"];
 
 /// The columns of an order the status API reads ([`super::OrderView`]), in order.
 pub const ORDER_VIEW_COLUMNS: [&str; 13] = [
@@ -81,6 +88,22 @@ pub fn insert_lookup(keyspace: &str) -> String {
     insert(keyspace, ORDER_ID_TABLE, &LOOKUP_COLUMNS)
 }
 
+/// Inserts an order's by-minute row: [`MINUTE_COLUMNS`], then the TTL and the write timestamp.
+pub fn insert_by_minute(keyspace: &str) -> String {
+    insert(keyspace, MINUTE_TABLE, &MINUTE_COLUMNS)
+}
+
+/// A partner's orders created in one minute, newest first, by (partner, minute, created at or
+/// after, created before, limit): [`MINUTE_VIEW_COLUMNS`].
+pub fn select_by_minute(keyspace: &str) -> String {
+    select(
+        keyspace,
+        MINUTE_TABLE,
+        &MINUTE_VIEW_COLUMNS,
+        "partner = ? AND minute = ? AND created_at >= ? AND created_at < ? LIMIT ?",
+    )
+}
+
 /// An order by (partner, correlation id): [`ORDER_VIEW_COLUMNS`].
 pub fn select_order(keyspace: &str) -> String {
     select(keyspace, ORDERS_TABLE, &ORDER_VIEW_COLUMNS, "partner = ? AND correlation_id = ?")
@@ -108,6 +131,7 @@ mod tests {
         assert_eq!(columns(ORDERS_TABLE), ORDER_COLUMNS);
         assert_eq!(columns(EVENTS_TABLE), EVENT_COLUMNS);
         assert_eq!(columns(ORDER_ID_TABLE), LOOKUP_COLUMNS);
+        assert_eq!(columns(MINUTE_TABLE), MINUTE_COLUMNS);
     }
 
     #[test]
@@ -116,6 +140,7 @@ mod tests {
             (ORDERS_TABLE, &ORDER_VIEW_COLUMNS[..]),
             (EVENTS_TABLE, &EVENT_VIEW_COLUMNS[..]),
             (ORDER_ID_TABLE, &LOOKUP_VIEW_COLUMNS[..]),
+            (MINUTE_TABLE, &MINUTE_VIEW_COLUMNS[..]),
         ] {
             let have = columns(table);
             for column in read {

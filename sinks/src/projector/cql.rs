@@ -13,7 +13,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use interchange_core::readmodel::{schema, statements, Decimal, EventRow, LookupRow, OrderRow};
+use interchange_core::readmodel::{schema, statements, Decimal, EventRow, LookupRow, MinuteRow, OrderRow};
 use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
@@ -119,6 +119,35 @@ struct LookupValues {
     timestamp: i64,
 }
 
+/// Values of the by-minute insert, in bind order ([`statements::insert_by_minute`]).
+#[derive(scylla::SerializeRow)]
+#[scylla(flavor = "enforce_order", skip_name_checks)]
+struct MinuteValues {
+    partner: String,
+    minute: CqlTimestamp,
+    created_at: CqlTimestamp,
+    correlation_id: String,
+    status: String,
+    version: i64,
+    order_id: String,
+    ttl: i32,
+    timestamp: i64,
+}
+
+fn minute_values(m: MinuteRow, ttl: i32) -> MinuteValues {
+    MinuteValues {
+        partner: m.partner,
+        minute: CqlTimestamp(m.minute),
+        created_at: CqlTimestamp(m.created_at),
+        correlation_id: m.correlation_id,
+        status: m.status,
+        version: m.version,
+        order_id: m.order_id,
+        ttl,
+        timestamp: m.version,
+    }
+}
+
 fn dec(d: &Decimal) -> CqlDecimal {
     CqlDecimal::from_signed_be_bytes_slice_and_exponent(&d.unscaled, d.scale)
 }
@@ -184,6 +213,7 @@ pub struct Writer {
     upsert_order: PreparedStatement,
     insert_event: PreparedStatement,
     insert_lookup: PreparedStatement,
+    insert_by_minute: PreparedStatement,
     ttl: Duration,
 }
 
@@ -207,7 +237,8 @@ impl Writer {
         let upsert_order = prepare(statements::insert_order(keyspace)).await?;
         let insert_event = prepare(statements::insert_event(keyspace)).await?;
         let insert_lookup = prepare(statements::insert_lookup(keyspace)).await?;
-        Ok(Self { session, upsert_order, insert_event, insert_lookup, ttl })
+        let insert_by_minute = prepare(statements::insert_by_minute(keyspace)).await?;
+        Ok(Self { session, upsert_order, insert_event, insert_lookup, insert_by_minute, ttl })
     }
 
     /// Writes one order's rows in one unlogged batch (all in one partition, so one replica set
@@ -235,12 +266,34 @@ impl Writer {
             return Ok(started.elapsed());
         }
         self.session.batch(&batch, values).await.map_err(|e| cql_error("write")(e.to_string()))?;
-        // Same TTL and timestamp as the order's row, so both live and change together.
-        if let Some((lookup, ttl)) = order_ttl.and_then(|ttl| LookupRow::of(&projection.order).map(|l| (l, ttl))) {
-            self.session
-                .execute_unpaged(&self.insert_lookup, lookup_values(lookup, ttl))
-                .await
-                .map_err(|e| cql_error("write lookup")(e.to_string()))?;
+        // The indexes: same TTL and timestamp as the order's row, so they live and change
+        // together with it; both at once.
+        if let Some(ttl) = order_ttl {
+            let lookup = async {
+                match LookupRow::of(&projection.order) {
+                    Some(lookup) => self
+                        .session
+                        .execute_unpaged(&self.insert_lookup, lookup_values(lookup, ttl))
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| cql_error("write lookup")(e.to_string())),
+                    None => Ok(()),
+                }
+            };
+            let by_minute = async {
+                match MinuteRow::of(&projection.order) {
+                    Some(row) => self
+                        .session
+                        .execute_unpaged(&self.insert_by_minute, minute_values(row, ttl))
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| cql_error("write by-minute row")(e.to_string())),
+                    None => Ok(()),
+                }
+            };
+            let (lookup, by_minute) = tokio::join!(lookup, by_minute);
+            lookup?;
+            by_minute?;
         }
         Ok(started.elapsed())
     }
