@@ -257,6 +257,16 @@ async fn measure(
         ("baseline: /healthz", "/healthz".to_owned(), "ok".to_owned()),
         ("overview", "/".to_owned(), "Signed in as".to_owned()),
         ("order search by order id", format!("/orders?partner=acme-shop&order_id=B-{middle}"), "1 order(s)".to_owned()),
+        (
+            "orders by status, last 15 minutes",
+            "/orders?partner=acme-shop&status=COMPLETED&within=15m".to_owned(),
+            "50 order(s)".to_owned(),
+        ),
+        (
+            "orders by a status none has, last hour",
+            "/orders?partner=acme-shop&status=REJECTED&within=1h".to_owned(),
+            "search further back".to_owned(),
+        ),
         ("order page", format!("/orders/acme-shop/{id}"), "dispatch_command: DELIVERED after 1 attempt(s)".to_owned()),
         ("dead letters, all", "/dead-letters".to_owned(), everything.clone()),
         (

@@ -122,12 +122,13 @@ impl LetterIndex {
             .map_err(|e| format!("consumer: {e}"))?;
         let consumer = Arc::new(consumer);
         let reader = replay::letter_reader(&settings.services, &settings.schema).map_err(|e| e.to_string())?;
-        let mut assigned: BTreeMap<(String, i32), bool> = BTreeMap::new();
+        // Each assigned partition: its end when first seen, and whether the tail has reached it.
+        let mut assigned: BTreeMap<(String, i32), (i64, bool)> = BTreeMap::new();
         self.check(&consumer, &settings.topics, &mut assigned).await?;
         let mut check = tokio::time::interval(CHECK_EVERY);
         check.tick().await;
         loop {
-            if !self.caught_up.load(Ordering::Relaxed) && assigned.values().all(|at_end| *at_end) {
+            if !self.caught_up.load(Ordering::Relaxed) && assigned.values().all(|(_, at_end)| *at_end) {
                 self.caught_up.store(true, Ordering::Relaxed);
                 tracing::info!(letters = self.count_since(i64::MIN), "dead-letter index caught up");
             }
@@ -140,19 +141,26 @@ impl LetterIndex {
                         self.insert(letter);
                         self.set_problem(None);
                     }
-                    Err(KafkaError::PartitionEOF(partition)) => {
-                        for ((_, p), at_end) in assigned.iter_mut() {
-                            // The EOF names the partition, not the topic: the first pass is over
-                            // once every assigned partition has reported its end once.
-                            if *p == partition && !*at_end {
-                                *at_end = true;
-                                break;
-                            }
-                        }
+                    Err(KafkaError::PartitionEOF(_)) => self.mark_ends(&consumer, &mut assigned),
+                    Err(e) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::PartitionEOF) => {
+                        self.mark_ends(&consumer, &mut assigned);
                     }
-                    Err(e) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::PartitionEOF) => {}
                     Err(e) => return Err(format!("reading: {e}")),
                 },
+            }
+        }
+    }
+
+    /// Marks the partitions whose position has reached the end they had when first seen (an EOF
+    /// names a partition number, not its topic, so every partition's position is checked).
+    fn mark_ends(&self, consumer: &StreamConsumer<Quiet>, assigned: &mut BTreeMap<(String, i32), (i64, bool)>) {
+        let Ok(positions) = consumer.position() else { return };
+        for element in positions.elements() {
+            let rdkafka::Offset::Offset(at) = element.offset() else { continue };
+            if let Some((end, at_end)) = assigned.get_mut(&(element.topic().to_owned(), element.partition())) {
+                if at >= *end {
+                    *at_end = true;
+                }
             }
         }
     }
@@ -163,7 +171,7 @@ impl LetterIndex {
         &self,
         consumer: &Arc<StreamConsumer<Quiet>>,
         topics: &[String],
-        assigned: &mut BTreeMap<(String, i32), bool>,
+        assigned: &mut BTreeMap<(String, i32), (i64, bool)>,
     ) -> Result<(), String> {
         let probe = consumer.clone();
         let topics = topics.to_vec();
@@ -189,7 +197,7 @@ impl LetterIndex {
             self.forget_below(&topic, p, low);
             if !assigned.contains_key(&(topic.clone(), p)) {
                 new.add_partition_offset(&topic, p, Offset::Beginning).map_err(|e| e.to_string())?;
-                assigned.insert((topic, p), high <= low);
+                assigned.insert((topic, p), (high, high <= low));
             }
         }
         if new.count() > 0 {

@@ -151,15 +151,21 @@ impl ReadModel {
     }
 
     /// The orders of `partner` created in the minute starting at `minute` (epoch ms), at or after
-    /// `from` and before `until`, newest first (at most `limit`); their status is the latest.
+    /// `from` and before `until`, newest first, whose latest status is `status` (any without):
+    /// at most `want` of them, reading at most `budget` rows (paged). Returns them, the rows read
+    /// and the creation time of the oldest row read.
+    #[allow(clippy::too_many_arguments)]
     pub async fn by_minute(
         &self,
         partner: &str,
         minute: i64,
         from: i64,
         until: i64,
-        limit: i32,
-    ) -> Result<Vec<LookupView>, String> {
+        status: Option<&str>,
+        want: usize,
+        budget: usize,
+    ) -> Result<(Vec<LookupView>, usize, Option<i64>), String> {
+        use futures::StreamExt;
         let statement = self
             .by_minute
             .get_or_try_init(|| async {
@@ -169,14 +175,28 @@ impl ReadModel {
                     .await
                     .map_err(|e| format!("{e} (is `hub readmodel migrate` done?)"))?;
                 statement.set_is_idempotent(true);
+                statement.set_page_size(5_000);
                 Ok::<_, String>(statement)
             })
             .await?;
+        // Without a status every row read is one found: read no more than wanted.
+        let limit = i32::try_from(if status.is_some() { budget } else { want.min(budget) }).unwrap_or(i32::MAX);
         let values = (partner, CqlTimestamp(minute), CqlTimestamp(from), CqlTimestamp(until), limit);
-        let result = self.session.execute_unpaged(statement, values).await.map_err(|e| e.to_string())?;
-        let rows = result.into_rows_result().map_err(|e| e.to_string())?;
-        let iter = rows.rows::<LookupColumns>().map_err(|e| e.to_string())?;
-        iter.map(|row| row.map(lookup_view)).collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())
+        let pager = self.session.execute_iter(statement.clone(), values).await.map_err(|e| e.to_string())?;
+        let mut rows = pager.rows_stream::<LookupColumns>().map_err(|e| e.to_string())?;
+        let (mut found, mut read, mut oldest) = (Vec::new(), 0, None);
+        while let Some(row) = rows.next().await {
+            let order = lookup_view(row.map_err(|e| e.to_string())?);
+            read += 1;
+            oldest = order.created_at;
+            if status.is_none_or(|s| order.status.as_deref() == Some(s)) {
+                found.push(order);
+                if found.len() >= want {
+                    break;
+                }
+            }
+        }
+        Ok((found, read, oldest))
     }
 
     /// The order `id` of `partner`, if the read model has it.
