@@ -18,16 +18,15 @@ use interchange_console::{ConsoleOptions, Settings};
 use interchange_core::cli::Global;
 use interchange_core::clock::now_millis;
 use interchange_core::kafka::KafkaSettings;
-use interchange_core::topology::{SinkParams, Topology};
-use interchange_sinks::projector::cql;
+use interchange_core::topology::Topology;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::json;
 use sha2::Digest;
 use tokio_util::sync::CancellationToken;
 
-use super::process::{encode, fresh, produce};
-use super::project::{projected, projector, quantile, state, SinkDefaults};
+use super::process::{encode, produce};
+use super::project::{drop_fresh, fresh_with_keyspace, projected, projector, quantile, state, SinkDefaults};
 use super::setup;
 
 /// `hub-bench console` options.
@@ -52,20 +51,9 @@ const TOKEN: &str = "bench-operator-token";
 /// Runs the console benchmark and prints the report.
 pub async fn run(global: &Global, args: &ConsoleBenchArgs) -> anyhow::Result<ExitCode> {
     let kafka = setup::kafka(global)?;
-    let registry = global.registry().client()?;
-    let (mut topology, ids) = fresh(global, &kafka, &registry).await?;
-    let keyspace = format!("bench_{}", topology.topic_prefix.trim_start_matches("bench-").trim_end_matches('.'));
-    for sink in &mut topology.sinks {
-        if let SinkParams::CqlProjector { keyspace: k, .. } = &mut sink.params {
-            k.clone_from(&keyspace);
-        }
-    }
-    let (_, ttl) = projector(&topology)?;
-    let session = cql::connect(&global.cql_nodes(), Duration::from_secs(10)).await?;
-    cql::migrate(&session, &keyspace, &interchange_core::readmodel::schema::replication(1, None), ttl).await?;
+    let (topology, ids, keyspace, session) = fresh_with_keyspace(global, &kafka).await?;
     let result = measure(global, args, &kafka, &topology, &ids).await;
-    let _ = session.query_unpaged(format!("DROP KEYSPACE IF EXISTS {keyspace}"), ()).await;
-    setup::delete_topics(&topology, &kafka).await?;
+    drop_fresh(&topology, &kafka, &session, &keyspace).await?;
     result
 }
 
@@ -265,7 +253,7 @@ async fn measure(
         (
             "orders by a status none has, last hour",
             "/orders?partner=acme-shop&status=REJECTED&within=1h".to_owned(),
-            "search further back".to_owned(),
+            "No order matches.".to_owned(),
         ),
         ("order page", format!("/orders/acme-shop/{id}"), "dispatch_command: DELIVERED after 1 attempt(s)".to_owned()),
         ("dead letters, all", "/dead-letters".to_owned(), everything.clone()),

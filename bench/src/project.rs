@@ -187,25 +187,46 @@ async fn latencies(
     })
 }
 
-/// Runs the projector benchmark and prints the report.
-pub async fn run(global: &Global, args: &ProjectBenchArgs) -> anyhow::Result<ExitCode> {
-    let kafka = setup::kafka(global)?;
+/// A fresh topology (its own topic prefix, topics created, contracts registered) whose
+/// projector writes to a keyspace of its own, migrated: the topology, the schema ids, the
+/// keyspace and a session on it. [`drop_fresh`] removes both.
+pub(super) async fn fresh_with_keyspace(
+    global: &Global,
+    kafka: &KafkaSettings,
+) -> anyhow::Result<(Topology, BTreeMap<String, u32>, String, Session)> {
     let registry = global.registry().client()?;
-    let (mut topology, ids) = fresh(global, &kafka, &registry).await?;
+    let (mut topology, ids) = fresh(global, kafka, &registry).await?;
     let keyspace = format!("bench_{}", topology.topic_prefix.trim_start_matches("bench-").trim_end_matches('.'));
     for sink in &mut topology.sinks {
         if let SinkParams::CqlProjector { keyspace: k, .. } = &mut sink.params {
             k.clone_from(&keyspace);
         }
     }
-    let (sink_name, ttl) = projector(&topology)?;
-    let input = topology.sinks.iter().find(|s| s.name == sink_name).map(|s| s.input.clone()).context("input")?;
-    let nodes = global.cql_nodes();
-    let session = cql::connect(&nodes, Duration::from_secs(10)).await?;
+    let (_, ttl) = projector(&topology)?;
+    let session = cql::connect(&global.cql_nodes(), Duration::from_secs(10)).await?;
     cql::migrate(&session, &keyspace, &interchange_core::readmodel::schema::replication(1, None), ttl).await?;
-    let result = measure(global, args, &kafka, &topology, &ids, &session, &keyspace, &sink_name, &input).await;
+    Ok((topology, ids, keyspace, session))
+}
+
+/// Drops what [`fresh_with_keyspace`] made.
+pub(super) async fn drop_fresh(
+    topology: &Topology,
+    kafka: &KafkaSettings,
+    session: &Session,
+    keyspace: &str,
+) -> anyhow::Result<()> {
     let _ = session.query_unpaged(format!("DROP KEYSPACE IF EXISTS {keyspace}"), ()).await;
-    setup::delete_topics(&topology, &kafka).await?;
+    setup::delete_topics(topology, kafka).await
+}
+
+/// Runs the projector benchmark and prints the report.
+pub async fn run(global: &Global, args: &ProjectBenchArgs) -> anyhow::Result<ExitCode> {
+    let kafka = setup::kafka(global)?;
+    let (topology, ids, keyspace, session) = fresh_with_keyspace(global, &kafka).await?;
+    let (sink_name, _) = projector(&topology)?;
+    let input = topology.sinks.iter().find(|s| s.name == sink_name).map(|s| s.input.clone()).context("input")?;
+    let result = measure(global, args, &kafka, &topology, &ids, &session, &keyspace, &sink_name, &input).await;
+    drop_fresh(&topology, &kafka, &session, &keyspace).await?;
     result
 }
 
