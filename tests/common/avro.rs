@@ -27,13 +27,29 @@ pub fn contract(name: &str) -> apache_avro::Schema {
 /// Encodes `json` (the contract's JSON shape) for `topic` under TopicNameStrategy
 /// (`record` None) or TopicRecordNameStrategy (`record` Some(full name)).
 pub async fn encode(contract_name: &str, topic: &str, record: Option<&str>, json: &serde_json::Value) -> Vec<u8> {
+    encode_with(&encoder(), contract_name, topic, record, json).await
+}
+
+/// A Confluent encoder: it caches what the registry answered, so one kept for a batch asks the
+/// registry once per subject, not once per record.
+pub fn encoder() -> AvroEncoder {
+    AvroEncoder::new(SrSettings::new(registry_url()))
+}
+
+/// [`encode`] with `encoder` (and its cache).
+pub async fn encode_with(
+    encoder: &AvroEncoder,
+    contract_name: &str,
+    topic: &str,
+    record: Option<&str>,
+    json: &serde_json::Value,
+) -> Vec<u8> {
     let schema = contract(contract_name);
     let value =
         interchange_core::contract::json_to_avro(&schema, json, interchange_core::contract::UnknownFields::Reject)
             .unwrap_or_else(|v| panic!("{contract_name}: {v:?}"));
     let apache_avro::types::Value::Record(fields) = value else { panic!("a record") };
     let fields: Vec<(&str, apache_avro::types::Value)> = fields.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-    let encoder = AvroEncoder::new(SrSettings::new(registry_url()));
     let strategy = match record {
         None => SubjectNameStrategy::TopicNameStrategy(topic.to_owned(), false),
         Some(name) => SubjectNameStrategy::TopicRecordNameStrategy(topic.to_owned(), name.to_owned()),

@@ -3,13 +3,16 @@
 //! the accessibility checker, run inside the page.
 #![allow(dead_code)]
 
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::Value;
 
-/// chromedriver and one Chromium session; both end on drop.
+/// chromedriver and one Chromium session; both end on drop, with every process Chromium started
+/// (chromedriver runs in a process group of its own, and the whole group is killed: killing
+/// chromedriver alone left each test's Chromium running).
 pub struct Browser {
     pub client: Client,
     driver: Child,
@@ -18,6 +21,8 @@ pub struct Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        let group = format!("-{}", self.driver.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).stderr(Stdio::null()).status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
@@ -41,6 +46,7 @@ impl Browser {
         let port = super::free_port();
         let driver = Command::new(&chromedriver)
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -159,6 +159,7 @@ impl FakeErp {
         let (stop2, answered2, results) = (Arc::clone(&stop), Arc::clone(&answered), results.to_owned());
         let task = tokio::spawn(async move {
             let decoder = super::avro::decoder();
+            let encoder = super::avro::encoder();
             while !stop2.load(Ordering::Relaxed) {
                 let Ok(Ok(message)) = tokio::time::timeout(Duration::from_millis(200), consumer.recv()).await else {
                     continue;
@@ -187,7 +188,7 @@ impl FakeErp {
                     "attempts": 1,
                     "completed_at": 1_700_000_000_000_i64,
                 });
-                let bytes = super::avro::encode("delivery_result", &results, None, &result).await;
+                let bytes = super::avro::encode_with(&encoder, "delivery_result", &results, None, &result).await;
                 let headers = OwnedHeaders::new()
                     .insert(Header { key: "correlation-id", value: Some(correlation_id.as_str()) })
                     .insert(Header { key: "event-id", value: result["event_id"].as_str() })
@@ -229,8 +230,11 @@ pub async fn produce_orders(topic: &str, orders: &[(String, serde_json::Value)])
         .create()
         .expect("producer");
     let mut sends = Vec::new();
+    // One encoder for the batch: the registry is asked once, not once per order (thousands of
+    // requests made this the slowest part of the crash tests under load).
+    let encoder = super::avro::encoder();
     for (correlation_id, order) in orders {
-        let bytes = super::avro::encode("order_received", topic, None, order).await;
+        let bytes = super::avro::encode_with(&encoder, "order_received", topic, None, order).await;
         let event_id = order["event_id"].as_str().unwrap_or_default().to_owned();
         let (producer, topic, correlation_id) = (producer.clone(), topic.to_owned(), correlation_id.clone());
         sends.push(async move {
