@@ -26,7 +26,7 @@ use sha2::Digest;
 use tokio_util::sync::CancellationToken;
 
 use super::process::{encode, produce};
-use super::project::{drop_fresh, fresh_with_keyspace, projected, projector, quantile, state, SinkDefaults};
+use super::project::{drop_fresh, fresh_with_keyspace, projected, projector, quantile, start_projector, state};
 use super::setup;
 
 /// `hub-bench console` options.
@@ -113,19 +113,8 @@ async fn fill_read_model(
     for delivery in pending {
         delivery.await.context("delivery")?.map_err(|(e, _)| e).context("produce")?;
     }
-    let listen = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
-    let config = {
-        use clap::Parser;
-        SinkDefaults::try_parse_from(["bench", "--sink", &sink_name, "--sink-listen", &listen.to_string()])?.config
-    };
-    let services = global.services(kafka.clone());
-    let shutdown = CancellationToken::new();
-    let run = {
-        let (topology, shutdown) = (topology.clone(), shutdown.clone());
-        tokio::spawn(async move { interchange_sinks::run(&topology, &services, &config, shutdown).await })
-    };
+    let (run, shutdown, metrics) = start_projector(global, kafka, topology, &sink_name)?;
     let client = reqwest::Client::new();
-    let metrics = format!("http://{listen}/metrics");
     let deadline = Instant::now() + Duration::from_secs(1800);
     let total = u64::try_from(orders)?;
     loop {

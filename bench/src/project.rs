@@ -39,9 +39,9 @@ pub struct ProjectBenchArgs {
 
 /// The sink role's options with their defaults, for the projector run in this process.
 #[derive(clap::Parser)]
-pub(super) struct SinkDefaults {
+struct SinkDefaults {
     #[command(flatten)]
-    pub(super) config: interchange_sinks::SinkConfig,
+    config: interchange_sinks::SinkConfig,
 }
 
 const STATUSES: [&str; 5] = ["UNKNOWN", "RECEIVED", "VALIDATED", "SENT_TO_PARTNER", "COMPLETED"];
@@ -219,6 +219,31 @@ pub(super) async fn drop_fresh(
     setup::delete_topics(topology, kafka).await
 }
 
+/// A projector sink running in this process.
+pub(super) type ProjectorTask = tokio::task::JoinHandle<Result<(), interchange_sinks::SinkError>>;
+
+/// The projector sink `sink_name` running in this process with the sink role's defaults: its
+/// task, what stops it, and its `/metrics` URL.
+pub(super) fn start_projector(
+    global: &Global,
+    kafka: &KafkaSettings,
+    topology: &Topology,
+    sink_name: &str,
+) -> anyhow::Result<(ProjectorTask, CancellationToken, String)> {
+    let listen = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let config = {
+        use clap::Parser;
+        SinkDefaults::try_parse_from(["bench", "--sink", sink_name, "--sink-listen", &listen.to_string()])?.config
+    };
+    let services = global.services(kafka.clone());
+    let shutdown = CancellationToken::new();
+    let run = {
+        let (topology, shutdown) = (topology.clone(), shutdown.clone());
+        tokio::spawn(async move { interchange_sinks::run(&topology, &services, &config, shutdown).await })
+    };
+    Ok((run, shutdown, format!("http://{listen}/metrics")))
+}
+
 /// Runs the projector benchmark and prints the report.
 pub async fn run(global: &Global, args: &ProjectBenchArgs) -> anyhow::Result<ExitCode> {
     let kafka = setup::kafka(global)?;
@@ -254,20 +279,8 @@ async fn measure(
     let total = u64::try_from(backlog.len())?;
     produce(kafka, input, backlog).await?;
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let listen: std::net::SocketAddr = format!("127.0.0.1:{port}").parse()?;
-    let config = {
-        use clap::Parser;
-        SinkDefaults::try_parse_from(["bench", "--sink", sink_name, "--sink-listen", &listen.to_string()])?.config
-    };
-    let services = global.services(kafka.clone());
-    let shutdown = CancellationToken::new();
-    let run = {
-        let (topology, shutdown) = (topology.clone(), shutdown.clone());
-        tokio::spawn(async move { interchange_sinks::run(&topology, &services, &config, shutdown).await })
-    };
+    let (run, shutdown, metrics) = start_projector(global, kafka, topology, sink_name)?;
     let client = reqwest::Client::new();
-    let metrics = format!("http://{listen}/metrics");
     let deadline = Instant::now() + Duration::from_secs(900);
     let mut first: Option<(Instant, u64)> = None;
     let last = loop {

@@ -86,8 +86,9 @@ fn filter_form(settings: &DeadLetterSettings, console: &Console, classes: Vec<St
     let all = || (String::new(), "All".to_owned());
     let topics: Vec<(String, String)> =
         std::iter::once(all()).chain(settings.topics.iter().map(|t| (t.clone(), t.clone()))).collect();
-    let partners: Vec<(String, String)> =
-        std::iter::once(all()).chain(console.partners.iter().map(|p| (p.clone(), p.clone()))).collect();
+    let partners: Vec<(String, String)> = std::iter::once(all())
+        .chain(console.topology.partners.iter().map(|p| (p.name.clone(), p.name.clone())))
+        .collect();
     let classes: Vec<(String, String)> =
         std::iter::once(all()).chain(classes.into_iter().map(|c| (c.clone(), c))).collect();
     let windows: Vec<(String, String)> = WINDOWS.iter().map(|(v, t, _)| ((*v).to_owned(), (*t).to_owned())).collect();

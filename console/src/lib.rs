@@ -49,7 +49,6 @@ pub use settings::{ConsoleOptions, Settings};
 /// The console's shared state.
 pub(crate) struct Console {
     operators: Operators,
-    partners: Vec<String>,
     read_model: Slot,
     dead_letters: Option<DeadLetterSettings>,
     /// The dead letters, tailed into memory.
@@ -88,7 +87,6 @@ pub fn router(settings: Settings, shutdown: CancellationToken) -> Router {
     let live = live::LiveView::start(settings.live, settings.topology.clone(), shutdown);
     let console = Arc::new(Console {
         operators: settings.operators,
-        partners: settings.partners,
         read_model: slot,
         dead_letters: settings.dead_letters,
         letters,

@@ -129,7 +129,8 @@ fn search_form(console: &Console, search: &Search) -> String {
         let selected = if value == current { " selected" } else { "" };
         format!("<option value=\"{}\"{selected}>{}</option>", escape(value), escape(text))
     };
-    let partners: String = console.partners.iter().map(|p| option(p, p, &search.partner)).collect();
+    let partners: String =
+        console.topology.partners.iter().map(|p| option(&p.name, &p.name, &search.partner)).collect();
     let statuses: String = std::iter::once(option("", "Any", &search.status))
         .chain(statuses(console).iter().map(|s| option(s, s, &search.status)))
         .collect();
@@ -234,7 +235,7 @@ pub(crate) async fn search(
 ) -> Response {
     const TITLE: &str = "Orders";
     if search.partner.is_empty() {
-        search.partner = console.partners.first().cloned().unwrap_or_default();
+        search.partner = console.topology.partners.first().map(|p| p.name.clone()).unwrap_or_default();
     }
     let form = search_form(&console, &search);
     let (order_id, correlation_id) = (search.order_id.trim(), search.correlation_id.trim());

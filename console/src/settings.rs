@@ -16,8 +16,6 @@ use crate::ConsoleError;
 #[derive(Debug)]
 pub struct Settings {
     pub operators: Operators,
-    /// The partners of the topology, offered by the order search.
-    pub partners: Vec<String>,
     /// Where the read model is; none when the topology keeps no read model.
     pub read_model: Option<ReadModelConfig>,
     /// Where the dead letters are; none when the topology declares no dead-letter topic.
@@ -56,7 +54,6 @@ impl Settings {
         let read_model = topology
             .read_model_keyspace()
             .map(|keyspace| ReadModelConfig { nodes: services.cql_nodes.clone(), keyspace: keyspace.to_owned() });
-        let partners = topology.partners.iter().map(|p| p.name.clone()).collect();
         // Every processor's and sink's dead-letter topic, as `hub dlq` reads them.
         let topics: Vec<String> = topology.dead_letter_topics().into_iter().map(|t| t.name.clone()).collect();
         let dead_letters = match topology.contracts.get("dead_letter") {
@@ -72,7 +69,6 @@ impl Settings {
         let live = LiveSources { metrics: options.metrics_from.clone(), kafka: services.kafka.clone() };
         Ok(Self {
             operators,
-            partners,
             read_model,
             dead_letters,
             audit,
