@@ -75,6 +75,12 @@ fn avro(c: &mut Criterion) {
             black_box(encoder.encode(value).expect("encodes"))
         });
     });
+    group.bench_function("parse + direct Confluent encode (encode_json)", |b| {
+        b.iter(|| {
+            let json: Value = serde_json::from_slice(black_box(&body)).expect("parse");
+            black_box(encoder.encode_json(&json, UnknownFields::Reject).expect("encodes"))
+        });
+    });
     group.finish();
 }
 

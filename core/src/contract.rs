@@ -107,9 +107,9 @@ fn found(wanted: &str, json: &Json) -> String {
 }
 
 /// Nanoseconds per unit of an Avro time logical type.
-const MILLIS: i128 = 1_000_000;
-const MICROS: i128 = 1_000;
-const NANOS: i128 = 1;
+pub(crate) const MILLIS: i128 = 1_000_000;
+pub(crate) const MICROS: i128 = 1_000;
+pub(crate) const NANOS: i128 = 1;
 /// Julian day number of 1970-01-01.
 const UNIX_EPOCH_JULIAN_DAY: i32 = 2_440_588;
 const NANOS_PER_DAY: i128 = 86_400 * 1_000_000_000;
@@ -360,7 +360,7 @@ fn text(json: &Json) -> Result<&str, String> {
     json.as_str().ok_or_else(|| found("a string", json))
 }
 
-fn integer(json: &Json) -> Result<i64, String> {
+pub(crate) fn integer(json: &Json) -> Result<i64, String> {
     match json {
         Json::Number(n) if n.is_u64() => n.as_i64().ok_or_else(|| format!("{n} is out of the 64-bit range")),
         Json::Number(n) => n.as_i64().ok_or_else(|| format!("expected an integer, found {n}")),
@@ -368,11 +368,11 @@ fn integer(json: &Json) -> Result<i64, String> {
     }
 }
 
-fn narrow(value: i64) -> Result<i32, String> {
+pub(crate) fn narrow(value: i64) -> Result<i32, String> {
     i32::try_from(value).map_err(|_| format!("{value} is out of the 32-bit range"))
 }
 
-fn float(json: &Json) -> Result<f32, String> {
+pub(crate) fn float(json: &Json) -> Result<f32, String> {
     let wide = json.as_f64().ok_or_else(|| found("a number", json))?;
     #[allow(clippy::cast_possible_truncation)]
     let narrow = wide as f32;
@@ -392,7 +392,7 @@ fn symbol(schema: &EnumSchema, json: &Json) -> Result<Value, String> {
 
 /// An RFC 3339 string (any offset) or an integer count of `unit` nanoseconds since the epoch.
 /// Finer digits than the unit are truncated (toward the past).
-fn instant(json: &Json, unit: i128) -> Result<i64, String> {
+pub(crate) fn instant(json: &Json, unit: i128) -> Result<i64, String> {
     let Json::String(s) = json else {
         return integer(json).map_err(|_| found("a timestamp string or an integer", json));
     };
@@ -402,7 +402,7 @@ fn instant(json: &Json, unit: i128) -> Result<i64, String> {
 }
 
 /// "YYYY-MM-DD" or an integer count of days since 1970-01-01.
-fn date(json: &Json) -> Result<i32, String> {
+pub(crate) fn date(json: &Json) -> Result<i32, String> {
     let Json::String(s) = json else {
         return integer(json).map_err(|_| found("a date string or an integer", json)).and_then(narrow);
     };
@@ -412,7 +412,7 @@ fn date(json: &Json) -> Result<i32, String> {
 }
 
 /// "HH:MM:SS[.fraction]" or an integer count of `unit` nanoseconds after midnight.
-fn time_of_day(json: &Json, unit: i128) -> Result<i64, String> {
+pub(crate) fn time_of_day(json: &Json, unit: i128) -> Result<i64, String> {
     let nanos = if let Json::String(s) = json {
         let format = format_description!("[hour]:[minute]:[second][optional [.[subsecond]]]");
         let parsed = time::Time::parse(s, format).map_err(|e| format!("{s:?} is not a HH:MM:SS time: {e}"))?;
@@ -444,7 +444,7 @@ fn example_amount(scale: usize) -> String {
 }
 
 /// The unscaled value of a plain decimal literal ("-12.34"), refusing rounding and overflow.
-fn unscaled_decimal(literal: &str, schema: &DecimalSchema) -> Result<i128, (String, String)> {
+pub(crate) fn unscaled_decimal(literal: &str, schema: &DecimalSchema) -> Result<i128, (String, String)> {
     let (negative, unsigned) = match literal.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, literal),
@@ -576,9 +576,11 @@ fn to_json(names: &Names, schema: Option<&Schema>, value: &Value) -> Json {
 
 /// Unscaled two's-complement bytes as a decimal string with exactly `scale` fraction digits.
 fn decimal_text(bytes: &[u8], scale: usize) -> Json {
-    let Some(unscaled) = from_twos_complement(bytes) else {
-        return Json::Null;
-    };
+    from_twos_complement(bytes).map_or(Json::Null, |unscaled| decimal_string(unscaled, scale))
+}
+
+/// An unscaled value as a decimal string with exactly `scale` fraction digits.
+pub(crate) fn decimal_string(unscaled: i128, scale: usize) -> Json {
     let digits = format!("{:0>width$}", unscaled.unsigned_abs(), width = scale + 1);
     let (whole, fraction) = digits.split_at(digits.len() - scale);
     let sign = if unscaled < 0 { "-" } else { "" };
@@ -588,7 +590,7 @@ fn decimal_text(bytes: &[u8], scale: usize) -> Json {
 
 /// RFC 3339 UTC text of `count` units (of `unit` nanoseconds) since the epoch, with the unit's
 /// digits ("2024-01-01T00:00:00.000Z" for milliseconds); the plain number if out of range.
-fn timestamp(count: i64, unit: i128) -> Json {
+pub(crate) fn timestamp(count: i64, unit: i128) -> Json {
     let digits = match unit {
         MILLIS => 3,
         MICROS => 6,
@@ -603,7 +605,7 @@ fn timestamp(count: i64, unit: i128) -> Json {
     }
 }
 
-fn date_text(days: i32) -> Json {
+pub(crate) fn date_text(days: i32) -> Json {
     days.checked_add(UNIX_EPOCH_JULIAN_DAY)
         .and_then(|julian| time::Date::from_julian_day(julian).ok())
         .and_then(|d| d.format(format_description!("[year]-[month]-[day]")).ok())

@@ -133,7 +133,6 @@ async fn routes(topology: &Topology, registry: &Registry) -> Result<Vec<Arc<Rout
             path: route.path.clone(),
             topic: route.topic.clone(),
             contract: contract.name.clone(),
-            schema: contract.schema.clone(),
             encoder: Encoder::new(contract.schema.clone(), schema_id).map_err(IngestError::Config)?,
             fields,
             partners: route.partners.clone(),

@@ -8,7 +8,7 @@ use interchange_core::clock::now_millis;
 use interchange_core::headers::EventHeaders;
 use serde_json::{json, Value};
 
-use crate::contract::{json_to_avro, UnknownFields, Violation};
+use crate::contract::{UnknownFields, Violation};
 use crate::envelope::TraceContext;
 use crate::error::IngestError;
 use crate::idempotency::{fingerprint, Reservation, StoredResponse};
@@ -16,6 +16,7 @@ use crate::metrics::{OperationLabels, OutcomeLabels};
 use crate::problem::Problem;
 use crate::produce::Landed;
 use crate::state::{Intake, RouteSpec, ORDER_CONTRACT, RETRY_AFTER_UNAVAILABLE};
+use interchange_core::avro::EncodeError;
 
 /// The `producer-role` header of the edge's records.
 const PRODUCER_ROLE: &str = "ingest";
@@ -85,22 +86,20 @@ fn encode(route: &RouteSpec, incoming: &mut Incoming, unknown: UnknownFields) ->
         }
     }
     let body = Value::Object(object);
-    let record = json_to_avro(&route.schema, &body, unknown);
-    if record.is_ok() {
-        violations.extend(crate::amounts::violations(&route.contract, &body));
-    }
-    let record = match (record, violations.is_empty()) {
-        (Ok(record), true) => record,
-        (Ok(_), false) => return Err(Problem::contract(violations)),
-        (Err(more), _) => {
+    let payload = match route.encoder.encode_json(&body, unknown) {
+        Ok(payload) => payload,
+        Err(EncodeError::Contract(more)) => {
             violations.extend(more);
             return Err(Problem::contract(violations));
         }
+        Err(EncodeError::Write(e)) => {
+            return Err(Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "encoding-failed", e));
+        }
     };
-    let payload = route
-        .encoder
-        .encode(record)
-        .map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "encoding-failed", e))?;
+    violations.extend(crate::amounts::violations(&route.contract, &body));
+    if !violations.is_empty() {
+        return Err(Problem::contract(violations));
+    }
     Ok(Encoded { event_id, payload })
 }
 

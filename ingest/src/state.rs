@@ -39,7 +39,6 @@ pub(crate) struct RouteSpec {
     pub(crate) topic: String,
     /// Contract (schema) name, the `event-type` header.
     pub(crate) contract: String,
-    pub(crate) schema: apache_avro::Schema,
     /// Encoder of the contract under its registered schema id, built once.
     pub(crate) encoder: interchange_core::avro::Encoder,
     /// Top-level field names of the contract.

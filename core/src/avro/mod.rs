@@ -2,12 +2,16 @@
 //! encoder per contract and its one reader of records ([`Reader`]).
 
 pub(crate) mod decimal;
+mod direct;
 mod reader;
 
 pub use reader::{DecodeError, Decoded, Reader};
 
 use apache_avro::types::Value;
 use apache_avro::Schema;
+use serde_json::Value as Json;
+
+use crate::contract::{json_to_avro, UnknownFields, Violation};
 
 /// Encodes `value` (already valid for `schema`) with `schema_id` in front.
 pub fn wire_format(schema: &Schema, schema_id: u32, value: Value) -> Result<Vec<u8>, String> {
@@ -27,6 +31,8 @@ pub struct Encoder {
     schema: &'static Schema,
     schema_id: u32,
     writer: apache_avro::writer::datum::GenericDatumWriter<'static>,
+    /// The contract compiled for JSON straight to Avro binary.
+    direct: direct::Plan,
 }
 
 impl std::fmt::Debug for Encoder {
@@ -41,7 +47,8 @@ impl Encoder {
         let schema: &'static Schema = Box::leak(Box::new(schema));
         let writer =
             apache_avro::writer::datum::GenericDatumWriter::builder(schema).build().map_err(|e| e.to_string())?;
-        Ok(Self { schema, schema_id, writer })
+        let direct = direct::Plan::new(schema);
+        Ok(Self { schema, schema_id, writer, direct })
     }
 
     /// The schema.
@@ -57,6 +64,37 @@ impl Encoder {
         self.writer.write_value(&mut out, value).map_err(|e| e.to_string())?;
         Ok(out)
     }
+
+    /// Confluent wire format of a JSON body of this contract: what
+    /// [`json_to_avro`] then [`Encoder::encode`] would write, straight from the JSON when the
+    /// body is plainly valid, through them (naming every violation) otherwise.
+    pub fn encode_json(&self, json: &Json, unknown: UnknownFields) -> Result<Vec<u8>, EncodeError> {
+        let mut out = Vec::with_capacity(256);
+        out.push(0);
+        out.extend_from_slice(&self.schema_id.to_be_bytes());
+        if self.direct.encode(json, unknown, &mut out).is_some() {
+            return Ok(out);
+        }
+        let value = json_to_avro(self.schema, json, unknown).map_err(EncodeError::Contract)?;
+        self.encode(value).map_err(EncodeError::Write)
+    }
+}
+
+/// Why [`Encoder::encode_json`] wrote nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EncodeError {
+    /// The body breaks the contract: every violation.
+    #[error("{}", describe(.0))]
+    Contract(Vec<Violation>),
+    /// The Avro writer refused the value.
+    #[error("{0}")]
+    Write(String),
+}
+
+/// "/items/0/quantity: expected an integer, found a string; ...".
+fn describe(violations: &[Violation]) -> String {
+    let parts: Vec<String> = violations.iter().map(|v| format!("{}: {}", v.pointer, v.detail)).collect();
+    parts.join("; ")
 }
 
 /// The schema id of a wire-format payload, if it is one.

@@ -16,6 +16,7 @@ use apache_avro::Schema;
 use serde_json::Value as Json;
 
 use super::decimal;
+use super::direct::Plan;
 use crate::contract::avro_to_json;
 use crate::registry::{Registry, SchemaById};
 
@@ -62,18 +63,76 @@ pub struct Decoded {
 
 /// A contract this reader reads into.
 #[derive(Debug)]
-struct Contract {
+pub(super) struct Contract {
     name: String,
     schema: Schema,
     /// Named types of the schema, so references resolve while checking values.
     names: HashMap<Name, Schema>,
+    /// The contract compiled for records written with its own schema.
+    direct: Plan,
+}
+
+impl Contract {
+    /// Contract `name` and its record's full name; `None` when the schema is not a record.
+    pub(super) fn new(name: String, schema: Schema) -> Option<(String, Self)> {
+        let full_name = full_name(&schema)?;
+        let names = ResolvedSchema::new(&schema)
+            .map(|r| r.get_names().iter().map(|(n, s)| (n.clone(), (*s).clone())).collect())
+            .unwrap_or_default();
+        let direct = Plan::new(&schema);
+        Some((full_name, Self { name, schema, names, direct }))
+    }
 }
 
 /// A writer schema fetched once per id: the schema is leaked to give its datum reader a
 /// `'static` borrow; there is one per schema id the registry holds and a record named.
-struct Writer {
+pub(super) struct Writer {
     full_name: Option<String>,
     reader: GenericDatumReader<'static>,
+    /// The writer's schema is its contract's, exactly: its records can be read directly.
+    pub(super) same_as_contract: bool,
+}
+
+impl Writer {
+    /// A reader of records written with `schema`, which `contracts` may hold exactly.
+    pub(super) fn new(schema: Schema, contracts: &HashMap<String, Contract>) -> Result<Self, String> {
+        let full_name = full_name(&schema);
+        let contract = full_name.as_ref().and_then(|name| contracts.get(name));
+        let same_as_contract = contract.is_some_and(|c| same_schema(&c.schema, &schema));
+        let schema: &'static Schema = Box::leak(Box::new(schema));
+        let reader = GenericDatumReader::builder(schema).build().map_err(|e| e.to_string())?;
+        Ok(Self { full_name, reader, same_as_contract })
+    }
+}
+
+/// The same schema in every attribute apache-avro keeps (names, types, logical types,
+/// defaults, order, aliases), not only the parsing canonical form.
+fn same_schema(a: &Schema, b: &Schema) -> bool {
+    matches!((serde_json::to_value(a), serde_json::to_value(b)), (Ok(a), Ok(b)) if a == b)
+}
+
+/// Reads `body` written by `writer` into `contract`: the general path.
+pub(super) fn read_value(writer: &Writer, contract: &Contract, id: u32, mut body: &[u8]) -> Result<Value, DecodeError> {
+    let written =
+        writer.reader.read_value(&mut body).map_err(|e| DecodeError::Corrupt { id, reason: e.to_string() })?;
+    let broken = |reason: String| DecodeError::Contract { id, contract: contract.name.clone(), reason };
+    let widened = widen_decimals(written).map_err(broken)?;
+    // With the contract's names resolved once: `resolve` alone rebuilt them for every record.
+    let resolved = widened.resolve_with_names(&contract.schema, &contract.names).map_err(|e| broken(e.to_string()))?;
+    check_decimals(resolved, &contract.schema, &contract.names).map_err(broken)
+}
+
+/// The JSON of `body` written by `writer` in `contract`'s shape: straight from the bytes when
+/// the writer's schema is the contract's, through [`read_value`] otherwise (or when the direct
+/// read declines: it then names what is wrong).
+pub(super) fn read_json(writer: &Writer, contract: &Contract, id: u32, body: &[u8]) -> Result<Json, DecodeError> {
+    if writer.same_as_contract {
+        if let Some(json) = contract.direct.decode(body) {
+            return Ok(json);
+        }
+    }
+    let value = read_value(writer, contract, id, body)?;
+    Ok(avro_to_json(&contract.schema, &value))
 }
 
 /// Reads records into the hub's contracts; writer schemas are fetched once per id.
@@ -94,16 +153,7 @@ impl std::fmt::Debug for Reader {
 impl Reader {
     /// A reader of `contracts` (name and schema) through `registry`.
     pub fn new(registry: Registry, contracts: impl IntoIterator<Item = (String, Schema)>) -> Self {
-        let contracts = contracts
-            .into_iter()
-            .filter_map(|(name, schema)| {
-                let full_name = full_name(&schema)?;
-                let names = ResolvedSchema::new(&schema)
-                    .map(|r| r.get_names().iter().map(|(n, s)| (n.clone(), (*s).clone())).collect())
-                    .unwrap_or_default();
-                Some((full_name, Contract { name, schema, names }))
-            })
-            .collect();
+        let contracts = contracts.into_iter().filter_map(|(name, schema)| Contract::new(name, schema)).collect();
         Self { registry, contracts, writers: RwLock::new(HashMap::new()) }
     }
 
@@ -114,31 +164,30 @@ impl Reader {
 
     /// Reads `payload` (Confluent wire format) into the contract its writer's record type names.
     pub async fn decode(&self, payload: &[u8]) -> Result<Decoded, DecodeError> {
-        let (id, mut body) = match payload {
-            [0, a, b, c, d, rest @ ..] => (u32::from_be_bytes([*a, *b, *c, *d]), rest),
-            [] => return Err(DecodeError::NotAvro("an empty value".to_owned())),
-            _ => return Err(DecodeError::NotAvro("no magic byte 0 and 4-byte schema id in front".to_owned())),
-        };
-        let writer = self.writer(id).await?;
-        let name = writer.full_name.clone().unwrap_or_else(|| "(not a record)".to_owned());
-        let contract = self.contracts.get(&name).ok_or_else(|| DecodeError::UnknownType { id, name: name.clone() })?;
-        let written =
-            writer.reader.read_value(&mut body).map_err(|e| DecodeError::Corrupt { id, reason: e.to_string() })?;
-        let broken = |reason: String| DecodeError::Contract { id, contract: contract.name.clone(), reason };
-        let widened = widen_decimals(written).map_err(broken)?;
-        // With the contract's names resolved once: `resolve` alone rebuilt them for every record.
-        let resolved =
-            widened.resolve_with_names(&contract.schema, &contract.names).map_err(|e| broken(e.to_string()))?;
-        let value = check_decimals(resolved, &contract.schema, &contract.names).map_err(broken)?;
+        let (id, writer, contract, body) = self.locate(payload).await?;
+        let value = read_value(&writer, contract, id, body)?;
         Ok(Decoded { contract: contract.name.clone(), schema_id: id, value })
     }
 
     /// Reads `payload` and turns it into the JSON shape the hub's contracts take
     /// ([`crate::contract::avro_to_json`]): the contract's name and the JSON.
     pub async fn decode_json(&self, payload: &[u8]) -> Result<(String, Json), DecodeError> {
-        let decoded = self.decode(payload).await?;
-        let json = self.to_json(&decoded);
-        Ok((decoded.contract, json))
+        let (id, writer, contract, body) = self.locate(payload).await?;
+        let json = read_json(&writer, contract, id, body)?;
+        Ok((contract.name.clone(), json))
+    }
+
+    /// The schema id, writer, contract and Avro body of `payload`.
+    async fn locate<'p>(&self, payload: &'p [u8]) -> Result<(u32, Arc<Writer>, &Contract, &'p [u8]), DecodeError> {
+        let (id, body) = match payload {
+            [0, a, b, c, d, rest @ ..] => (u32::from_be_bytes([*a, *b, *c, *d]), rest),
+            [] => return Err(DecodeError::NotAvro("an empty value".to_owned())),
+            _ => return Err(DecodeError::NotAvro("no magic byte 0 and 4-byte schema id in front".to_owned())),
+        };
+        let writer = self.writer(id).await?;
+        let name = writer.full_name.clone().unwrap_or_else(|| "(not a record)".to_owned());
+        let contract = self.contracts.get(&name).ok_or(DecodeError::UnknownType { id, name })?;
+        Ok((id, writer, contract, body))
     }
 
     /// `decoded` as JSON (decimals as strings with the contract's scale, timestamps RFC 3339).
@@ -161,11 +210,8 @@ impl Reader {
             Err(error) => return Err(DecodeError::Unavailable(error.to_string())),
         };
         let schema = Schema::parse_str(&text).map_err(|e| unknown(format!("does not parse as Avro: {e}")))?;
-        let full_name = full_name(&schema);
-        let schema: &'static Schema = Box::leak(Box::new(schema));
-        let reader =
-            GenericDatumReader::builder(schema).build().map_err(|e| unknown(format!("cannot be read: {e}")))?;
-        let writer = Arc::new(Writer { full_name, reader });
+        let writer = Writer::new(schema, &self.contracts).map_err(|e| unknown(format!("cannot be read: {e}")))?;
+        let writer = Arc::new(writer);
         if let Ok(mut writers) = self.writers.write() {
             writers.entry(id).or_insert_with(|| Arc::clone(&writer));
         }

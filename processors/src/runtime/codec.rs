@@ -2,22 +2,16 @@
 
 use std::collections::HashMap;
 
-use apache_avro::Schema;
 use interchange_core::avro::Reader;
-use interchange_core::contract::{json_to_avro, UnknownFields};
+use interchange_core::contract::UnknownFields;
 use interchange_core::topology::Topology;
 
 pub(crate) use interchange_core::avro::DecodeError;
 
 use super::error::ProcessorError;
 
-/// A contract the processor writes, with its registered id per topic.
-#[derive(Debug)]
-struct Output {
-    schema: Schema,
-    /// Encoder (with the registered id) by full topic name.
-    encoders: HashMap<String, interchange_core::avro::Encoder>,
-}
+/// A contract's encoders (each with its registered id) by full topic name.
+type Output = HashMap<String, interchange_core::avro::Encoder>;
 
 /// Decodes inputs through the registry (any compatible version a producer registered, read by
 /// core's one [`Reader`]) and encodes outputs with the exact contracts of the topology.
@@ -47,11 +41,7 @@ impl Codec {
                 let id = registry.registered_id(&topic.subject(contract), &contract.text).await?;
                 let encoder = interchange_core::avro::Encoder::new(contract.schema.clone(), id)
                     .map_err(|reason| ProcessorError::Encode { contract: name.clone(), reason })?;
-                outputs
-                    .entry(name.clone())
-                    .or_insert_with(|| Output { schema: contract.schema.clone(), encoders: HashMap::new() })
-                    .encoders
-                    .insert(topic.name.clone(), encoder);
+                outputs.entry(name.clone()).or_default().insert(topic.name.clone(), encoder);
                 readers.push((name.clone(), contract.schema.clone()));
             }
         }
@@ -76,19 +66,12 @@ impl Codec {
             contract: contract.to_owned(),
             reason: "not a known contract".to_owned(),
         })?;
-        let encoder = output.encoders.get(topic).ok_or_else(|| ProcessorError::Encode {
+        let encoder = output.get(topic).ok_or_else(|| ProcessorError::Encode {
             contract: contract.to_owned(),
             reason: format!("not carried by topic {topic}"),
         })?;
-        let value =
-            json_to_avro(&output.schema, json, UnknownFields::Ignore).map_err(|violations| ProcessorError::Encode {
-                contract: contract.to_owned(),
-                reason: violations
-                    .iter()
-                    .map(|v| format!("{}: {}", v.pointer, v.detail))
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            })?;
-        encoder.encode(value).map_err(|reason| ProcessorError::Encode { contract: contract.to_owned(), reason })
+        encoder
+            .encode_json(json, UnknownFields::Ignore)
+            .map_err(|error| ProcessorError::Encode { contract: contract.to_owned(), reason: error.to_string() })
     }
 }

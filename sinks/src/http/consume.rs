@@ -370,9 +370,9 @@ pub(super) async fn consume(ctx: Arc<Context>, kafka: KafkaSettings, group: Grou
                 }
                 let decoded = match message.payload() {
                     Some(payload) => loop {
-                        match ctx.reader.decode(payload).await {
-                            Ok(d) if d.contract == kind => break Ok(ctx.reader.to_json(&d)),
-                            Ok(d) => break Err(format!("event-type {kind:?} but the record is a {}", d.contract)),
+                        match ctx.reader.decode_json(payload).await {
+                            Ok((contract, json)) if contract == kind => break Ok(json),
+                            Ok((contract, _)) => break Err(format!("event-type {kind:?} but the record is a {contract}")),
                             // The registry is unreachable: wait for it rather than dead-letter.
                             Err(error) if error.is_transient() && !group.stop.is_cancelled() => {
                                 tracing::warn!(%error, sink = %ctx.sink.name, "schema registry; retrying");

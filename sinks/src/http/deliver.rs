@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use interchange_core::avro::{Encoder, Reader};
 use interchange_core::clock::now_millis;
-use interchange_core::contract::{json_to_avro, UnknownFields};
+use interchange_core::contract::UnknownFields;
 use interchange_core::headers::{EventHeaders, Received};
 use interchange_core::topology::Sink;
 use rdkafka::message::{OwnedHeaders, OwnedMessage};
@@ -170,9 +170,9 @@ impl Context {
                 "http_status": delivery.status, "partner_reference": delivery.partner_reference,
                 "attempts": delivery.attempts, "detail": delivery.detail, "completed_at": now_millis(),
             });
-            let value = json_to_avro(encoder.schema(), &result, UnknownFields::Reject)
-                .map_err(|v| SinkError::Config(format!("result: {v:?}")))?;
-            let payload = encoder.encode(value).map_err(SinkError::Config)?;
+            let payload = encoder
+                .encode_json(&result, UnknownFields::Reject)
+                .map_err(|e| SinkError::Config(format!("result: {e}")))?;
             let headers = EventHeaders::new(&job.key, &event_id, "delivery_result", "sink")
                 .traced(traceparent.map(str::to_owned), None)
                 .to_kafka();
@@ -212,9 +212,9 @@ impl Context {
             &[("hub-partner", partner)],
         );
         let (topic, encoder) = &self.dead_letter;
-        let avro = json_to_avro(encoder.schema(), &letter.value, UnknownFields::Reject)
-            .map_err(|v| SinkError::Config(format!("dead letter: {v:?}")))?;
-        let payload = encoder.encode(avro).map_err(SinkError::Config)?;
+        let payload = encoder
+            .encode_json(&letter.value, UnknownFields::Reject)
+            .map_err(|e| SinkError::Config(format!("dead letter: {e}")))?;
         self.send(topic, &job.key, &payload, letter.headers).await
     }
 

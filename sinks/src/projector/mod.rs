@@ -19,7 +19,7 @@ use std::time::Duration;
 use futures::{FutureExt, StreamExt};
 use interchange_core::avro::{Encoder, Reader};
 use interchange_core::clock::now_millis;
-use interchange_core::contract::{json_to_avro, UnknownFields};
+use interchange_core::contract::UnknownFields;
 use interchange_core::kafka::KafkaSettings;
 use interchange_core::topology::Sink;
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -315,10 +315,7 @@ impl Projector {
         let stage = format!("sink:{}", self.sink.name);
         let letter = interchange_core::dead_letter::dead_letter(message, &stage, "PERMANENT", reason, &[]);
         let (topic, encoder) = &self.dead_letter;
-        let payload = match json_to_avro(encoder.schema(), &letter.value, UnknownFields::Reject)
-            .map_err(|v| format!("{v:?}"))
-            .and_then(|avro| encoder.encode(avro))
-        {
+        let payload = match encoder.encode_json(&letter.value, UnknownFields::Reject) {
             Ok(payload) => payload,
             Err(error) => {
                 tracing::error!(%error, "dead letter not encodable");
