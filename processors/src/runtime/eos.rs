@@ -506,8 +506,7 @@ impl<'a, M: Machine> Loop<'a, M> {
         if !self.batch.open {
             return Ok(());
         }
-        // Only what the broker acknowledged commits: a refused record redoes the batch.
-        if self.batch.redo || !self.settle(None)? {
+        if self.batch.redo {
             return self.redo();
         }
         let started = Instant::now();
@@ -543,7 +542,19 @@ impl<'a, M: Machine> Loop<'a, M> {
             interchange_core::telemetry::link(&span, tp);
         }
         let _entered = span.enter();
-        let result = if self.eos() { self.commit_transaction(&offsets) } else { self.commit_at_least_once(&offsets) };
+        // Exactly-once: the offsets join the transaction while its records are still being
+        // acknowledged (two round trips overlapping the produce's instead of following it); a
+        // record refused meanwhile still aborts the whole transaction below.
+        if self.eos() {
+            if let Err(source) = self.send_offsets(&offsets) {
+                return self.commit_failed(source);
+            }
+        }
+        // Only what the broker acknowledged commits: a refused record redoes the batch.
+        if !self.settle(None)? {
+            return self.redo();
+        }
+        let result = if self.eos() { self.end_transaction() } else { self.commit_at_least_once(&offsets) };
         match result {
             Ok(()) => {
                 tracing::debug!(
@@ -565,13 +576,18 @@ impl<'a, M: Machine> Loop<'a, M> {
                 self.batch = Batch::default();
                 Ok(())
             }
-            Err(source) => match react(&source) {
-                Reaction::Fatal => Err(ProcessorError::Kafka { operation: "commit", source }),
-                Reaction::Retry | Reaction::AbortAndRewind => {
-                    tracing::warn!(%source, "commit failed; aborting and redoing the batch");
-                    self.redo()
-                }
-            },
+            Err(source) => self.commit_failed(source),
+        }
+    }
+
+    /// A commit that failed: fatal (fenced) ends the process, anything else redoes the batch.
+    fn commit_failed(&mut self, source: KafkaError) -> Result<(), ProcessorError> {
+        match react(&source) {
+            Reaction::Fatal => Err(ProcessorError::Kafka { operation: "commit", source }),
+            Reaction::Retry | Reaction::AbortAndRewind => {
+                tracing::warn!(%source, "commit failed; aborting and redoing the batch");
+                self.redo()
+            }
         }
     }
 
@@ -590,8 +606,9 @@ impl<'a, M: Machine> Loop<'a, M> {
         Ok(())
     }
 
-    fn commit_transaction(&mut self, offsets: &TopicPartitionList) -> Result<(), KafkaError> {
-        self.drain()?;
+    /// Adds the consumed offsets (with the group's metadata, which fences a zombie) to the open
+    /// transaction.
+    fn send_offsets(&mut self, offsets: &TopicPartitionList) -> Result<(), KafkaError> {
         if offsets.count() > 0 {
             let metadata = self.consumer.group_metadata().ok_or(KafkaError::Canceled)?;
             let mut attempt = 0;
@@ -602,6 +619,12 @@ impl<'a, M: Machine> Loop<'a, M> {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Commits the open transaction, its records acknowledged and its offsets sent.
+    fn end_transaction(&mut self) -> Result<(), KafkaError> {
+        self.drain()?;
         let mut attempt = 0;
         loop {
             match self.producer.commit_transaction(CALL_TIMEOUT) {
