@@ -184,6 +184,10 @@ async fn every_contract_round_trips_exactly_with_the_stock_confluent_python_serd
         let decoded = reader.decode(&bytes).await.unwrap_or_else(|e| panic!("{name}: the hub refused {e}"));
         assert_eq!(&decoded.contract, name);
         assert_eq!(&reader.to_json(&decoded), canonical, "{name}: what the hub read from Confluent's bytes");
+        // The roles' reader: straight from the bytes when the writer schema is the contract.
+        let (contract, json) = reader.decode_json(&bytes).await.unwrap_or_else(|e| panic!("{name}: refused {e}"));
+        assert_eq!(&contract, name);
+        assert_eq!(&json, canonical, "{name}: what the roles read from Confluent's bytes");
     }
     assert!(shorter > 0, "the stock serializer wrote no decimal shorter than the hub's: the case is not exercised");
 }
@@ -233,6 +237,8 @@ async fn a_newer_compatible_version_is_read_and_unknown_or_incompatible_ids_are_
     let decoded = reader.decode(&bytes).await.expect("a compatible version is read");
     assert_eq!(u64::from(decoded.schema_id), new_id);
     let json = reader.to_json(&decoded);
+    let (_, through_roles) = reader.decode_json(&bytes).await.expect("read by the roles' reader too");
+    assert_eq!(through_roles, json, "another writer schema takes the resolving path");
     assert_eq!(json["channel"], "UNKNOWN", "a symbol the contract lacks takes the enum's default");
     assert!(json.get("loyalty_tier").is_none(), "a field the contract lacks is dropped");
     assert_eq!(json["items"][1]["unit_price"], "9999999999999999.99");
