@@ -369,7 +369,7 @@ impl PartnerClient {
             "error.type" = tracing::field::Empty,
         );
         let result =
-            tracing::Instrument::instrument(self.call(method, request, status, detail, &span), span.clone()).await;
+            tracing::Instrument::instrument(self.call(method, request, url, status, detail, &span), span.clone()).await;
         match *status {
             Some(code) => span.record("http.response.status_code", code),
             None => {
@@ -383,13 +383,18 @@ impl PartnerClient {
         &self,
         method: reqwest::Method,
         request: &Request,
+        url: Option<reqwest::Url>,
         status: &mut Option<u16>,
         detail: &mut Option<String>,
         span: &tracing::Span,
     ) -> (Attempt, Option<Duration>, Option<String>) {
-        let mut builder = self
-            .http
-            .request(method, &request.url)
+        // The URL parsed once for the span and the request (reqwest reports one that does not
+        // parse, as before).
+        let builder = match url {
+            Some(url) => self.http.request(method, url),
+            None => self.http.request(method, &request.url),
+        };
+        let mut builder = builder
             .header("content-type", "application/json")
             .header("idempotency-key", &request.idempotency_key)
             .body(request.body.clone());

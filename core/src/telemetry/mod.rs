@@ -7,6 +7,8 @@
 //! makes a span the child of an incoming one, [`traceparent`] gives the header for a span's
 //! children.
 
+mod fields;
+
 use std::collections::HashMap;
 use std::io::IsTerminal;
 
@@ -112,6 +114,7 @@ pub fn init(format: LogFormat, filter: &str, role: &'static str) -> Telemetry {
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(false)
+            .fmt_fields(fields::AppendingJsonFields)
             .with_writer(move || RoleWriter { role, out: std::io::stderr() })
             .boxed()
     } else {
