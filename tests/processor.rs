@@ -125,16 +125,49 @@ async fn a_state_topic_that_is_not_compacted_on_the_broker_stops_the_processor()
     let alter = rdkafka::admin::AlterConfig::new(rdkafka::admin::ResourceSpecifier::Topic(&state))
         .set("cleanup.policy", "delete")
         .set("min.insync.replicas", "1");
-    admin.alter_configs(&[alter], &rdkafka::admin::AdminOptions::new()).await.expect("altered");
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let options = rdkafka::admin::AdminOptions::new();
+    let altered = admin.alter_configs(&[alter], &options).await.expect("altered");
+    assert!(altered.iter().all(Result::is_ok), "{altered:?}");
+    // The processor starts only once the broker reports the change (a fixed sleep was too
+    // short for a loaded broker: the processor then started normally and the test waited
+    // forever).
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let described = admin
+            .describe_configs(&[rdkafka::admin::ResourceSpecifier::Topic(&state)], &options)
+            .await
+            .expect("describe configs");
+        let policy = described
+            .into_iter()
+            .next()
+            .and_then(Result::ok)
+            .and_then(|resource| resource.get("cleanup.policy").and_then(|e| e.value.clone()));
+        if policy.as_deref() == Some("delete") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the broker still reports cleanup.policy={policy:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let mut processor = Processor::spawn(&topology, &prefix, "p1", &[]);
     let status = tokio::task::spawn_blocking(move || {
-        let status = processor.child.wait().expect("exits");
-        (status, processor.log_text())
+        // Bounded: a processor that does not stop fails the test instead of hanging the suite.
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Some(status) = processor.child.try_wait().expect("wait") {
+                return (Some(status), processor.log_text());
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = processor.child.kill();
+                let _ = processor.child.wait();
+                return (None, processor.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     })
     .await
     .expect("join");
-    assert!(!status.0.success(), "exits non-zero");
+    let exited = status.0.unwrap_or_else(|| panic!("the processor did not stop within 120 s:\n{}", status.1));
+    assert!(!exited.success(), "exits non-zero");
     assert!(status.1.contains("must be compacted"), "{}", status.1);
 }
 
