@@ -150,19 +150,11 @@ async fn a_state_topic_that_is_not_compacted_on_the_broker_stops_the_processor()
     }
     let mut processor = Processor::spawn(&topology, &prefix, "p1", &[]);
     let status = tokio::task::spawn_blocking(move || {
-        // Bounded: a processor that does not stop fails the test instead of hanging the suite.
-        let deadline = std::time::Instant::now() + Duration::from_secs(120);
-        loop {
-            if let Some(status) = processor.child.try_wait().expect("wait") {
-                return (Some(status), processor.log_text());
-            }
-            if std::time::Instant::now() > deadline {
-                let _ = processor.child.kill();
-                let _ = processor.child.wait();
-                return (None, processor.log_text());
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        // Bounded: a processor that does not stop fails the test instead of hanging the suite
+        // (dropped, it is killed).
+        let exited = processor.wait_exit(Duration::from_secs(120));
+        let status = exited.then(|| processor.child.wait().expect("exit status"));
+        (status, processor.log_text())
     })
     .await
     .expect("join");
