@@ -10,12 +10,8 @@ redis_ready() { [[ "$(redis-cli -h "$HOST" -p "$REDIS_PORT" ping 2>/dev/null)" =
 
 redis_install() {
   command -v redis-server >/dev/null && command -v redis-cli >/dev/null && return 0
-  say "installing redis-server with apt-get"
-  local sudo=()
-  [[ $(id -u) == 0 ]] || sudo=(sudo)
-  export DEBIAN_FRONTEND=noninteractive
-  "${sudo[@]}" apt-get update -qq
-  "${sudo[@]}" apt-get install -y -qq redis-server >/dev/null
+  say "installing redis-server with apt-get (scripts/apt-install)"
+  "$REPO_ROOT/scripts/apt-install" redis-server >/dev/null
 }
 
 redis_prepare() {
