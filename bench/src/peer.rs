@@ -49,6 +49,8 @@ pub struct Comparison {
     pub(super) hub: Vec<Throughput>,
     peer: Vec<PeerRun>,
     batch: usize,
+    /// Transaction loops of the hub's processor, stream threads of the Kafka Streams peer.
+    threads: u16,
     against: Peer,
 }
 
@@ -64,7 +66,12 @@ impl Comparison {
             Peer::Kstreams => "against Kafka Streams",
             Peer::Declared => "the declared order saga against the coded one (hub: coded)",
         };
-        println!("\n{title} ({} alternating pairs, exactly-once at batch {})", self.hub.len(), self.batch);
+        println!(
+            "\n{title} ({} alternating pairs, exactly-once at batch {}, {} thread(s) each)",
+            self.hub.len(),
+            self.batch,
+            self.threads
+        );
         for (i, (h, p)) in self.hub.iter().zip(&self.peer).enumerate() {
             println!(
                 "  pair {}: hub {:.0} records/s, {name} {:.0} records/s ({:.2}x){}",
@@ -94,6 +101,7 @@ impl Comparison {
         json!({
             "peer": self.against.name(),
             "batch": self.batch,
+            "threads": self.threads,
             "hub_records_per_second": self.hub.iter().map(|r| r.records_per_second).collect::<Vec<_>>(),
             "peer_records_per_second": self.peer.iter().map(|r| r.records_per_second).collect::<Vec<_>>(),
             "hub_median": hub,
@@ -153,11 +161,13 @@ fn peer_dir(args: &ProcessBenchArgs) -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
-/// `run.sh backlog N` against the same broker; its one JSON line on stdout is the report.
-async fn run_peer(dir: &Path, kafka: &KafkaSettings, orders: usize) -> anyhow::Result<PeerRun> {
+/// `run.sh backlog N --threads T` against the same broker (as many stream threads as the hub's
+/// processor has transaction loops, `HUB_PROCESSOR_THREADS`); its one JSON line on stdout is the
+/// report.
+async fn run_peer(dir: &Path, kafka: &KafkaSettings, orders: usize, threads: u16) -> anyhow::Result<PeerRun> {
     let output = tokio::process::Command::new("bash")
         .arg(dir.join("run.sh"))
-        .args(["backlog", &orders.to_string()])
+        .args(["backlog", &orders.to_string(), "--threads", &threads.to_string()])
         .env("BOOTSTRAP_SERVERS", &kafka.bootstrap_servers)
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
@@ -193,7 +203,8 @@ pub async fn compare(
     let topology = Topology::load(&global.topology, "").map_err(anyhow::Error::new)?;
     let batch = topology.processors.first().context("no processor")?.max_batch;
     let declared = if peer == Peer::Declared { Some(Declared::beside(global)?) } else { None };
-    let mut comparison = Comparison { hub: Vec::new(), peer: Vec::new(), batch, against: peer };
+    let threads = super::process::processor_config(Mode::ExactlyOnce)?.threads;
+    let mut comparison = Comparison { hub: Vec::new(), peer: Vec::new(), batch, threads, against: peer };
     for pair in 0..args.pairs {
         for hub_turn in if pair % 2 == 0 { [true, false] } else { [false, true] } {
             if hub_turn {
@@ -203,8 +214,12 @@ pub async fn compare(
                 eprintln!("  {:.0} records/s", run.records_per_second);
                 comparison.hub.push(run);
             } else if let Some(dir) = &dir {
-                eprintln!("pair {}: kstreams, exactly_once_v2, {} records ...", pair + 1, args.orders);
-                let run = run_peer(dir, kafka, args.orders).await?;
+                eprintln!(
+                    "pair {}: kstreams, exactly_once_v2, {threads} thread(s), {} records ...",
+                    pair + 1,
+                    args.orders
+                );
+                let run = run_peer(dir, kafka, args.orders, threads).await?;
                 eprintln!("  {:.0} records/s", run.records_per_second);
                 comparison.peer.push(run);
             } else if let Some(declared) = &declared {

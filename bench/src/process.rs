@@ -69,7 +69,9 @@ struct Defaults {
     config: ProcessorConfig,
 }
 
-fn processor_config(mode: Mode) -> anyhow::Result<ProcessorConfig> {
+/// The processor's options as `hub process` would read them (`HUB_PROCESSOR_THREADS` among
+/// them), with the bench's instance id and `mode`.
+pub(super) fn processor_config(mode: Mode) -> anyhow::Result<ProcessorConfig> {
     use clap::Parser;
     let mut config = Defaults::try_parse_from(["bench", "--processor-listen", "127.0.0.1:0"])?.config;
     config.mode = mode;
@@ -379,7 +381,11 @@ pub async fn run(global: &Global, args: &ProcessBenchArgs) -> anyhow::Result<Exi
         eprintln!("  {seconds:.2} s ({read} records, {rate:.0} records/s)");
         restores.push((*size, seconds, rate));
     }
-    println!("\nprocessor benchmark ({} orders per run)", args.orders);
+    let threads = processor_config(Mode::ExactlyOnce)?.threads;
+    println!(
+        "\nprocessor benchmark ({} orders per run, {threads} transaction loop(s): HUB_PROCESSOR_THREADS)",
+        args.orders
+    );
     println!("{:<14} {:>8} {:>14} {:>10} {:>8} {:>9}", "mode", "batch", "records/s", "commands", "missing", "repeated");
     for r in &runs {
         println!(

@@ -36,6 +36,13 @@ pub struct ProcessorConfig {
     /// Transitions kept in each order's history.
     #[arg(long, env = "HUB_PROCESSOR_HISTORY", default_value_t = 32)]
     pub history_limit: usize,
+    /// Transaction loops of this instance per processor, like Kafka Streams'
+    /// `num.stream.threads`: each is a member of the processor's consumer group with its own
+    /// transactional producer (`<group>-<instance id>` for the first, `-<n>` appended for the
+    /// others) and the state of the partitions it is assigned, so their transactions overlap
+    /// instead of each waiting alone for the broker's acknowledgements.
+    #[arg(long, env = "HUB_PROCESSOR_THREADS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub threads: u16,
     /// Event ids kept per order for duplicate detection.
     #[arg(long, env = "HUB_PROCESSOR_APPLIED_IDS", default_value_t = 64)]
     pub applied_limit: usize,

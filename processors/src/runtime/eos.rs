@@ -48,6 +48,8 @@ const MAX_LINKS: usize = 32;
 /// The loop's moving parts.
 pub(crate) struct Loop<'a, M: Machine> {
     pub(super) shared: &'a Shared<M>,
+    /// Which of the processor's loops this is (`--threads`).
+    pub(super) lane: usize,
     pub(super) consumer: BaseConsumer<RebalanceContext>,
     producer: BaseProducer<DeliveryContext>,
     pub(super) store: Store<M::State>,
@@ -68,11 +70,13 @@ pub(crate) struct Loop<'a, M: Machine> {
 impl<'a, M: Machine> Loop<'a, M> {
     pub(super) fn new(
         shared: &'a Shared<M>,
+        lane: usize,
         consumer: BaseConsumer<RebalanceContext>,
         producer: BaseProducer<DeliveryContext>,
     ) -> Self {
         Self {
             shared,
+            lane,
             consumer,
             producer,
             store: Store::new(shared.retention_ms, shared.remember_ms),
@@ -572,7 +576,7 @@ impl<'a, M: Machine> Loop<'a, M> {
                 self.shared.metrics.commit.observe(started.elapsed().as_secs_f64());
                 #[allow(clippy::cast_precision_loss)]
                 self.shared.metrics.batch.observe(self.batch.records as f64);
-                self.shared.metrics.states.set(i64::try_from(self.store.len()).unwrap_or(i64::MAX));
+                self.shared.set_states(self.lane, self.store.len());
                 self.batch = Batch::default();
                 Ok(())
             }

@@ -20,7 +20,6 @@ mod shared;
 pub mod store;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -104,31 +103,41 @@ pub async fn run(
     result
 }
 
-/// One processor set up and ready to loop: its shared state, clients and lookup thread.
+/// One processor set up and ready to loop: its shared state, its loops' clients (one consumer
+/// and one producer per `--threads`) and its lookup thread.
 struct Started<M: Machine> {
     shared: Arc<Shared<M>>,
-    consumer: rdkafka::consumer::BaseConsumer<consumer::RebalanceContext>,
-    producer: BaseProducer<delivery::DeliveryContext>,
+    lanes: Vec<(rdkafka::consumer::BaseConsumer<consumer::RebalanceContext>, BaseProducer<delivery::DeliveryContext>)>,
     lookup_thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl<M: Machine> Started<M> {
-    /// Runs the loop on a blocking thread until `shutdown`, then cancels it (so the other
-    /// processors stop too) and waits for the lookup thread.
+    /// Runs each loop on a blocking thread of its own until `shutdown`; the first to end
+    /// (an error, or `shutdown`) cancels it, so the others and the other processors stop too.
+    /// Then waits for the lookup thread.
     async fn run(self, shutdown: CancellationToken) -> Result<(), ProcessorError> {
-        let Started { shared, consumer, producer, lookup_thread } = self;
-        let (loop_shared, loop_shutdown) = (Arc::clone(&shared), shutdown.clone());
-        let result = tokio::task::spawn_blocking(move || {
-            let mut l = eos::Loop::new(&loop_shared, consumer, producer);
-            let result = l.run(&loop_shutdown);
-            l.consumer.unsubscribe();
-            result
-        })
-        .await
-        .map_err(|e| ProcessorError::Config(format!("processor loop: {e}")))
-        .and_then(|r| r);
-        if let Err(error) = &result {
-            tracing::error!(processor = %shared.name, %error, "processor failed; stopping the others");
+        let Started { shared, lanes, lookup_thread } = self;
+        let mut loops = Vec::new();
+        for (lane, (consumer, producer)) in lanes.into_iter().enumerate() {
+            let (loop_shared, loop_shutdown) = (Arc::clone(&shared), shutdown.clone());
+            loops.push(tokio::task::spawn_blocking(move || {
+                let mut l = eos::Loop::new(&loop_shared, lane, consumer, producer);
+                let result = l.run(&loop_shutdown);
+                l.consumer.unsubscribe();
+                if let Err(error) = &result {
+                    tracing::error!(processor = %loop_shared.name, lane, %error, "processor failed; stopping the others");
+                }
+                loop_shutdown.cancel();
+                result
+            }));
+        }
+        let mut result = Ok(());
+        for handle in loops {
+            let outcome =
+                handle.await.map_err(|e| ProcessorError::Config(format!("processor loop: {e}"))).and_then(|r| r);
+            if result.is_ok() {
+                result = outcome;
+            }
         }
         shutdown.cancel();
         if let Some(handle) = lookup_thread {
@@ -196,23 +205,38 @@ pub(crate) async fn start<M: Machine>(
         retention_ms,
         remember_ms,
         metrics: metrics.of(&processor.name),
-        ready: AtomicBool::new(false),
+        lanes: (0..config.threads.max(1)).map(|_| shared::Lane::default()).collect(),
     });
-    let consumer = consumer::consumer(&services.kafka, &group, config, shared.metrics.lag.clone(), &shared.name)?;
-    consumer
-        .subscribe(&processor.inputs.iter().map(String::as_str).collect::<Vec<_>>())
-        .map_err(|source| ProcessorError::Kafka { operation: "subscribe", source })?;
-    let transactional_id = format!("{group}-{}", config.instance_id);
-    let producer = producer(&services.kafka, &transactional_id, config)?;
-    tracing::info!(processor = %processor.name, %group, %transactional_id, mode = ?config.mode, "processor starting");
+    let mut lanes = Vec::new();
+    for lane in 0..config.threads.max(1) {
+        let consumer = consumer::consumer(&services.kafka, &group, config, shared.metrics.lag.clone(), &shared.name)?;
+        consumer
+            .subscribe(&processor.inputs.iter().map(String::as_str).collect::<Vec<_>>())
+            .map_err(|source| ProcessorError::Kafka { operation: "subscribe", source })?;
+        let transactional_id = transactional_id(&group, &config.instance_id, lane);
+        let producer = producer(&services.kafka, &transactional_id, config)?;
+        tracing::info!(processor = %processor.name, %group, %transactional_id, lane, mode = ?config.mode, "processor starting");
+        lanes.push((consumer, producer));
+    }
     let lookup = !processor.lookups.is_empty();
     let check = Arc::clone(&shared);
     let ready = Box::new(move || {
-        let waiting = !check.ready.load(Ordering::Acquire) || (lookup && !check.table.loaded());
+        let waiting = !check.ready() || (lookup && !check.table.loaded());
         waiting.then(|| format!("processor {}: waiting for partitions or the lookup table", check.name))
     });
-    let started = Started { shared, consumer, producer, lookup_thread };
+    let started = Started { shared, lanes, lookup_thread };
     Ok(Launched { ready, run: Box::pin(started.run(shutdown.clone())) })
+}
+
+/// The transactional id of loop `lane` of an instance: the first keeps the id an instance had
+/// before `--threads` existed, so an upgraded instance still fences its predecessor; the others
+/// are named like Kafka Streams' threads. An instance restarted with fewer threads leaves the
+/// others' open transactions to `transaction.timeout.ms`, as a replica that is gone does.
+fn transactional_id(group: &str, instance_id: &str, lane: u16) -> String {
+    match lane {
+        0 => format!("{group}-{instance_id}"),
+        n => format!("{group}-{instance_id}-thread-{n}"),
+    }
 }
 
 /// The machine's state contract is carried by the state topic.
@@ -293,4 +317,16 @@ fn producer(
     }
     p.create_with_context(delivery::DeliveryContext::default())
         .map_err(|source| ProcessorError::Kafka { operation: "producer", source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::transactional_id;
+
+    #[test]
+    fn the_first_loop_keeps_the_instance_id_and_the_others_are_numbered() {
+        assert_eq!(transactional_id("p.order-saga", "hub-0", 0), "p.order-saga-hub-0");
+        assert_eq!(transactional_id("p.order-saga", "hub-0", 1), "p.order-saga-hub-0-thread-1");
+        assert_ne!(transactional_id("g", "hub-0", 1), transactional_id("g", "hub-1", 0));
+    }
 }

@@ -24,7 +24,7 @@ impl<M: crate::machine::Machine> Loop<'_, M> {
             Err(_) => return Err(ProcessorError::Config("rebalance state poisoned".to_owned())),
         };
         if let Some((revoked, lost)) = seen.revoked {
-            tracing::info!(processor = %self.shared.name, ?revoked, lost, "partitions revoked; dropping their state");
+            tracing::info!(processor = %self.shared.name, lane = self.lane, ?revoked, lost, "partitions revoked; dropping their state");
             self.abort_batch(false)?;
             self.quarantine.clear();
             // A lost assignment (or a failed rebalance) may not list every partition: drop all.
@@ -36,8 +36,8 @@ impl<M: crate::machine::Machine> Loop<'_, M> {
             self.assigned.retain(|p| held.contains(p));
             self.positions.retain(|(_, p), _| held.contains(p));
             self.shared.metrics.rebalances.get_or_create(&self.labels(if lost { "lost" } else { "revoked" })).inc();
-            self.shared.metrics.states.set(i64::try_from(self.store.len()).unwrap_or(i64::MAX));
-            self.shared.ready.store(false, std::sync::atomic::Ordering::Release);
+            self.shared.set_states(self.lane, self.store.len());
+            self.shared.set_ready(self.lane, false);
         }
         let Some(assigned) = seen.assigned else { return Ok(()) };
         let partitions: Vec<i32> = {
@@ -56,12 +56,12 @@ impl<M: crate::machine::Machine> Loop<'_, M> {
         let started = Instant::now();
         let read = restore(&self.shared.settings, &self.shared.state_topic, &fresh, &mut self.store)?;
         self.shared.metrics.restore.observe(started.elapsed().as_secs_f64());
-        self.shared.metrics.states.set(i64::try_from(self.store.len()).unwrap_or(i64::MAX));
+        self.shared.set_states(self.lane, self.store.len());
         self.shared.metrics.rebalances.get_or_create(&self.labels("assigned")).inc();
-        tracing::info!(processor = %self.shared.name, ?partitions, restored = ?fresh, records = read, states = self.store.len(),
+        tracing::info!(processor = %self.shared.name, lane = self.lane, ?partitions, restored = ?fresh, records = read, states = self.store.len(),
             retiring = self.store.retiring(), seconds = started.elapsed().as_secs_f64(), "partitions assigned, state restored");
         self.assigned = partitions;
-        self.shared.ready.store(true, std::sync::atomic::Ordering::Release);
+        self.shared.set_ready(self.lane, true);
         Ok(())
     }
 

@@ -1,7 +1,7 @@
 //! What the transaction loop and the health endpoints share, fixed at start-up.
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,8 +37,38 @@ pub(crate) struct Shared<M> {
     /// How long a retired key is remembered (the state topic's `delete.retention.ms`).
     pub(crate) remember_ms: i64,
     pub(crate) metrics: Meters,
-    /// Partitions assigned and restored (the lookup table is checked apart).
-    pub(crate) ready: AtomicBool,
+    /// What each transaction loop (`--threads`) reports; index: the loop's number.
+    pub(crate) lanes: Vec<Lane>,
+}
+
+/// One transaction loop's part of the processor's readiness and state gauge.
+#[derive(Debug, Default)]
+pub(crate) struct Lane {
+    /// Its partitions assigned and restored (the lookup table is checked apart).
+    ready: AtomicBool,
+    /// States it holds.
+    states: AtomicI64,
+}
+
+impl<M> Shared<M> {
+    /// Every loop has its partitions assigned and restored.
+    pub(crate) fn ready(&self) -> bool {
+        self.lanes.iter().all(|l| l.ready.load(Ordering::Acquire))
+    }
+
+    pub(crate) fn set_ready(&self, lane: usize, ready: bool) {
+        if let Some(l) = self.lanes.get(lane) {
+            l.ready.store(ready, Ordering::Release);
+        }
+    }
+
+    /// Records that loop `lane` holds `states` states; the gauge shows the processor's total.
+    pub(crate) fn set_states(&self, lane: usize, states: usize) {
+        if let Some(l) = self.lanes.get(lane) {
+            l.states.store(i64::try_from(states).unwrap_or(i64::MAX), Ordering::Relaxed);
+        }
+        self.metrics.states.set(self.lanes.iter().map(|l| l.states.load(Ordering::Relaxed)).sum());
+    }
 }
 
 impl<M> std::fmt::Debug for Shared<M> {
