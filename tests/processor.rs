@@ -202,3 +202,48 @@ async fn a_pending_deadline_fires_once_after_a_restart() {
     }
     drop(restarted);
 }
+
+/// A restore reads to the end as of its start, including a transaction then in flight: the
+/// previous owner's last commit, whose markers a busy broker writes hundreds of milliseconds
+/// after the commit returned. The restore waits for it and keeps the states it commits (it used
+/// to stop at the last stable offset, and a loop joining under load lost those states).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restore_waits_for_a_transaction_in_flight_and_keeps_what_it_commits() {
+    use interchange_processors::runtime::{restore::restore, store::Store};
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+    let topic = format!("{}state", unique_prefix("restore-inflight"));
+    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
+        rdkafka::ClientConfig::new().set("bootstrap.servers", common::bootstrap()).create().expect("admin");
+    let new = rdkafka::admin::NewTopic::new(&topic, 1, rdkafka::admin::TopicReplication::Fixed(1))
+        .set("cleanup.policy", "compact");
+    let created = admin.create_topics(&[new], &rdkafka::admin::AdminOptions::new()).await.expect("create");
+    assert!(created.iter().all(Result::is_ok), "{created:?}");
+    let producer: BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", common::bootstrap())
+        .set("transactional.id", &topic)
+        .create()
+        .expect("producer");
+    let timeout = Duration::from_secs(30);
+    producer.init_transactions(timeout).expect("init");
+    producer.begin_transaction().expect("begin");
+    for key in ["order-1", "order-2"] {
+        producer.send(BaseRecord::to(&topic).key(key).payload("state")).expect("send");
+    }
+    producer.flush(timeout).expect("records on the broker, transaction open");
+    let settings = interchange_core::kafka::KafkaSettings::new(&common::bootstrap(), None, &[]).expect("settings");
+    let restoring = tokio::task::spawn_blocking({
+        let topic = topic.clone();
+        move || {
+            let mut store: Store<serde_json::Value> = Store::new(None, 0);
+            let read = restore(&settings, &topic, &[0], &mut store).expect("restore");
+            (read, store.len())
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(!restoring.is_finished(), "the restore ended with a transaction in flight below its end");
+    producer.commit_transaction(timeout).expect("commit");
+    let (read, states) =
+        tokio::time::timeout(Duration::from_secs(60), restoring).await.expect("restore ended").expect("join");
+    assert_eq!((read, states), (2, 2), "both committed states restored");
+}
