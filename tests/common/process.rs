@@ -274,9 +274,10 @@ pub async fn publish_inventory(topic: &str, levels: &[(&str, i64)]) {
         .set("partitioner", "murmur2_random")
         .create()
         .expect("producer");
+    let encoder = super::avro::encoder();
     for (sku, available) in levels {
         let json = serde_json::json!({ "sku": sku, "available": available, "updated_at": 1_700_000_000_000_i64 });
-        let bytes = super::avro::encode("inventory_level", topic, None, &json).await;
+        let bytes = super::avro::encode_with(&encoder, "inventory_level", topic, None, &json).await;
         producer
             .send(FutureRecord::to(topic).key(*sku).payload(&bytes), Duration::from_secs(10))
             .await

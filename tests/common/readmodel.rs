@@ -257,8 +257,9 @@ pub async fn produce_states(topic: &str, states: &[serde_json::Value]) {
         .set("enable.idempotence", "true")
         .create()
         .expect("producer");
+    let encoder = super::avro::encoder();
     for state in states {
-        let payload = super::avro::encode("order_state", topic, None, state).await;
+        let payload = super::avro::encode_with(&encoder, "order_state", topic, None, state).await;
         let key = state["correlation_id"].as_str().expect("key").to_owned();
         producer
             .send(FutureRecord::to(topic).key(&key).payload(&payload), Duration::from_secs(30))
