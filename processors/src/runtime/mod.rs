@@ -325,8 +325,8 @@ mod tests {
 
     #[test]
     fn the_first_loop_keeps_the_instance_id_and_the_others_are_numbered() {
-        assert_eq!(transactional_id("p.order-saga", "hub-0", 0), "p.order-saga-hub-0");
-        assert_eq!(transactional_id("p.order-saga", "hub-0", 1), "p.order-saga-hub-0-thread-1");
+        assert_eq!(transactional_id("p.flow", "hub-0", 0), "p.flow-hub-0");
+        assert_eq!(transactional_id("p.flow", "hub-0", 1), "p.flow-hub-0-thread-1");
         assert_ne!(transactional_id("g", "hub-0", 1), transactional_id("g", "hub-1", 0));
     }
 }
