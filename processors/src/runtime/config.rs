@@ -38,8 +38,8 @@ pub struct ProcessorConfig {
     pub history_limit: usize,
     /// Transaction loops of this instance per processor, like Kafka Streams'
     /// `num.stream.threads`: each is a member of the processor's consumer group with its own
-    /// transactional producer (`<group>-<instance id>` for the first, `-<n>` appended for the
-    /// others) and the state of the partitions it is assigned, so their transactions overlap
+    /// transactional producer (`<group>-<instance id>` for the first, `-thread-<n>` appended for
+    /// the others) and the state of the partitions it is assigned, so their transactions overlap
     /// instead of each waiting alone for the broker's acknowledgements.
     #[arg(long, env = "HUB_PROCESSOR_THREADS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub threads: u16,

@@ -188,6 +188,8 @@ pub(crate) async fn start<M: Machine>(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let group = topology.consumer_group(&processor.name);
+    // clap refuses 0; a config built in code gets one loop.
+    let threads = config.threads.max(1);
     let shared = Arc::new(Shared {
         name: processor.name.clone(),
         group: group.clone(),
@@ -205,10 +207,10 @@ pub(crate) async fn start<M: Machine>(
         retention_ms,
         remember_ms,
         metrics: metrics.of(&processor.name),
-        lanes: (0..config.threads.max(1)).map(|_| shared::Lane::default()).collect(),
+        lanes: (0..threads).map(|_| shared::Lane::default()).collect(),
     });
     let mut lanes = Vec::new();
-    for lane in 0..config.threads.max(1) {
+    for lane in 0..threads {
         let consumer = consumer::consumer(&services.kafka, &group, config, shared.metrics.lag.clone(), &shared.name)?;
         consumer
             .subscribe(&processor.inputs.iter().map(String::as_str).collect::<Vec<_>>())
