@@ -133,6 +133,15 @@ struct ErrorBody {
 }
 
 impl Registry {
+    /// Attempts at one registry call. A connection that fails or closes under a request (a
+    /// keep-alive connection the registry dropped, a registry restarting) is tried again on a
+    /// new one; a timeout is not, so [`RegistrySettings::timeout`] still bounds a silent registry.
+    /// Every call is safe to repeat: reads, `PUT /config`, and registering a schema, which the
+    /// registry answers with the same id.
+    const ATTEMPTS: u32 = 3;
+    /// The pause before the second attempt; it doubles before each further one.
+    const RETRY_PAUSE: Duration = Duration::from_millis(200);
+
     async fn call(
         &self,
         method: Method,
@@ -140,20 +149,46 @@ impl Registry {
         body: Option<serde_json::Value>,
     ) -> Result<(StatusCode, serde_json::Value), CoreError> {
         let url = format!("{}{path}", self.url);
-        let mut request = self.http.request(method, &url).header("Accept", CONTENT_TYPE);
+        let body = body.map(|b| b.to_string());
+        let mut pause = Self::RETRY_PAUSE;
+        let mut attempt = 1;
+        loop {
+            match self.attempt(method.clone(), &url, body.as_deref()).await {
+                Err(e)
+                    if attempt < Self::ATTEMPTS
+                        && !e.is_timeout()
+                        && (e.is_connect() || e.is_request() || e.is_body()) =>
+                {
+                    tracing::debug!(url = %url, attempt, error = %causes(&e), "registry call failed; trying again");
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                    attempt += 1;
+                }
+                Err(e) => return Err(CoreError::RegistryUnreachable { url, reason: causes(&e) }),
+                Ok((status, text)) => {
+                    let value = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+                    return Ok((status, value));
+                }
+            }
+        }
+    }
+
+    async fn attempt(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&str>,
+    ) -> Result<(StatusCode, String), reqwest::Error> {
+        let mut request = self.http.request(method, url).header("Accept", CONTENT_TYPE);
         if let Some((user, password)) = &self.basic_auth {
             request = request.basic_auth(user, Some(password));
         }
         if let Some(body) = body {
-            request = request.header("Content-Type", CONTENT_TYPE).body(body.to_string());
+            request = request.header("Content-Type", CONTENT_TYPE).body(body.to_owned());
         }
-        let unreachable =
-            |e: reqwest::Error| CoreError::RegistryUnreachable { url: url.clone(), reason: e.to_string() };
-        let response = request.send().await.map_err(unreachable)?;
+        let response = request.send().await?;
         let status = response.status();
-        let text = response.text().await.map_err(unreachable)?;
-        let value = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
-        Ok((status, value))
+        Ok((status, response.text().await?))
     }
 
     fn refused(subject: &str, status: StatusCode, body: &serde_json::Value) -> CoreError {
@@ -287,6 +322,22 @@ impl Registry {
         }
         answer.get("id").and_then(serde_json::Value::as_i64).ok_or_else(|| Self::refused(subject, status, &answer))
     }
+}
+
+/// An error with its causes (`error sending request ...: connection closed before message
+/// completed`): reqwest's own message alone does not say what failed.
+fn causes(error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// Percent-encodes a subject for a path segment (record full names hold only safe characters,
