@@ -121,13 +121,15 @@ impl<M: Machine> Started<M> {
         for (lane, (consumer, producer)) in lanes.into_iter().enumerate() {
             let (loop_shared, loop_shutdown) = (Arc::clone(&shared), shutdown.clone());
             loops.push(tokio::task::spawn_blocking(move || {
+                // Cancels when this loop ends, however it ends (a panic too): the handles are
+                // awaited in order, so a loop that is not first must stop the others itself.
+                let _stop_the_others = loop_shutdown.clone().drop_guard();
                 let mut l = eos::Loop::new(&loop_shared, lane, consumer, producer);
                 let result = l.run(&loop_shutdown);
                 l.consumer.unsubscribe();
                 if let Err(error) = &result {
                     tracing::error!(processor = %loop_shared.name, lane, %error, "processor failed; stopping the others");
                 }
-                loop_shutdown.cancel();
                 result
             }));
         }

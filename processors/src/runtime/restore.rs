@@ -35,7 +35,7 @@ pub fn restore<S>(
     // Read to the high watermark, which a read_uncommitted query answers; a read_committed one
     // answers the last stable offset, below a transaction committed by the partition's previous
     // owner whose markers are not written yet (hundreds of milliseconds on a busy broker): its
-    // states were not restored, and a second loop joining under load lost ~180 orders' states.
+    // states were not restored, and a second loop joining under load lost 102 orders' states.
     // Read read_committed up to the high watermark, the restore waits for every transaction in
     // flight to commit or abort, and keeps what commits.
     let watermarks: BaseConsumer = {
